@@ -1,0 +1,21 @@
+"""Test settings: the real PostgreSQL, fixed Meta secrets, fast hashing.
+
+Unit tests run Celery tasks in-process and use the in-memory channel layer; the end-to-end tests start
+Daphne and a Celery worker as real processes with ``config.settings.base`` and real Redis instead.
+"""
+import os
+
+os.environ["DJANGO_READ_DOT_ENV_FILE"] = "0"
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+from .base import *  # noqa: E402,F403
+from .base import env  # noqa: E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL = "memory://"
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+META_APP_SECRET = "test-app-secret"
+META_VERIFY_TOKEN = "test-verify-token"
+META_GRAPH_API_URL = env("TEST_META_GRAPH_API_URL", default="http://127.0.0.1:9")
+MEDIA_ROOT = "/tmp/whatsapp-inbox-test-media"

@@ -1,0 +1,28 @@
+"""The URL map: admin, the REST API, the Meta webhook."""
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from conversations.apis import ConversationListApi, ConversationMessageListApi, ConversationReadApi
+from webhooks.apis import WhatsAppWebhookApi
+
+api_patterns = [
+    path("api/webhook", WhatsAppWebhookApi.as_view(), name="webhook"),
+    path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain"),
+    path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("api/conversations/", ConversationListApi.as_view(), name="conversation_list"),
+    path(
+        "api/conversations/<int:conversation_id>/messages/",
+        ConversationMessageListApi.as_view(),
+        name="conversation_messages",
+    ),
+    path("api/conversations/<int:conversation_id>/read/", ConversationReadApi.as_view(), name="conversation_read"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    # The live inbox pages arrive with the inbox issue; until then the admin is the home page.
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    *api_patterns,
+]

@@ -1,0 +1,177 @@
+"""The inbox domain: business numbers, conversations, messages, their statuses, reactions and read state."""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from contacts.models import Contact
+
+
+class BusinessNumber(models.Model):
+    """A WhatsApp Business number connected through Meta's Cloud API; webhooks route by phone_number_id."""
+
+    phone_number_id = models.CharField(max_length=64, unique=True)
+    display_phone_number = models.CharField(max_length=32)
+    waba_id = models.CharField("WhatsApp Business Account id", max_length=64, blank=True, default="")
+    name = models.CharField(max_length=128, blank=True, default="")
+    # Write-only from the admin: the form never renders it back.
+    access_token = models.TextField(blank=True, default="")
+    needs_reauthorization = models.BooleanField(default=False)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="business_numbers")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name or self.display_phone_number
+
+
+class Conversation(models.Model):
+    """The one thread between a business number and a contact."""
+
+    number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="conversations")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
+    last_message_at = models.DateTimeField()
+    last_message_preview = models.CharField(max_length=300, blank=True, default="")
+    last_message_direction = models.CharField(max_length=3, blank=True, default="")
+    # Meta's timestamp of the customer's latest message: opens the 24-hour customer service window.
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["number", "contact"], name="conversation_one_per_number_contact"),
+        ]
+        indexes = [models.Index(fields=["number", "-last_message_at", "-id"], name="conversation_activity")]
+
+    def __str__(self) -> str:
+        return f"{self.contact} ↔ {self.number}"
+
+
+class Direction(models.TextChoices):
+    INBOUND = "in", "Inbound"
+    OUTBOUND = "out", "Outbound"
+
+
+class MessageStatus(models.TextChoices):
+    RECEIVED = "received", "Received"  # every inbound message
+    PENDING = "pending", "Pending"  # outbound, not yet accepted by Meta
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    PLAYED = "played", "Played"
+
+
+# A status only ever moves to a higher rank. `failed` outranks `sent` (a late `sent` cannot un-fail a
+# message) but not `delivered`/`read`: Meta can report delivery on another device after a failure.
+STATUS_RANK = {
+    MessageStatus.RECEIVED: 0,
+    MessageStatus.PENDING: 0,
+    MessageStatus.SENT: 10,
+    MessageStatus.FAILED: 15,
+    MessageStatus.DELIVERED: 20,
+    MessageStatus.READ: 30,
+    MessageStatus.PLAYED: 40,
+}
+
+
+class Message(models.Model):
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Meta's message id; null only for an outbound message Meta has not accepted yet.
+    wamid = models.CharField(max_length=200, null=True, blank=True)
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    # Meta's type string as received, including types this code does not know yet.
+    type = models.CharField(max_length=40)
+    # The message's own words: text body, caption, button/list title. Empty for e.g. a sticker.
+    body = models.TextField(blank=True, default="")
+    # One human line for the inbox list and notifications.
+    preview = models.CharField(max_length=300, blank=True, default="")
+    # The type-specific object from Meta (media ids, location, contact cards, order, ...).
+    content = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    reply_to_wamid = models.CharField(max_length=200, blank=True, default="")
+    # Meta's timestamp: threads are ordered by it, not by arrival.
+    timestamp = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    status_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.IntegerField(null=True, blank=True)
+    error_title = models.CharField(max_length=300, blank=True, default="")
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Idempotency of ingestion: one row per WhatsApp message, whatever Meta redelivers.
+            models.UniqueConstraint(fields=["wamid"], condition=Q(wamid__isnull=False), name="message_unique_wamid"),
+            models.CheckConstraint(
+                condition=Q(direction="out") | Q(wamid__isnull=False), name="message_inbound_has_wamid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "timestamp", "id"], name="message_thread_order"),
+            models.Index(fields=["conversation", "direction", "id"], name="message_unread_scan"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.type} {self.wamid or self.pk}"
+
+    @property
+    def status_rank(self) -> int:
+        return STATUS_RANK[self.status]
+
+
+class MessageStatusEvent(models.Model):
+    """Every status webhook, kept even for a wamid not (yet) known: it is applied when the message appears."""
+
+    wamid = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    timestamp = models.DateTimeField()
+    number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="+")
+    recipient_wa_id = models.CharField(max_length=32, blank=True, default="")
+    recipient_user_id = models.CharField(max_length=160, blank=True, default="")
+    error_code = models.IntegerField(null=True, blank=True)
+    error_title = models.CharField(max_length=300, blank=True, default="")
+    payload = models.JSONField(default=dict)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["wamid", "status"], name="status_event_unique_wamid_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.wamid} {self.status}"
+
+
+class Reaction(models.Model):
+    """A contact's reaction to a message, keyed by the reacted message's wamid (which may be unknown to us)."""
+
+    message_wamid = models.CharField(max_length=200)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="reactions")
+    # Empty once the contact removed the reaction; the row stays so an older event cannot resurrect it.
+    emoji = models.CharField(max_length=32, blank=True, default="")
+    reaction_wamid = models.CharField(max_length=200)
+    reacted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message_wamid", "contact"], name="reaction_one_per_contact_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji or '(removed)'} on {self.message_wamid}"
+
+
+class ReadState(models.Model):
+    """How far one staff member has read one conversation; unread counts are per person, not shared."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="read_states")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="read_states")
+    # Message ids grow in arrival order, so a late-arriving old message still counts as unread.
+    last_read_message_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "conversation"], name="read_state_one_per_user_conversation"),
+        ]

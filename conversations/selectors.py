@@ -1,0 +1,65 @@
+"""Reads shared by the inbox pages and the REST API; membership rules live here and only here."""
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from conversations.models import BusinessNumber, Conversation, Direction, Message, Reaction, ReadState
+
+
+def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
+    """Superusers see every number; staff only the numbers they are members of."""
+    numbers = BusinessNumber.objects.order_by("name", "display_phone_number")
+    if user.is_superuser:
+        return numbers
+    return numbers.filter(members=user)
+
+
+def conversation_list(*, user, phone_number_id: str | None = None, unread_only: bool = False) -> QuerySet[Conversation]:
+    """Conversations the user may see, newest activity first, each with this user's ``unread_count``."""
+    last_read = ReadState.objects.filter(user=user, conversation=OuterRef("pk")).values("last_read_message_id")[:1]
+    unread = (
+        Message.objects.filter(conversation=OuterRef("pk"), direction=Direction.INBOUND)
+        .filter(id__gt=Coalesce(Subquery(last_read, output_field=IntegerField()), Value(0)))
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    conversations = (
+        Conversation.objects.filter(number__in=visible_numbers(user=user))
+        .select_related("contact", "number")
+        .annotate(unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)))
+        .order_by("-last_message_at", "-id")
+    )
+    if phone_number_id:
+        conversations = conversations.filter(number__phone_number_id=phone_number_id)
+    if unread_only:
+        conversations = conversations.filter(unread_count__gt=0)
+    return conversations
+
+
+def conversation_for_user(*, user, conversation_id: int) -> Conversation | None:
+    """The conversation if this user may see it, else ``None`` (callers answer 404, not 403)."""
+    return (
+        Conversation.objects.filter(pk=conversation_id, number__in=visible_numbers(user=user))
+        .select_related("contact", "number")
+        .first()
+    )
+
+
+def message_list(*, conversation: Conversation) -> QuerySet[Message]:
+    """The thread in Meta's order (its timestamps), arrival order breaking ties."""
+    return conversation.messages.order_by("timestamp", "id")
+
+
+def reactions_by_wamid(*, wamids: Iterable[str]) -> dict[str, list[Reaction]]:
+    """One query for the reactions of a page of messages."""
+    grouped: dict[str, list[Reaction]] = defaultdict(list)
+    wamids = [w for w in wamids if w]
+    if wamids:
+        for reaction in Reaction.objects.filter(message_wamid__in=wamids).exclude(emoji="").select_related("contact"):
+            grouped[reaction.message_wamid].append(reaction)
+    return grouped
+

@@ -1,0 +1,87 @@
+"""The catalogue of realtime events: names and payload shapes, defined once.
+
+The browser's ES modules read the same names (``static/js/events.js`` mirrors ``EVENT_TYPES``; a test
+keeps the two in step). Each event goes to the group of one business number, carries the id of its row
+in the event log (the resume point for a reconnecting client) and a payload snapshot built once, so
+consumers never query the database per event.
+"""
+from typing import TypedDict
+
+MESSAGE_CREATED = "message.created"
+MESSAGE_STATUS_CHANGED = "message.status_changed"
+MESSAGE_REACTIONS_CHANGED = "message.reactions_changed"
+CONVERSATION_UPDATED = "conversation.updated"
+
+EVENT_TYPES = (MESSAGE_CREATED, MESSAGE_STATUS_CHANGED, MESSAGE_REACTIONS_CHANGED, CONVERSATION_UPDATED)
+
+# The channel-layer message type that carries any of the events above to consumers
+# (Channels dispatches it to the consumer method ``inbox_event``).
+GROUP_MESSAGE_TYPE = "inbox.event"
+
+
+# "from" (the wa_id or BSUID of whoever reacted) is a Python keyword, hence the functional form.
+ReactionPayload = TypedDict("ReactionPayload", {"emoji": str, "from": str})
+
+
+MessagePayload = TypedDict(
+    "MessagePayload",
+    {
+        "id": int,
+        "conversation_id": int,
+        "wamid": str | None,
+        "direction": str,
+        "type": str,
+        "text": str,
+        "body": str,
+        "preview": str,
+        "content": dict,
+        "timestamp": str,
+        "status": str,
+        "error": dict | None,
+        "reply_to": str | None,
+        "reactions": list[ReactionPayload],
+    },
+)
+
+
+class ConversationPayload(TypedDict):
+    id: int
+    number_id: int
+    contact: dict
+    last_message_at: str
+    last_message: str
+    last_message_direction: str
+    last_inbound_at: str | None
+
+
+class MessageCreated(TypedDict):
+    message: MessagePayload
+    conversation: ConversationPayload
+
+
+class MessageStatusChanged(TypedDict):
+    message_id: int
+    conversation_id: int
+    wamid: str
+    status: str
+    error: dict | None
+
+
+class MessageReactionsChanged(TypedDict):
+    conversation_id: int
+    wamid: str
+    message_id: int | None
+    reactions: list
+
+
+class ConversationUpdated(TypedDict):
+    conversation: ConversationPayload
+
+
+class Envelope(TypedDict):
+    """What a socket client receives for every event."""
+
+    id: int
+    type: str
+    number_id: int
+    payload: dict

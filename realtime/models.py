@@ -1,0 +1,17 @@
+"""The realtime event log: every event pushed to the inbox is first written here, in the same
+transaction as the change it describes, so a client that reconnects can ask for what it missed."""
+from django.db import models
+
+
+class Event(models.Model):
+    # The id is the event's sequence number; clients resume from the last id they applied.
+    number = models.ForeignKey("conversations.BusinessNumber", on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["number", "id"], name="realtime_event_resume")]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"

@@ -1,0 +1,56 @@
+"""Shared fixtures: users, a business number, signed webhook posting."""
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from tests.factories import BusinessNumberFactory, UserFactory
+from webhooks.simulation import envelope, signed_request
+
+
+@pytest.fixture
+def number(db):
+    """The business number of the shared sample payloads (../shared/meta/payloads)."""
+    return BusinessNumberFactory(phone_number_id="427715309981234", display_phone_number="15557730142")
+
+
+@pytest.fixture
+def staff(db, number):
+    user = UserFactory(username="ana")
+    number.members.add(user)
+    return user
+
+
+@pytest.fixture
+def api(staff):
+    client = APIClient()
+    client.force_authenticate(staff)
+    return client
+
+
+@pytest.fixture
+def post_webhook(client, django_capture_on_commit_callbacks):
+    """POST a signed delivery to /api/webhook and run what it enqueues on commit (eager Celery)."""
+
+    def post(payload: dict, **overrides):
+        body, headers = signed_request(payload, app_secret=settings.META_APP_SECRET)
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(
+                "/api/webhook",
+                data=body,
+                content_type="application/json",
+                headers={"X-Hub-Signature-256": headers["X-Hub-Signature-256"], **overrides},
+            )
+
+    return post
+
+
+@pytest.fixture
+def deliver(post_webhook):
+    """Deliver changes for the sample number and assert Meta got its 200."""
+
+    def deliver_changes(*changes: dict):
+        response = post_webhook(envelope(waba_id="318273645502211", changes=list(changes)))
+        assert response.status_code == 200, response.content
+        return response
+
+    return deliver_changes

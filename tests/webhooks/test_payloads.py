@@ -1,0 +1,106 @@
+"""Every sample delivery in ../shared/meta/payloads parses, and posting it stores what a user would see."""
+import json
+from pathlib import Path
+
+import pytest
+
+from webhooks.payloads import PayloadError, parse_delivery, parse_message, parse_status
+
+PAYLOADS = Path(__file__).parent / "payloads"
+SHARED_PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "meta" / "payloads"
+FILES = sorted(PAYLOADS.glob("*.json"))
+
+
+def load(name: str) -> dict:
+    return json.loads((PAYLOADS / name).read_text())
+
+
+def test_the_vendored_samples_are_the_shared_ones():
+    if not SHARED_PAYLOADS.is_dir():  # a clone without ../shared still has the vendored copy
+        return
+    shared = {p.name: p.read_bytes() for p in SHARED_PAYLOADS.glob("*.json")}
+    vendored = {p.name: p.read_bytes() for p in FILES}
+    assert vendored == shared
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_every_sample_parses_into_typed_items(path):
+    delivery = parse_delivery(json.loads(path.read_text()))
+    assert delivery.broken == ()
+    assert delivery.phone_number_ids == ["427715309981234"]
+    items = 0
+    for change in delivery.changes:
+        for raw in change.raw_messages:
+            message = parse_message(raw)
+            assert message.wamid.startswith("wamid.")
+            assert message.timestamp.tzinfo is not None
+            assert message.preview, "every message has a human preview line"
+            items += 1
+        for raw in change.raw_statuses:
+            status = parse_status(raw)
+            assert status.status in {"sent", "delivered", "read", "failed"}
+            items += 1
+    assert items >= 1
+
+
+def test_text_message_fields():
+    message = parse_message(load("message_text.json")["entry"][0]["changes"][0]["value"]["messages"][0])
+    assert message.type == "text"
+    assert message.body == message.preview
+    assert message.sender.wa_id == "447700900461"
+    assert message.sender.user_id == "GB.7741902236518840217"
+
+
+def test_reply_context_is_kept():
+    raw = load("message_text_reply_context.json")["entry"][0]["changes"][0]["value"]["messages"][0]
+    message = parse_message(raw)
+    assert message.reply_to_wamid == raw["context"]["id"]
+
+
+def test_reaction_removed_has_empty_emoji():
+    raw = load("message_reaction_removed.json")["entry"][0]["changes"][0]["value"]["messages"][0]
+    assert parse_message(raw).reaction.emoji == ""
+
+
+def test_failed_status_keeps_meta_error():
+    raw = load("status_failed_131047.json")["entry"][0]["changes"][0]["value"]["statuses"][0]
+    status = parse_status(raw)
+    assert status.first_error.code == 131047
+    assert status.first_error.title
+
+
+def test_system_identity_change():
+    raw = load("message_system_user_changed_user_id.json")["entry"][0]["changes"][0]["value"]["messages"][0]
+    change = parse_message(raw).identity_change
+    assert change.kind == "user_changed_user_id"
+    assert change.new_user_id == "GB.5520984417306651289"
+
+
+def test_unknown_type_is_kept_with_a_placeholder():
+    message = parse_message(
+        {"id": "wamid.X", "from": "1555", "timestamp": "1767261800", "type": "poll_vote", "poll_vote": {"a": 1}}
+    )
+    assert message.type == "poll_vote"
+    assert message.preview.startswith("Unsupported message")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not an object",
+        {"from": "1555", "timestamp": "1", "type": "text"},  # no id
+        {"id": "wamid.X", "from": "1555", "timestamp": "yesterday", "type": "text"},
+        {"id": "wamid.X", "timestamp": "1", "type": "text"},  # no sender at all
+    ],
+)
+def test_malformed_message_raises_payload_error(raw):
+    with pytest.raises(PayloadError):
+        parse_message(raw)
+
+
+def test_username_user_without_phone():
+    message = parse_message(
+        {"id": "wamid.X", "from_user_id": "US.1349", "timestamp": "1767261800", "type": "text", "text": {"body": "hi"}}
+    )
+    assert message.sender.wa_id is None
+    assert message.sender.user_id == "US.1349"

@@ -1,0 +1,69 @@
+"""``GET|POST /api/webhook``: Meta's handshake and webhook deliveries.
+
+POST contract (REFERENCE.md §2, §11): size first (413), then the signature over the raw bytes (401
+missing, 403 wrong), then JSON (400); the raw event is stored in the request and its processing is
+enqueued on commit; 200 at once. Database down: 503 so Meta retries. Redis down: still 200, the
+event is stored and the periodic sweep enqueues it.
+"""
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
+from django.http import HttpResponse, JsonResponse
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+
+from webhooks.payloads import PayloadError, parse_json_body
+from webhooks.services import store_webhook_event
+from webhooks.signatures import is_valid_handshake, is_valid_signature
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, detail: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "detail": detail}}, status=status)
+
+
+class WhatsAppWebhookApi(APIView):
+    # Meta authenticates with the HMAC, not with our users; and Meta must never be throttled.
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    def get(self, request):
+        if not is_valid_handshake(
+            mode=request.GET.get("hub.mode", ""),
+            token=request.GET.get("hub.verify_token", ""),
+            verify_token=settings.META_VERIFY_TOKEN,
+        ):
+            return HttpResponse("Forbidden", status=403, content_type="text/plain")
+        return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
+
+    def post(self, request):
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if declared.isdigit() and int(declared) > settings.WEBHOOK_MAX_BODY_BYTES:
+            return _error(413, "payload_too_large", "webhook bodies are limited to 4 MB")
+        try:
+            raw_body = request.body
+        except RequestDataTooBig:
+            return _error(413, "payload_too_large", "webhook bodies are limited to 4 MB")
+
+        signature = request.headers.get("X-Hub-Signature-256", "")
+        if not signature:
+            return _error(401, "signature_missing", "X-Hub-Signature-256 header is required")
+        if not is_valid_signature(raw_body=raw_body, header=signature, app_secret=settings.META_APP_SECRET):
+            logger.warning("webhook signature mismatch (is META_APP_SECRET current?)")
+            return _error(403, "signature_invalid", "X-Hub-Signature-256 does not match the body")
+
+        try:
+            payload = parse_json_body(raw_body)
+        except PayloadError as exc:
+            return _error(400, "invalid_json", str(exc))
+
+        try:
+            event = store_webhook_event(raw_body=raw_body, payload=payload, signature=signature)
+        except DatabaseError:
+            logger.exception("could not store webhook event; answering 503 so Meta retries")
+            return _error(503, "storage_unavailable", "try again later")
+        return JsonResponse({"status": "received", "event_id": event.pk})

@@ -1,0 +1,38 @@
+"""Every webhook delivery Meta made to us, stored raw before anything interprets it."""
+from django.db import models
+
+
+class WebhookEventState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSED = "processed", "Processed"
+    # No change in the delivery was for a business number we know.
+    UNROUTABLE = "unroutable", "Unroutable"
+    # The whole event could not be processed after every retry (item errors do not make an event failed).
+    FAILED = "failed", "Failed"
+
+
+class WebhookEvent(models.Model):
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The raw body exactly as signed by Meta, so an event can be re-verified and replayed verbatim.
+    raw_body = models.TextField()
+    payload = models.JSONField()
+    signature = models.CharField(max_length=100, blank=True, default="")
+    state = models.CharField(max_length=12, choices=WebhookEventState.choices, default=WebhookEventState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    # Whole-event failure (after retries): the exception text.
+    error = models.TextField(blank=True, default="")
+    # One entry per item that could not be applied: {"path": "entry[0].changes[1].messages[3]", "error": "..."}.
+    item_errors = models.JSONField(default=list, blank=True)
+    # The business number the delivery was addressed to (the first one, for the rare multi-number batch).
+    phone_number_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "received_at"], name="webhook_event_state")]
+
+    def __str__(self) -> str:
+        return f"webhook event {self.pk} ({self.state})"
+
+    @property
+    def item_error_count(self) -> int:
+        return len(self.item_errors)

@@ -1,0 +1,371 @@
+"""Meta's webhook payload shapes, parsed once into typed objects.
+
+Everything else in the project reads these dataclasses, never the raw JSON. Parsing is tolerant the way
+Meta's schema requires (unknown keys ignored, optional fields optional, unknown message types kept) and
+strict only where a value is unusable: an item that cannot be parsed raises ``PayloadError`` so the caller
+can record it against the event and go on with the other items of the batch.
+
+Shapes: ../shared/meta/REFERENCE.md §3 (Meta's webhook reference and OpenAPI ``WebhookPayload``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+class PayloadError(ValueError):
+    """One item (or the envelope) does not have the shape Meta documents."""
+
+
+@dataclass(frozen=True)
+class MetaError:
+    code: int | None
+    title: str
+    message: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class SenderProfile:
+    """One item of ``value.contacts[]``: who wrote, as Meta knows them."""
+
+    wa_id: str | None
+    user_id: str | None
+    name: str
+    username: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The ids that name one WhatsApp user; either may be missing, never both."""
+
+    wa_id: str | None
+    user_id: str | None
+
+
+@dataclass(frozen=True)
+class ReactionChange:
+    message_wamid: str
+    emoji: str  # "" when the reaction was removed (Meta omits the key)
+
+
+@dataclass(frozen=True)
+class IdentityChange:
+    """A ``system`` message saying the user's phone number or BSUID changed."""
+
+    kind: str
+    new_wa_id: str | None
+    new_user_id: str | None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    wamid: str
+    type: str
+    timestamp: datetime
+    sender: Identity
+    body: str
+    preview: str
+    content: dict[str, Any]
+    context: dict[str, Any]
+    reply_to_wamid: str
+    errors: tuple[MetaError, ...] = ()
+    reaction: ReactionChange | None = None
+    identity_change: IdentityChange | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    wamid: str
+    status: str
+    timestamp: datetime
+    recipient: Identity
+    errors: tuple[MetaError, ...]
+    raw: dict[str, Any]
+
+    @property
+    def first_error(self) -> MetaError | None:
+        return self.errors[0] if self.errors else None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One ``entry[].changes[]`` item. Its items stay raw until ``parse_message``/``parse_status``, so one
+    malformed item cannot hide the others."""
+
+    path: str
+    field: str
+    waba_id: str
+    phone_number_id: str
+    display_phone_number: str
+    contacts: tuple[SenderProfile, ...]
+    raw_messages: tuple[dict[str, Any], ...]
+    raw_statuses: tuple[dict[str, Any], ...]
+    errors: tuple[MetaError, ...]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    changes: tuple[Change, ...]
+    # Changes that could not even be read (no metadata, wrong types): (path, reason).
+    broken: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def phone_number_ids(self) -> list[str]:
+        return list(dict.fromkeys(c.phone_number_id for c in self.changes if c.phone_number_id))
+
+
+STATUSES = ("sent", "delivered", "read", "played", "failed")
+
+
+def parse_json_body(raw_body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(raw_body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"body is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise PayloadError("body is not a JSON object")
+    return payload
+
+
+def parse_delivery(payload: dict[str, Any]) -> Delivery:
+    changes: list[Change] = []
+    broken: list[tuple[str, str]] = []
+    for entry_index, entry in enumerate(_list(payload.get("entry"))):
+        if not isinstance(entry, dict):
+            broken.append((f"entry[{entry_index}]", "entry is not an object"))
+            continue
+        for change_index, change in enumerate(_list(entry.get("changes"))):
+            path = f"entry[{entry_index}].changes[{change_index}]"
+            try:
+                changes.append(_parse_change(path, str(entry.get("id") or ""), change))
+            except PayloadError as exc:
+                broken.append((path, str(exc)))
+    return Delivery(changes=tuple(changes), broken=tuple(broken))
+
+
+def _parse_change(path: str, waba_id: str, change: Any) -> Change:
+    if not isinstance(change, dict):
+        raise PayloadError("change is not an object")
+    value = change.get("value")
+    if not isinstance(value, dict):
+        raise PayloadError("change has no value object")
+    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+    contacts = []
+    for item in _list(value.get("contacts")):
+        if isinstance(item, dict):
+            profile = item.get("profile") if isinstance(item.get("profile"), dict) else {}
+            contacts.append(
+                SenderProfile(
+                    wa_id=_digits_or_none(item.get("wa_id")),
+                    user_id=_str_or_none(item.get("user_id")),
+                    name=str(profile.get("name") or ""),
+                    username=str(profile.get("username") or ""),
+                )
+            )
+    return Change(
+        path=path,
+        field=str(change.get("field") or ""),
+        waba_id=waba_id,
+        phone_number_id=str(metadata.get("phone_number_id") or ""),
+        display_phone_number=str(metadata.get("display_phone_number") or ""),
+        contacts=tuple(contacts),
+        raw_messages=tuple(_list(value.get("messages"))),
+        raw_statuses=tuple(_list(value.get("statuses"))),
+        errors=tuple(_errors(value.get("errors"))),
+    )
+
+
+def parse_message(raw: Any) -> InboundMessage:
+    if not isinstance(raw, dict):
+        raise PayloadError("message is not an object")
+    wamid = _required_str(raw, "id")
+    message_type = _required_str(raw, "type")
+    sender = Identity(wa_id=_digits_or_none(raw.get("from")), user_id=_str_or_none(raw.get("from_user_id")))
+    content = raw.get(message_type) if isinstance(raw.get(message_type), dict) else {}
+    if message_type == "contacts":
+        # The one type whose object is a list (contact cards).
+        content = {"contacts": [c for c in _list(raw.get("contacts")) if isinstance(c, dict)]}
+    context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
+    errors = tuple(_errors(raw.get("errors")))
+    body, preview = _body_and_preview(message_type, content, errors)
+
+    reaction = None
+    if message_type == "reaction":
+        target = content.get("message_id")
+        if not isinstance(target, str) or not target:
+            raise PayloadError("reaction has no message_id")
+        reaction = ReactionChange(message_wamid=target, emoji=str(content.get("emoji") or ""))
+
+    identity_change = None
+    if message_type == "system":
+        identity_change = IdentityChange(
+            kind=str(content.get("type") or ""),
+            new_wa_id=_digits_or_none(content.get("wa_id")),
+            new_user_id=_str_or_none(content.get("user_id")),
+        )
+        if identity_change.new_wa_id is None and identity_change.new_user_id is None:
+            identity_change = None
+
+    if sender.wa_id is None and sender.user_id is None:
+        raise PayloadError("message has neither from nor from_user_id")
+    return InboundMessage(
+        wamid=wamid,
+        type=message_type,
+        timestamp=_timestamp(raw.get("timestamp")),
+        sender=sender,
+        body=body,
+        preview=preview,
+        content=content,
+        context=context,
+        reply_to_wamid=str(context.get("id") or ""),
+        errors=errors,
+        reaction=reaction,
+        identity_change=identity_change,
+    )
+
+
+def parse_status(raw: Any) -> StatusUpdate:
+    if not isinstance(raw, dict):
+        raise PayloadError("status is not an object")
+    status = _required_str(raw, "status")
+    if status not in STATUSES:
+        raise PayloadError(f"unknown status {status!r}")
+    return StatusUpdate(
+        wamid=_required_str(raw, "id"),
+        status=status,
+        timestamp=_timestamp(raw.get("timestamp")),
+        recipient=Identity(
+            wa_id=_digits_or_none(raw.get("recipient_id")), user_id=_str_or_none(raw.get("recipient_user_id"))
+        ),
+        errors=tuple(_errors(raw.get("errors"))),
+        raw=raw,
+    )
+
+
+def profile_for(change: Change, sender: Identity) -> SenderProfile | None:
+    """The ``contacts[]`` entry describing this sender (matched by BSUID, then wa_id)."""
+    for profile in change.contacts:
+        if sender.user_id and profile.user_id == sender.user_id:
+            return profile
+    for profile in change.contacts:
+        if sender.wa_id and profile.wa_id == sender.wa_id:
+            return profile
+    return change.contacts[0] if len(change.contacts) == 1 else None
+
+
+# --- Human preview lines ------------------------------------------------------------------------
+
+_MEDIA_LABELS = {"image": "📷 Photo", "video": "🎥 Video", "sticker": "Sticker", "document": "📄 Document"}
+
+
+def _body_and_preview(message_type: str, content: dict[str, Any], errors: tuple[MetaError, ...]) -> tuple[str, str]:
+    """The message's own text (body) and one human line for the inbox (preview)."""
+    caption = str(content.get("caption") or "")
+    if message_type == "text":
+        body = str(content.get("body") or "")
+        return body, body
+    if message_type in _MEDIA_LABELS:
+        label = _MEDIA_LABELS[message_type]
+        if message_type == "document" and content.get("filename"):
+            label = f"📄 {content['filename']}"
+        return caption, f"{label}: {caption}" if caption else label
+    if message_type == "audio":
+        return "", "🎤 Voice message" if content.get("voice") else "🎵 Audio"
+    if message_type == "location":
+        name = str(content.get("name") or content.get("address") or "")
+        return name, f"📍 {name}" if name else "📍 Location"
+    if message_type == "contacts":
+        names = [
+            str((card.get("name") or {}).get("formatted_name") or "")
+            for card in content["contacts"]
+            if isinstance(card.get("name"), dict)
+        ]
+        names = [n for n in names if n]
+        return "", "👤 " + (", ".join(names) if names else "Contact card")
+    if message_type == "interactive":
+        kind = str(content.get("type") or "")
+        reply = content.get(kind) if isinstance(content.get(kind), dict) else {}
+        if kind in ("button_reply", "list_reply"):
+            title = str(reply.get("title") or "")
+            return title, title or "Reply"
+        if kind == "nfm_reply":
+            return str(reply.get("body") or ""), "📝 " + str(reply.get("body") or reply.get("name") or "Form reply")
+        return "", "Interactive reply"
+    if message_type == "button":
+        text = str(content.get("text") or content.get("payload") or "")
+        return text, text or "Button"
+    if message_type == "reaction":
+        emoji = str(content.get("emoji") or "")
+        return emoji, f"Reacted {emoji}" if emoji else "Removed a reaction"
+    if message_type == "order":
+        items = [i for i in _list(content.get("product_items")) if isinstance(i, dict)]
+        count = sum(int(i.get("quantity") or 0) for i in items)
+        text = str(content.get("text") or "")
+        return text, f"🛒 Order: {count} item{'s' if count != 1 else ''}"
+    if message_type == "system":
+        body = str(content.get("body") or "")
+        return body, body or "System message"
+    if message_type == "request_welcome":
+        return "", "Opened the chat"
+    if message_type == "revoke":
+        return "", "Deleted a message"
+    # unsupported, unknown, and any type Meta adds later: kept, shown as a placeholder.
+    inner = str(content.get("type") or "")
+    reason = errors[0].title if errors else ""
+    label = f"Unsupported message ({inner})" if inner else "Unsupported message"
+    return "", f"{label}: {reason}" if reason else label
+
+
+# --- Small readers ----------------------------------------------------------------------------------
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _digits_or_none(value: Any) -> str | None:
+    """Meta's wa_id and from are digits; a documented example carries a '+', so strip formatting."""
+    if value is None:
+        return None
+    digits = "".join(ch for ch in str(value) if ch.isdigit())
+    return digits or None
+
+
+def _required_str(raw: dict[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise PayloadError(f"missing {key}")
+    return value
+
+
+def _timestamp(value: Any) -> datetime:
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"bad timestamp {value!r}") from exc
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _errors(value: Any) -> list[MetaError]:
+    errors = []
+    for item in _list(value):
+        if not isinstance(item, dict):
+            continue
+        code = item.get("code")
+        error_data = item.get("error_data") if isinstance(item.get("error_data"), dict) else {}
+        errors.append(
+            MetaError(
+                code=int(code) if isinstance(code, int | str) and str(code).isdigit() else None,
+                title=str(item.get("title") or item.get("message") or ""),
+                message=str(item.get("message") or ""),
+                details=str(error_data.get("details") or ""),
+            )
+        )
+    return errors

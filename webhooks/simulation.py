@@ -1,0 +1,135 @@
+"""Realistic Meta webhook bodies, built the way Meta builds them (REFERENCE.md §3).
+
+Used by ``manage.py simulate_inbound`` to drive a running server for demos and load, and by the tests.
+Bodies are serialised with ``to_wire`` (non-ASCII and '/' escaped as Meta does), then signed.
+"""
+import base64
+import json
+import secrets
+import time
+from typing import Any
+
+from webhooks.signatures import sign_body
+
+SAMPLE_CONTENT: dict[str, dict[str, Any]] = {
+    "text": {"text": {"body": "Hi! Is my order on its way? 🙂"}},
+    "image": {
+        "image": {
+            "id": "1479537139650973",
+            "mime_type": "image/jpeg",
+            "sha256": "nWsaBZOn1/DgkDxjlvkIanEY5ga4uG9QV+ZsSg1+Yyo=",
+            "caption": "This is the parcel",
+        }
+    },
+    "audio": {"audio": {"id": "1003383421387256", "mime_type": "audio/ogg; codecs=opus", "sha256": "x", "voice": True}},
+    "video": {"video": {"id": "1190612252539563", "mime_type": "video/mp4", "sha256": "x"}},
+    "document": {
+        "document": {"id": "3829583567329234", "mime_type": "application/pdf", "sha256": "x", "filename": "invoice.pdf"}
+    },
+    "sticker": {"sticker": {"id": "1055940532785466", "mime_type": "image/webp", "sha256": "x", "animated": False}},
+    "location": {"location": {"latitude": 51.5072, "longitude": -0.1276, "name": "Trafalgar Square", "address": "London"}},
+    "contacts": {
+        "contacts": [{"name": {"formatted_name": "Ana Lima", "first_name": "Ana"}, "phones": [{"phone": "+5511987650042"}]}]
+    },
+    "interactive": {"interactive": {"type": "button_reply", "button_reply": {"id": "yes", "title": "Yes, please"}}},
+    "button": {"button": {"payload": "CONFIRM", "text": "Confirm"}},
+    "order": {
+        "order": {
+            "catalog_id": "1234",
+            "text": "For Friday",
+            "product_items": [{"product_retailer_id": "sku-1", "quantity": 2, "item_price": 9.5, "currency": "EUR"}],
+        }
+    },
+    "request_welcome": {},
+    "unsupported": {
+        "unsupported": {"type": "poll_creation"},
+        "errors": [{"code": 131051, "title": "Message type unknown", "message": "Message type unknown"}],
+    },
+}
+
+MESSAGE_TYPES = tuple(SAMPLE_CONTENT)
+
+
+def new_wamid() -> str:
+    return "wamid." + base64.b64encode(secrets.token_bytes(24)).decode().rstrip("=")
+
+
+def envelope(*, waba_id: str, changes: list[dict]) -> dict:
+    return {"object": "whatsapp_business_account", "entry": [{"id": waba_id, "changes": changes}]}
+
+
+def message_change(
+    *,
+    phone_number_id: str,
+    display_phone_number: str,
+    wa_id: str | None,
+    message_type: str = "text",
+    wamid: str | None = None,
+    timestamp: int | None = None,
+    name: str = "Amara Okafor",
+    user_id: str | None = None,
+    content: dict | None = None,
+    context: dict | None = None,
+) -> dict:
+    """One ``changes[]`` item carrying one customer message and its sender profile."""
+    message: dict[str, Any] = {"id": wamid or new_wamid(), "timestamp": str(timestamp or int(time.time())), "type": message_type}
+    if wa_id:
+        message["from"] = wa_id
+    if user_id:
+        message["from_user_id"] = user_id
+    if context:
+        message["context"] = context
+    message.update(content if content is not None else SAMPLE_CONTENT.get(message_type, {}))
+    contact: dict[str, Any] = {"profile": {"name": name}}
+    if wa_id:
+        contact["wa_id"] = wa_id
+    if user_id:
+        contact["user_id"] = user_id
+    return {
+        "field": "messages",
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id},
+            "contacts": [contact],
+            "messages": [message],
+        },
+    }
+
+
+def status_change(
+    *,
+    phone_number_id: str,
+    display_phone_number: str,
+    wamid: str,
+    status: str,
+    recipient_wa_id: str,
+    timestamp: int | None = None,
+    error_code: int | None = None,
+    error_title: str = "",
+) -> dict:
+    item: dict[str, Any] = {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(timestamp or int(time.time())),
+        "recipient_id": recipient_wa_id,
+    }
+    if status == "failed":
+        item["errors"] = [{"code": error_code or 131026, "title": error_title or "Message undeliverable"}]
+    return {
+        "field": "messages",
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id},
+            "statuses": [item],
+        },
+    }
+
+
+def to_wire(payload: dict) -> bytes:
+    """Serialise as Meta does: ASCII only, with '/' escaped (REFERENCE.md §2)."""
+    return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
+
+
+def signed_request(payload: dict, *, app_secret: str) -> tuple[bytes, dict[str, str]]:
+    body = to_wire(payload)
+    return body, {"Content-Type": "application/json", "X-Hub-Signature-256": sign_body(raw_body=body, app_secret=app_secret)}
