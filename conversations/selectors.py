@@ -20,8 +20,7 @@ def conversation_list(*, user, phone_number_id: str | None = None, unread_only: 
     """Conversations the user may see, newest activity first, each with this user's ``unread_count``."""
     last_read = ReadState.objects.filter(user=user, conversation=OuterRef("pk")).values("last_read_message_id")[:1]
     unread = (
-        Message.objects.filter(conversation=OuterRef("pk"), direction=Direction.INBOUND)
-        .filter(id__gt=Coalesce(Subquery(last_read, output_field=IntegerField()), Value(0)))
+        Message.objects.filter(conversation=OuterRef("pk"), direction=Direction.INBOUND, id__gt=OuterRef("last_read_id"))
         .order_by()
         .values("conversation")
         .annotate(n=Count("id"))
@@ -30,6 +29,7 @@ def conversation_list(*, user, phone_number_id: str | None = None, unread_only: 
     conversations = (
         Conversation.objects.filter(number__in=visible_numbers(user=user))
         .select_related("contact", "number")
+        .annotate(last_read_id=Coalesce(Subquery(last_read, output_field=IntegerField()), Value(0)))
         .annotate(unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)))
         .order_by("-last_message_at", "-id")
     )

@@ -163,6 +163,7 @@ def record_status(*, number: BusinessNumber, status: StatusUpdate) -> Message | 
     return message
 
 
+@transaction.atomic
 def register_sent_message(*, message: Message, wamid: str) -> Message:
     """Store the wamid Meta returned for an outbound message and apply any status that arrived first."""
     message = Message.objects.select_for_update().get(pk=message.pk)

@@ -11,7 +11,6 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 from .base import *  # noqa: E402,F403
 from .base import env  # noqa: E402
 
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = "memory://"
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -19,3 +18,7 @@ META_APP_SECRET = "test-app-secret"
 META_VERIFY_TOKEN = "test-verify-token"
 META_GRAPH_API_URL = env("TEST_META_GRAPH_API_URL", default="http://127.0.0.1:9")
 MEDIA_ROOT = "/tmp/whatsapp-inbox-test-media"
+# Two suites running at once (a developer and CI, or parallel sessions) each need their own database.
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_whatsapp_inbox")}  # noqa: F405
+# PBKDF2 stays available so users made here can log in to the real servers of the end-to-end tests.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]

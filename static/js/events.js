@@ -1,0 +1,7 @@
+// The realtime event names, mirroring realtime/events.py (a test keeps the two in step).
+export const EVENTS = Object.freeze({
+  MESSAGE_CREATED: "message.created",
+  MESSAGE_STATUS_CHANGED: "message.status_changed",
+  MESSAGE_REACTIONS_CHANGED: "message.reactions_changed",
+  CONVERSATION_UPDATED: "conversation.updated",
+});

@@ -1,0 +1,159 @@
+"""The real topology for end-to-end tests: Daphne and a Celery worker (with beat) as real processes,
+the real PostgreSQL test database, and a Redis server of the tests' own on a free port (so a test can
+stop and restart it). Everything started here is stopped here, by PID."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+from webhooks.simulation import signed_request
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 15.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except (requests.RequestException, OSError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+
+
+def stop_process(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+
+
+@dataclass
+class RedisServer:
+    port: int
+    workdir: str
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.workdir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        wait_for(self._answers, timeout=10, what="redis-server")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def _answers(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+
+@dataclass
+class Stack:
+    base_url: str
+    redis: RedisServer
+    env: dict[str, str]
+    logs: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def post_webhook(self, payload: dict, *, secret: str | None = None, timeout: float = 10) -> requests.Response:
+        body, headers = signed_request(payload, app_secret=secret or settings.META_APP_SECRET)
+        return requests.post(f"{self.base_url}/api/webhook", data=body, headers=headers, timeout=timeout)
+
+
+def stack_env(*, database_url: str, redis_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("META_", "DJANGO_", "DATABASE_", "REDIS_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        DJANGO_READ_DOT_ENV_FILE="0",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        META_APP_SECRET=settings.META_APP_SECRET,
+        META_VERIFY_TOKEN=settings.META_VERIFY_TOKEN,
+        META_GRAPH_API_URL=settings.META_GRAPH_API_URL,
+        WEBHOOK_SWEEP_INTERVAL_SECONDS="1",
+        WEBHOOK_SWEEP_GRACE_SECONDS="1",
+        DJANGO_CONN_MAX_AGE="0",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def start_daphne(*, env: dict[str, str], logs: Path, name: str = "daphne") -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT, env=env, stdout=open(logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{base_url}/api/webhook", timeout=1).status_code == 403, timeout=30, what=name)
+    return process, base_url
+
+
+def start_worker(*, env: dict[str, str], logs: Path) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "config", "worker", "--beat", "--loglevel", "info", "--concurrency", "4",
+         "--schedule", str(logs / "celerybeat-schedule"), "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=open(logs / "worker.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    wait_for(lambda: b"ready." in (logs / "worker.log").read_bytes(), timeout=40, what="celery worker")
+    return process
+
+
+@pytest.fixture(scope="session")
+def e2e_database_url(django_db_setup) -> str:
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="module")
+def stack(e2e_database_url) -> Iterator[Stack]:
+    logs = Path(tempfile.mkdtemp(prefix="e2e-logs-"))
+    redis = RedisServer(port=free_port(), workdir=str(logs))
+    redis.start()
+    env = stack_env(database_url=e2e_database_url, redis_url=redis.url)
+    daphne, base_url = start_daphne(env=env, logs=logs)
+    worker = start_worker(env=env, logs=logs)
+    stack = Stack(base_url=base_url, redis=redis, env=env, logs=logs, processes=[daphne, worker])
+    try:
+        yield stack
+    finally:
+        for process in stack.processes:
+            stop_process(process)
+        redis.stop()
+        shutil.rmtree(logs, ignore_errors=True)
