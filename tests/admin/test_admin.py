@@ -1,0 +1,81 @@
+"""Django admin as an admin uses it: every list and detail page renders, the token is write-only,
+webhook events show their payload and errors and can be replayed."""
+import json
+
+import pytest
+from django.urls import reverse
+
+from conversations.models import BusinessNumber, Message
+from tests.factories import ConversationFactory, MessageFactory, UserFactory
+from tests.webhooks.test_payloads import PAYLOADS
+from webhooks.models import WebhookEvent, WebhookEventState
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(UserFactory(username="root", is_superuser=True))
+    return client
+
+
+@pytest.mark.parametrize(
+    "model", ["conversations.businessnumber", "conversations.conversation", "conversations.message",
+              "conversations.messagestatusevent", "conversations.reaction", "contacts.contact", "webhooks.webhookevent"]
+)
+def test_every_changelist_and_change_page_renders(admin_client, number, model, post_webhook):
+    post_webhook(json.loads((PAYLOADS / "message_text.json").read_text()))
+    post_webhook(json.loads((PAYLOADS / "message_reaction.json").read_text()))
+    post_webhook(json.loads((PAYLOADS / "status_sent.json").read_text()))
+    app, name = model.split(".")
+    assert admin_client.get(reverse(f"admin:{app}_{name}_changelist")).status_code == 200
+    from django.apps import apps
+
+    obj = apps.get_model(app, name).objects.first()
+    assert admin_client.get(reverse(f"admin:{app}_{name}_change", args=[obj.pk])).status_code == 200
+
+
+def test_access_token_is_write_only(admin_client, number):
+    url = reverse("admin:conversations_businessnumber_change", args=[number.pk])
+    form = {
+        "phone_number_id": number.phone_number_id,
+        "display_phone_number": number.display_phone_number,
+        "waba_id": number.waba_id,
+        "name": number.name,
+        "access_token": "EAAG-secret-token-value",
+    }
+    assert admin_client.post(url, form).status_code == 302
+    number.refresh_from_db()
+    assert number.access_token == "EAAG-secret-token-value"
+    assert b"EAAG-secret-token-value" not in admin_client.get(url).content
+    # Saving again without typing a token keeps the stored one.
+    form["access_token"] = ""
+    admin_client.post(url, form)
+    assert BusinessNumber.objects.get(pk=number.pk).access_token == "EAAG-secret-token-value"
+
+
+def test_messages_are_read_only(admin_client, number):
+    message = MessageFactory(conversation=ConversationFactory(number=number))
+    url = reverse("admin:conversations_message_change", args=[message.pk])
+    admin_client.post(url, {"body": "rewritten"})
+    assert Message.objects.get(pk=message.pk).body == message.body
+
+
+def test_webhook_event_page_shows_payload_and_errors_and_replays(admin_client, number, post_webhook, django_capture_on_commit_callbacks):
+    payload = json.loads((PAYLOADS / "message_text.json").read_text())
+    payload["entry"][0]["changes"][0]["value"]["messages"].append({"id": "wamid.bad", "type": "text"})
+    post_webhook(payload)
+    event = WebhookEvent.objects.get()
+    assert event.item_errors and event.state == WebhookEventState.PROCESSED
+    page = admin_client.get(reverse("admin:webhooks_webhookevent_change", args=[event.pk])).content.decode()
+    assert "whatsapp_business_account" in page and "messages[1]" in page
+    listing = admin_client.get(reverse("admin:webhooks_webhookevent_changelist") + "?item_errors=yes")
+    assert str(event.pk) in listing.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:webhooks_webhookevent_changelist"),
+            {"action": "replay", "_selected_action": [event.pk]},
+        )
+    assert response.status_code == 302
+    event.refresh_from_db()
+    assert event.attempts == 2 and Message.objects.count() == 1
