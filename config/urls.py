@@ -1,6 +1,7 @@
-"""The URL map: admin, the REST API, the Meta webhook."""
+"""The URL map: the inbox pages, login, admin, the REST API, the Meta webhook."""
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 from django.views.generic import RedirectView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -22,7 +23,9 @@ api_patterns = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # The live inbox pages arrive with the inbox issue; until then the admin is the home page.
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="inbox:list", permanent=False)),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("inbox/", include("conversations.urls")),
     *api_patterns,
 ]

@@ -49,6 +49,7 @@ class ConversationListApi(APIView):
             user=request.user,
             phone_number_id=request.query_params.get("number") or None,
             unread_only=request.query_params.get("unread") in ("1", "true", "yes"),
+            search=request.query_params.get("q", ""),
         )
         paginator = ConversationCursor()
         page = paginator.paginate_queryset(conversations, request, view=self)
@@ -56,8 +57,21 @@ class ConversationListApi(APIView):
 
 
 class ConversationMessageListApi(APIView):
+    """Oldest first with a cursor; or, with ``?before=<message id>``, the page just before that message
+    (what the inbox loads when the reader scrolls up)."""
+
     def get(self, request, conversation_id: int):
         conversation = _conversation_or_404(request, conversation_id)
+        before_id = request.query_params.get("before")
+        if before_id is not None:
+            before = conversation.messages.filter(pk=before_id if before_id.isdigit() else 0).first()
+            if before is None:
+                raise Http404
+            page, has_more = selectors.messages_before(conversation=conversation, before=before)
+            reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
+            return Response(
+                {"results": [message_snapshot(m, reactions.get(m.wamid, ())) for m in page], "has_more": has_more}
+            )
         paginator = MessageCursor()
         page = paginator.paginate_queryset(selectors.message_list(conversation=conversation), request, view=self)
         reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])

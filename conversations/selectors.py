@@ -2,7 +2,7 @@
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from conversations.models import BusinessNumber, Conversation, Direction, Message, Reaction, ReadState
@@ -16,7 +16,9 @@ def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
     return numbers.filter(members=user)
 
 
-def conversation_list(*, user, phone_number_id: str | None = None, unread_only: bool = False) -> QuerySet[Conversation]:
+def conversation_list(
+    *, user, phone_number_id: str | None = None, unread_only: bool = False, search: str = ""
+) -> QuerySet[Conversation]:
     """Conversations the user may see, newest activity first, each with this user's ``unread_count``."""
     last_read = ReadState.objects.filter(user=user, conversation=OuterRef("pk")).values("last_read_message_id")[:1]
     unread = (
@@ -37,7 +39,23 @@ def conversation_list(*, user, phone_number_id: str | None = None, unread_only: 
         conversations = conversations.filter(number__phone_number_id=phone_number_id)
     if unread_only:
         conversations = conversations.filter(unread_count__gt=0)
+    if search.strip():
+        conversations = conversations.filter(contact_matches(search.strip(), prefix="contact__"))
     return conversations
+
+
+def contact_matches(text: str, *, prefix: str = "") -> Q:
+    """Name, username or phone; a phone may be typed in any format ("+44 7700 900461", "07700900461")."""
+    condition = (
+        Q(**{f"{prefix}custom_name__icontains": text})
+        | Q(**{f"{prefix}profile_name__icontains": text})
+        | Q(**{f"{prefix}username__icontains": text})
+    )
+    # A national number's trunk prefix (0) is not part of the E.164 form we store.
+    digits = "".join(ch for ch in text if ch.isdigit()).lstrip("0")
+    if len(digits) >= 4:
+        condition |= Q(**{f"{prefix}phone__contains": digits}) | Q(**{f"{prefix}wa_id__contains": digits})
+    return condition
 
 
 def conversation_for_user(*, user, conversation_id: int) -> Conversation | None:
@@ -52,6 +70,20 @@ def conversation_for_user(*, user, conversation_id: int) -> Conversation | None:
 def message_list(*, conversation: Conversation) -> QuerySet[Message]:
     """The thread in Meta's order (its timestamps), arrival order breaking ties."""
     return conversation.messages.order_by("timestamp", "id")
+
+
+def messages_before(
+    *, conversation: Conversation, before: Message | None = None, limit: int = 50
+) -> tuple[list[Message], bool]:
+    """The ``limit`` messages just before ``before`` (or the newest ones) in thread order, and whether
+    older ones remain: the page the thread loads upward on scroll."""
+    messages = conversation.messages.all()
+    if before is not None:
+        messages = messages.filter(
+            Q(timestamp__lt=before.timestamp) | Q(timestamp=before.timestamp, id__lt=before.pk)
+        )
+    page = list(messages.order_by("-timestamp", "-id")[: limit + 1])
+    return list(reversed(page[:limit])), len(page) > limit
 
 
 def reactions_by_wamid(*, wamids: Iterable[str]) -> dict[str, list[Reaction]]:

@@ -201,10 +201,15 @@ def _advance_status(*, message: Message, status: str, at: datetime, error_code: 
     publish_event(number_id=number_id, type=events.MESSAGE_STATUS_CHANGED, payload=payload)
 
 
+@transaction.atomic
 def mark_conversation_read(*, user, conversation: Conversation) -> ReadState:
-    """Everything in the conversation up to now counts as read for this user (and only this user)."""
+    """Everything in the conversation up to now counts as read for this user (and only this user);
+    the user's other tabs hear of it."""
     latest = conversation.messages.aggregate(latest=Max("id"))["latest"] or 0
     state, _created = ReadState.objects.get_or_create(user=user, conversation=conversation)
-    ReadState.objects.filter(pk=state.pk, last_read_message_id__lt=latest).update(last_read_message_id=latest)
+    moved = ReadState.objects.filter(pk=state.pk, last_read_message_id__lt=latest).update(last_read_message_id=latest)
     state.refresh_from_db()
+    if moved:
+        payload: events.ConversationRead = {"conversation_id": conversation.pk, "last_read_message_id": latest}
+        publish_event(number_id=conversation.number_id, type=events.CONVERSATION_READ, payload=payload, user_id=user.pk)
     return state

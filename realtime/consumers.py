@@ -1,23 +1,31 @@
 """``/ws/inbox/``: relays the events of the business numbers a staff member may see.
 
-The consumer renders nothing from the database per event: the payload snapshots were built once by
-the publishing service. It only reads the database when a socket opens (which groups to join).
+Client → server: ``{"action": "resume", "after": <event id>}`` (after connecting: replay what was
+missed, from the event log) and ``{"action": "typing", "conversation_id": <id>}``.
+Server → client: event envelopes ``{id, type, number_id, payload}`` (see realtime/events.py), the
+ephemeral ``conversation.typing``, and ``reload`` when a client is too far behind.
+
+The consumer renders nothing from the database per event: payload snapshots were built once by the
+publishing service. It reads the database only when a socket opens, resumes or reports typing.
 """
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from conversations.models import Conversation
 from conversations.selectors import visible_numbers
+from realtime import events
 from realtime.groups import number_group, user_group
+from realtime.selectors import events_since
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
             return
-        self.groups_joined = [number_group(pk) for pk in await self._visible_number_ids(user)]
-        self.groups_joined.append(user_group(user.pk))
+        self.number_ids = await self._visible_number_ids()
+        self.groups_joined = [number_group(pk) for pk in self.number_ids] + [user_group(self.user.pk)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -26,9 +34,61 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
+    async def receive_json(self, content, **kwargs):
+        if not isinstance(content, dict):
+            return
+        action = content.get("action")
+        if action == "resume":
+            await self._resume(content.get("after"))
+        elif action == "typing":
+            await self._typing(content.get("conversation_id"))
+
+    async def _resume(self, after) -> None:
+        if not isinstance(after, int) or after < 0:
+            return
+        missed = await self._events_since(after)
+        if missed is None:
+            await self.send_json({"type": events.RELOAD})
+            return
+        for event in missed:
+            await self.send_json({"id": event.pk, "type": event.type, "number_id": event.number_id, "payload": event.payload})
+
+    async def _typing(self, conversation_id) -> None:
+        if not isinstance(conversation_id, int):
+            return
+        number_id = await self._number_of(conversation_id)
+        if number_id is None:
+            return
+        typing: events.Typing = {
+            "conversation_id": conversation_id,
+            "user_id": self.user.pk,
+            "name": self.user.get_full_name() or self.user.get_username(),
+        }
+        await self.channel_layer.group_send(number_group(number_id), {"type": events.GROUP_TYPING_TYPE, "typing": typing})
+
+    # --- channel-layer handlers ---------------------------------------------------------------
+
     async def inbox_event(self, message):
         await self.send_json(message["event"])
 
+    async def inbox_typing(self, message):
+        if message["typing"]["user_id"] != self.user.pk:
+            await self.send_json({"type": events.TYPING, "payload": message["typing"]})
+
+    # --- database ------------------------------------------------------------------------------
+
     @database_sync_to_async
-    def _visible_number_ids(self, user) -> list[int]:
-        return list(visible_numbers(user=user).values_list("pk", flat=True))
+    def _visible_number_ids(self) -> list[int]:
+        return list(visible_numbers(user=self.user).values_list("pk", flat=True))
+
+    @database_sync_to_async
+    def _events_since(self, after: int):
+        return events_since(user_id=self.user.pk, number_ids=self.number_ids, after_id=after)
+
+    @database_sync_to_async
+    def _number_of(self, conversation_id: int) -> int | None:
+        return (
+            Conversation.objects.filter(pk=conversation_id, number_id__in=self.number_ids)
+            .values_list("number_id", flat=True)
+            .first()
+        )

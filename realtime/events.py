@@ -11,12 +11,27 @@ MESSAGE_CREATED = "message.created"
 MESSAGE_STATUS_CHANGED = "message.status_changed"
 MESSAGE_REACTIONS_CHANGED = "message.reactions_changed"
 CONVERSATION_UPDATED = "conversation.updated"
+# Only to the staff member who read it: syncs their other tabs.
+CONVERSATION_READ = "conversation.read"
 
-EVENT_TYPES = (MESSAGE_CREATED, MESSAGE_STATUS_CHANGED, MESSAGE_REACTIONS_CHANGED, CONVERSATION_UPDATED)
+EVENT_TYPES = (
+    MESSAGE_CREATED,
+    MESSAGE_STATUS_CHANGED,
+    MESSAGE_REACTIONS_CHANGED,
+    CONVERSATION_UPDATED,
+    CONVERSATION_READ,
+)
+
+# Ephemeral, never logged nor replayed: a colleague typing in a conversation.
+TYPING = "conversation.typing"
+# Sent by the server when a reconnecting client is too far behind to catch up event by event.
+RELOAD = "reload"
 
 # The channel-layer message type that carries any of the events above to consumers
 # (Channels dispatches it to the consumer method ``inbox_event``).
 GROUP_MESSAGE_TYPE = "inbox.event"
+# The channel-layer message type for typing (consumer method ``inbox_typing``).
+GROUP_TYPING_TYPE = "inbox.typing"
 
 
 # "from" (the wa_id or BSUID of whoever reacted) is a Python keyword, hence the functional form.
@@ -76,6 +91,17 @@ class MessageReactionsChanged(TypedDict):
 
 class ConversationUpdated(TypedDict):
     conversation: ConversationPayload
+
+
+class ConversationRead(TypedDict):
+    conversation_id: int
+    last_read_message_id: int
+
+
+class Typing(TypedDict):
+    conversation_id: int
+    user_id: int
+    name: str
 
 
 class Envelope(TypedDict):

@@ -10,18 +10,20 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from realtime.events import EVENT_TYPES, GROUP_MESSAGE_TYPE, Envelope
-from realtime.groups import number_group
+from realtime.groups import number_group, user_group
 from realtime.models import Event
 
 logger = logging.getLogger(__name__)
 
 
-def publish_event(*, number_id: int, type: str, payload: dict) -> Event:
+def publish_event(*, number_id: int, type: str, payload: dict, user_id: int | None = None) -> Event:
+    """Log the event and push it after commit to everyone who may see the number (or to one user)."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown realtime event type {type!r}")
-    event = Event.objects.create(number_id=number_id, type=type, payload=payload)
+    event = Event.objects.create(number_id=number_id, user_id=user_id, type=type, payload=payload)
     envelope: Envelope = {"id": event.pk, "type": type, "number_id": number_id, "payload": payload}
-    transaction.on_commit(lambda: push_to_group(group=number_group(number_id), envelope=envelope))
+    group = user_group(user_id) if user_id is not None else number_group(number_id)
+    transaction.on_commit(lambda: push_to_group(group=group, envelope=envelope))
     return event
 
 

@@ -108,7 +108,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/inbox/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 # Meta sends webhook bodies of up to 3 MB; Django's default cap (2.5 MB) would reject real deliveries.
 WEBHOOK_MAX_BODY_BYTES = 4 * 1024 * 1024

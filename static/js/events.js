@@ -4,4 +4,7 @@ export const EVENTS = Object.freeze({
   MESSAGE_STATUS_CHANGED: "message.status_changed",
   MESSAGE_REACTIONS_CHANGED: "message.reactions_changed",
   CONVERSATION_UPDATED: "conversation.updated",
+  CONVERSATION_READ: "conversation.read",
+  TYPING: "conversation.typing",
+  RELOAD: "reload",
 });

@@ -4,12 +4,13 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
-from django.db import transaction
+from django.db import connections, transaction
 
 from realtime import events
 from realtime.routing import websocket_urlpatterns
@@ -21,6 +22,13 @@ from webhooks.services import process_webhook_event
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+
+
+@pytest.fixture(autouse=True)
+async def close_consumer_connections():
+    """The consumers' database thread keeps its connection; close it so the test database can be dropped."""
+    yield
+    await database_sync_to_async(connections.close_all)()
 
 
 def session_cookie_for(user) -> bytes:

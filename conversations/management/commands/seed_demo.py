@@ -1,0 +1,198 @@
+"""``manage.py seed_demo``: an admin login, a business number and a few conversations, so a fresh
+``make run`` opens onto an inbox with something in it.
+
+Idempotent: the superuser is created only when there is none, the number is looked up by its
+phone_number_id, and demo conversations are added only to the demo number and only while it has none.
+The conversations are real webhook deliveries (built by ``webhooks.simulation``) stored and processed
+by the same services as Meta's, so the demo data is exactly what the pipeline makes of them.
+"""
+import os
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from conversations.models import BusinessNumber, Conversation
+from webhooks.models import WebhookEventState
+from webhooks.services import process_webhook_event, store_webhook_event
+from webhooks.simulation import envelope, message_change, to_wire
+
+DEMO_NUMBER = {
+    "phone_number_id": "100000000000001",
+    "display_phone_number": "15550001111",
+    "waba_id": "100000000000002",
+    "name": "Demo support line",
+}
+
+# (wa_id, profile name, [(minutes ago, Meta message type, type-specific content or None for the sample)])
+DEMO_CONVERSATIONS = [
+    (
+        "447700900123",
+        "Priya Shah",
+        [
+            (185, "text", {"text": {"body": "Hi! Is my order #4821 on its way? 🙂"}}),
+            (
+                182,
+                "image",
+                {
+                    "image": {
+                        "id": "1479537139650973",
+                        "mime_type": "image/jpeg",
+                        "sha256": "nWsaBZOn1/DgkDxjlvkIanEY5ga4uG9QV+ZsSg1+Yyo=",
+                        "caption": "The box arrived damaged",
+                    }
+                },
+            ),
+            (181, "text", {"text": {"body": "Could you send a replacement?"}}),
+        ],
+    ),
+    (
+        "5511987650042",
+        "Ana Lima",
+        [
+            (95, "text", {"text": {"body": "Olá! Do you deliver to São Paulo?"}}),
+            (
+                93,
+                "location",
+                {
+                    "location": {
+                        "latitude": -23.5614,
+                        "longitude": -46.6559,
+                        "name": "MASP",
+                        "address": "Av. Paulista, 1578 - Bela Vista, São Paulo",
+                    }
+                },
+            ),
+        ],
+    ),
+    (
+        "4915112345678",
+        "Tom Becker",
+        [
+            (40, "text", {"text": {"body": "Hello, I'd like to book a repair appointment."}}),
+            (
+                36,
+                "interactive",
+                {"interactive": {"type": "button_reply", "button_reply": {"id": "slot-tue-10", "title": "Tuesday 10:00"}}},
+            ),
+        ],
+    ),
+    (
+        "2348031234567",
+        "Amara Okafor",
+        [
+            (
+                6,
+                "document",
+                {
+                    "document": {
+                        "id": "3829583567329234",
+                        "mime_type": "application/pdf",
+                        "sha256": "x",
+                        "filename": "invoice-4790.pdf",
+                        "caption": "Invoice for last month",
+                    }
+                },
+            ),
+            (5, "text", {"text": {"body": "The total looks wrong to me, can someone check?"}}),
+        ],
+    ),
+]
+
+
+class Command(BaseCommand):
+    help = "Create a demo admin login, a business number and a few demo conversations (idempotent)."
+
+    def handle(self, *args, **options):
+        admin, password = self._ensure_admin()
+        number, is_demo = self._ensure_number()
+        if admin is not None:
+            number.members.add(admin)
+
+        created = 0
+        if is_demo and not Conversation.objects.filter(number=number).exists():
+            created = self._seed_conversations(number=number)
+
+        conversations = Conversation.objects.filter(number=number).count()
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        label = f"{number.name} (+{number.display_phone_number})" if number.name else f"+{number.display_phone_number}"
+        self.stdout.write(f"  Business number: {label}, phone_number_id {number.phone_number_id}")
+        if created:
+            self.stdout.write(f"  Conversations:   {conversations} (created from {created} simulated webhooks)")
+        else:
+            self.stdout.write(f"  Conversations:   {conversations}")
+        url = f"http://localhost:{settings.PORT}/admin/"
+        if admin is None:
+            self.stdout.write(f"  Admin login:     {url}")
+        elif password is None:
+            self.stdout.write(f"  Admin login:     {url}  username {admin.get_username()}  (password unchanged)")
+        else:
+            self.stdout.write(f"  Admin login:     {url}  username {admin.get_username()}  password {password}")
+
+    def _ensure_admin(self):
+        """The superuser to show and add to the number, and its password when it is the demo one."""
+        User = get_user_model()
+        password = os.environ.get("DEMO_ADMIN_PASSWORD") or "admin"
+        admin = User.objects.filter(is_superuser=True).order_by("pk").first()
+        if admin is None:
+            admin = User.objects.create_superuser(username="admin", email="", password=password)
+            return admin, password
+        # Only show a password we know to be current; a changed one is the user's own business.
+        return admin, (password if admin.check_password(password) else None)
+
+    def _ensure_number(self) -> tuple[BusinessNumber, bool]:
+        """The configured Meta number if ``META_PHONE_NUMBER_ID`` is set, else the demo number."""
+        if not settings.META_PHONE_NUMBER_ID:
+            number, _ = BusinessNumber.objects.get_or_create(
+                phone_number_id=DEMO_NUMBER["phone_number_id"],
+                defaults={key: value for key, value in DEMO_NUMBER.items() if key != "phone_number_id"},
+            )
+            return number, True
+        number, _ = BusinessNumber.objects.get_or_create(
+            phone_number_id=settings.META_PHONE_NUMBER_ID,
+            defaults={"display_phone_number": settings.META_DISPLAY_PHONE_NUMBER or settings.META_PHONE_NUMBER_ID},
+        )
+        # Only what the environment provides; a token entered in the admin is not wiped by an empty variable.
+        changes = {
+            "display_phone_number": settings.META_DISPLAY_PHONE_NUMBER,
+            "waba_id": settings.META_BUSINESS_ACCOUNT_ID,
+            "access_token": settings.META_ACCESS_TOKEN,
+        }
+        changed = [field for field, value in changes.items() if value and getattr(number, field) != value]
+        for field in changed:
+            setattr(number, field, changes[field])
+        if changed:
+            number.save(update_fields=changed)
+        return number, False
+
+    def _seed_conversations(self, *, number: BusinessNumber) -> int:
+        """Deliver each demo message as its own webhook through the real pipeline; returns how many."""
+        now = int(time.time())
+        delivered = 0
+        for wa_id, name, messages in DEMO_CONVERSATIONS:
+            for minutes_ago, message_type, content in messages:
+                payload = envelope(
+                    waba_id=number.waba_id or DEMO_NUMBER["waba_id"],
+                    changes=[
+                        message_change(
+                            phone_number_id=number.phone_number_id,
+                            display_phone_number=number.display_phone_number,
+                            wa_id=wa_id,
+                            name=name,
+                            message_type=message_type,
+                            timestamp=now - minutes_ago * 60,
+                            content=content,
+                        )
+                    ],
+                )
+                with transaction.atomic():
+                    event = store_webhook_event(raw_body=to_wire(payload), payload=payload, signature="")
+                # Processed here rather than left to Celery, so the data is there whether or not a worker
+                # runs; the task the commit enqueued finds the event already processed and does nothing.
+                processed = process_webhook_event(event_id=event.pk)
+                if processed is not None and (processed.state != WebhookEventState.PROCESSED or processed.item_errors):
+                    self.stderr.write(f"webhook event {event.pk}: {processed.state} {processed.item_errors}")
+                delivered += 1
+        return delivered

@@ -1,0 +1,64 @@
+"""The inbox pages: server-rendered shells carrying their initial data; static/js keeps them live."""
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import render
+
+from conversations import selectors
+from conversations.apis import conversation_item
+from conversations.services import mark_conversation_read
+from conversations.snapshots import message_snapshot, number_snapshot
+from realtime.selectors import latest_event_id
+
+INBOX_PAGE_SIZE = 100
+
+
+@login_required
+def inbox_view(request, conversation_id: int | None = None):
+    filters = {
+        "filter": "unread" if request.GET.get("filter") == "unread" else "all",
+        "number": request.GET.get("number", ""),
+        "q": request.GET.get("q", "").strip()[:100],
+    }
+    # Read the event log's head before the data: events after it are replayed over the socket, so
+    # nothing that happens while the page renders is lost (re-applying an event is harmless).
+    last_event_id = latest_event_id()
+    conversation = None
+    messages: list = []
+    has_more = False
+    if conversation_id is not None:
+        conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+        if conversation is None:
+            raise Http404
+        mark_conversation_read(user=request.user, conversation=conversation)
+        page, has_more = selectors.messages_before(conversation=conversation)
+        reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
+        messages = [message_snapshot(m, reactions.get(m.wamid, ())) for m in page]
+    conversations = selectors.conversation_list(
+        user=request.user,
+        phone_number_id=filters["number"] or None,
+        unread_only=filters["filter"] == "unread",
+        search=filters["q"],
+    )[:INBOX_PAGE_SIZE]
+    numbers = list(selectors.visible_numbers(user=request.user))
+    conversation_items = [conversation_item(c) for c in conversations]
+    data = {
+        "user": {"id": request.user.pk, "name": request.user.get_full_name() or request.user.get_username()},
+        "lastEventId": last_event_id,
+        "filters": filters,
+        "numbers": [number_snapshot(n) for n in numbers],
+        "conversations": conversation_items,
+        "conversation": open_conversation_item(conversation) if conversation else None,
+        "messages": messages,
+        "hasMore": has_more,
+    }
+    return render(
+        request,
+        "conversations/inbox.html",
+        {"data": data, "numbers": numbers, "filters": filters, "conversation": conversation},
+    )
+
+
+def open_conversation_item(conversation) -> dict:
+    """The open conversation's header data; it was just marked read, so nothing in it is unread."""
+    conversation.unread_count = 0
+    return conversation_item(conversation)

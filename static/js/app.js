@@ -1,0 +1,118 @@
+// The inbox page's entry point: reads the data the server rendered into the page and wires the list,
+// the open thread, typing, notifications and the socket that keeps them live.
+import { postJson } from "./api.js";
+import { ConversationList } from "./conversation-list.js";
+import { EVENTS } from "./events.js";
+import { Notifier } from "./notifications.js";
+import { InboxSocket } from "./socket.js";
+import { Thread } from "./thread.js";
+import { Typing } from "./typing.js";
+
+const data = JSON.parse(document.getElementById("inbox-data").textContent);
+const openId = data.conversation ? data.conversation.id : null;
+
+const list = new ConversationList({
+  root: document.getElementById("conversation-list"),
+  empty: document.getElementById("conversation-list-empty"),
+  conversations: data.conversations,
+  filters: data.filters,
+  openId,
+  numbers: data.numbers,
+});
+
+let thread = null;
+if (data.conversation) {
+  const contact = data.conversation.contact;
+  document.getElementById("thread-title").textContent = contact.name || contact.phone || contact.username || "Unknown";
+  document.getElementById("thread-subtitle").textContent =
+    [contact.phone, contact.username, data.conversation.number.display_phone_number && `via +${data.conversation.number.display_phone_number}`]
+      .filter(Boolean).join(" · ");
+  thread = new Thread({
+    conversation: data.conversation,
+    messages: data.messages,
+    hasMore: data.hasMore,
+    root: document.getElementById("thread"),
+    list: document.getElementById("messages"),
+    sentinel: document.getElementById("history-sentinel"),
+    pill: document.getElementById("new-messages-pill"),
+  });
+}
+
+const notifier = new Notifier({ button: document.getElementById("enable-notifications") });
+const connection = document.getElementById("connection-state");
+const LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
+
+let pendingRead = false;
+function markOpenConversationRead() {
+  if (!openId) return;
+  if (document.hidden) {
+    pendingRead = true;
+    return;
+  }
+  pendingRead = false;
+  postJson(`/api/conversations/${openId}/read/`).catch(() => { pendingRead = true; });
+}
+document.addEventListener("visibilitychange", () => { if (!document.hidden && pendingRead) markOpenConversationRead(); });
+
+const handlers = {
+  [EVENTS.MESSAGE_CREATED]({ message, conversation }) {
+    list.upsert(conversation);
+    const isOpen = conversation.id === openId;
+    if (isOpen && thread) thread.add(message);
+    if (message.direction !== "in") return;
+    if (isOpen && !document.hidden) markOpenConversationRead();
+    else {
+      list.addUnread(conversation.id);
+      if (isOpen) markOpenConversationRead();
+    }
+    notifier.notify({
+      conversationId: conversation.id,
+      title: conversation.contact.name || conversation.contact.phone || "New message",
+      body: message.preview,
+      openConversationId: document.hidden ? null : openId,
+    });
+  },
+  [EVENTS.CONVERSATION_UPDATED]({ conversation }) {
+    list.upsert(conversation);
+  },
+  [EVENTS.MESSAGE_STATUS_CHANGED](payload) {
+    if (thread && payload.conversation_id === openId) thread.setStatus(payload);
+  },
+  [EVENTS.MESSAGE_REACTIONS_CHANGED](payload) {
+    if (thread && payload.conversation_id === openId) thread.setReactions(payload);
+  },
+  [EVENTS.CONVERSATION_READ]({ conversation_id: conversationId }) {
+    list.markRead(conversationId);
+  },
+  [EVENTS.TYPING](payload) {
+    if (typing) typing.show(payload);
+  },
+};
+
+const socket = new InboxSocket({
+  lastEventId: data.lastEventId,
+  onEvent: (event) => {
+    const handle = handlers[event.type];
+    if (handle) handle(event.payload);
+  },
+  onStateChange: (state) => {
+    connection.dataset.state = state;
+    connection.textContent = LABELS[state];
+  },
+});
+
+const typing = openId
+  ? new Typing({
+    conversationId: openId,
+    input: document.getElementById("composer-input"),
+    indicator: document.getElementById("typing-indicator"),
+    send: (message) => socket.send(message),
+  })
+  : null;
+
+for (const select of document.querySelectorAll("#filters select")) {
+  select.addEventListener("change", () => select.form.submit());
+}
+
+socket.connect();
+window.inbox = { socket, list, thread };

@@ -1,0 +1,103 @@
+// The conversation list: newest activity first, per-user unread badges, the tab title's total,
+// filtered like the server filtered it (number, unread, search).
+import { element, listTimeLabel } from "./format.js";
+
+export class ConversationList {
+  constructor({ root, empty, conversations, filters, openId, numbers }) {
+    this.numbers = new Map(numbers.map((n) => [n.id, n]));
+    this.root = root;
+    this.empty = empty;
+    this.filters = filters;
+    this.openId = openId;
+    this.byId = new Map(conversations.map((c) => [c.id, { ...c }]));
+    this.render();
+  }
+
+  // Merge a conversation snapshot from an event (events carry number_id, not the number object).
+  upsert(snapshot) {
+    const current = this.byId.get(snapshot.id) || { unread_count: 0, number: this.numbers.get(snapshot.number_id) };
+    const merged = { ...current, ...snapshot };
+    if (current.last_message_at && Date.parse(current.last_message_at) > Date.parse(snapshot.last_message_at)) {
+      // An older snapshot (events can interleave) never rolls the row back.
+      Object.assign(merged, { last_message_at: current.last_message_at, last_message: current.last_message });
+    }
+    this.byId.set(snapshot.id, merged);
+    this.render();
+  }
+
+  addUnread(conversationId) {
+    const conversation = this.byId.get(conversationId);
+    if (conversation) {
+      conversation.unread_count += 1;
+      this.render();
+    }
+  }
+
+  markRead(conversationId) {
+    const conversation = this.byId.get(conversationId);
+    if (conversation && conversation.unread_count) {
+      conversation.unread_count = 0;
+      this.render();
+    }
+  }
+
+  totalUnread() {
+    let total = 0;
+    for (const c of this.byId.values()) total += c.unread_count || 0;
+    return total;
+  }
+
+  matches(conversation) {
+    const { filter, number, q } = this.filters;
+    if (number && conversation.number && conversation.number.phone_number_id && conversation.number.phone_number_id !== number) return false;
+    if (filter === "unread" && !conversation.unread_count && conversation.id !== this.openId) return false;
+    if (q) {
+      const needle = q.toLowerCase();
+      const digits = q.replace(/\D/g, "").replace(/^0+/, "");
+      const contact = conversation.contact || {};
+      const names = [contact.name, contact.username].filter(Boolean).join(" ").toLowerCase();
+      const phone = `${contact.phone || ""} ${contact.wa_id || ""}`;
+      if (!names.includes(needle) && !(digits.length >= 4 && phone.includes(digits))) return false;
+    }
+    return true;
+  }
+
+  render() {
+    const rows = [...this.byId.values()]
+      .filter((c) => this.matches(c))
+      .sort((a, b) => Date.parse(b.last_message_at) - Date.parse(a.last_message_at) || b.id - a.id)
+      .map((c) => this.renderRow(c));
+    this.root.replaceChildren(...rows);
+    this.empty.hidden = rows.length > 0;
+    const total = this.totalUnread();
+    document.title = total ? `(${total}) Inbox · WhatsApp Inbox` : "Inbox · WhatsApp Inbox";
+  }
+
+  renderRow(conversation) {
+    const contact = conversation.contact || {};
+    const row = element("li", "conversation-row");
+    row.dataset.conversationId = String(conversation.id);
+    if (conversation.id === this.openId) row.classList.add("open");
+    const link = element("a", "conversation-link");
+    const params = new URLSearchParams(window.location.search);
+    link.href = `/inbox/${conversation.id}/${params.toString() ? `?${params}` : ""}`;
+    const name = contact.name || contact.phone || contact.username || "Unknown";
+    link.append(element("span", "avatar", name.trim().charAt(0).toUpperCase()));
+    const body = element("span", "row-body");
+    const top = element("span", "row-top");
+    top.append(element("span", "name", name), element("time", "row-time", listTimeLabel(conversation.last_message_at)));
+    const bottom = element("span", "row-bottom");
+    const preview = element("span", "preview", conversation.last_message || "");
+    if (conversation.last_message_direction === "out") preview.prepend(element("span", "you", "You: "));
+    bottom.append(preview);
+    if (conversation.unread_count) {
+      const badge = element("span", "badge", String(conversation.unread_count));
+      badge.setAttribute("aria-label", `${conversation.unread_count} unread`);
+      bottom.append(badge);
+    }
+    body.append(top, bottom);
+    link.append(body);
+    row.append(link);
+    return row;
+  }
+}

@@ -1,0 +1,116 @@
+// One message bubble, built from the message snapshot (conversations/snapshots.py) with DOM APIs.
+import { appendLinkified, element, timeLabel } from "./format.js";
+
+const TICKS = {
+  pending: { symbol: "🕓", label: "Pending" },
+  sent: { symbol: "✓", label: "Sent" },
+  delivered: { symbol: "✓✓", label: "Delivered" },
+  read: { symbol: "✓✓", label: "Read" },
+  played: { symbol: "✓✓", label: "Played" },
+  failed: { symbol: "⚠", label: "Failed" },
+};
+
+const MEDIA_TYPES = new Set(["image", "video", "audio", "document", "sticker"]);
+
+export function renderMessage(message, { findQuoted } = {}) {
+  const item = element("li", `message message-${message.direction === "out" ? "out" : "in"} type-${message.type}`);
+  item.dataset.messageId = String(message.id);
+  if (message.wamid) item.dataset.wamid = message.wamid;
+  item.dataset.timestamp = message.timestamp;
+  if (message.type === "system" || message.type === "request_welcome") item.classList.add("message-system");
+
+  const bubble = element("div", "bubble");
+  if (message.reply_to) bubble.append(renderQuote(message.reply_to, findQuoted));
+  bubble.append(renderContent(message));
+  const meta = element("div", "meta");
+  meta.append(element("time", "time", timeLabel(message.timestamp)));
+  if (message.direction === "out") meta.append(element("span", "ticks"));
+  bubble.append(meta);
+  item.append(bubble, element("ul", "reactions"));
+  updateStatus(item, message.status, message.error);
+  updateReactions(item, message.reactions || []);
+  return item;
+}
+
+export function updateStatus(item, status, error) {
+  const ticks = item.querySelector(".ticks");
+  if (!ticks) return;
+  const tick = TICKS[status] || TICKS.pending;
+  ticks.textContent = tick.symbol;
+  ticks.dataset.status = status;
+  ticks.title = status === "failed" && error ? `Failed: ${error.code ?? ""} ${error.title || ""}`.trim() : tick.label;
+  ticks.setAttribute("aria-label", ticks.title);
+}
+
+export function updateReactions(item, reactions) {
+  const list = item.querySelector(".reactions");
+  list.replaceChildren(...reactions.map((r) => {
+    const reaction = element("li", "reaction", r.emoji);
+    reaction.title = `Reaction from ${r.from}`;
+    return reaction;
+  }));
+  list.hidden = reactions.length === 0;
+}
+
+function renderQuote(wamid, findQuoted) {
+  const quote = element("blockquote", "quote");
+  const quoted = findQuoted ? findQuoted(wamid) : null;
+  quote.textContent = quoted || "Reply to an earlier message";
+  quote.dataset.replyTo = wamid;
+  return quote;
+}
+
+function renderContent(message) {
+  const content = element("div", "content");
+  const data = message.content || {};
+  if (message.type === "text") {
+    appendLinkified(content, message.body);
+  } else if (MEDIA_TYPES.has(message.type)) {
+    // Media download lands with the media issue; until then a labelled placeholder.
+    content.append(element("div", `media-placeholder media-${message.type}`, message.preview.split(":")[0]));
+    if (message.body) appendLinkified(content.appendChild(element("div", "caption")), message.body);
+  } else if (message.type === "location") {
+    content.append(renderLocation(data, message.preview));
+  } else if (message.type === "contacts") {
+    for (const card of data.contacts || []) content.append(renderContactCard(card));
+  } else if (message.type === "order") {
+    content.append(element("div", "order-title", message.preview));
+    const items = element("ul", "order-items");
+    for (const product of data.product_items || []) {
+      items.append(element("li", null, `${product.quantity} × ${product.product_retailer_id} @ ${product.item_price} ${product.currency}`));
+    }
+    content.append(items);
+    if (message.body) content.append(element("div", "caption", message.body));
+  } else if (message.type === "interactive" || message.type === "button") {
+    content.append(element("div", "reply-label", "Replied"));
+    appendLinkified(content.appendChild(element("div", "reply-text")), message.text);
+  } else {
+    content.append(element("div", message.type === "system" ? "system-text" : "placeholder", message.text));
+  }
+  return content;
+}
+
+function renderLocation(data, preview) {
+  const lat = Number(data.latitude);
+  const lon = Number(data.longitude);
+  const wrapper = element("div", "location");
+  if (Number.isFinite(lat) && Number.isFinite(lon)) {
+    const link = element("a", "map-link", preview);
+    link.href = `https://www.openstreetmap.org/?mlat=${lat}&mlon=${lon}#map=16/${lat}/${lon}`;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer nofollow";
+    wrapper.append(link);
+  } else {
+    wrapper.textContent = preview;
+  }
+  if (data.address && data.address !== data.name) wrapper.append(element("div", "address", data.address));
+  return wrapper;
+}
+
+function renderContactCard(card) {
+  const box = element("div", "contact-card");
+  box.append(element("div", "contact-card-name", (card.name && card.name.formatted_name) || "Contact"));
+  for (const phone of card.phones || []) box.append(element("div", "contact-card-phone", phone.phone || phone.wa_id || ""));
+  for (const email of card.emails || []) box.append(element("div", "contact-card-email", email.email || ""));
+  return box;
+}

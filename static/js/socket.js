@@ -1,0 +1,55 @@
+// The inbox WebSocket: reconnects with backoff and resumes from the last event it applied, so no
+// event is lost across a disconnect; an event seen twice (resume overlap) is dropped here.
+import { EVENTS } from "./events.js";
+
+const MAX_BACKOFF_MS = 30000;
+const SEEN_LIMIT = 5000;
+
+export class InboxSocket {
+  constructor({ lastEventId, onEvent, onStateChange }) {
+    this.lastEventId = lastEventId || 0;
+    this.onEvent = onEvent;
+    this.onStateChange = onStateChange;
+    this.seen = new Set();
+    this.attempts = 0;
+    this.ws = null;
+  }
+
+  connect() {
+    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${window.location.host}/ws/inbox/`);
+    this.ws = ws;
+    this.onStateChange(this.attempts ? "reconnecting" : "connecting");
+    ws.addEventListener("open", () => {
+      this.attempts = 0;
+      this.onStateChange("live");
+      ws.send(JSON.stringify({ action: "resume", after: this.lastEventId }));
+    });
+    ws.addEventListener("message", (message) => this.receive(JSON.parse(message.data)));
+    ws.addEventListener("close", () => {
+      if (this.ws !== ws) return;
+      this.onStateChange("reconnecting");
+      this.attempts += 1;
+      const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(this.attempts, 6));
+      setTimeout(() => this.connect(), backoff / 2 + Math.random() * (backoff / 2));
+    });
+  }
+
+  receive(event) {
+    if (event.type === EVENTS.RELOAD) {
+      window.location.reload();
+      return;
+    }
+    if (typeof event.id === "number") {
+      if (this.seen.has(event.id)) return;
+      this.seen.add(event.id);
+      if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value);
+      this.lastEventId = Math.max(this.lastEventId, event.id);
+    }
+    this.onEvent(event);
+  }
+
+  send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+}

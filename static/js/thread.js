@@ -1,0 +1,130 @@
+// The open conversation: bubbles in Meta's timestamp order, day separators, history loaded upward on
+// scroll, auto-scroll only when the reader is at the bottom (else a "new messages" pill).
+import { getJson } from "./api.js";
+import { dayKey, dayLabel, element } from "./format.js";
+import { renderMessage, updateReactions, updateStatus } from "./message-view.js";
+
+const BOTTOM_SLACK_PX = 48;
+
+function sortKey(message) {
+  return [Date.parse(message.timestamp), message.id];
+}
+
+function before(a, b) {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+}
+
+export class Thread {
+  constructor({ conversation, messages, hasMore, root, list, sentinel, pill }) {
+    this.conversation = conversation;
+    this.root = root;
+    this.list = list;
+    this.pill = pill;
+    this.hasMore = hasMore;
+    this.loadingHistory = false;
+    this.byId = new Map();
+    for (const message of messages) this.place(message);
+    this.renderDays();
+    this.scrollToBottom();
+    pill.addEventListener("click", () => this.scrollToBottom());
+    root.addEventListener("scroll", () => { if (this.atBottom()) pill.hidden = true; }, { passive: true });
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) this.loadHistory();
+    }, { root }).observe(sentinel);
+  }
+
+  atBottom() {
+    return this.root.scrollHeight - this.root.scrollTop - this.root.clientHeight < BOTTOM_SLACK_PX;
+  }
+
+  scrollToBottom() {
+    this.root.scrollTo({ top: this.root.scrollHeight, behavior: "auto" });
+    this.pill.hidden = true;
+  }
+
+  // Insert (or update, when already shown) a message; returns true when it is new on the page.
+  add(message) {
+    if (this.byId.has(message.id)) {
+      const item = this.byId.get(message.id);
+      updateStatus(item, message.status, message.error);
+      updateReactions(item, message.reactions || []);
+      return false;
+    }
+    const wasAtBottom = this.atBottom();
+    this.place(message);
+    this.renderDays();
+    if (wasAtBottom) this.root.scrollTo({ top: this.root.scrollHeight, behavior: "smooth" });
+    else this.pill.hidden = false;
+    return true;
+  }
+
+  place(message) {
+    const item = renderMessage(message, { findQuoted: (wamid) => this.quotedText(wamid) });
+    item.dataset.sortTs = String(Date.parse(message.timestamp));
+    const key = sortKey(message);
+    const keyOf = (node) => [Number(node.dataset.sortTs), Number(node.dataset.messageId)];
+    const messages = this.list.querySelectorAll(".message");
+    const last = messages[messages.length - 1];
+    let next = null;
+    if (!last || before(keyOf(last), key)) {
+      next = null; // the usual case: newest at the bottom
+    } else if (before(key, keyOf(messages[0]))) {
+      next = messages[0]; // a page of history
+    } else for (const other of this.byId.values()) {
+      const otherKey = [Number(other.dataset.sortTs), Number(other.dataset.messageId)];
+      if (before(key, otherKey) && (!next || before(otherKey, [Number(next.dataset.sortTs), Number(next.dataset.messageId)]))) {
+        next = other;
+      }
+    }
+    this.list.insertBefore(item, next);
+    this.byId.set(message.id, item);
+  }
+
+  quotedText(wamid) {
+    const quoted = this.list.querySelector(`[data-wamid="${CSS.escape(wamid)}"] .content`);
+    return quoted ? quoted.textContent.slice(0, 200) : null;
+  }
+
+  renderDays() {
+    for (const separator of this.list.querySelectorAll(".day-separator")) separator.remove();
+    let previous = null;
+    for (const item of this.list.querySelectorAll(".message")) {
+      const key = dayKey(item.dataset.timestamp);
+      if (key !== previous) {
+        const separator = element("li", "day-separator", dayLabel(item.dataset.timestamp));
+        separator.setAttribute("role", "separator");
+        this.list.insertBefore(separator, item);
+        previous = key;
+      }
+    }
+  }
+
+  setStatus({ message_id: id, status, error }) {
+    const item = this.byId.get(id);
+    if (item) updateStatus(item, status, error);
+  }
+
+  setReactions({ wamid, reactions }) {
+    const item = this.list.querySelector(`[data-wamid="${CSS.escape(wamid)}"]`);
+    if (item) updateReactions(item, reactions);
+  }
+
+  async loadHistory() {
+    if (!this.hasMore || this.loadingHistory) return;
+    const first = this.list.querySelector(".message");
+    if (!first) return;
+    this.loadingHistory = true;
+    try {
+      const page = await getJson(`/api/conversations/${this.conversation.id}/messages/?before=${first.dataset.messageId}`);
+      const heightBefore = this.root.scrollHeight;
+      const topBefore = this.root.scrollTop;
+      for (const message of page.results) if (!this.byId.has(message.id)) this.place(message);
+      this.renderDays();
+      // Keep the reader's place: the content grew above them.
+      this.root.scrollTop = topBefore + (this.root.scrollHeight - heightBefore);
+      this.hasMore = page.has_more;
+    } finally {
+      this.loadingHistory = false;
+    }
+  }
+}
