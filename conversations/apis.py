@@ -29,6 +29,7 @@ def conversation_item(conversation) -> dict:
         "contact": contact_snapshot(conversation.contact),
         "number": number_snapshot(conversation.number),
         "unread_count": conversation.unread_count,
+        "last_message_id": conversation.last_message_id,
         "last_message_at": conversation.last_message_at.isoformat(),
         "last_message": conversation.last_message_preview,
         "last_message_direction": conversation.last_message_direction,

@@ -33,6 +33,14 @@ def conversation_list(
         .select_related("contact", "number")
         .annotate(last_read_id=Coalesce(Subquery(last_read, output_field=IntegerField()), Value(0)))
         .annotate(unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)))
+        # Clients count an event's message as unread only when it is newer than this (so replaying
+        # an event the page already reflects never counts it twice).
+        .annotate(
+            last_message_id=Coalesce(
+                Subquery(Message.objects.filter(conversation=OuterRef("pk")).order_by("-id").values("id")[:1]),
+                Value(0),
+            )
+        )
         .order_by("-last_message_at", "-id")
     )
     if phone_number_id:

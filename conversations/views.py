@@ -61,4 +61,5 @@ def inbox_view(request, conversation_id: int | None = None):
 def open_conversation_item(conversation) -> dict:
     """The open conversation's header data; it was just marked read, so nothing in it is unread."""
     conversation.unread_count = 0
+    conversation.last_message_id = conversation.messages.order_by("-id").values_list("id", flat=True).first() or 0
     return conversation_item(conversation)

@@ -5,10 +5,11 @@ processed by a Celery task. Processing is idempotent (the inbox services rely on
 so a redelivery, a replay or a task that runs twice changes nothing the second time.
 """
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from contacts.services import change_contact_identity, resolve_contact
@@ -146,6 +147,38 @@ def mark_webhook_event_failed(*, event_id: int, error: str) -> None:
     WebhookEvent.objects.filter(pk=event_id, state=WebhookEventState.PENDING).update(
         state=WebhookEventState.FAILED, error=error[:5000]
     )
+
+
+def select_webhook_event_ids(
+    *,
+    event_ids: list[int] | None = None,
+    failed: bool = False,
+    unroutable: bool = False,
+    with_errors: bool = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[int]:
+    """Ids of the stored events an operator asked to replay, oldest first.
+
+    ``event_ids``, ``failed``, ``unroutable`` and ``with_errors`` each add events (they are OR'ed); the
+    ``since``/``until`` window (``received_at``, both bounds inclusive) then narrows the result, or selects
+    every event in it when nothing else is given. Ids that do not exist are simply absent from the result.
+    """
+    wanted = Q()
+    if event_ids:
+        wanted |= Q(pk__in=event_ids)
+    if failed:
+        wanted |= Q(state=WebhookEventState.FAILED)
+    if unroutable:
+        wanted |= Q(state=WebhookEventState.UNROUTABLE)
+    if with_errors:
+        wanted |= ~Q(item_errors=[])
+    events = WebhookEvent.objects.filter(wanted)
+    if since is not None:
+        events = events.filter(received_at__gte=since)
+    if until is not None:
+        events = events.filter(received_at__lte=until)
+    return list(events.order_by("received_at", "pk").values_list("pk", flat=True))
 
 
 def replay_webhook_events(*, event_ids: list[int]) -> int:

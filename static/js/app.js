@@ -59,12 +59,10 @@ const handlers = {
     list.upsert(conversation);
     const isOpen = conversation.id === openId;
     if (isOpen && thread) thread.add(message);
-    if (message.direction !== "in") return;
-    if (isOpen && !document.hidden) markOpenConversationRead();
-    else {
-      list.addUnread(conversation.id);
-      if (isOpen) markOpenConversationRead();
-    }
+    const readNow = isOpen && !document.hidden;
+    const fresh = list.noteMessage(conversation.id, message.id, { unread: message.direction === "in" && !readNow });
+    if (message.direction !== "in" || !fresh) return;
+    if (isOpen) markOpenConversationRead();
     notifier.notify({
       conversationId: conversation.id,
       title: conversation.contact.name || conversation.contact.phone || "New message",
@@ -81,8 +79,8 @@ const handlers = {
   [EVENTS.MESSAGE_REACTIONS_CHANGED](payload) {
     if (thread && payload.conversation_id === openId) thread.setReactions(payload);
   },
-  [EVENTS.CONVERSATION_READ]({ conversation_id: conversationId }) {
-    list.markRead(conversationId);
+  [EVENTS.CONVERSATION_READ]({ conversation_id: conversationId, last_read_message_id: lastRead }) {
+    list.markRead(conversationId, lastRead);
   },
   [EVENTS.TYPING](payload) {
     if (typing) typing.show(payload);

@@ -25,20 +25,25 @@ export class ConversationList {
     this.render();
   }
 
-  addUnread(conversationId) {
+  // A message shown in this conversation. Counted as unread only when newer than everything the row
+  // already reflects, so an event replayed after a reconnect or a page load is never counted twice.
+  noteMessage(conversationId, messageId, { unread }) {
     const conversation = this.byId.get(conversationId);
-    if (conversation) {
-      conversation.unread_count += 1;
-      this.render();
-    }
+    if (!conversation || messageId <= (conversation.last_message_id || 0)) return false;
+    conversation.last_message_id = messageId;
+    if (unread) conversation.unread_count += 1;
+    this.render();
+    return true;
   }
 
-  markRead(conversationId) {
+  // This user read the conversation up to a message (here or in another tab). An older read,
+  // replayed after newer messages arrived, leaves the badge alone.
+  markRead(conversationId, lastReadMessageId) {
     const conversation = this.byId.get(conversationId);
-    if (conversation && conversation.unread_count) {
-      conversation.unread_count = 0;
-      this.render();
-    }
+    if (!conversation || !conversation.unread_count) return;
+    if (lastReadMessageId < (conversation.last_message_id || 0)) return;
+    conversation.unread_count = 0;
+    this.render();
   }
 
   totalUnread() {

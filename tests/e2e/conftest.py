@@ -114,11 +114,11 @@ def stack_env(*, database_url: str, redis_url: str) -> dict[str, str]:
     return env
 
 
-def start_daphne(*, env: dict[str, str], logs: Path, name: str = "daphne") -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def start_daphne(*, env: dict[str, str], logs: Path, name: str = "daphne", port: int | None = None) -> tuple[subprocess.Popen, str]:
+    port = port or free_port()
     process = subprocess.Popen(
         [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT, env=env, stdout=open(logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, env=env, stdout=open(logs / f"{name}.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{port}"
     wait_for(lambda: requests.get(f"{base_url}/api/webhook", timeout=1).status_code == 403, timeout=30, what=name)
