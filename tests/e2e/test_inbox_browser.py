@@ -1,5 +1,6 @@
 """The live inbox in headless Chromium against real Daphne, Celery, PostgreSQL and Redis."""
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -277,4 +278,42 @@ def test_history_loads_upward_and_new_messages_pill_when_scrolled_up(stack, brow
     assert thread.evaluate("t => t.scrollTop") == before
     page.locator("#new-messages-pill").click()
     expect(page.locator("#new-messages-pill")).to_be_hidden()
+    page.context.close()
+
+
+def test_every_stored_type_renders_with_reactions_and_quoted_replies(stack, browser, number):
+    import json
+
+    from tests.webhooks.test_payloads import FILES
+
+    deliver(stack, content={"text": {"body": "first"}})
+    wait_for(processed, what="conversation")
+    conversation = Conversation.objects.get()
+    page = open_inbox(logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/")
+    samples = [p for p in FILES if p.name.startswith("message_") and "reaction" not in p.name and "system" not in p.name]
+    for path in samples:
+        stack.post_webhook(json.loads(path.read_text()))  # all from the sample sender, same conversation
+    for message_type in ("order",):
+        deliver(stack, message_type=message_type)
+    expect(page.locator("#messages .message")).to_have_count(1 + len(samples) + 1)
+    expect(page.locator(".type-image .media-placeholder")).to_be_visible()
+    expect(page.locator(".type-location .map-link").first).to_have_attribute("href", re.compile(r"^https://www\.openstreetmap\.org/\?mlat=-?\d"))
+    expect(page.locator(".type-contacts .contact-card-name").first).not_to_be_empty()
+    expect(page.locator(".type-interactive .reply-text").first).not_to_be_empty()
+    expect(page.locator(".type-order .order-items li")).to_have_count(1)
+    expect(page.locator(".type-unsupported .placeholder")).to_contain_text("Unsupported message")
+    expect(page.locator(".type-request_welcome")).to_contain_text("Opened the chat")
+    # A reply quotes the message it answers when that message is on the page.
+    quoted_target = deliver(stack, content={"text": {"body": "the original question"}})
+    deliver(stack, content={"text": {"body": "the answer"}}, context={"from": "15557730142", "id": quoted_target})
+    expect(page.locator(".message", has_text="the answer").locator(".quote")).to_have_text("the original question")
+    # Reactions appear under their message live, and go when removed.
+    target = page.locator(f'[data-wamid="{quoted_target}"]')
+    deliver(stack, message_type="reaction", content={"reaction": {"message_id": quoted_target, "emoji": "👍"}})
+    expect(target.locator(".reaction")).to_have_text("👍")
+    deliver(stack, message_type="reaction", content={"reaction": {"message_id": quoted_target}})
+    expect(target.locator(".reaction")).to_have_count(0)
+    # Everything survives a reload: the page renders the same from the database.
+    page.reload()
+    expect(page.locator("#messages .message")).to_have_count(1 + len(samples) + 3)
     page.context.close()

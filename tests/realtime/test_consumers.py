@@ -12,6 +12,8 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connections, transaction
 
+from conversations.models import Conversation
+from conversations.services import mark_conversation_read
 from realtime import events
 from realtime.routing import websocket_urlpatterns
 from tests.factories import BusinessNumberFactory, UserFactory
@@ -93,3 +95,89 @@ def test_js_event_names_mirror_realtime_events():
     source = (settings.BASE_DIR / "static" / "js" / "events.js").read_text()
     for name in events.EVENT_TYPES:
         assert f'"{name}"' in source
+
+
+async def member_of_sample_number(username: str = "ana"):
+    number = await sync_to_async(BusinessNumberFactory)(phone_number_id="427715309981234")
+    user = await sync_to_async(UserFactory)(username=username)
+    await sync_to_async(number.members.add)(user)
+    return number, user
+
+
+async def test_resume_replays_what_the_client_missed_from_the_log():
+    number, user = await member_of_sample_number()
+    await sync_to_async(ingest_sample)("message_text.json")  # before the client connects
+    communicator, _ = await connect(user)
+    await communicator.send_json_to({"action": "resume", "after": 0})
+    replayed = [await communicator.receive_json_from(timeout=2) for _ in range(2)]
+    assert [e["type"] for e in replayed] == [events.MESSAGE_CREATED, events.CONVERSATION_UPDATED]
+    await communicator.send_json_to({"action": "resume", "after": replayed[-1]["id"]})
+    # Within the slack window the last events come again (clients drop ids they applied)...
+    again = [await communicator.receive_json_from(timeout=2) for _ in range(2)]
+    assert [e["id"] for e in again] == [e["id"] for e in replayed]
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+async def test_resume_does_not_replay_other_numbers_events():
+    await sync_to_async(BusinessNumberFactory)(phone_number_id="427715309981234")
+    outsider = await sync_to_async(UserFactory)(username="eve")
+    await sync_to_async(ingest_sample)("message_text.json")
+    communicator, _ = await connect(outsider)
+    await communicator.send_json_to({"action": "resume", "after": 0})
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+async def test_too_large_a_gap_asks_the_client_to_reload(monkeypatch):
+    number, user = await member_of_sample_number()
+    await sync_to_async(ingest_sample)("message_text.json")
+    monkeypatch.setattr("realtime.selectors.RESUME_LIMIT", 1)
+    communicator, _ = await connect(user)
+    await communicator.send_json_to({"action": "resume", "after": 0})
+    assert await communicator.receive_json_from(timeout=2) == {"type": events.RELOAD}
+    await communicator.disconnect()
+
+
+async def test_typing_reaches_colleagues_but_not_the_typist_or_outsiders():
+    number, ana = await member_of_sample_number("ana")
+    bo = await sync_to_async(UserFactory)(username="bo", first_name="Bo")
+    await sync_to_async(number.members.add)(bo)
+    eve = await sync_to_async(UserFactory)(username="eve")
+    await sync_to_async(ingest_sample)("message_text.json")
+    conversation_id = await sync_to_async(lambda: Conversation.objects.get().pk)()
+    ana_socket, _ = await connect(ana)
+    bo_socket, _ = await connect(bo)
+    eve_socket, _ = await connect(eve)
+    await ana_socket.send_json_to({"action": "typing", "conversation_id": conversation_id})
+    typing = await bo_socket.receive_json_from(timeout=2)
+    assert typing == {"type": events.TYPING, "payload": {"conversation_id": conversation_id, "user_id": ana.pk, "name": "ana"}}
+    assert await ana_socket.receive_nothing(timeout=0.3)
+    assert await eve_socket.receive_nothing(timeout=0.3)
+    # Typing into a conversation one may not see goes nowhere.
+    await eve_socket.send_json_to({"action": "typing", "conversation_id": conversation_id})
+    assert await bo_socket.receive_nothing(timeout=0.3)
+    for socket in (ana_socket, bo_socket, eve_socket):
+        await socket.disconnect()
+
+
+async def test_reading_syncs_only_the_readers_own_sockets():
+    number, ana = await member_of_sample_number("ana")
+    bo = await sync_to_async(UserFactory)(username="bo")
+    await sync_to_async(number.members.add)(bo)
+    await sync_to_async(ingest_sample)("message_text.json")
+    ana_tab, _ = await connect(ana)
+    bo_tab, _ = await connect(bo)
+
+    def read():
+        conversation = Conversation.objects.get()
+        with transaction.atomic():
+            mark_conversation_read(user=ana, conversation=conversation)
+        return conversation
+
+    conversation = await sync_to_async(read)()
+    event = await ana_tab.receive_json_from(timeout=2)
+    assert event["type"] == events.CONVERSATION_READ and event["payload"]["conversation_id"] == conversation.pk
+    assert await bo_tab.receive_nothing(timeout=0.3)
+    for socket in (ana_tab, bo_tab):
+        await socket.disconnect()
