@@ -1,7 +1,11 @@
 """The inbox domain: business numbers, conversations, messages, their statuses, reactions and read state."""
+import re
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from contacts.models import Contact
 
@@ -15,12 +19,24 @@ class BusinessNumber(models.Model):
     name = models.CharField(max_length=128, blank=True, default="")
     # Write-only from the admin: the form never renders it back.
     access_token = models.TextField(blank=True, default="")
+    # Set when Meta answers 190 (token expired): sending stops until an admin sets a new token.
     needs_reauthorization = models.BooleanField(default=False)
+    # Opening a conversation marks the customer's messages read on WhatsApp (blue ticks) unless off.
+    send_read_receipts = models.BooleanField(default=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="business_numbers")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name or self.display_phone_number
+
+    @property
+    def access_token_or_default(self) -> str:
+        """The number's own token, else the deployment's META_ACCESS_TOKEN."""
+        return self.access_token or settings.META_ACCESS_TOKEN
+
+
+# Meta: free-form messages only within 24 hours of the customer's last message (REFERENCE.md §8).
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 
 
 class Conversation(models.Model):
@@ -43,6 +59,15 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact} ↔ {self.number}"
+
+    @property
+    def window_closes_at(self):
+        """End of the 24-hour customer service window; ``None`` if the customer never wrote."""
+        return self.last_inbound_at + CUSTOMER_SERVICE_WINDOW if self.last_inbound_at else None
+
+    def window_is_open(self, at=None) -> bool:
+        closes = self.window_closes_at
+        return closes is not None and (at or timezone.now()) < closes
 
 
 class Direction(models.TextChoices):
@@ -97,6 +122,12 @@ class Message(models.Model):
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Outbound only: sent to Meta as biz_opaque_callback_data and echoed in status webhooks, so a status
+    # can find its message even when the send response (with the wamid) was lost.
+    idempotency_key = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    # Set while a worker is calling the Graph API for this message: no second worker sends it.
+    send_claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -144,10 +175,11 @@ class MessageStatusEvent(models.Model):
 
 
 class Reaction(models.Model):
-    """A contact's reaction to a message, keyed by the reacted message's wamid (which may be unknown to us)."""
+    """A reaction to a message, keyed by the reacted message's wamid (which may be unknown to us): the
+    contact's, or the business's own (``contact`` empty), at most one each per message."""
 
     message_wamid = models.CharField(max_length=200)
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="reactions")
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="reactions")
     # Empty once the contact removed the reaction; the row stays so an older event cannot resurrect it.
     emoji = models.CharField(max_length=32, blank=True, default="")
     reaction_wamid = models.CharField(max_length=200)
@@ -156,10 +188,72 @@ class Reaction(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["message_wamid", "contact"], name="reaction_one_per_contact_message"),
+            models.UniqueConstraint(
+                fields=["message_wamid"], condition=Q(contact__isnull=True), name="reaction_one_per_business_message"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.emoji or '(removed)'} on {self.message_wamid}"
+
+
+class MessageTemplate(models.Model):
+    """A template approved for a WhatsApp Business Account, synced from Meta; the only thing that may be
+    sent outside the 24-hour window."""
+
+    waba_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=512)
+    language = models.CharField(max_length=16)
+    status = models.CharField(max_length=32)
+    category = models.CharField(max_length=32, blank=True, default="")
+    components = models.JSONField(default=list)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["waba_id", "name", "language"], name="template_unique_per_waba"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+    @property
+    def body_text(self) -> str:
+        for component in self.components:
+            if str(component.get("type", "")).upper() == "BODY":
+                return str(component.get("text", ""))
+        return ""
+
+    @property
+    def body_parameter_count(self) -> int:
+        return len(set(re.findall(r"\{\{(\d+)\}\}", self.body_text)))
+
+
+class MediaState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class MediaFile(models.Model):
+    """The file of a media message: downloaded from Meta (inbound) or uploaded by staff (outbound).
+    Served only through an authorised view, never from a public URL."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="media")
+    meta_media_id = models.CharField(max_length=128, blank=True, default="")
+    mime_type = models.CharField(max_length=128, blank=True, default="")
+    # Meta's sha256 as received (base64 in webhooks); checked against the downloaded bytes.
+    sha256 = models.CharField(max_length=128, blank=True, default="")
+    filename = models.CharField(max_length=255, blank=True, default="")
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    file = models.FileField(upload_to="media/%Y/%m/", blank=True, default="")
+    state = models.CharField(max_length=10, choices=MediaState.choices, default=MediaState.PENDING)
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.mime_type} for message {self.message_id} ({self.state})"
 
 
 class ReadState(models.Model):

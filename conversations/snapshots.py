@@ -36,9 +36,10 @@ def conversation_snapshot(conversation: Conversation) -> ConversationPayload:
 
 
 def reaction_snapshots(reactions: Iterable[Reaction]) -> list[ReactionPayload]:
-    """Needs ``contact`` loaded; removed reactions (empty emoji) are not shown."""
+    """Needs ``contact`` loaded; removed reactions (empty emoji) are not shown; the business's own
+    reaction is ``from: "business"``."""
     return [
-        {"emoji": r.emoji, "from": r.contact.wa_id or r.contact.user_id or ""}
+        {"emoji": r.emoji, "from": (r.contact.wa_id or r.contact.user_id or "") if r.contact else "business"}
         for r in sorted(reactions, key=lambda r: r.reacted_at)
         if r.emoji
     ]

@@ -5,6 +5,7 @@ layer, Celery tasks run in-process) so ``make run`` works on any machine with Py
 runs the real topology: PostgreSQL, Redis as Celery broker and channel layer, a separate worker.
 Every variable is documented in ``.env.example``.
 """
+import warnings
 from pathlib import Path
 
 import environ
@@ -110,7 +111,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # The app serves its own static files (a handful of ES modules and one stylesheet) through WhiteNoise,
 # so Daphne alone is a working server; the files are read from the app directories, no build step.
 WHITENOISE_USE_FINDERS = True
+# Until `collectstatic` has run (production does, in its image) the finders serve everything.
+warnings.filterwarnings("ignore", message="No directory at")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+
+# The admin `manage.py seed_demo` creates on a fresh install (only when no superuser exists yet).
+DEMO_ADMIN_PASSWORD = env("DEMO_ADMIN_PASSWORD", default="admin")
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/inbox/"

@@ -6,7 +6,6 @@ phone_number_id, and demo conversations are added only to the demo number and on
 The conversations are real webhook deliveries (built by ``webhooks.simulation``) stored and processed
 by the same services as Meta's, so the demo data is exactly what the pipeline makes of them.
 """
-import os
 import time
 
 from django.conf import settings
@@ -75,7 +74,12 @@ DEMO_CONVERSATIONS = [
             (
                 36,
                 "interactive",
-                {"interactive": {"type": "button_reply", "button_reply": {"id": "slot-tue-10", "title": "Tuesday 10:00"}}},
+                {
+                    "interactive": {
+                        "type": "button_reply",
+                        "button_reply": {"id": "slot-tue-10", "title": "Tuesday 10:00"},
+                    }
+                },
             ),
         ],
     ),
@@ -123,18 +127,20 @@ class Command(BaseCommand):
             self.stdout.write(f"  Conversations:   {conversations} (created from {created} simulated webhooks)")
         else:
             self.stdout.write(f"  Conversations:   {conversations}")
-        url = f"http://localhost:{settings.PORT}/admin/"
+        base_url = f"http://localhost:{settings.PORT}"
+        url = f"{base_url}/admin/"
         if admin is None:
             self.stdout.write(f"  Admin login:     {url}")
         elif password is None:
             self.stdout.write(f"  Admin login:     {url}  username {admin.get_username()}  (password unchanged)")
         else:
             self.stdout.write(f"  Admin login:     {url}  username {admin.get_username()}  password {password}")
+        self.stdout.write(f"  Inbox:           {base_url}/  (same login)")
 
     def _ensure_admin(self):
         """The superuser to show and add to the number, and its password when it is the demo one."""
         User = get_user_model()
-        password = os.environ.get("DEMO_ADMIN_PASSWORD") or "admin"
+        password = settings.DEMO_ADMIN_PASSWORD
         admin = User.objects.filter(is_superuser=True).order_by("pk").first()
         if admin is None:
             admin = User.objects.create_superuser(username="admin", email="", password=password)

@@ -1,4 +1,6 @@
-"""Writes to the inbox domain. Every function that changes what staff see publishes its realtime event here.
+"""Inbound writes: customer messages, reactions, statuses and read state.
+
+Every function that changes what staff see publishes its realtime event here.
 
 Concurrency: Meta delivers the same webhook more than once and in parallel, and statuses out of order.
 Idempotency comes from unique constraints (one message per wamid, one conversation per number and

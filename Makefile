@@ -1,0 +1,58 @@
+# Everything runs from .venv/bin; nothing needs an activated virtualenv.
+SHELL := /bin/bash
+
+VENV := .venv
+BIN := $(VENV)/bin
+# The first Python 3.11+ on PATH; override with `make run PYTHON=/path/to/python3.12`.
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+PORT ?= 8000
+TEST_DATABASE_URL := postgres://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run test install install-dev migrate seed clean
+
+help:
+	@echo "make run      venv + install + migrate + demo data, then the app on http://localhost:$(PORT)"
+	@echo "              (with DATABASE_URL and REDIS_URL set: also a Celery worker and beat)"
+	@echo "make test     the whole test suite (PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379)"
+	@echo "make install  create .venv and install requirements.txt (install-dev: requirements-dev.txt)"
+	@echo "make migrate  apply database migrations"
+	@echo "make seed     create the demo admin, number and conversations (idempotent)"
+	@echo "make clean    remove .venv, .run/, staticfiles/ and caches (keeps db.sqlite3 and media/)"
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required (none found; set PYTHON=...)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files: pip runs again only when a requirements file changed since the last install.
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+seed: install
+	$(BIN)/python manage.py seed_demo
+
+run: install
+	PORT=$(PORT) bin/run
+
+test: install-dev
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/pytest tests/ $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .run staticfiles .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

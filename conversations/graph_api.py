@@ -1,0 +1,190 @@
+"""The one client for Meta's Graph API (WhatsApp Cloud API): every outbound HTTP call to Meta is here.
+
+One ``requests.Session`` per process (connection reuse), timeouts on every call, the API version from
+settings. Meta's errors become ``GraphError`` with a typed ``outcome`` the callers act on; Meta says to
+build logic on the error code, not on titles or HTTP status (REFERENCE.md §5).
+"""
+from __future__ import annotations
+
+import enum
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+
+CONNECT_TIMEOUT = 3.05
+READ_TIMEOUT = 20
+UPLOAD_READ_TIMEOUT = 120
+
+
+class Outcome(enum.Enum):
+    WINDOW_CLOSED = "window_closed"  # 131047: outside the 24-hour window, only a template may go
+    RETRY = "retry"  # rate limits, Meta's transient errors, 5xx, timeouts: back off and try again
+    TOKEN_EXPIRED = "token_expired"  # 190: the number needs a new access token
+    PERMANENT = "permanent"  # anything else: fail the message with Meta's code and title
+
+
+RATE_LIMIT_CODES = {4, 80007, 130429, 131056}
+TRANSIENT_CODES = {1, 2, 131000, 131016, 131057, 133004}
+TOKEN_CODES = {190}
+
+
+@dataclass
+class GraphError(Exception):
+    code: int | None
+    title: str
+    details: str = ""
+    http_status: int | None = None
+
+    def __str__(self) -> str:
+        return f"Graph API error {self.code}: {self.title} {self.details}".strip()
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.code == 131047:
+            return Outcome.WINDOW_CLOSED
+        if self.code in TOKEN_CODES:
+            return Outcome.TOKEN_EXPIRED
+        if self.code in RATE_LIMIT_CODES or self.code in TRANSIENT_CODES:
+            return Outcome.RETRY
+        if self.code is None and (self.http_status is None or self.http_status >= 500):
+            return Outcome.RETRY  # no Meta error body: a timeout, a connection failure or a bare 5xx
+        return Outcome.PERMANENT
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    url: str
+    mime_type: str
+    sha256: str
+    file_size: int | None
+
+
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
+class GraphClient:
+    def __init__(self, *, access_token: str, base_url: str | None = None, version: str | None = None):
+        self.access_token = access_token
+        self.base_url = (base_url or settings.META_GRAPH_API_URL).rstrip("/")
+        self.version = version or settings.META_GRAPH_API_VERSION
+
+    @classmethod
+    def for_number(cls, number) -> GraphClient:
+        return cls(access_token=number.access_token_or_default)
+
+    # --- messages ----------------------------------------------------------------------------------
+
+    def send_message(self, *, phone_number_id: str, payload: dict[str, Any]) -> str:
+        """POST /{phone-number-id}/messages; returns the wamid Meta accepted."""
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", **payload}
+        data = self._request("POST", f"{phone_number_id}/messages", json=body)
+        try:
+            return str(data["messages"][0]["id"])
+        except (KeyError, IndexError, TypeError) as exc:
+            raise GraphError(code=None, title="send response without a message id", http_status=200) from exc
+
+    def mark_read(self, *, phone_number_id: str, wamid: str, typing: bool = False) -> None:
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+        if typing:
+            body["typing_indicator"] = {"type": "text"}
+        self._request("POST", f"{phone_number_id}/messages", json=body)
+
+    # --- media -------------------------------------------------------------------------------------
+
+    def upload_media(self, *, phone_number_id: str, content: bytes, mime_type: str, filename: str) -> str:
+        data = self._request(
+            "POST",
+            f"{phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename or "file", content, mime_type)},
+            read_timeout=UPLOAD_READ_TIMEOUT,
+        )
+        return str(data["id"])
+
+    def media_info(self, *, media_id: str, phone_number_id: str | None = None) -> MediaInfo:
+        params = {"phone_number_id": phone_number_id} if phone_number_id else None
+        data = self._request("GET", media_id, params=params)
+        size = data.get("file_size")
+        return MediaInfo(
+            url=str(data["url"]),
+            mime_type=str(data.get("mime_type") or ""),
+            sha256=str(data.get("sha256") or ""),
+            file_size=int(size) if str(size or "").isdigit() else None,
+        )
+
+    def download(self, *, url: str) -> tuple[bytes, str]:
+        """The media bytes; Meta's media URLs need the bearer token too (REFERENCE.md §7)."""
+        try:
+            response = _session().get(
+                url, headers=self._auth(), timeout=(CONNECT_TIMEOUT, UPLOAD_READ_TIMEOUT)
+            )
+        except requests.RequestException as exc:
+            raise GraphError(code=None, title=f"media download failed: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise self._error(response)
+        return response.content, response.headers.get("Content-Type", "")
+
+    # --- templates and number health -----------------------------------------------------------------
+
+    def list_templates(self, *, waba_id: str) -> list[dict[str, Any]]:
+        templates: list[dict[str, Any]] = []
+        path: str | None = f"{waba_id}/message_templates"
+        params: dict[str, Any] | None = {"limit": 100}
+        while path:
+            data = self._request("GET", path, params=params)
+            templates.extend(data.get("data") or [])
+            after = ((data.get("paging") or {}).get("cursors") or {}).get("after")
+            has_next = bool((data.get("paging") or {}).get("next"))
+            path, params = (f"{waba_id}/message_templates", {"limit": 100, "after": after}) if after and has_next else (None, None)
+        return templates
+
+    def phone_number(self, *, phone_number_id: str) -> dict[str, Any]:
+        return self._request("GET", phone_number_id)
+
+    # --- plumbing ----------------------------------------------------------------------------------
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    def _request(self, method: str, path: str, *, read_timeout: float = READ_TIMEOUT, **kwargs) -> dict[str, Any]:
+        url = f"{self.base_url}/{self.version}/{path}"
+        try:
+            response = _session().request(
+                method, url, headers=self._auth(), timeout=(CONNECT_TIMEOUT, read_timeout), **kwargs
+            )
+        except requests.RequestException as exc:
+            raise GraphError(code=None, title=f"{type(exc).__name__} calling the Graph API") from exc
+        if response.status_code >= 400:
+            raise self._error(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise GraphError(code=None, title="Graph API answered with non-JSON", http_status=response.status_code) from exc
+
+    @staticmethod
+    def _error(response: requests.Response) -> GraphError:
+        try:
+            error = response.json().get("error") or {}
+        except (ValueError, AttributeError):
+            error = {}
+        code = error.get("code")
+        message = str(error.get("message") or "")
+        # Meta's message is "(#131026) Message undeliverable": keep the title without the code prefix.
+        title = message.split(") ", 1)[1] if message.startswith("(#") and ") " in message else message
+        details = str((error.get("error_data") or {}).get("details") or "")
+        return GraphError(
+            code=int(code) if isinstance(code, int) else None,
+            title=title or f"HTTP {response.status_code}",
+            details=details,
+            http_status=response.status_code,
+        )

@@ -1,0 +1,24 @@
+"""Writes to the inbox domain, split by sub-domain; import from here.
+
+- ``inbound``: customer messages, reactions, statuses, read state (what Meta tells us).
+- ``outbound``: staff replies through the Graph API, read receipts, typing indicators.
+- ``templates``: message templates synced from the WhatsApp Business Account.
+- ``media``: inbound media downloads and outbound uploads.
+"""
+from conversations.services.inbound import (
+    apply_reaction,
+    get_or_create_conversation,
+    mark_conversation_read,
+    receive_inbound_message,
+    record_status,
+    register_sent_message,
+)
+
+__all__ = [
+    "apply_reaction",
+    "get_or_create_conversation",
+    "mark_conversation_read",
+    "receive_inbound_message",
+    "record_status",
+    "register_sent_message",
+]
