@@ -5,7 +5,13 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from conversations.apis import ConversationListApi, ConversationMessageListApi, ConversationReadApi
+from conversations.apis import (
+    ConversationListApi,
+    ConversationMessagesApi,
+    ConversationReadApi,
+    ConversationTemplateListApi,
+)
+from conversations.views import media_file_view
 from webhooks.apis import WhatsAppWebhookApi
 
 api_patterns = [
@@ -15,10 +21,15 @@ api_patterns = [
     path("api/conversations/", ConversationListApi.as_view(), name="conversation_list"),
     path(
         "api/conversations/<int:conversation_id>/messages/",
-        ConversationMessageListApi.as_view(),
+        ConversationMessagesApi.as_view(),
         name="conversation_messages",
     ),
     path("api/conversations/<int:conversation_id>/read/", ConversationReadApi.as_view(), name="conversation_read"),
+    path(
+        "api/conversations/<int:conversation_id>/templates/",
+        ConversationTemplateListApi.as_view(),
+        name="conversation_templates",
+    ),
 ]
 
 urlpatterns = [
@@ -27,5 +38,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("conversations.urls")),
+    path("media/<int:message_id>/", media_file_view, name="media_file"),
     *api_patterns,
 ]

@@ -1,11 +1,14 @@
 """The REST API over the inbox: thin views that call selectors/services and shape output with snapshots."""
 from django.http import Http404
+from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations import selectors
-from conversations.services import mark_conversation_read
+from conversations.services import mark_conversation_read, outbound
+from conversations.services.errors import SendRefused
 from conversations.snapshots import contact_snapshot, message_snapshot, number_snapshot
 
 
@@ -57,9 +60,42 @@ class ConversationListApi(APIView):
         return paginator.get_paginated_response([conversation_item(c) for c in page])
 
 
-class ConversationMessageListApi(APIView):
-    """Oldest first with a cursor; or, with ``?before=<message id>``, the page just before that message
-    (what the inbox loads when the reader scrolls up)."""
+class ConversationReadApi(APIView):
+    def post(self, request, conversation_id: int):
+        conversation = _conversation_or_404(request, conversation_id)
+        state = mark_conversation_read(user=request.user, conversation=conversation)
+        return Response({"conversation_id": conversation.pk, "last_read_message_id": state.last_read_message_id})
+
+
+class ConversationMessagesApi(APIView):
+    """``GET``: the thread, oldest first with a cursor; or, with ``?before=<message id>``, the page just
+    before that message (what the inbox loads when the reader scrolls up).
+
+    ``POST``: queue a reply; 202 with the pending message.
+
+    JSON ``{"type": "text", "text": ..., "reply_to": wamid?}``, ``{"type": "reaction", "message": wamid,
+    "emoji": "👍" | ""}``, ``{"type": "template", "template": id, "params": [...]}``; or multipart with
+    ``file`` (+ ``caption``, ``reply_to``) for media.
+    """
+
+    parser_classes = [JSONParser, MultiPartParser]
+
+    class TextInput(serializers.Serializer):
+        text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+        reply_to = serializers.CharField(required=False, allow_blank=True, default="")
+
+    class ReactionInput(serializers.Serializer):
+        message = serializers.CharField()
+        emoji = serializers.CharField(allow_blank=True, max_length=32)
+
+    class TemplateInput(serializers.Serializer):
+        template = serializers.IntegerField()
+        params = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False, default=list)
+
+    class MediaInput(serializers.Serializer):
+        file = serializers.FileField()
+        caption = serializers.CharField(required=False, allow_blank=True, default="")
+        reply_to = serializers.CharField(required=False, allow_blank=True, default="")
 
     def get(self, request, conversation_id: int):
         conversation = _conversation_or_404(request, conversation_id)
@@ -78,9 +114,62 @@ class ConversationMessageListApi(APIView):
         reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
         return paginator.get_paginated_response([message_snapshot(m, reactions.get(m.wamid, ())) for m in page])
 
-
-class ConversationReadApi(APIView):
     def post(self, request, conversation_id: int):
         conversation = _conversation_or_404(request, conversation_id)
-        state = mark_conversation_read(user=request.user, conversation=conversation)
-        return Response({"conversation_id": conversation.pk, "last_read_message_id": state.last_read_message_id})
+        kind = "media" if "file" in request.FILES else request.data.get("type", "text")
+        try:
+            if kind == "text":
+                data = self._valid(self.TextInput, request)
+                message = outbound.send_text(user=request.user, conversation=conversation, text=data["text"], reply_to_wamid=data["reply_to"])
+            elif kind == "reaction":
+                data = self._valid(self.ReactionInput, request)
+                message = outbound.send_reaction(user=request.user, conversation=conversation, message_wamid=data["message"], emoji=data["emoji"])
+            elif kind == "template":
+                data = self._valid(self.TemplateInput, request)
+                template = selectors.templates_for(conversation=conversation).filter(pk=data["template"]).first()
+                if template is None:
+                    raise SendRefused("template_unavailable", "That template is not available for this number.")
+                message = outbound.send_template(user=request.user, conversation=conversation, template=template, params=data["params"])
+            elif kind == "media":
+                data = self._valid(self.MediaInput, request)
+                message = outbound.send_media(
+                    user=request.user, conversation=conversation, upload=data["file"], caption=data["caption"], reply_to_wamid=data["reply_to"]
+                )
+            else:
+                raise SendRefused("unknown_type", "type must be text, reaction, template or a file upload.")
+        except SendRefused as refused:
+            status = 409 if refused.code in ("window_closed", "reauthorization_required") else 400
+            return Response({"error": {"code": refused.code, "detail": refused.detail}}, status=status)
+        return Response(message_snapshot(message), status=202)
+
+    @staticmethod
+    def _valid(serializer_class, request) -> dict:
+        serializer = serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+def template_item(template) -> dict:
+    return {
+        "id": template.pk,
+        "name": template.name,
+        "language": template.language,
+        "category": template.category,
+        "body": template.body_text,
+        "parameter_count": template.body_parameter_count,
+    }
+
+
+class ConversationTemplateListApi(APIView):
+    """The approved templates this conversation's number may send (the only messages allowed outside the
+    24-hour window), with the window's state."""
+
+    def get(self, request, conversation_id: int):
+        conversation = _conversation_or_404(request, conversation_id)
+        closes = conversation.window_closes_at
+        return Response(
+            {
+                "window": {"open": conversation.window_is_open(), "closes_at": closes.isoformat() if closes else None},
+                "results": [template_item(t) for t in selectors.templates_for(conversation=conversation)],
+            }
+        )

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from conversations.models import BusinessNumber, Conversation, Direction, Message, Reaction, ReadState
+from conversations.models import BusinessNumber, Conversation, Direction, Message, MessageTemplate, Reaction, ReadState
 
 
 def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
@@ -77,7 +77,12 @@ def conversation_for_user(*, user, conversation_id: int) -> Conversation | None:
 
 def message_list(*, conversation: Conversation) -> QuerySet[Message]:
     """The thread in Meta's order (its timestamps), arrival order breaking ties."""
-    return conversation.messages.order_by("timestamp", "id")
+    return thread_messages(conversation=conversation).order_by("timestamp", "id")
+
+
+def thread_messages(*, conversation: Conversation) -> QuerySet[Message]:
+    """What the thread shows: every message but the business's own reactions (shown under their target)."""
+    return conversation.messages.exclude(direction=Direction.OUTBOUND, type="reaction").select_related("media")
 
 
 def messages_before(
@@ -85,7 +90,7 @@ def messages_before(
 ) -> tuple[list[Message], bool]:
     """The ``limit`` messages just before ``before`` (or the newest ones) in thread order, and whether
     older ones remain: the page the thread loads upward on scroll."""
-    messages = conversation.messages.all()
+    messages = thread_messages(conversation=conversation)
     if before is not None:
         messages = messages.filter(
             Q(timestamp__lt=before.timestamp) | Q(timestamp=before.timestamp, id__lt=before.pk)
@@ -103,3 +108,23 @@ def reactions_by_wamid(*, wamids: Iterable[str]) -> dict[str, list[Reaction]]:
             grouped[reaction.message_wamid].append(reaction)
     return grouped
 
+
+
+def templates_for(*, conversation: Conversation) -> QuerySet[MessageTemplate]:
+    """Approved templates of the conversation's WhatsApp Business Account."""
+    return MessageTemplate.objects.filter(waba_id=conversation.number.waba_id, status__iexact="APPROVED").order_by(
+        "name", "language"
+    )
+
+
+def media_for_user(*, user, message_id: int):
+    """A stored media file the user may see (via the conversation's number), else ``None``."""
+    from conversations.models import MediaFile, MediaState
+
+    return (
+        MediaFile.objects.filter(
+            message_id=message_id, state=MediaState.READY, message__conversation__number__in=visible_numbers(user=user)
+        )
+        .exclude(file="")
+        .first()
+    )

@@ -3,7 +3,9 @@ share these shapes, so a message fetched over HTTP and one pushed over the socke
 from collections.abc import Iterable
 
 from contacts.models import Contact
-from conversations.models import Conversation, Message, Reaction
+from django.urls import reverse
+
+from conversations.models import Conversation, MediaFile, MediaState, Message, Reaction
 from realtime.events import ConversationPayload, MessagePayload, ReactionPayload
 
 
@@ -63,4 +65,22 @@ def message_snapshot(message: Message, reactions: Iterable[Reaction] = ()) -> Me
         else None,
         "reply_to": message.reply_to_wamid or None,
         "reactions": reaction_snapshots(reactions),
+        "media": media_snapshot(message),
+    }
+
+
+def media_snapshot(message: Message) -> dict | None:
+    """Where staff fetch the file (an authorised view, never a public URL) and its state.
+    Needs ``media`` loaded (select_related) to stay query-free."""
+    try:
+        media = message.media
+    except MediaFile.DoesNotExist:
+        return None
+    return {
+        "state": media.state,
+        "url": reverse("media_file", args=[message.pk]) if media.state == MediaState.READY else None,
+        "mime_type": media.mime_type,
+        "filename": media.filename,
+        "size": media.size,
+        "error": media.error or None,
     }

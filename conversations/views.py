@@ -1,6 +1,6 @@
 """The inbox pages: server-rendered shells carrying their initial data; static/js keeps them live."""
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.shortcuts import render
 
 from conversations import selectors
@@ -63,3 +63,25 @@ def open_conversation_item(conversation) -> dict:
     conversation.unread_count = 0
     conversation.last_message_id = conversation.messages.order_by("-id").values_list("id", flat=True).first() or 0
     return conversation_item(conversation)
+
+
+INLINE_MEDIA = ("image/", "audio/", "video/")
+
+
+@login_required
+def media_file_view(request, message_id: int):
+    """A message's media, for staff who may see its conversation only; never a public URL."""
+    media = selectors.media_for_user(user=request.user, message_id=message_id)
+    if media is None:
+        raise Http404
+    inline = media.mime_type.startswith(INLINE_MEDIA)
+    response = FileResponse(
+        media.file.open("rb"),
+        content_type=media.mime_type or "application/octet-stream",
+        as_attachment=not inline,
+        filename=media.filename or media.file.name.rsplit("/", 1)[-1],
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from conversations.models import Conversation
 from conversations.selectors import visible_numbers
+from conversations.services.outbound import request_typing_indicator
 from realtime import events
 from realtime.groups import number_group, user_group
 from realtime.selectors import events_since
@@ -56,7 +57,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def _typing(self, conversation_id) -> None:
         if not isinstance(conversation_id, int):
             return
-        number_id = await self._number_of(conversation_id)
+        number_id = await self._number_of_and_notify_customer(conversation_id)
         if number_id is None:
             return
         typing: events.Typing = {
@@ -86,9 +87,13 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         return events_since(user_id=self.user.pk, number_ids=self.number_ids, after_id=after)
 
     @database_sync_to_async
-    def _number_of(self, conversation_id: int) -> int | None:
-        return (
-            Conversation.objects.filter(pk=conversation_id, number_id__in=self.number_ids)
-            .values_list("number_id", flat=True)
-            .first()
+    def _number_of_and_notify_customer(self, conversation_id: int) -> int | None:
+        """The conversation's number if this user may see it; also shows the customer Meta's typing
+        indicator (rate-limited in the service)."""
+        conversation = (
+            Conversation.objects.filter(pk=conversation_id, number_id__in=self.number_ids).select_related("number").first()
         )
+        if conversation is None:
+            return None
+        request_typing_indicator(conversation=conversation)
+        return conversation.number_id

@@ -10,6 +10,8 @@ from typing import TypedDict
 MESSAGE_CREATED = "message.created"
 MESSAGE_STATUS_CHANGED = "message.status_changed"
 MESSAGE_REACTIONS_CHANGED = "message.reactions_changed"
+# A message's media became available (or failed for good).
+MESSAGE_UPDATED = "message.updated"
 CONVERSATION_UPDATED = "conversation.updated"
 # Only to the staff member who read it: syncs their other tabs.
 CONVERSATION_READ = "conversation.read"
@@ -18,6 +20,7 @@ EVENT_TYPES = (
     MESSAGE_CREATED,
     MESSAGE_STATUS_CHANGED,
     MESSAGE_REACTIONS_CHANGED,
+    MESSAGE_UPDATED,
     CONVERSATION_UPDATED,
     CONVERSATION_READ,
 )
@@ -55,6 +58,7 @@ MessagePayload = TypedDict(
         "error": dict | None,
         "reply_to": str | None,
         "reactions": list[ReactionPayload],
+        "media": dict | None,
     },
 )
 

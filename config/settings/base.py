@@ -171,6 +171,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 if REDIS_URL:
+    # Shared across processes: e.g. the typing-indicator rate limit holds across every Daphne.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",

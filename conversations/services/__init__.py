@@ -5,7 +5,7 @@
 - ``templates``: message templates synced from the WhatsApp Business Account.
 - ``media``: inbound media downloads and outbound uploads.
 """
-from conversations.services.inbound import (
+from conversations.services.inbound import (  # noqa: I001 (inbound first: the others build on it)
     apply_reaction,
     get_or_create_conversation,
     mark_conversation_read,

@@ -8,6 +8,7 @@ contact, one status event per wamid and status), and order-independence from con
 only move state forward. Callers run these inside a transaction; each insert that may lose a race runs
 in its own savepoint so the loser carries on with the winner's row.
 """
+import uuid
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -25,6 +26,7 @@ from conversations.models import (
     Reaction,
     ReadState,
 )
+from conversations.services.media import expect_inbound_media
 from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
 from realtime import events
 from realtime.publish import publish_event
@@ -67,9 +69,11 @@ def receive_inbound_message(*, number: BusinessNumber, contact: Contact, message
     except IntegrityError:
         # The unique wamid constraint: another delivery of this message won (or stored it earlier).
         return None
-    _touch_conversation(conversation=conversation, message=stored)
+    expect_inbound_media(message=stored)
+    touch_conversation(conversation=conversation, message=stored)
     conversation = Conversation.objects.select_related("contact").get(pk=conversation.pk)
     reactions = Reaction.objects.filter(message_wamid=stored.wamid).select_related("contact")
+    stored = Message.objects.select_related("media").get(pk=stored.pk)
     payload: events.MessageCreated = {
         "message": message_snapshot(stored, reactions),
         "conversation": conversation_snapshot(conversation),
@@ -83,7 +87,7 @@ def receive_inbound_message(*, number: BusinessNumber, contact: Contact, message
     return stored
 
 
-def _touch_conversation(*, conversation: Conversation, message: Message) -> None:
+def touch_conversation(*, conversation: Conversation, message: Message) -> None:
     """Move the conversation's last-message summary forward, never back (messages arrive out of order)."""
     Conversation.objects.filter(pk=conversation.pk, last_message_at__lte=message.timestamp).update(
         last_message_at=message.timestamp,
@@ -154,8 +158,13 @@ def record_status(*, number: BusinessNumber, status: StatusUpdate) -> Message | 
     )
     message = Message.objects.select_for_update().filter(wamid=status.wamid, direction=Direction.OUTBOUND).first()
     if message is None:
+        # Meta echoes our idempotency key: the status may be for a message whose send response (and so
+        # its wamid) we have not stored yet, or lost. Attaching it here also stops a retry re-sending it.
+        unsent = _outbound_awaiting_wamid(key=status.raw.get("biz_opaque_callback_data"))
+        if unsent is not None:
+            return register_sent_message(message=unsent, wamid=status.wamid)
         return None
-    _advance_status(
+    advance_message_status(
         message=message,
         status=status.status,
         at=status.timestamp,
@@ -163,6 +172,14 @@ def record_status(*, number: BusinessNumber, status: StatusUpdate) -> Message | 
         error_title=error.title if error else "",
     )
     return message
+
+
+def _outbound_awaiting_wamid(*, key) -> Message | None:
+    try:
+        key = uuid.UUID(str(key))
+    except ValueError:
+        return None
+    return Message.objects.select_for_update().filter(idempotency_key=key, wamid__isnull=True).first()
 
 
 @transaction.atomic
@@ -176,13 +193,13 @@ def register_sent_message(*, message: Message, wamid: str) -> Message:
         if best is None or STATUS_RANK[event.status] > STATUS_RANK[best.status]:
             best = event
     if best is not None:
-        _advance_status(
+        advance_message_status(
             message=message, status=best.status, at=best.timestamp, error_code=best.error_code, error_title=best.error_title
         )
     return message
 
 
-def _advance_status(*, message: Message, status: str, at: datetime, error_code: int | None, error_title: str) -> None:
+def advance_message_status(*, message: Message, status: str, at: datetime, error_code: int | None, error_title: str) -> None:
     """Precondition: ``message`` is locked (select_for_update) by the caller's transaction."""
     if STATUS_RANK[status] <= message.status_rank:
         return
@@ -211,6 +228,10 @@ def mark_conversation_read(*, user, conversation: Conversation) -> ReadState:
     state, _created = ReadState.objects.get_or_create(user=user, conversation=conversation)
     moved = ReadState.objects.filter(pk=state.pk, last_read_message_id__lt=latest).update(last_read_message_id=latest)
     state.refresh_from_db()
+    if moved and conversation.number.send_read_receipts:
+        from conversations.tasks import send_read_receipt_task
+
+        transaction.on_commit(lambda: send_read_receipt_task.delay(conversation.pk))
     if moved:
         payload: events.ConversationRead = {"conversation_id": conversation.pk, "last_read_message_id": latest}
         publish_event(number_id=conversation.number_id, type=events.CONVERSATION_READ, payload=payload, user_id=user.pk)

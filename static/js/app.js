@@ -3,6 +3,7 @@
 import { postJson } from "./api.js";
 import { ConversationList } from "./conversation-list.js";
 import { EVENTS } from "./events.js";
+import { Composer } from "./composer.js";
 import { Notifier } from "./notifications.js";
 import { InboxSocket } from "./socket.js";
 import { Thread } from "./thread.js";
@@ -21,7 +22,9 @@ const list = new ConversationList({
 });
 
 let thread = null;
+let composer = null;
 if (data.conversation) {
+  composer = new Composer({ conversation: data.conversation, root: document.getElementById("composer") });
   const contact = data.conversation.contact;
   document.getElementById("thread-title").textContent = contact.name || contact.phone || contact.username || "Unknown";
   document.getElementById("thread-subtitle").textContent =
@@ -35,6 +38,10 @@ if (data.conversation) {
     list: document.getElementById("messages"),
     sentinel: document.getElementById("history-sentinel"),
     pill: document.getElementById("new-messages-pill"),
+    actions: {
+      onReply: (message) => composer.setReply(message),
+      onReact: (message, emoji) => composer.react(message, emoji),
+    },
   });
 }
 
@@ -72,6 +79,10 @@ const handlers = {
   },
   [EVENTS.CONVERSATION_UPDATED]({ conversation }) {
     list.upsert(conversation);
+    if (composer && conversation.id === openId) composer.setLastInbound(conversation.last_inbound_at);
+  },
+  [EVENTS.MESSAGE_UPDATED]({ message }) {
+    if (thread && message.conversation_id === openId) thread.replace(message);
   },
   [EVENTS.MESSAGE_STATUS_CHANGED](payload) {
     if (thread && payload.conversation_id === openId) thread.setStatus(payload);

@@ -3,6 +3,7 @@ export const EVENTS = Object.freeze({
   MESSAGE_CREATED: "message.created",
   MESSAGE_STATUS_CHANGED: "message.status_changed",
   MESSAGE_REACTIONS_CHANGED: "message.reactions_changed",
+  MESSAGE_UPDATED: "message.updated",
   CONVERSATION_UPDATED: "conversation.updated",
   CONVERSATION_READ: "conversation.read",
   TYPING: "conversation.typing",

@@ -12,7 +12,9 @@ const TICKS = {
 
 const MEDIA_TYPES = new Set(["image", "video", "audio", "document", "sticker"]);
 
-export function renderMessage(message, { findQuoted } = {}) {
+const QUICK_REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
+
+export function renderMessage(message, { findQuoted, actions } = {}) {
   const item = element("li", `message message-${message.direction === "out" ? "out" : "in"} type-${message.type}`);
   item.dataset.messageId = String(message.id);
   if (message.wamid) item.dataset.wamid = message.wamid;
@@ -27,6 +29,7 @@ export function renderMessage(message, { findQuoted } = {}) {
   if (message.direction === "out") meta.append(element("span", "ticks"));
   bubble.append(meta);
   item.append(bubble, element("ul", "reactions"));
+  if (actions && message.wamid && item.classList.contains("message-system") === false) item.append(renderActions(message, actions));
   updateStatus(item, message.status, message.error);
   updateReactions(item, message.reactions || []);
   return item;
@@ -52,6 +55,56 @@ export function updateReactions(item, reactions) {
   list.hidden = reactions.length === 0;
 }
 
+function renderActions(message, actions) {
+  const bar = element("div", "message-actions");
+  const reply = element("button", "action-reply", "↩");
+  reply.type = "button";
+  reply.title = "Reply";
+  reply.setAttribute("aria-label", "Reply");
+  reply.addEventListener("click", () => actions.onReply(message));
+  bar.append(reply);
+  const palette = element("span", "reaction-palette");
+  for (const emoji of [...QUICK_REACTIONS, ""]) {
+    const button = element("button", "action-react", emoji || "✕");
+    button.type = "button";
+    button.title = emoji ? `React ${emoji}` : "Remove my reaction";
+    button.addEventListener("click", () => actions.onReact(message, emoji));
+    palette.append(button);
+  }
+  bar.append(palette);
+  return bar;
+}
+
+function renderMedia(message) {
+  const media = message.media;
+  if (!media || media.state === "pending") {
+    const label = message.direction === "in" ? "Downloading…" : "Uploading…";
+    return element("div", `media-placeholder media-${message.type}`, `${message.preview.split(":")[0]} · ${label}`);
+  }
+  if (media.state === "failed") {
+    const failed = element("div", `media-placeholder media-failed`, `${message.preview.split(":")[0]} · unavailable`);
+    failed.title = media.error || "";
+    return failed;
+  }
+  let node;
+  if (message.type === "image" || message.type === "sticker") {
+    node = element("img", `media media-${message.type}`);
+    node.src = media.url;
+    node.alt = message.body || message.preview;
+    node.loading = "lazy";
+  } else if (message.type === "audio" || message.type === "video") {
+    node = element(message.type, `media media-${message.type}`);
+    node.controls = true;
+    node.preload = "metadata";
+    node.src = media.url;
+  } else {
+    node = element("a", "media media-document", media.filename || message.preview);
+    node.href = media.url;
+    node.setAttribute("download", media.filename || "");
+  }
+  return node;
+}
+
 function renderQuote(wamid, findQuoted) {
   const quote = element("blockquote", "quote");
   const quoted = findQuoted ? findQuoted(wamid) : null;
@@ -66,8 +119,7 @@ function renderContent(message) {
   if (message.type === "text") {
     appendLinkified(content, message.body);
   } else if (MEDIA_TYPES.has(message.type)) {
-    // Media download lands with the media issue; until then a labelled placeholder.
-    content.append(element("div", `media-placeholder media-${message.type}`, message.preview.split(":")[0]));
+    content.append(renderMedia(message));
     if (message.body) appendLinkified(content.appendChild(element("div", "caption")), message.body);
   } else if (message.type === "location") {
     content.append(renderLocation(data, message.preview));

@@ -4,6 +4,7 @@ import { getJson } from "./api.js";
 import { dayKey, dayLabel, element } from "./format.js";
 import { renderMessage, updateReactions, updateStatus } from "./message-view.js";
 
+
 const BOTTOM_SLACK_PX = 48;
 
 function sortKey(message) {
@@ -15,8 +16,9 @@ function before(a, b) {
 }
 
 export class Thread {
-  constructor({ conversation, messages, hasMore, root, list, sentinel, pill }) {
+  constructor({ conversation, messages, hasMore, root, list, sentinel, pill, actions }) {
     this.conversation = conversation;
+    this.actions = actions;
     this.root = root;
     this.list = list;
     this.pill = pill;
@@ -44,12 +46,7 @@ export class Thread {
 
   // Insert (or update, when already shown) a message; returns true when it is new on the page.
   add(message) {
-    if (this.byId.has(message.id)) {
-      const item = this.byId.get(message.id);
-      updateStatus(item, message.status, message.error);
-      updateReactions(item, message.reactions || []);
-      return false;
-    }
+    if (this.byId.has(message.id)) return false;
     const wasAtBottom = this.atBottom();
     this.place(message);
     this.renderDays();
@@ -59,7 +56,7 @@ export class Thread {
   }
 
   place(message) {
-    const item = renderMessage(message, { findQuoted: (wamid) => this.quotedText(wamid) });
+    const item = renderMessage(message, { findQuoted: (wamid) => this.quotedText(wamid), actions: this.actions });
     item.dataset.sortTs = String(Date.parse(message.timestamp));
     const key = sortKey(message);
     const keyOf = (node) => [Number(node.dataset.sortTs), Number(node.dataset.messageId)];
@@ -97,6 +94,16 @@ export class Thread {
         previous = key;
       }
     }
+  }
+
+  // A message changed in place (its media arrived): redraw its bubble where it stands.
+  replace(message) {
+    const old = this.byId.get(message.id);
+    if (!old) return;
+    const item = renderMessage(message, { findQuoted: (wamid) => this.quotedText(wamid), actions: this.actions });
+    item.dataset.sortTs = old.dataset.sortTs;
+    old.replaceWith(item);
+    this.byId.set(message.id, item);
   }
 
   setStatus({ message_id: id, status, error }) {

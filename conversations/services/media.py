@@ -1,0 +1,141 @@
+"""Media: inbound files fetched from Meta and stored with Django's storage API; outbound files checked
+against Meta's limits before anything is uploaded (REFERENCE.md §7).
+
+Downloads never run inside a database transaction (they take seconds); the message row exists first,
+its ``MediaFile`` says pending until the bytes are stored and their sha256 verified, and failed (with
+the reason, shown in the thread) only after every retry: a message never silently lacks its media.
+"""
+import base64
+import hashlib
+import logging
+import uuid
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from conversations.graph_api import GraphClient, GraphError, Outcome
+from conversations.models import Conversation, MediaFile, MediaState, Message
+from conversations.services.errors import RetryLater, SendRefused
+from conversations.snapshots import message_snapshot
+from realtime import events
+from realtime.publish import publish_event
+
+logger = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+# Meta's accepted MIME types and size limits per media kind.
+MEDIA_LIMITS = {
+    "image": ({"image/jpeg", "image/png"}, 5 * MB),
+    "video": ({"video/mp4", "video/3gpp"}, 16 * MB),
+    "audio": ({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}, 16 * MB),
+    "document": (
+        {
+            "text/plain",
+            "application/pdf",
+            "application/msword",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.ms-excel",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.ms-powerpoint",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        },
+        100 * MB,
+    ),
+    "sticker": ({"image/webp"}, 500 * 1024),
+}
+INBOUND_MEDIA_TYPES = {"image", "video", "audio", "document", "sticker"}
+
+
+def media_kind(mime_type: str) -> str:
+    base = mime_type.split(";")[0].strip().lower()
+    for kind, (types, _limit) in MEDIA_LIMITS.items():
+        if base in types:
+            return kind
+    raise SendRefused("unsupported_media", f"WhatsApp does not accept {base or 'this kind of file'}.")
+
+
+def check_outbound_media(*, upload) -> str:
+    """The upload's MIME type if Meta will take it; ``SendRefused`` with a clear reason otherwise."""
+    mime_type = (getattr(upload, "content_type", "") or "").split(";")[0].strip().lower()
+    kind = media_kind(mime_type)
+    limit = MEDIA_LIMITS[kind][1]
+    if upload.size > limit:
+        raise SendRefused("too_large", f"WhatsApp limits {kind} files to {limit // MB if limit >= MB else limit // 1024} {'MB' if limit >= MB else 'KB'}.")
+    if upload.size == 0:
+        raise SendRefused("empty", "The file is empty.")
+    return mime_type
+
+
+def expect_inbound_media(*, message: Message) -> MediaFile | None:
+    """Called when a media message is stored: records what to fetch and enqueues the download on commit."""
+    from conversations.tasks import download_inbound_media_task
+
+    if message.type not in INBOUND_MEDIA_TYPES or not message.content.get("id"):
+        return None
+    media = MediaFile.objects.create(
+        message=message,
+        meta_media_id=str(message.content["id"]),
+        mime_type=str(message.content.get("mime_type") or ""),
+        sha256=str(message.content.get("sha256") or ""),
+        filename=str(message.content.get("filename") or ""),
+    )
+    transaction.on_commit(lambda: download_inbound_media_task.delay(message.pk))
+    return media
+
+
+def sha256_matches(*, content: bytes, expected: str) -> bool:
+    """Meta gives the digest base64-encoded in webhooks and hex-encoded from the media endpoint."""
+    digest = hashlib.sha256(content).digest()
+    return expected in (base64.b64encode(digest).decode(), digest.hex())
+
+
+def download_inbound_media(*, message_id: int) -> str:
+    """Fetch, verify and store one message's media. Raises ``RetryLater`` on what may pass."""
+    media = MediaFile.objects.select_related("message__conversation__number").get(message_id=message_id)
+    if media.state == MediaState.READY:
+        return "ready"
+    number = media.message.conversation.number
+    client = GraphClient.for_number(number)
+    MediaFile.objects.filter(pk=media.pk).update(attempts=media.attempts + 1)
+    try:
+        # A fresh URL every attempt: Meta's media URLs expire after 5 minutes.
+        info = client.media_info(media_id=media.meta_media_id, phone_number_id=number.phone_number_id)
+        content, content_type = client.download(url=info.url)
+    except GraphError as error:
+        if error.outcome is Outcome.PERMANENT or error.outcome is Outcome.TOKEN_EXPIRED:
+            fail_inbound_media(message_id=message_id, error=str(error))
+            return "failed"
+        raise RetryLater(str(error)) from error
+    expected = media.sha256 or info.sha256
+    if expected and not sha256_matches(content=content, expected=expected):
+        raise RetryLater(f"sha256 mismatch for media {media.meta_media_id}: the download is not the file Meta described")
+    mime_type = media.mime_type or info.mime_type or content_type.split(";")[0]
+    extension = (mime_type.split("/")[-1].split(";")[0] or "bin")[:10]
+    name = media.filename or f"{media.meta_media_id}.{extension}"
+    with transaction.atomic():
+        media = MediaFile.objects.select_for_update().get(pk=media.pk)
+        if media.state == MediaState.READY:
+            return "ready"
+        media.file.save(f"{uuid.uuid4().hex}-{name}", ContentFile(content), save=False)
+        media.size = len(content)
+        media.mime_type = mime_type
+        media.state = MediaState.READY
+        media.error = ""
+        media.save()
+        _publish_message_updated(media.message_id)
+    return "ready"
+
+
+@transaction.atomic
+def fail_inbound_media(*, message_id: int, error: str) -> None:
+    updated = MediaFile.objects.filter(message_id=message_id).exclude(state=MediaState.READY).update(
+        state=MediaState.FAILED, error=error[:2000]
+    )
+    if updated:
+        _publish_message_updated(message_id)
+
+
+def _publish_message_updated(message_id: int) -> None:
+    message = Message.objects.select_related("media").get(pk=message_id)
+    number_id = Conversation.objects.filter(pk=message.conversation_id).values_list("number_id", flat=True).get()
+    publish_event(number_id=number_id, type=events.MESSAGE_UPDATED, payload={"message": message_snapshot(message)})

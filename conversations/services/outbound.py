@@ -1,0 +1,347 @@
+"""Outbound writes: staff replies queued in the outbox and delivered to Meta by Celery tasks, read
+receipts and typing indicators.
+
+The outbox: a message row exists (status ``pending``) before any task runs, and the page shows it at
+once. The task claims it with a conditional UPDATE (one sender at a time), calls the Graph API outside
+any transaction, stores the wamid, and lets status webhooks advance it. Every outbound message carries
+an idempotency key that Meta echoes in its status webhooks (``biz_opaque_callback_data``): if the send
+response is lost but Meta accepted the message, the first status webhook attaches the wamid, and a retry
+sees it and does not send twice.
+"""
+import logging
+import uuid
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from conversations.graph_api import GraphClient, GraphError, Outcome
+from conversations.models import (
+    BusinessNumber,
+    Conversation,
+    Direction,
+    MediaFile,
+    MediaState,
+    Message,
+    MessageStatus,
+    MessageTemplate,
+    Reaction,
+)
+from conversations.services.errors import RetryLater, SendRefused
+from conversations.services.inbound import advance_message_status, touch_conversation, register_sent_message
+from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
+from realtime import events
+from realtime.publish import publish_event
+
+logger = logging.getLogger(__name__)
+
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+# A claim older than this belongs to a worker that died mid-send; another may take the message over.
+STALE_CLAIM = timedelta(minutes=5)
+# Meta dismisses a typing indicator after 25 s; sending one more often than this is noise.
+TYPING_INDICATOR_EVERY = timedelta(seconds=20)
+
+
+# --- queueing (called by the API and the composer) ----------------------------------------------------
+
+
+@transaction.atomic
+def send_text(*, user, conversation: Conversation, text: str, reply_to_wamid: str = "") -> Message:
+    text = text.strip()
+    if not text:
+        raise SendRefused("empty", "Type a message first.")
+    if len(text) > TEXT_LIMIT:
+        raise SendRefused("too_long", f"WhatsApp messages are limited to {TEXT_LIMIT} characters.")
+    return _queue(user=user, conversation=conversation, type="text", body=text, preview=text, content={"body": text}, reply_to_wamid=reply_to_wamid)
+
+
+@transaction.atomic
+def send_template(*, user, conversation: Conversation, template: MessageTemplate, params: list[str]) -> Message:
+    if template.waba_id != conversation.number.waba_id or template.status.upper() != "APPROVED":
+        raise SendRefused("template_unavailable", "That template is not approved for this number.")
+    params = [str(p).strip() for p in params]
+    if len(params) != template.body_parameter_count or any(not p for p in params):
+        raise SendRefused("template_params", f"This template needs {template.body_parameter_count} value(s).")
+    body = template.body_text
+    for index, value in enumerate(params, start=1):
+        body = body.replace(f"{{{{{index}}}}}", value)
+    content = {"name": template.name, "language": template.language, "params": params}
+    return _queue(user=user, conversation=conversation, type="template", body=body, preview=body or template.name, content=content)
+
+
+@transaction.atomic
+def send_reaction(*, user, conversation: Conversation, message_wamid: str, emoji: str) -> Message:
+    """React (or, with an empty emoji, remove the reaction) to a message of this conversation."""
+    if not conversation.messages.filter(wamid=message_wamid).exists():
+        raise SendRefused("unknown_message", "You can only react to a message of this conversation.")
+    message = _queue(
+        user=user,
+        conversation=conversation,
+        type="reaction",
+        body=emoji,
+        preview=f"Reacted {emoji}" if emoji else "Removed a reaction",
+        content={"message_id": message_wamid, "emoji": emoji},
+        show_in_thread=False,
+    )
+    Reaction.objects.update_or_create(
+        message_wamid=message_wamid,
+        contact=None,
+        defaults={"emoji": emoji, "reaction_wamid": f"pending:{message.pk}", "reacted_at": message.timestamp},
+    )
+    current = Reaction.objects.filter(message_wamid=message_wamid).select_related("contact")
+    target = conversation.messages.get(wamid=message_wamid)
+    publish_event(
+        number_id=conversation.number_id,
+        type=events.MESSAGE_REACTIONS_CHANGED,
+        payload={"conversation_id": conversation.pk, "wamid": message_wamid, "message_id": target.pk, "reactions": reaction_snapshots(current)},
+    )
+    return message
+
+
+@transaction.atomic
+def send_media(*, user, conversation: Conversation, upload, caption: str = "", reply_to_wamid: str = "") -> Message:
+    from conversations.services.media import check_outbound_media, media_kind
+
+    mime_type = check_outbound_media(upload=upload)
+    kind = media_kind(mime_type)
+    caption = caption.strip()
+    if len(caption) > CAPTION_LIMIT:
+        raise SendRefused("too_long", f"Captions are limited to {CAPTION_LIMIT} characters.")
+    filename = (upload.name or "file").rsplit("/", 1)[-1][:200]
+    labels = {"image": "📷 Photo", "video": "🎥 Video", "audio": "🎵 Audio", "document": f"📄 {filename}", "sticker": "Sticker"}
+    preview = f"{labels[kind]}: {caption}" if caption else labels[kind]
+    message = _queue(
+        user=user,
+        conversation=conversation,
+        type=kind,
+        body=caption,
+        preview=preview,
+        content={"mime_type": mime_type, "filename": filename, "caption": caption},
+        reply_to_wamid=reply_to_wamid,
+        publish=False,
+    )
+    media = MediaFile(message=message, mime_type=mime_type, filename=filename, size=upload.size, state=MediaState.READY)
+    media.file.save(f"{uuid.uuid4().hex}-{filename}", upload, save=False)
+    media.save()
+    _publish_created(message)
+    return message
+
+
+def _queue(
+    *,
+    user,
+    conversation: Conversation,
+    type: str,
+    body: str,
+    preview: str,
+    content: dict,
+    reply_to_wamid: str = "",
+    show_in_thread: bool = True,
+    publish: bool = True,
+) -> Message:
+    from conversations.tasks import deliver_outbound_message_task
+
+    number = conversation.number
+    if number.needs_reauthorization:
+        raise SendRefused("reauthorization_required", "Meta says this number's access token expired; an admin must set a new one.")
+    if type != "template" and not conversation.window_is_open():
+        raise SendRefused(
+            "window_closed",
+            "The 24-hour window is closed: the customer has not written in the last 24 hours. Send a template.",
+        )
+    if reply_to_wamid and not conversation.messages.filter(wamid=reply_to_wamid).exists():
+        raise SendRefused("unknown_message", "You can only reply to a message of this conversation.")
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation,
+            direction=Direction.OUTBOUND,
+            type=type,
+            body=body,
+            preview=preview[:300],
+            content=content,
+            reply_to_wamid=reply_to_wamid,
+            timestamp=timezone.now(),
+            status=MessageStatus.PENDING,
+            sent_by=user,
+            idempotency_key=uuid.uuid4(),
+        )
+        if show_in_thread:
+            touch_conversation(conversation=conversation, message=message)
+            if publish:
+                _publish_created(message)
+        transaction.on_commit(lambda: deliver_outbound_message_task.delay(message.pk))
+    return message
+
+
+def _publish_created(message: Message) -> None:
+    conversation = Conversation.objects.select_related("contact").get(pk=message.conversation_id)
+    snapshot = conversation_snapshot(conversation)
+    publish_event(
+        number_id=conversation.number_id,
+        type=events.MESSAGE_CREATED,
+        payload={"message": message_snapshot(message), "conversation": snapshot},
+    )
+    publish_event(number_id=conversation.number_id, type=events.CONVERSATION_UPDATED, payload={"conversation": snapshot})
+
+
+# --- delivery (called by the Celery task) --------------------------------------------------------------
+
+
+def deliver_outbound_message(*, message_id: int) -> str:
+    """Send one queued message to Meta. Returns what happened; raises ``RetryLater`` on transient failure.
+
+    Must not run inside a transaction: the claim is committed before the HTTP call, so a second worker
+    (a redelivered task) sees it and stays away.
+    """
+    now = timezone.now()
+    claimed = (
+        Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND, status=MessageStatus.PENDING, wamid__isnull=True)
+        .filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=now - STALE_CLAIM))
+        .update(send_claimed_at=now, send_attempts=F("send_attempts") + 1)
+    )
+    if not claimed:
+        return "skipped"
+    message = Message.objects.select_related("conversation__number", "conversation__contact").get(pk=message_id)
+    number = message.conversation.number
+    if number.needs_reauthorization:
+        fail_outbound_message(message_id=message_id, code=190, title="Access token expired: an admin must set a new one")
+        return "failed"
+    client = GraphClient.for_number(number)
+    try:
+        payload = _graph_payload(message=message, client=client)
+        wamid = client.send_message(phone_number_id=number.phone_number_id, payload=payload)
+    except GraphError as error:
+        return _handle_send_error(message=message, error=error)
+    with transaction.atomic():
+        register_sent_message(message=message, wamid=wamid)
+        Message.objects.filter(pk=message_id).update(send_claimed_at=None)
+        if message.type == "reaction":
+            Reaction.objects.filter(message_wamid=message.content["message_id"], contact=None).update(reaction_wamid=wamid)
+    return "sent"
+
+
+def _handle_send_error(*, message: Message, error: GraphError) -> str:
+    outcome = error.outcome
+    if outcome is Outcome.RETRY:
+        Message.objects.filter(pk=message.pk).update(send_claimed_at=None)
+        raise RetryLater(str(error)) from error
+    if outcome is Outcome.TOKEN_EXPIRED:
+        BusinessNumber.objects.filter(pk=message.conversation.number_id).update(needs_reauthorization=True)
+    title = error.title
+    if outcome is Outcome.WINDOW_CLOSED:
+        title = f"{error.title}: the 24-hour window closed; send a template"
+    fail_outbound_message(message_id=message.pk, code=error.code, title=title)
+    return "failed"
+
+
+@transaction.atomic
+def fail_outbound_message(*, message_id: int, code: int | None, title: str) -> None:
+    message = Message.objects.select_for_update().get(pk=message_id)
+    Message.objects.filter(pk=message_id).update(send_claimed_at=None)
+    if message.wamid is None:
+        advance_message_status(message=message, status=MessageStatus.FAILED, at=timezone.now(), error_code=code, error_title=title)
+
+
+def _graph_payload(*, message: Message, client: GraphClient) -> dict:
+    contact = message.conversation.contact
+    payload: dict = {"biz_opaque_callback_data": str(message.idempotency_key)}
+    # Reply to the wa_id Meta gave us (with '+', so Meta does not prepend the business's country code),
+    # or to the BSUID of a customer whose phone we never saw.
+    if contact.wa_id:
+        payload["to"] = f"+{contact.wa_id}"
+    else:
+        payload["recipient"] = contact.user_id
+    if message.reply_to_wamid:
+        payload["context"] = {"message_id": message.reply_to_wamid}
+    content = message.content
+    if message.type == "text":
+        payload.update(type="text", text={"body": content["body"], "preview_url": True})
+    elif message.type == "reaction":
+        payload.update(type="reaction", reaction={"message_id": content["message_id"], "emoji": content["emoji"]})
+    elif message.type == "template":
+        template: dict = {"name": content["name"], "language": {"code": content["language"]}}
+        if content.get("params"):
+            template["components"] = [
+                {"type": "body", "parameters": [{"type": "text", "text": value} for value in content["params"]]}
+            ]
+        payload.update(type="template", template=template)
+    else:
+        media = message.media
+        if not media.meta_media_id:
+            with media.file.open("rb") as handle:
+                media.meta_media_id = client.upload_media(
+                    phone_number_id=message.conversation.number.phone_number_id,
+                    content=handle.read(),
+                    mime_type=media.mime_type,
+                    filename=media.filename,
+                )
+            media.save(update_fields=["meta_media_id", "updated_at"])
+        media_object: dict = {"id": media.meta_media_id}
+        if content.get("caption") and message.type != "audio":
+            media_object["caption"] = content["caption"]
+        if message.type == "document":
+            media_object["filename"] = media.filename
+        payload.update(type=message.type, **{message.type: media_object})
+    return payload
+
+
+# --- read receipts and typing -----------------------------------------------------------------------------
+
+
+def latest_inbound_wamid(*, conversation_id: int) -> str | None:
+    return (
+        Message.objects.filter(conversation_id=conversation_id, direction=Direction.INBOUND)
+        .order_by("-timestamp", "-id")
+        .values_list("wamid", flat=True)
+        .first()
+    )
+
+
+def send_read_receipt(*, conversation_id: int) -> bool:
+    """Blue ticks on the customer's phone for everything up to their latest message."""
+    conversation = Conversation.objects.select_related("number").get(pk=conversation_id)
+    wamid = latest_inbound_wamid(conversation_id=conversation_id)
+    if not wamid or not conversation.number.send_read_receipts or conversation.number.needs_reauthorization:
+        return False
+    _call_read_endpoint(number=conversation.number, wamid=wamid, typing=False)
+    return True
+
+
+def request_typing_indicator(*, conversation: Conversation) -> bool:
+    """Show "typing…" to the customer while staff type; at most once per 20 s per conversation, and only
+    while a reply is possible (Meta: only show it if you will respond)."""
+    from conversations.tasks import send_typing_indicator_task
+
+    if not conversation.window_is_open() or conversation.number.needs_reauthorization:
+        return False
+    try:
+        if not cache.add(f"typing-indicator:{conversation.pk}", 1, timeout=TYPING_INDICATOR_EVERY.total_seconds()):
+            return False
+        send_typing_indicator_task.delay(conversation.pk)
+    except Exception:  # Redis away: a typing indicator is best-effort and never worth an error
+        logger.warning("typing indicator for conversation %s not sent", conversation.pk, exc_info=True)
+        return False
+    return True
+
+
+def send_typing_indicator(*, conversation_id: int) -> bool:
+    conversation = Conversation.objects.select_related("number").get(pk=conversation_id)
+    wamid = latest_inbound_wamid(conversation_id=conversation_id)
+    if not wamid:
+        return False
+    _call_read_endpoint(number=conversation.number, wamid=wamid, typing=True)
+    return True
+
+
+def _call_read_endpoint(*, number: BusinessNumber, wamid: str, typing: bool) -> None:
+    try:
+        GraphClient.for_number(number).mark_read(phone_number_id=number.phone_number_id, wamid=wamid, typing=typing)
+    except GraphError as error:
+        if error.outcome is Outcome.RETRY:
+            raise RetryLater(str(error)) from error
+        if error.outcome is Outcome.TOKEN_EXPIRED:
+            BusinessNumber.objects.filter(pk=number.pk).update(needs_reauthorization=True)
+        logger.warning("read receipt/typing indicator for %s refused: %s", wamid, error)

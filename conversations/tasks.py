@@ -1,0 +1,49 @@
+"""Celery tasks for the inbox: interfaces that take ids, call one service and own the retry policy."""
+from celery import shared_task
+
+from conversations.services import media, outbound, templates
+from conversations.services.errors import RetryLater
+
+RETRY_POLICY = {
+    "autoretry_for": (RetryLater,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+}
+
+
+def _fail_message(self, exc, task_id, args, kwargs, einfo):
+    outbound.fail_outbound_message(message_id=args[0], code=None, title=f"Not sent after {self.max_retries + 1} tries: {exc}")
+
+
+def _fail_media(self, exc, task_id, args, kwargs, einfo):
+    media.fail_inbound_media(message_id=args[0], error=str(exc))
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8, on_failure=_fail_message, **RETRY_POLICY)
+def deliver_outbound_message_task(self, message_id: int) -> str:
+    return outbound.deliver_outbound_message(message_id=message_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=6, on_failure=_fail_media, **RETRY_POLICY)
+def download_inbound_media_task(self, message_id: int) -> str:
+    return media.download_inbound_media(message_id=message_id)
+
+
+@shared_task(acks_late=True, max_retries=3, **RETRY_POLICY)
+def send_read_receipt_task(conversation_id: int) -> bool:
+    return outbound.send_read_receipt(conversation_id=conversation_id)
+
+
+# Meta drops a typing indicator after 25 s anyway: one that cannot go out at once is not retried.
+@shared_task(acks_late=True, ignore_result=True)
+def send_typing_indicator_task(conversation_id: int) -> bool:
+    try:
+        return outbound.send_typing_indicator(conversation_id=conversation_id)
+    except RetryLater:
+        return False
+
+
+@shared_task(acks_late=True, max_retries=3, **RETRY_POLICY)
+def sync_templates_task(number_id: int) -> int:
+    return templates.sync_templates_for(number_id=number_id)

@@ -1,0 +1,173 @@
+// The composer: text (Enter sends, Shift+Enter adds a line), replies, reactions, attachments and
+// templates, aware of the 24-hour window. Sent messages appear through the socket's message.created.
+import { getJson, postForm, postJson } from "./api.js";
+import { element, timeLabel } from "./format.js";
+
+const WINDOW_MS = 24 * 60 * 60 * 1000;
+const MB = 1024 * 1024;
+// Meta's limits (conversations/services/media.py holds the same table; the server checks again).
+const MEDIA_LIMITS = [
+  [/^image\/(jpeg|png)$/, 5 * MB, "images"],
+  [/^image\/webp$/, 500 * 1024, "stickers"],
+  [/^video\/(mp4|3gpp)$/, 16 * MB, "videos"],
+  [/^audio\/(aac|amr|mpeg|mp4|ogg)$/, 16 * MB, "audio files"],
+  [/^(text\/plain|application\/(pdf|msword|vnd\.))/, 100 * MB, "documents"],
+];
+
+export class Composer {
+  constructor({ conversation, root }) {
+    this.conversation = conversation;
+    this.url = `/api/conversations/${conversation.id}/messages/`;
+    this.$ = (id) => root.querySelector(`#${id}`);
+    this.input = this.$("composer-input");
+    this.replyTo = null;
+    this.templates = [];
+    this.input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.sendText();
+      }
+    });
+    this.$("send-button").addEventListener("click", () => this.sendText());
+    this.$("cancel-reply").addEventListener("click", () => this.setReply(null));
+    this.$("attach-input").addEventListener("change", (event) => this.sendFile(event.target));
+    this.$("show-templates").addEventListener("click", () => this.showTemplates(true));
+    this.$("hide-templates").addEventListener("click", () => this.showTemplates(false));
+    this.$("template-select").addEventListener("change", () => this.renderTemplateParams());
+    this.$("send-template").addEventListener("click", () => this.sendTemplate());
+    this.input.addEventListener("input", () => {
+      this.input.style.height = "auto";
+      this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
+    });
+    this.setLastInbound(conversation.last_inbound_at);
+    setInterval(() => this.renderWindow(), 30000);
+  }
+
+  setLastInbound(iso) {
+    this.closesAt = iso ? Date.parse(iso) + WINDOW_MS : null;
+    this.renderWindow();
+  }
+
+  windowOpen() {
+    return this.closesAt !== null && Date.now() < this.closesAt;
+  }
+
+  renderWindow() {
+    const open = this.windowOpen();
+    const state = this.$("window-state");
+    state.dataset.open = String(open);
+    state.textContent = open
+      ? `Reply window open until ${timeLabel(new Date(this.closesAt).toISOString())}${this.closesAt - Date.now() > 12 * 3600000 ? "" : " (closing soon)"}`
+      : "The 24-hour reply window is closed: only templates can be sent.";
+    this.$("free-form").hidden = !open;
+    if (!open) this.showTemplates(true);
+  }
+
+  setReply(message) {
+    this.replyTo = message;
+    this.$("reply-preview").hidden = !message;
+    this.$("reply-preview-text").textContent = message ? `Replying to: ${message.text}` : "";
+    if (message) this.input.focus();
+  }
+
+  showError(text) {
+    const error = this.$("composer-error");
+    error.textContent = text || "";
+    error.hidden = !text;
+  }
+
+  async submit(request) {
+    this.showError(null);
+    try {
+      await request();
+      return true;
+    } catch (failure) {
+      this.showError(failure.detail || "The message could not be queued. Try again.");
+      return false;
+    }
+  }
+
+  async sendText() {
+    const text = this.input.value;
+    if (!text.trim()) return;
+    const sent = await this.submit(() => postJson(this.url, { type: "text", text, reply_to: this.replyTo ? this.replyTo.wamid : "" }));
+    if (sent) {
+      this.input.value = "";
+      this.input.style.height = "auto";
+      this.setReply(null);
+    }
+  }
+
+  async react(message, emoji) {
+    await this.submit(() => postJson(this.url, { type: "reaction", message: message.wamid, emoji }));
+  }
+
+  async sendFile(input) {
+    const file = input.files[0];
+    input.value = "";
+    if (!file) return;
+    const rule = MEDIA_LIMITS.find(([pattern]) => pattern.test(file.type));
+    if (!rule) {
+      this.showError(`WhatsApp does not accept ${file.type || "this kind of file"}.`);
+      return;
+    }
+    if (file.size > rule[1]) {
+      this.showError(`WhatsApp limits ${rule[2]} to ${rule[1] >= MB ? `${rule[1] / MB} MB` : `${rule[1] / 1024} KB`}.`);
+      return;
+    }
+    const form = new FormData();
+    form.append("file", file);
+    form.append("caption", this.input.value.trim());
+    if (this.replyTo) form.append("reply_to", this.replyTo.wamid);
+    const sent = await this.submit(() => postForm(this.url, form));
+    if (sent) {
+      this.input.value = "";
+      this.setReply(null);
+    }
+  }
+
+  async showTemplates(visible) {
+    this.$("template-form").hidden = !visible;
+    this.$("show-templates").hidden = visible;
+    if (!visible || this.templates.length) return;
+    const data = await getJson(`/api/conversations/${this.conversation.id}/templates/`);
+    this.templates = data.results;
+    const select = this.$("template-select");
+    select.replaceChildren(...this.templates.map((t) => {
+      const option = element("option", null, `${t.name} (${t.language})`);
+      option.value = String(t.id);
+      return option;
+    }));
+    if (!this.templates.length) select.append(element("option", null, "No approved templates"));
+    this.renderTemplateParams();
+  }
+
+  selectedTemplate() {
+    const id = Number(this.$("template-select").value);
+    return this.templates.find((t) => t.id === id) || null;
+  }
+
+  renderTemplateParams() {
+    const template = this.selectedTemplate();
+    this.$("template-body").textContent = template ? template.body : "";
+    const params = this.$("template-params");
+    params.replaceChildren();
+    for (let i = 1; template && i <= template.parameter_count; i += 1) {
+      const input = element("input", "template-param");
+      input.placeholder = `{{${i}}}`;
+      input.setAttribute("aria-label", `Template value ${i}`);
+      params.append(input);
+    }
+  }
+
+  async sendTemplate() {
+    const template = this.selectedTemplate();
+    if (!template) return;
+    const params = [...this.$("template-params").querySelectorAll("input")].map((i) => i.value);
+    const sent = await this.submit(() => postJson(this.url, { type: "template", template: template.id, params }));
+    if (sent) {
+      for (const input of this.$("template-params").querySelectorAll("input")) input.value = "";
+      if (this.windowOpen()) this.showTemplates(false);
+    }
+  }
+}
