@@ -1,8 +1,11 @@
 """Admin for numbers, conversations and messages (messages are read-only: they are Meta's record)."""
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from conversations.models import BusinessNumber, Conversation, Message, MessageStatusEvent, Reaction
+from conversations.graph_api import GraphError
+from conversations.models import BusinessNumber, Conversation, Message, MessageStatusEvent, MessageTemplate, Reaction
+from conversations.services.errors import RetryLater
+from conversations.services.templates import sync_templates
 
 
 class BusinessNumberForm(forms.ModelForm):
@@ -29,6 +32,17 @@ class BusinessNumberAdmin(admin.ModelAdmin):
     list_filter = ("needs_reauthorization",)
     search_fields = ("display_phone_number", "name", "phone_number_id")
     filter_horizontal = ("members",)
+    actions = ["sync_message_templates"]
+
+    @admin.action(description="Sync message templates from Meta")
+    def sync_message_templates(self, request, queryset):
+        for number in queryset:
+            try:
+                count = sync_templates(number=number)
+            except (GraphError, RetryLater, ValueError) as error:
+                self.message_user(request, f"{number}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"{number}: {count} template(s) synced.", messages.SUCCESS)
 
     @admin.display(boolean=True, description="token set")
     def has_token(self, obj):
@@ -96,3 +110,29 @@ class ReactionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin):
+    list_display = ("name", "language", "status", "category", "waba_id", "synced_at")
+    list_filter = ("status", "category", "language")
+    search_fields = ("name",)
+    actions = ["sync_from_meta"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Sync all templates of these WhatsApp Business Accounts from Meta")
+    def sync_from_meta(self, request, queryset):
+        waba_ids = set(queryset.values_list("waba_id", flat=True))
+        one_number_per_waba = {n.waba_id: n for n in BusinessNumber.objects.filter(waba_id__in=waba_ids)}
+        for number in one_number_per_waba.values():
+            try:
+                count = sync_templates(number=number)
+            except (GraphError, RetryLater, ValueError) as error:
+                self.message_user(request, f"{number.waba_id}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"{number.waba_id}: {count} template(s) synced.", messages.SUCCESS)

@@ -1,12 +1,13 @@
 """Celery tasks for the inbox: interfaces that take ids, call one service and own the retry policy."""
 from celery import shared_task
+from django.conf import settings
 
 from conversations.services import media, outbound, templates
 from conversations.services.errors import RetryLater
 
 RETRY_POLICY = {
     "autoretry_for": (RetryLater,),
-    "retry_backoff": 2,
+    "retry_backoff": settings.TASK_RETRY_BACKOFF_SECONDS,
     "retry_backoff_max": 300,
     "retry_jitter": True,
 }
@@ -25,7 +26,7 @@ def deliver_outbound_message_task(self, message_id: int) -> str:
     return outbound.deliver_outbound_message(message_id=message_id)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=6, on_failure=_fail_media, **RETRY_POLICY)
+@shared_task(bind=True, acks_late=True, max_retries=settings.MEDIA_DOWNLOAD_MAX_RETRIES, on_failure=_fail_media, **RETRY_POLICY)
 def download_inbound_media_task(self, message_id: int) -> str:
     return media.download_inbound_media(message_id=message_id)
 

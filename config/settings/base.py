@@ -160,6 +160,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # The webhook answers Meta within its latency budget even when Redis is down: the event is already
 # stored and the sweep below enqueues it later, so publishing must give up quickly, not retry for long.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+# Graph API retries (sends, media downloads): exponential backoff from this base, with jitter.
+TASK_RETRY_BACKOFF_SECONDS = env.float("TASK_RETRY_BACKOFF_SECONDS", default=2.0)
+MEDIA_DOWNLOAD_MAX_RETRIES = env.int("MEDIA_DOWNLOAD_MAX_RETRIES", default=6)
 WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=30.0)
 # An event still pending this long after it was stored is re-enqueued by the sweep.
 WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=60.0)
