@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 
+from tests.factories import UserFactory
 from webhooks.simulation import signed_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +54,38 @@ def stop_process(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=timeout)
+
+
+class Api:
+    """The read API over HTTP, as a staff client would use it."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        # The servers run production settings, whose hashers do not include the tests' fast MD5.
+        user = UserFactory(username="e2e-admin", is_superuser=True)
+        user.password = make_password("pw-for-tests", hasher="pbkdf2_sha256")
+        user.save(update_fields=["password"])
+        tokens = requests.post(
+            f"{base_url}/api/auth/token/", json={"username": "e2e-admin", "password": "pw-for-tests"}, timeout=10
+        ).json()
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {tokens['access']}"
+
+    def conversations(self) -> list[dict]:
+        return self.session.get(f"{self.base_url}/api/conversations/?page_size=200", timeout=10).json()["results"]
+
+    def messages(self, conversation_id: int) -> list[dict]:
+        url = f"{self.base_url}/api/conversations/{conversation_id}/messages/?page_size=200"
+        return self.session.get(url, timeout=10).json()["results"]
+
+    def all_messages(self) -> list[dict]:
+        return [m for c in self.conversations() for m in self.messages(c["id"])]
+
+    def send(self, conversation_id: int, **kwargs) -> requests.Response:
+        url = f"{self.base_url}/api/conversations/{conversation_id}/messages/"
+        if "files" in kwargs:
+            return self.session.post(url, data=kwargs.get("data"), files=kwargs["files"], timeout=10)
+        return self.session.post(url, json=kwargs, timeout=10)
 
 
 @dataclass
@@ -96,7 +130,7 @@ class Stack:
         return requests.post(f"{self.base_url}/api/webhook", data=body, headers=headers, timeout=timeout)
 
 
-def stack_env(*, database_url: str, redis_url: str) -> dict[str, str]:
+def stack_env(*, database_url: str, redis_url: str, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("META_", "DJANGO_", "DATABASE_", "REDIS_"))}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.base",
@@ -110,7 +144,11 @@ def stack_env(*, database_url: str, redis_url: str) -> dict[str, str]:
         WEBHOOK_SWEEP_GRACE_SECONDS="1",
         DJANGO_CONN_MAX_AGE="0",
         PYTHONUNBUFFERED="1",
+        # Retries a test can wait for: Graph API backoff from 0.2 s, two media download retries.
+        TASK_RETRY_BACKOFF_SECONDS="0.2",
+        MEDIA_DOWNLOAD_MAX_RETRIES="2",
     )
+    env.update(overrides)
     return env
 
 
@@ -142,11 +180,17 @@ def e2e_database_url(django_db_setup) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(e2e_database_url) -> Iterator[Stack]:
+def stack_overrides() -> dict[str, str]:
+    """Environment a test module adds to its stack (e.g. the Meta sandbox's URL)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(e2e_database_url, stack_overrides) -> Iterator[Stack]:
     logs = Path(tempfile.mkdtemp(prefix="e2e-logs-"))
     redis = RedisServer(port=free_port(), workdir=str(logs))
     redis.start()
-    env = stack_env(database_url=e2e_database_url, redis_url=redis.url)
+    env = stack_env(database_url=e2e_database_url, redis_url=redis.url, **stack_overrides)
     daphne, base_url = start_daphne(env=env, logs=logs)
     worker = start_worker(env=env, logs=logs)
     stack = Stack(base_url=base_url, redis=redis, env=env, logs=logs, processes=[daphne, worker])

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.contrib.auth.hashers import make_password
 from channels_redis.core import RedisChannelLayer
 
 from realtime.groups import number_group
-from tests.e2e.conftest import free_port, start_daphne, stack_env, stop_process, wait_for
-from tests.factories import BusinessNumberFactory, UserFactory
+from tests.e2e.conftest import Api, free_port, start_daphne, stack_env, stop_process, wait_for
+from tests.factories import BusinessNumberFactory
 from tests.webhooks.test_payloads import FILES
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, status_change
@@ -22,32 +21,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 NUMBER = {"phone_number_id": "427715309981234", "display_phone_number": "15557730142"}
 WABA = "318273645502211"
-
-
-class Api:
-    """The read API over HTTP, as a staff client would use it."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-        # The servers run production settings, whose hashers do not include the tests' fast MD5.
-        user = UserFactory(username="e2e-admin", is_superuser=True)
-        user.password = make_password("pw-for-tests", hasher="pbkdf2_sha256")
-        user.save(update_fields=["password"])
-        tokens = requests.post(
-            f"{base_url}/api/auth/token/", json={"username": "e2e-admin", "password": "pw-for-tests"}, timeout=10
-        ).json()
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {tokens['access']}"
-
-    def conversations(self) -> list[dict]:
-        return self.session.get(f"{self.base_url}/api/conversations/?page_size=200", timeout=10).json()["results"]
-
-    def messages(self, conversation_id: int) -> list[dict]:
-        url = f"{self.base_url}/api/conversations/{conversation_id}/messages/?page_size=200"
-        return self.session.get(url, timeout=10).json()["results"]
-
-    def all_messages(self) -> list[dict]:
-        return [m for c in self.conversations() for m in self.messages(c["id"])]
 
 
 @pytest.fixture
