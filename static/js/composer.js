@@ -1,7 +1,7 @@
 // The composer: text (Enter sends, Shift+Enter adds a line), replies, reactions, attachments and
 // templates, aware of the 24-hour window. Sent messages appear through the socket's message.created.
 import { getJson, postForm, postJson } from "./api.js";
-import { element, timeLabel } from "./format.js";
+import { element } from "./format.js";
 
 const WINDOW_MS = 24 * 60 * 60 * 1000;
 const MB = 1024 * 1024;
@@ -22,6 +22,7 @@ export class Composer {
     this.input = this.$("composer-input");
     this.replyTo = null;
     this.templates = [];
+    this.closesAt = null;
     this.input.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
@@ -43,8 +44,10 @@ export class Composer {
     setInterval(() => this.renderWindow(), 30000);
   }
 
+  // The window only ever moves forward (a replayed older snapshot cannot shorten it).
   setLastInbound(iso) {
-    this.closesAt = iso ? Date.parse(iso) + WINDOW_MS : null;
+    const closesAt = iso ? Date.parse(iso) + WINDOW_MS : null;
+    if (closesAt !== null && (this.closesAt == null || closesAt > this.closesAt)) this.closesAt = closesAt;
     this.renderWindow();
   }
 
@@ -57,7 +60,7 @@ export class Composer {
     const state = this.$("window-state");
     state.dataset.open = String(open);
     state.textContent = open
-      ? `Reply window open until ${timeLabel(new Date(this.closesAt).toISOString())}${this.closesAt - Date.now() > 12 * 3600000 ? "" : " (closing soon)"}`
+      ? `Reply window open until ${new Date(this.closesAt).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" })}${this.closesAt - Date.now() > 3600000 ? "" : " (closing soon)"}`
       : "The 24-hour reply window is closed: only templates can be sent.";
     this.$("free-form").hidden = !open;
     if (!open) this.showTemplates(true);

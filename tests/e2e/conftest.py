@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.hashers import make_password
+from django.contrib.sessions.backends.db import SessionStore
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.factories import UserFactory
 from webhooks.simulation import signed_request
@@ -201,3 +204,39 @@ def stack(e2e_database_url, stack_overrides) -> Iterator[Stack]:
             stop_process(process)
         redis.stop()
         shutil.rmtree(logs, ignore_errors=True)
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make around it
+    # are still plain synchronous calls (the documented escape hatch for Playwright with Django).
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def staff_member(username: str, *numbers) -> object:
+    user = UserFactory(username=username, first_name=username.capitalize())
+    user.password = make_password("pw-for-tests", hasher="pbkdf2_sha256")
+    user.save(update_fields=["password"])
+    for number in numbers:
+        number.members.add(user)
+    return user
+
+
+def logged_in_page(browser: Browser, base_url: str, user, *, notifications: bool = False) -> Page:
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    context = browser.new_context(base_url=base_url)
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session.session_key, "url": base_url}])
+    if notifications:
+        context.grant_permissions(["notifications"], origin=base_url)
+    return context.new_page()

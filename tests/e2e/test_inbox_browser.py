@@ -1,20 +1,13 @@
 """The live inbox in headless Chromium against real Daphne, Celery, PostgreSQL and Redis."""
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.auth.hashers import make_password
-from django.contrib.sessions.backends.db import SessionStore
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, MessageStatus
-from tests.e2e.conftest import start_daphne, stop_process, wait_for
-from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory, UserFactory
+from tests.e2e.conftest import logged_in_page, staff_member, start_daphne, stop_process, wait_for
+from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.simulation import envelope, message_change, new_wamid, status_change
 
@@ -22,45 +15,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 NUMBER = {"phone_number_id": "427715309981234", "display_phone_number": "15557730142"}
 WABA = "318273645502211"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make around it
-    # are still plain synchronous calls (the documented escape hatch for Playwright with Django).
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
 def number(stack):
     return BusinessNumberFactory(**NUMBER, waba_id=WABA)
-
-
-def staff_member(username: str, *numbers) -> object:
-    user = UserFactory(username=username, first_name=username.capitalize())
-    user.password = make_password("pw-for-tests", hasher="pbkdf2_sha256")
-    user.save(update_fields=["password"])
-    for number in numbers:
-        number.members.add(user)
-    return user
-
-
-def logged_in_page(browser: Browser, base_url: str, user, *, notifications: bool = False) -> Page:
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.save()
-    context = browser.new_context(base_url=base_url)
-    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session.session_key, "url": base_url}])
-    if notifications:
-        context.grant_permissions(["notifications"], origin=base_url)
-    return context.new_page()
 
 
 def open_inbox(page: Page, path: str = "/inbox/") -> Page:

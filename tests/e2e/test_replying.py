@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 from django.conf import settings
+from playwright.sync_api import expect
 
 from conversations.models import BusinessNumber, Conversation, MediaFile, Message, MessageTemplate
-from tests.e2e.conftest import ROOT, Api, free_port, stop_process, wait_for
+from tests.e2e.conftest import ROOT, Api, free_port, logged_in_page, staff_member, stop_process, wait_for
 from tests.factories import BusinessNumberFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -252,3 +253,106 @@ def test_opening_the_conversation_sends_a_read_receipt(sandbox, api, conversatio
     read = wait_for(lambda: sandbox.reads(), what="read receipt")
     assert read[0]["message_id"] == customer_wamid and not read[0]["typing_indicator"]
 
+
+
+# --- in the browser ------------------------------------------------------------------------------------
+
+
+def test_composer_reply_shows_pending_then_ticks_driven_by_metas_webhooks(sandbox, api, conversation, browser, stack, number):
+    sandbox.configure(status_delay=1.0)
+    page = open_conversation(browser, stack, number, conversation)
+    page.locator("#composer-input").fill("It ships today")
+    page.locator("#composer-input").press("Enter")
+    bubble = page.locator(".message-out", has_text="It ships today")
+    ticks = bubble.locator(".ticks")
+    expect(ticks).to_have_attribute("data-status", "pending")
+    expect(page.locator("#composer-input")).to_have_value("")
+    for status in ("sent", "delivered", "read"):
+        expect(ticks).to_have_attribute("data-status", status, timeout=10000)
+    assert [s["request"]["text"]["body"] for s in sandbox.sent()] == ["It ships today"]
+
+
+def test_shift_enter_adds_a_line_and_reply_and_react_from_the_bubble(sandbox, api, conversation, browser, stack, number):
+    page = open_conversation(browser, stack, number, conversation)
+    customer = page.locator(".message-in").first
+    customer.hover()
+    customer.locator(".action-reply").click()
+    expect(page.locator("#reply-preview")).to_be_visible()
+    composer = page.locator("#composer-input")
+    composer.type("Line one")
+    composer.press("Shift+Enter")
+    composer.type("Line two")
+    composer.press("Enter")
+    reply = page.locator(".message-out").last
+    expect(reply.locator(".content")).to_have_text("Line one\nLine two")
+    expect(reply.locator(".quote")).to_have_text("Hi, where is my order?")
+    customer.hover()
+    customer.locator(".action-react", has_text="❤️").click()
+    expect(customer.locator(".reaction")).to_have_text("❤️")
+    wait_for(lambda: {s["type"] for s in sandbox.sent()} == {"text", "reaction"}, what="reply and reaction sent")
+    assert next(s for s in sandbox.sent() if s["type"] == "text")["context"] == customer.get_attribute("data-wamid")
+
+
+def test_outside_the_window_the_composer_offers_templates_only(sandbox, api, browser, stack, number):
+    sandbox.customer_writes(text="Are you open on Sunday?", timestamp=int(time.time()) - 25 * 3600)
+    conversation = wait_for(lambda: Conversation.objects.first(), what="a conversation from yesterday")
+    MessageTemplate.objects.create(waba_id=WABA, name="order_update", language="en_US", status="APPROVED",
+                                   components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}])
+    sandbox.configure(templates=[{"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+                                  "components": [{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}]}])
+    page = open_conversation(browser, stack, number, conversation)
+    expect(page.locator("#window-state")).to_contain_text("only templates")
+    expect(page.locator("#free-form")).to_be_hidden()
+    expect(page.locator("#template-form")).to_be_visible()
+    expect(page.locator("#template-body")).to_have_text("Hi {{1}}, order {{2}} has shipped.")
+    params = page.locator(".template-param")
+    expect(params).to_have_count(2)
+    params.nth(0).fill("Amara")
+    params.nth(1).fill("#42")
+    page.locator("#send-template").click()
+    bubble = page.locator(".message-out", has_text="Hi Amara, order #42 has shipped.")
+    expect(bubble.locator(".ticks")).to_have_attribute("data-status", "read", timeout=10000)
+
+
+def test_attaching_a_file_too_large_is_refused_in_the_browser_and_a_good_one_is_sent(sandbox, api, conversation, browser, stack, number, tmp_path):
+    page = open_conversation(browser, stack, number, conversation)
+    big = tmp_path / "huge.png"
+    big.write_bytes(PNG + b"\0" * (5 * 1024 * 1024))
+    page.locator("#attach-input").set_input_files(str(big))
+    expect(page.locator("#composer-error")).to_have_text("WhatsApp limits images to 5 MB.")
+    good = tmp_path / "parcel.png"
+    good.write_bytes(PNG)
+    page.locator("#attach-input").set_input_files(str(good))
+    image = page.locator(".message-out img.media-image")
+    expect(image).to_be_visible(timeout=10000)
+    assert image.evaluate("img => img.complete && img.naturalWidth") == 1
+    expect(page.locator(".message-out .ticks").last).to_have_attribute("data-status", "read", timeout=10000)
+
+
+def test_typing_sends_metas_typing_indicator_at_most_every_20_seconds(sandbox, api, conversation, browser, stack, number):
+    page = open_conversation(browser, stack, number, conversation)
+    wait_for(lambda: sandbox.reads(), what="the read receipt from opening the conversation")
+    composer = page.locator("#composer-input")
+    composer.type("Let me check that for you", delay=150)
+    wait_for(lambda: [r for r in sandbox.reads() if r["typing_indicator"]], what="typing indicator")
+    page.wait_for_timeout(4000)
+    composer.type(" right now", delay=150)
+    page.wait_for_timeout(1000)
+    typing = [r for r in sandbox.reads() if r["typing_indicator"]]
+    assert len(typing) == 1
+    assert typing[0]["message_id"] == Message.objects.get(direction="in").wamid
+
+
+def test_inbound_image_plays_inline_once_downloaded(sandbox, api, conversation, browser, stack, number):
+    page = open_conversation(browser, stack, number, conversation)
+    sandbox.customer_writes(media={"type": "image", "mime_type": "image/png", "data_base64": base64.b64encode(PNG).decode()})
+    image = page.locator(".message-in img.media-image")
+    expect(image).to_be_visible(timeout=10000)
+    assert image.evaluate("img => img.complete && img.naturalWidth") == 1
+
+
+def open_conversation(browser, stack, number, conversation):
+    page = logged_in_page(browser, stack.base_url, staff_member("ana", number))
+    page.goto(f"/inbox/{conversation.pk}/")
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
+    return page

@@ -1,0 +1,255 @@
+"""Meta's validation of ``POST /{phone-number-id}/messages`` bodies (REFERENCE.md §5 and §6).
+
+Which code an error gets follows the Graph API's layering: the top-level Graph parameters
+(``messaging_product``, ``to``/``recipient``, ``type``) answer ``100 Invalid parameter``; the WhatsApp
+message contents answer ``131008`` (required parameter missing) or ``131009`` (parameter value not valid);
+template problems answer the 132xxx codes. Nothing here touches the sandbox's state except through the
+``media_exists`` callback.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import GraphError, invalid, missing
+from .templates import validate_template_send
+
+MESSAGE_TYPES = (
+    "text", "image", "audio", "video", "document", "sticker", "reaction", "template", "interactive", "location",
+    "contacts",
+)  # fmt: skip
+MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+CAPTION_TYPES = ("image", "video", "document")
+INTERACTIVE_TYPES = (
+    "button", "list", "cta_url", "flow", "product", "product_list", "catalog_message", "location_request_message",
+    "address_message", "call_permission_request",
+)  # fmt: skip
+TEXT_MAX = 4096
+CAPTION_MAX = 1024
+OPAQUE_MAX = 512
+BSUID = re.compile(r"^[A-Z]{2}(\.ENT)?\.[A-Za-z0-9]{1,128}$")
+PHONE_FORMATTING = re.compile(r"[\s+\-().]")
+
+
+@dataclass(frozen=True)
+class ReadReceipt:
+    message_id: str
+    typing: bool
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    recipient_input: str
+    wa_id: str | None  # digits, when sent to a phone number
+    user_id: str | None  # the BSUID, when sent to ``recipient`` only
+    type: str
+    context_id: str | None
+    biz_opaque_callback_data: str | None
+    template: dict[str, Any] | None  # the stored template, for template sends
+    body: dict[str, Any]
+
+    @property
+    def recipient_key(self) -> str:
+        """The customer this message goes to, as the 24-hour window and the pair limit count them."""
+        return self.wa_id or self.user_id or ""
+
+
+def validate(
+    body: Any, *, templates: list[dict[str, Any]], media_exists: Callable[[str], bool]
+) -> OutboundMessage | ReadReceipt:
+    if not isinstance(body, dict):
+        raise GraphError(100, "The request body must be a JSON object.")
+    product = body.get("messaging_product")
+    if product is None:
+        raise GraphError(100, "The parameter messaging_product is required.")
+    if product != "whatsapp":
+        raise GraphError(100, f'Param messaging_product must be one of {{WHATSAPP}} - got "{product}".')
+    if "status" in body:
+        return _read_receipt(body)
+
+    recipient_type = body.get("recipient_type", "individual")
+    if recipient_type != "individual":
+        raise invalid("recipient_type", f'must be "individual" in the sandbox - got "{recipient_type}".')
+    wa_id, user_id, recipient_input = _recipient(body)
+
+    message_type = body.get("type", "text")
+    if message_type not in MESSAGE_TYPES:
+        raise GraphError(
+            100, f'Param type must be one of {{{", ".join(t.upper() for t in MESSAGE_TYPES)}}} - got "{message_type}".'
+        )
+    content = body.get(message_type)
+    if content is None:
+        raise missing(message_type)
+
+    stored_template = None
+    if message_type == "text":
+        _text(content)
+    elif message_type in MEDIA_TYPES:
+        _media(message_type, content, media_exists)
+    elif message_type == "reaction":
+        _reaction(content)
+    elif message_type == "template":
+        stored_template = validate_template_send(templates, content)
+    elif message_type == "interactive":
+        _interactive(content)
+    elif message_type == "location":
+        _location(content)
+    elif message_type == "contacts":
+        _contacts(content)
+
+    context = body.get("context")
+    context_id = None
+    if context is not None:
+        if not isinstance(context, dict) or not isinstance(context.get("message_id"), str) or not context["message_id"]:
+            raise invalid("context['message_id']", "must be the wamid of a message in this conversation.")
+        context_id = context["message_id"]
+    opaque = body.get("biz_opaque_callback_data")
+    if opaque is not None and (not isinstance(opaque, str) or len(opaque.encode()) > OPAQUE_MAX):
+        raise invalid("biz_opaque_callback_data", f"must be a string of at most {OPAQUE_MAX} bytes.")
+    return OutboundMessage(
+        recipient_input=recipient_input,
+        wa_id=wa_id,
+        user_id=user_id,
+        type=message_type,
+        context_id=context_id,
+        biz_opaque_callback_data=opaque,
+        template=stored_template,
+        body=body,
+    )
+
+
+def _read_receipt(body: dict[str, Any]) -> ReadReceipt:
+    if body["status"] != "read":
+        raise GraphError(100, f'Param status must be one of {{READ}} - got "{body["status"]}".')
+    message_id = body.get("message_id")
+    if not isinstance(message_id, str) or not message_id:
+        raise GraphError(100, "The parameter message_id is required.")
+    typing = body.get("typing_indicator")
+    if typing is not None and (not isinstance(typing, dict) or typing.get("type") != "text"):
+        raise invalid("typing_indicator['type']", "must be one of {TEXT}.")
+    return ReadReceipt(message_id=message_id, typing=typing is not None)
+
+
+def _recipient(body: dict[str, Any]) -> tuple[str | None, str | None, str]:
+    to = body.get("to")
+    recipient = body.get("recipient")
+    if to is not None:  # "if both to and recipient are given, to wins" (M-BSUID)
+        if not isinstance(to, str | int):
+            raise invalid("to", "must be a phone number string.")
+        digits = PHONE_FORMATTING.sub("", str(to))
+        if not digits.isdigit() or not 7 <= len(digits) <= 15:
+            raise invalid("to", f'is not a valid phone number - got "{to}".')
+        return digits, None, str(to)
+    if recipient is not None:
+        if not isinstance(recipient, str) or not BSUID.match(recipient):
+            raise invalid("recipient", f'is not a valid business-scoped user id - got "{recipient}".')
+        return None, recipient, recipient
+    raise GraphError(100, "The parameter to is required.")
+
+
+def _text(content: Any) -> None:
+    if not isinstance(content, dict):
+        raise invalid("text", "must be an object.")
+    text = content.get("body")
+    if not isinstance(text, str) or not text:
+        raise missing("text['body']")
+    if len(text) > TEXT_MAX:
+        raise invalid("text['body']", f"must be at most {TEXT_MAX} characters long.")
+    if "preview_url" in content and not isinstance(content["preview_url"], bool):
+        raise invalid("text['preview_url']", "must be a boolean.")
+
+
+def _media(kind: str, content: Any, media_exists: Callable[[str], bool]) -> None:
+    if not isinstance(content, dict):
+        raise invalid(kind, "must be an object.")
+    media_id, link = content.get("id"), content.get("link")
+    if media_id and link:
+        raise invalid(kind, "must have only one of id or link.")
+    if not media_id and not link:
+        raise missing(f"{kind}['id'] or {kind}['link']")
+    if media_id is not None and (not isinstance(media_id, str) or not media_exists(media_id)):
+        raise GraphError(100, f"Param {kind}['id'] is not a valid whatsapp business account media attachment ID")
+    if link is not None and (not isinstance(link, str) or not link.startswith(("http://", "https://"))):
+        raise invalid(f"{kind}['link']", "must be an http(s) URL.")
+    caption = content.get("caption")
+    if caption is not None:
+        if kind not in CAPTION_TYPES:
+            raise invalid(f"{kind}['caption']", f"is not allowed for {kind} messages.")
+        if not isinstance(caption, str) or len(caption) > CAPTION_MAX:
+            raise invalid(f"{kind}['caption']", f"must be at most {CAPTION_MAX} characters long.")
+    if "filename" in content and kind != "document":
+        raise invalid(f"{kind}['filename']", "is only allowed for document messages.")
+
+
+def _reaction(content: Any) -> None:
+    if not isinstance(content, dict):
+        raise invalid("reaction", "must be an object.")
+    if not isinstance(content.get("message_id"), str) or not content["message_id"]:
+        raise missing("reaction['message_id']")
+    # An empty emoji removes the reaction; the key itself is required.
+    if not isinstance(content.get("emoji"), str):
+        raise missing("reaction['emoji']")
+
+
+def _interactive(content: Any) -> None:
+    if not isinstance(content, dict):
+        raise invalid("interactive", "must be an object.")
+    kind = content.get("type")
+    if kind is None:
+        raise missing("interactive['type']")
+    if kind not in INTERACTIVE_TYPES:
+        raise invalid("interactive['type']", f'must be one of {{{", ".join(INTERACTIVE_TYPES)}}} - got "{kind}".')
+    action = content.get("action")
+    if kind not in ("location_request_message",) and not isinstance(action, dict):
+        raise missing("interactive['action']")
+    if kind in ("button", "list"):
+        body = content.get("body")
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not body["text"]:
+            raise missing("interactive['body']['text']")
+        if len(body["text"]) > CAPTION_MAX:
+            raise invalid("interactive['body']['text']", f"must be at most {CAPTION_MAX} characters long.")
+    if kind == "button":
+        buttons = action.get("buttons")
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            raise invalid("interactive['action']['buttons']", "must have between 1 and 3 buttons.")
+        for index, button in enumerate(buttons):
+            reply = button.get("reply") if isinstance(button, dict) else None
+            if not isinstance(reply, dict) or not reply.get("id") or not reply.get("title"):
+                raise missing(f"interactive['action']['buttons'][{index}]['reply']['id'/'title']")
+            if len(str(reply["title"])) > 20:
+                where = f"interactive['action']['buttons'][{index}]['reply']['title']"
+                raise invalid(where, "must be at most 20 characters.")
+    elif kind == "list":
+        if not isinstance(action.get("button"), str) or not action["button"]:
+            raise missing("interactive['action']['button']")
+        sections = action.get("sections")
+        if not isinstance(sections, list) or not sections:
+            raise missing("interactive['action']['sections']")
+        rows = [row for section in sections if isinstance(section, dict) for row in section.get("rows") or []]
+        if not rows or len(rows) > 10:
+            raise invalid("interactive['action']['sections']", "must have between 1 and 10 rows in total.")
+
+
+def _location(content: Any) -> None:
+    if not isinstance(content, dict):
+        raise invalid("location", "must be an object.")
+    for key, bound in (("latitude", 90), ("longitude", 180)):
+        if key not in content:
+            raise missing(f"location['{key}']")
+        try:
+            value = float(content[key])
+        except (TypeError, ValueError):
+            raise invalid(f"location['{key}']", "must be a number.") from None
+        if not -bound <= value <= bound:
+            raise invalid(f"location['{key}']", f"must be between -{bound} and {bound}.")
+
+
+def _contacts(content: Any) -> None:
+    if not isinstance(content, list) or not content:
+        raise invalid("contacts", "must be a non-empty array.")
+    for index, card in enumerate(content):
+        name = card.get("name") if isinstance(card, dict) else None
+        if not isinstance(name, dict) or not name.get("formatted_name"):
+            raise missing(f"contacts[{index}]['name']['formatted_name']")

@@ -1,0 +1,201 @@
+"""The sandbox's message templates and Meta's checks of a template send (REFERENCE.md §5 and §8).
+
+Templates are listed by ``GET /{waba-id}/message_templates`` in Meta's shape and replaced through
+``POST /_sandbox/config {"templates": [...]}``. Only positional parameters (``{{1}}``) are modelled.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from .errors import GraphError, invalid, missing
+
+DEFAULT_TEMPLATES: list[dict[str, Any]] = [
+    {
+        "id": "1192339204654487",
+        "name": "hello_world",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Hello World"},
+            {
+                "type": "BODY",
+                "text": "Welcome and congratulations!! This message demonstrates your ability to send a WhatsApp "
+                "message notification from the Cloud API, hosted by Meta. Thank you for taking the time to test "
+                "with us.",
+            },
+            {"type": "FOOTER", "text": "WhatsApp Business Platform sample message"},
+        ],
+    },
+    {
+        "id": "1311458016538612",
+        "name": "order_update",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hi {{1}}, your order {{2}} has shipped and is on its way. 📦",
+                "example": {"body_text": [["Sam", "#10423"]]},
+            },
+            {"type": "FOOTER", "text": "Reply STOP to opt out"},
+            {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Track my order"}]},
+        ],
+    },
+    {
+        "id": "874520193348871",
+        "name": "appointment_reminder",
+        "language": "pt_BR",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Olá! Lembrete: sua consulta é amanhã às {{1}}. Responda SIM para confirmar.",
+                "example": {"body_text": [["14:30"]]},
+            },
+            {
+                "type": "BUTTONS",
+                "buttons": [{"type": "QUICK_REPLY", "text": "SIM"}, {"type": "QUICK_REPLY", "text": "Remarcar"}],
+            },
+        ],
+    },
+    {
+        "id": "2093311084712290",
+        "name": "summer_sale",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "MARKETING",
+        "parameter_format": "POSITIONAL",
+        "components": [
+            {"type": "HEADER", "format": "IMAGE", "example": {"header_handle": ["4::aW1hZ2UvanBlZw==:ARb"]}},
+            {
+                "type": "BODY",
+                "text": "Summer sale! {{1}} off everything until Sunday.",
+                "example": {"body_text": [["20%"]]},
+            },
+        ],
+    },
+]
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+MEDIA_HEADER_FORMATS = {"IMAGE": "image", "VIDEO": "video", "DOCUMENT": "document"}
+TEMPLATE_STATUS_ERRORS = {"PAUSED": 132015, "DISABLED": 132016}
+
+
+def default_templates() -> list[dict[str, Any]]:
+    return copy.deepcopy(DEFAULT_TEMPLATES)
+
+
+def placeholder_count(text: str) -> int:
+    return len(set(_PLACEHOLDER.findall(text or "")))
+
+
+def check_templates(templates: Any) -> list[dict[str, Any]]:
+    """Validate a replacement list from the control API (name, language, components are required)."""
+    if not isinstance(templates, list):
+        raise TypeError("templates must be a list")
+    checked = []
+    for index, template in enumerate(templates):
+        if not isinstance(template, dict) or not template.get("name") or not template.get("language"):
+            raise ValueError(f"templates[{index}] needs at least name and language")
+        item = {"status": "APPROVED", "category": "UTILITY", "parameter_format": "POSITIONAL", "components": []}
+        item.update(copy.deepcopy(template))
+        item.setdefault("id", str(10**15 + index))
+        checked.append(item)
+    return checked
+
+
+def find_template(templates: list[dict[str, Any]], *, name: str, language: str) -> dict[str, Any]:
+    """The template Meta would use, or Meta's error: 132001 when the name+language pair is unknown or not
+    approved, 132015/132016 when it is paused/disabled."""
+    for template in templates:
+        if template.get("name") == name and template.get("language") == language:
+            status = str(template.get("status") or "APPROVED").upper()
+            if status in TEMPLATE_STATUS_ERRORS:
+                raise GraphError(TEMPLATE_STATUS_ERRORS[status], f"Template {name} ({language}) is {status.lower()}.")
+            if status != "APPROVED":
+                raise GraphError(132001, f"template name ({name}) does not exist in {language}")
+            return template
+    raise GraphError(132001, f"template name ({name}) does not exist in {language}")
+
+
+def validate_template_send(templates: list[dict[str, Any]], template: Any) -> dict[str, Any]:
+    """Checks of ``{"name", "language": {"code"}, "components"?}`` against the stored template."""
+    if not isinstance(template, dict):
+        raise missing("template")
+    name = template.get("name")
+    if not isinstance(name, str) or not name:
+        raise missing("template['name']")
+    language = template.get("language")
+    if not isinstance(language, dict):
+        raise missing("template['language']")
+    code = language.get("code")
+    if not isinstance(code, str) or not code:
+        raise missing("template['language']['code']")
+    stored = find_template(templates, name=name, language=code)
+
+    components = template.get("components", [])
+    if not isinstance(components, list):
+        raise invalid("template['components']", "must be an array")
+    sent: dict[str, list[Any]] = {}
+    for index, component in enumerate(components):
+        if not isinstance(component, dict) or not isinstance(component.get("type"), str):
+            raise missing(f"template['components'][{index}]['type']")
+        kind = component["type"].lower()
+        parameters = component.get("parameters", [])
+        if not isinstance(parameters, list):
+            raise invalid(f"template['components'][{index}]['parameters']", "must be an array")
+        for p_index, parameter in enumerate(parameters):
+            _check_parameter(parameter, where=f"template['components'][{index}]['parameters'][{p_index}]")
+        if kind in ("header", "body"):
+            sent[kind] = parameters
+
+    for component in stored.get("components", []):
+        kind = str(component.get("type", "")).lower()
+        if kind == "body":
+            _expect_count("body", placeholder_count(component.get("text", "")), sent.get("body", []))
+        elif kind == "header":
+            header_format = str(component.get("format") or "TEXT").upper()
+            if header_format == "TEXT":
+                _expect_count("header", placeholder_count(component.get("text", "")), sent.get("header", []))
+            elif header_format in MEDIA_HEADER_FORMATS:
+                media_type = MEDIA_HEADER_FORMATS[header_format]
+                params = sent.get("header", [])
+                if len(params) != 1 or params[0].get("type") != media_type:
+                    raise GraphError(
+                        132012,
+                        f"header: Format mismatch, expected {header_format}, received "
+                        f"{(params[0].get('type') or 'nothing').upper() if params else 'nothing'}",
+                    )
+    return stored
+
+
+def _check_parameter(parameter: Any, *, where: str) -> None:
+    if not isinstance(parameter, dict) or not isinstance(parameter.get("type"), str):
+        raise missing(f"{where}['type']")
+    kind = parameter["type"]
+    if kind == "text":
+        if not isinstance(parameter.get("text"), str) or not parameter["text"]:
+            raise missing(f"{where}['text']")
+    elif kind in ("image", "video", "document"):
+        media = parameter.get(kind)
+        if not isinstance(media, dict) or not (media.get("id") or media.get("link")):
+            raise missing(f"{where}['{kind}']")
+    elif kind not in ("currency", "date_time", "payload", "location", "coupon_code", "action", "product"):
+        raise invalid(f"{where}['type']", f'must be one of {{text, currency, date_time, image, ...}} - got "{kind}".')
+
+
+def _expect_count(kind: str, expected: int, parameters: list[Any]) -> None:
+    if len(parameters) != expected:
+        raise GraphError(
+            132000,
+            f"{kind}: number of localizable_params ({len(parameters)}) does not match the expected number of "
+            f"params ({expected})",
+        )
