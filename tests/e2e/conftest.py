@@ -203,7 +203,10 @@ def stack(e2e_database_url, stack_overrides) -> Iterator[Stack]:
         for process in stack.processes:
             stop_process(process)
         redis.stop()
-        shutil.rmtree(logs, ignore_errors=True)
+        if os.environ.get("E2E_KEEP_LOGS"):
+            print(f"e2e logs kept in {logs}")
+        else:
+            shutil.rmtree(logs, ignore_errors=True)
 
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
