@@ -113,7 +113,8 @@ def test_status_ticks_advance_live_and_failure_shows_metas_error(stack, browser,
 
 
 def test_two_staff_see_each_others_typing(stack, browser, number):
-    conversation = ConversationFactory(number=number)
+    # The customer wrote recently: the reply window (and so the composer's text box) is open.
+    conversation = ConversationFactory(number=number, last_inbound_at=datetime.now(UTC) - timedelta(minutes=5))
     ana = open_inbox(logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/")
     bo = open_inbox(logged_in_page(browser, stack.base_url, staff_member("bo", number)), f"/inbox/{conversation.pk}/")
     ana.locator("#composer-input").type("Hel")
