@@ -1,5 +1,6 @@
 """The live inbox in headless Chromium against real Daphne, Celery, PostgreSQL and Redis."""
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
