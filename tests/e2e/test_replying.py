@@ -183,7 +183,16 @@ def test_our_closed_window_refuses_free_text_and_templates_go(sandbox, api, conv
     assert sandbox.sent()[0]["type"] == "template"
 
 
-@pytest.mark.parametrize("failure", [{"server_error_next": 2}, {"rate_limit_mps": 0}])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"server_error_next": 2},
+        {"rate_limit_mps": 0},
+        {"fail_next": {"code": 131056, "count": 2}},  # pair rate limit
+        {"fail_next": {"code": 80007, "count": 1}},  # WABA rate limit
+        {"fail_next": {"code": 131000, "count": 1}},  # Meta's "something went wrong"
+    ],
+)
 def test_transient_errors_retry_and_never_send_twice(sandbox, api, conversation, failure):
     if "rate_limit_mps" in failure:
         sandbox.configure(rate_limit_mps=1)
@@ -199,6 +208,45 @@ def test_transient_errors_retry_and_never_send_twice(sandbox, api, conversation,
     texts = [s for s in sandbox.sent() if s["type"] == "text" and s["outcome"] == "accepted"]
     assert len(texts) == 1, "exactly one accepted send, whatever the retries"
     assert Message.objects.get(pk=message_id).send_attempts >= 2
+
+
+@pytest.mark.parametrize(
+    "name, mime_type, content, kind",
+    [
+        ("terms.pdf", "application/pdf", b"%PDF-1.4\n%test\n", "document"),
+        ("note.ogg", "audio/ogg", b"OggS" + b"\0" * 60, "audio"),
+        ("clip.mp4", "video/mp4", b"\0\0\0\x18ftypmp42" + b"\0" * 60, "video"),
+    ],
+)
+def test_every_media_kind_is_sent_by_id(sandbox, api, conversation, name, mime_type, content, kind):
+    sandbox.configure(sniff_media=False)
+    response = api.send(conversation.pk, data={"caption": "here"}, files={"file": (name, content, mime_type)})
+    assert response.status_code == 202, response.text
+    wait_status(api, conversation, response.json()["id"], "read")
+    [sent] = sandbox.sent()
+    assert sent["type"] == kind and sent["request"][kind]["id"]
+    if kind == "document":
+        assert sent["request"]["document"]["filename"] == name
+
+
+def test_sync_templates_command_against_the_sandbox(sandbox, number, stack):
+    sandbox.configure(templates=[
+        {"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+         "components": [{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}]},
+        {"name": "promo", "language": "pt_BR", "status": "REJECTED", "category": "MARKETING",
+         "components": [{"type": "BODY", "text": "Oferta"}]},
+    ])
+    MessageTemplate.objects.create(waba_id=WABA, name="gone", language="en_US", status="APPROVED")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "sync_templates"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 template(s)" in result.stdout
+    assert set(MessageTemplate.objects.values_list("name", "status")) == {("order_update", "APPROVED"), ("promo", "REJECTED")}
+    bad = subprocess.run(
+        [sys.executable, "manage.py", "sync_templates", "--number", "000"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode != 0 and "unknown phone_number_id" in bad.stderr
 
 
 def test_expired_token_flags_the_number_for_reauthorization(sandbox, api, conversation, number):
