@@ -49,6 +49,46 @@ SAMPLE_CONTENT: dict[str, dict[str, Any]] = {
 
 MESSAGE_TYPES = tuple(SAMPLE_CONTENT)
 
+# The demo business number: seed_demo registers it, the simulator and the Meta sandbox address it.
+DEMO_PHONE_NUMBER_ID = "100000000000001"
+DEMO_DISPLAY_PHONE_NUMBER = "15550001111"
+DEMO_WABA_ID = "100000000000002"
+
+CUSTOMER_FIRST_NAMES = (
+    "Amara", "Ana", "Bruno", "Chen", "Diego", "Fatima", "Hannah", "Ibrahim", "Jonas", "Keiko",
+    "Lucía", "Mateo", "Nadia", "Olivier", "Priya", "Rafael", "Sofia", "Tomasz", "Yusuf", "Zoë",
+)  # fmt: skip
+CUSTOMER_LAST_NAMES = (
+    "Okafor", "Lima", "Costa", "Wei", "Hernández", "Haddad", "Becker", "Diallo", "Nilsson", "Tanaka",
+    "García", "Rossi", "Karimi", "Dubois", "Sharma", "Oliveira", "Novak", "Kowalski", "Demir", "Müller",
+)  # fmt: skip
+# Country calling codes and subscriber-number lengths, so wa_ids look like real international numbers.
+DIALLING_PLANS = (("44", 10), ("55", 11), ("234", 10), ("91", 10), ("1", 10), ("49", 11), ("34", 9), ("81", 10))
+CUSTOMER_TEXTS = (
+    "Hi! Is my order on its way? 🙂",
+    "Hello, I'd like to change my delivery address.",
+    "Do you have this in a size M?",
+    "Obrigado pela ajuda! 🙏",
+    "Can I pay by bank transfer?",
+    "¿Está abierta la tienda el domingo?",
+    "The parcel arrived damaged, what should I do?",
+    "Thanks, that worked 👍",
+    "What time do you close today?",
+    "Je n'ai pas reçu le code de confirmation.",
+    "Any news about my refund?",
+    "Perfect, see you tomorrow at 10.",
+)
+
+
+def simulated_customers(count: int, *, rng) -> list[tuple[str, str]]:
+    """``count`` distinct (wa_id, name) pairs drawn from ``rng`` (a ``random.Random``)."""
+    customers: dict[str, str] = {}
+    while len(customers) < count:
+        code, length = rng.choice(DIALLING_PLANS)
+        wa_id = code + str(rng.randrange(10 ** (length - 1), 10**length))
+        customers.setdefault(wa_id, f"{rng.choice(CUSTOMER_FIRST_NAMES)} {rng.choice(CUSTOMER_LAST_NAMES)}")
+    return list(customers.items())
+
 
 def new_wamid() -> str:
     return "wamid." + base64.b64encode(secrets.token_bytes(24)).decode().rstrip("=")

@@ -21,10 +21,13 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.sessions.backends.db import SessionStore
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.factories import UserFactory
+from tests.factories import BusinessNumberFactory, UserFactory
 from webhooks.simulation import signed_request
 
 ROOT = Path(__file__).resolve().parents[2]
+# The business number of the shared sample payloads (../shared/meta/payloads).
+NUMBER = {"phone_number_id": "427715309981234", "display_phone_number": "15557730142"}
+WABA = "318273645502211"
 BIN = Path(sys.executable).parent
 
 
@@ -180,6 +183,16 @@ def start_worker(*, env: dict[str, str], logs: Path) -> subprocess.Popen:
 def e2e_database_url(django_db_setup) -> str:
     db = settings.DATABASES["default"]
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def number(stack):
+    return BusinessNumberFactory(**NUMBER, waba_id=WABA)
+
+
+@pytest.fixture
+def api(stack, number) -> Api:
+    return Api(stack.base_url)
 
 
 @pytest.fixture(scope="module")

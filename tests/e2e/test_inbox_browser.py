@@ -1,26 +1,25 @@
 """The live inbox in headless Chromium against real Daphne, Celery, PostgreSQL and Redis."""
 import re
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, MessageStatus
-from tests.e2e.conftest import logged_in_page, staff_member, start_daphne, stop_process, wait_for
-from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory
+from tests.e2e.conftest import NUMBER, WABA, logged_in_page, staff_member, start_daphne, stop_process, wait_for
+from tests.factories import (
+    BusinessNumberFactory,
+    ContactFactory,
+    ConversationFactory,
+    MessageFactory,
+    OutboundMessageFactory,
+)
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.simulation import envelope, message_change, new_wamid, status_change
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-NUMBER = {"phone_number_id": "427715309981234", "display_phone_number": "15557730142"}
-WABA = "318273645502211"
 
-
-@pytest.fixture
-def number(stack):
-    return BusinessNumberFactory(**NUMBER, waba_id=WABA)
 
 
 def open_inbox(page: Page, path: str = "/inbox/") -> Page:

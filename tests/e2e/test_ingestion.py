@@ -11,26 +11,15 @@ import requests
 from channels_redis.core import RedisChannelLayer
 
 from realtime.groups import number_group
-from tests.e2e.conftest import Api, free_port, start_daphne, stack_env, stop_process, wait_for
-from tests.factories import BusinessNumberFactory
+from tests.e2e.conftest import NUMBER, WABA, free_port, stack_env, start_daphne, stop_process, wait_for
 from tests.webhooks.test_payloads import FILES
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, status_change
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-NUMBER = {"phone_number_id": "427715309981234", "display_phone_number": "15557730142"}
-WABA = "318273645502211"
 
 
-@pytest.fixture
-def number(stack):
-    return BusinessNumberFactory(**NUMBER, waba_id=WABA)
-
-
-@pytest.fixture
-def api(stack, number) -> Api:
-    return Api(stack.base_url)
 
 
 def all_events_done() -> bool:
@@ -98,8 +87,9 @@ def test_bad_signature_json_and_size_are_refused(stack, number):
     assert stack.post_webhook(payload, secret="not-the-app-secret").status_code == 403
     url = f"{stack.base_url}/api/webhook"
     assert requests.post(url, data=b"{}", headers={"Content-Type": "application/json"}, timeout=10).status_code == 401
-    from webhooks.signatures import sign_body
     from django.conf import settings
+
+    from webhooks.signatures import sign_body
 
     bad = b"{not json"
     headers = {"X-Hub-Signature-256": sign_body(raw_body=bad, app_secret=settings.META_APP_SECRET)}
@@ -158,8 +148,9 @@ def test_database_unreachable_is_503(stack, tmp_path: Path):
     env = stack_env(database_url=dead_db, redis_url=stack.redis.url)
     process, base_url = start_daphne(env=env, logs=tmp_path, name="daphne-no-db")
     try:
-        from webhooks.simulation import signed_request
         from django.conf import settings
+
+        from webhooks.simulation import signed_request
 
         body, headers = signed_request(
             envelope(waba_id=WABA, changes=[message_change(**NUMBER, wa_id="447700900461")]),

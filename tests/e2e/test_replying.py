@@ -13,13 +13,10 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from conversations.models import BusinessNumber, Conversation, MediaFile, Message, MessageTemplate
-from tests.e2e.conftest import ROOT, Api, free_port, logged_in_page, staff_member, stop_process, wait_for
-from tests.factories import BusinessNumberFactory
+from tests.e2e.conftest import NUMBER, ROOT, WABA, Api, free_port, logged_in_page, staff_member, stop_process, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-NUMBER = {"phone_number_id": "427715309981234", "display_phone_number": "15557730142"}
-WABA = "318273645502211"
 TOKEN = "sandbox-access-token"
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -80,14 +77,6 @@ def sandbox(sandbox_process, stack) -> Sandbox:
     return sandbox_process
 
 
-@pytest.fixture
-def number(stack):
-    return BusinessNumberFactory(**NUMBER, waba_id=WABA)
-
-
-@pytest.fixture
-def api(stack, number) -> Api:
-    return Api(stack.base_url)
 
 
 @pytest.fixture

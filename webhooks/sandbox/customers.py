@@ -15,27 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from webhooks.simulation import CUSTOMER_TEXTS, simulated_customers
+
 logger = logging.getLogger("webhooks.sandbox")
 
-FIRST_NAMES = ("Amara", "Bruno", "Chen", "Diego", "Fatima", "Hannah", "Ibrahim", "Keiko", "Lucía", "Mateo",
-               "Nadia", "Priya", "Rafael", "Sofia", "Yusuf", "Zoë")  # fmt: skip
-LAST_NAMES = ("Okafor", "Costa", "Wei", "Hernández", "Haddad", "Becker", "Diallo", "Tanaka", "Rossi", "Sharma",
-              "Oliveira", "Novak", "Demir", "Müller")  # fmt: skip
-DIALLING_PLANS = (("44", 10), ("55", 11), ("234", 10), ("91", 10), ("1", 10), ("49", 11), ("34", 9), ("81", 10))
-TEXTS = (
-    "Hi! Is my order on its way? 🙂",
-    "Hello, I'd like to change my delivery address.",
-    "Do you have this in a size M?",
-    "Obrigado pela ajuda! 🙏",
-    "Can I pay by bank transfer?",
-    "¿Está abierta la tienda el domingo?",
-    "The parcel arrived damaged, what should I do?",
-    "Thanks, that worked 👍",
-    "What time do you close today?",
-    "Je n'ai pas reçu le code de confirmation.",
-    "Any news about my refund?",
-    "Perfect, see you tomorrow at 10.",
-)
 CAPTIONS = ("This is the parcel", "The label says this", "Look at the box", "")
 IMAGE_EVERY = 6  # about one message in six is a photo
 
@@ -47,16 +30,7 @@ class Customer:
 
 
 def make_customers(count: int, *, rng: random.Random) -> list[Customer]:
-    customers: list[Customer] = []
-    seen: set[str] = set()
-    while len(customers) < count:
-        country, length = rng.choice(DIALLING_PLANS)
-        wa_id = country + "".join(str(rng.randrange(10)) for _ in range(length))
-        if wa_id in seen:
-            continue
-        seen.add(wa_id)
-        customers.append(Customer(wa_id=wa_id, name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"))
-    return customers
+    return [Customer(wa_id=wa_id, name=name) for wa_id, name in simulated_customers(count, rng=rng)]
 
 
 def png_bytes(*, width: int = 48, height: int = 48, rng: random.Random) -> bytes:
@@ -119,7 +93,7 @@ class CustomerSimulator:
                 "caption": self._rng.choice(CAPTIONS),
             }
         else:
-            request["text"] = self._rng.choice(TEXTS)
+            request["text"] = self._rng.choice(CUSTOMER_TEXTS)
         return request
 
     def _run(self) -> None:

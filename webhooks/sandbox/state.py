@@ -12,13 +12,12 @@ from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from webhooks.simulation import DEMO_DISPLAY_PHONE_NUMBER, DEMO_PHONE_NUMBER_ID, DEMO_WABA_ID  # noqa: F401 (re-exported)
+
 from .errors import TITLES
 from .media import MediaItem
 from .templates import check_templates, default_templates
 
-DEMO_PHONE_NUMBER_ID = "100000000000001"
-DEMO_DISPLAY_PHONE_NUMBER = "15550001111"
-DEMO_WABA_ID = "100000000000002"
 WINDOW_SECONDS = 24 * 60 * 60  # the customer service window (REFERENCE.md §8)
 LOG_LIMIT = 10000
 STATUSES = ("sent", "delivered", "read", "played")

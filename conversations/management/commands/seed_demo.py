@@ -16,12 +16,19 @@ from django.db import transaction
 from conversations.models import BusinessNumber, Conversation
 from webhooks.models import WebhookEventState
 from webhooks.services import process_webhook_event, store_webhook_event
-from webhooks.simulation import envelope, message_change, to_wire
+from webhooks.simulation import (
+    DEMO_DISPLAY_PHONE_NUMBER,
+    DEMO_PHONE_NUMBER_ID,
+    DEMO_WABA_ID,
+    envelope,
+    message_change,
+    to_wire,
+)
 
 DEMO_NUMBER = {
-    "phone_number_id": "100000000000001",
-    "display_phone_number": "15550001111",
-    "waba_id": "100000000000002",
+    "phone_number_id": DEMO_PHONE_NUMBER_ID,
+    "display_phone_number": DEMO_DISPLAY_PHONE_NUMBER,
+    "waba_id": DEMO_WABA_ID,
     "name": "Demo support line",
 }
 

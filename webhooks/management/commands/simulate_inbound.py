@@ -19,34 +19,18 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from webhooks.simulation import MESSAGE_TYPES, envelope, message_change, signed_request
-
-DEMO_PHONE_NUMBER_ID = "100000000000001"
-DEMO_DISPLAY_PHONE_NUMBER = "15550001111"
-DEMO_WABA_ID = "100000000000002"
-
-FIRST_NAMES = (
-    "Amara", "Ana", "Bruno", "Chen", "Diego", "Fatima", "Hannah", "Ibrahim", "Jonas", "Keiko",
-    "Lucía", "Mateo", "Nadia", "Olivier", "Priya", "Rafael", "Sofia", "Tomasz", "Yusuf", "Zoë",
-)  # fmt: skip
-LAST_NAMES = (
-    "Okafor", "Lima", "Costa", "Wei", "Hernández", "Haddad", "Becker", "Diallo", "Nilsson", "Tanaka",
-    "García", "Rossi", "Karimi", "Dubois", "Sharma", "Oliveira", "Novak", "Kowalski", "Demir", "Müller",
-)  # fmt: skip
-# Country calling codes and subscriber-number lengths, so wa_ids look like real international numbers.
-DIALLING_PLANS = (("44", 10), ("55", 11), ("234", 10), ("91", 10), ("1", 10), ("49", 11), ("34", 9), ("81", 10))
-TEXTS = (
-    "Hi! Is my order on its way? 🙂",
-    "Hello, I'd like to change my delivery address.",
-    "Do you have this in a size M?",
-    "Obrigado pela ajuda! 🙏",
-    "Can I pay by bank transfer?",
-    "¿Está abierta la tienda el domingo?",
-    "The parcel arrived damaged, what should I do?",
-    "Thanks, that worked 👍",
-    "What time do you close today?",
-    "Je n'ai pas reçu le code de confirmation.",
+from webhooks.simulation import (
+    CUSTOMER_TEXTS,
+    DEMO_DISPLAY_PHONE_NUMBER,
+    DEMO_PHONE_NUMBER_ID,
+    DEMO_WABA_ID,
+    MESSAGE_TYPES,
+    envelope,
+    message_change,
+    signed_request,
+    simulated_customers,
 )
+
 # A 4xx means every following delivery would be refused the same way (wrong secret, wrong URL): stop.
 FATAL_STATUS_RANGE = range(400, 500)
 MAX_REPORTED_FAILURES = 5
@@ -235,12 +219,7 @@ def _rate_label(rate: float) -> str:
 
 
 def _simulated_contacts(*, rng: random.Random, count: int) -> list[SimulatedContact]:
-    contacts: dict[str, SimulatedContact] = {}
-    while len(contacts) < count:
-        code, length = rng.choice(DIALLING_PLANS)
-        wa_id = code + str(rng.randrange(10 ** (length - 1), 10**length))
-        contacts[wa_id] = SimulatedContact(wa_id=wa_id, name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}")
-    return list(contacts.values())
+    return [SimulatedContact(wa_id=wa_id, name=name) for wa_id, name in simulated_customers(count, rng=rng)]
 
 
 def _wamid(rng: random.Random) -> str:
@@ -265,7 +244,7 @@ def _deliveries(
         for index in range(first, min(first + batch, count)):
             message_type = types[index % len(types)]
             contact = rng.choice(contacts)
-            content = {"text": {"body": rng.choice(TEXTS)}} if message_type == "text" else None
+            content = {"text": {"body": rng.choice(CUSTOMER_TEXTS)}} if message_type == "text" else None
             changes.append(
                 message_change(
                     phone_number_id=phone_number_id,
