@@ -114,6 +114,26 @@ WHITENOISE_USE_FINDERS = True
 # Until `collectstatic` has run (production does, in its image) the finders serve everything.
 warnings.filterwarnings("ignore", message="No directory at")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+# Media files (customers' and staff's attachments) live under MEDIA_ROOT, or in an S3-compatible bucket
+# when MEDIA_S3_BUCKET is set. Either way they are private: staff get them through /media/<message id>/.
+MEDIA_S3_BUCKET = env("MEDIA_S3_BUCKET", default="")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if MEDIA_S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_S3_BUCKET,
+            "endpoint_url": env("MEDIA_S3_ENDPOINT_URL", default=None),
+            "region_name": env("MEDIA_S3_REGION", default=None),
+            "access_key": env("MEDIA_S3_ACCESS_KEY_ID", default=None),
+            "secret_key": env("MEDIA_S3_SECRET_ACCESS_KEY", default=None),
+            "default_acl": "private",
+            "file_overwrite": False,
+        },
+    }
 
 # The admin `manage.py seed_demo` creates on a fresh install (only when no superuser exists yet).
 DEMO_ADMIN_PASSWORD = env("DEMO_ADMIN_PASSWORD", default="admin")
