@@ -1,5 +1,5 @@
-"""ASGI entry point (Daphne): HTTP through Django, WebSockets through Channels behind the origin check
-and the session auth stack."""
+"""ASGI entry point (Daphne): HTTP through Django, WebSockets through Channels behind the origin check,
+the session auth stack and, for clients outside the browser, JWT (realtime/auth.py)."""
 import os
 
 from django.core.asgi import get_asgi_application
@@ -9,13 +9,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from realtime.auth import JwtAuthMiddleware, OriginValidatorUnlessToken  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": OriginValidatorUnlessToken(
+            AuthMiddlewareStack(JwtAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )

@@ -3,21 +3,31 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.api import ThrottledLoginView, TokenObtainApi, TokenRefreshApi
+from contacts.apis import ContactDetailApi, ContactListApi, ContactMergeApi
 
 from conversations.apis import (
     ConversationListApi,
     ConversationMessagesApi,
     ConversationReadApi,
     ConversationTemplateListApi,
+    NumberListApi,
 )
 from conversations.views import media_file_view
 from webhooks.apis import WhatsAppWebhookApi
 
 api_patterns = [
     path("api/webhook", WhatsAppWebhookApi.as_view(), name="webhook"),
-    path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain"),
-    path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("api/auth/token/", TokenObtainApi.as_view(), name="token_obtain"),
+    path("api/auth/token/refresh/", TokenRefreshApi.as_view(), name="token_refresh"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api_docs"),
+    path("api/numbers/", NumberListApi.as_view(), name="number_list"),
+    path("api/contacts/", ContactListApi.as_view(), name="contact_list"),
+    path("api/contacts/<int:contact_id>/", ContactDetailApi.as_view(), name="contact_detail"),
+    path("api/contacts/<int:contact_id>/merge/", ContactMergeApi.as_view(), name="contact_merge"),
     path("api/conversations/", ConversationListApi.as_view(), name="conversation_list"),
     path(
         "api/conversations/<int:conversation_id>/messages/",
@@ -35,9 +45,12 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(pattern_name="inbox:list", permanent=False)),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("conversations.urls")),
     path("media/<int:message_id>/", media_file_view, name="media_file"),
     *api_patterns,
 ]
+
+handler404 = "config.api.json_or_html_404"
+handler500 = "config.api.json_or_html_500"

@@ -4,7 +4,19 @@ from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework.views import APIView
+
+from config.api import error_response
+from config.openapi import (
+    CURSOR_PARAMETERS,
+    ConversationOut,
+    ErrorOut,
+    MessageOut,
+    NumberDetailOut,
+    TemplateOut,
+    cursor_page,
+)
 
 from conversations import selectors
 from conversations.services import mark_conversation_read, outbound
@@ -48,6 +60,16 @@ def _conversation_or_404(request, conversation_id: int):
 
 
 class ConversationListApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("number", str, description="only this phone_number_id"),
+            OpenApiParameter("unread", str, enum=["1", "true", "yes"], description="only conversations you have not read"),
+            OpenApiParameter("q", str, description="contact name or phone in any format"),
+            *CURSOR_PARAMETERS,
+        ],
+        # 404: an invalid cursor
+        responses={200: cursor_page("ConversationPage", ConversationOut), 401: ErrorOut, 404: ErrorOut},
+    )
     def get(self, request):
         conversations = selectors.conversation_list(
             user=request.user,
@@ -61,6 +83,16 @@ class ConversationListApi(APIView):
 
 
 class ConversationReadApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: inline_serializer(
+                "ReadState", fields={"conversation_id": serializers.IntegerField(), "last_read_message_id": serializers.IntegerField()}
+            ),
+            401: ErrorOut,
+            404: ErrorOut,
+        },
+    )
     def post(self, request, conversation_id: int):
         conversation = _conversation_or_404(request, conversation_id)
         state = mark_conversation_read(user=request.user, conversation=conversation)
@@ -97,6 +129,24 @@ class ConversationMessagesApi(APIView):
         caption = serializers.CharField(required=False, allow_blank=True, default="")
         reply_to = serializers.CharField(required=False, allow_blank=True, default="")
 
+    @extend_schema(
+        parameters=[OpenApiParameter("before", int, description="message id: the page just before it"), *CURSOR_PARAMETERS],
+        responses={
+            200: PolymorphicProxySerializer(
+                component_name="MessagesResponse",
+                serializers=[
+                    cursor_page("MessagePage", MessageOut),
+                    inline_serializer(
+                        "MessageHistoryPage",
+                        fields={"results": MessageOut.__class__(many=True), "has_more": serializers.BooleanField()},
+                    ),
+                ],
+                resource_type_field_name=None,
+            ),
+            401: ErrorOut,
+            404: ErrorOut,
+        },
+    )
     def get(self, request, conversation_id: int):
         conversation = _conversation_or_404(request, conversation_id)
         before_id = request.query_params.get("before")
@@ -114,6 +164,31 @@ class ConversationMessagesApi(APIView):
         reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
         return paginator.get_paginated_response([message_snapshot(m, reactions.get(m.wamid, ())) for m in page])
 
+    @extend_schema(
+        request={
+            "application/json": inline_serializer(
+                "SendRequest",
+                fields={
+                    "type": serializers.ChoiceField(choices=["text", "reaction", "template"]),
+                    "text": serializers.CharField(required=False),
+                    "reply_to": serializers.CharField(required=False, help_text="wamid"),
+                    "message": serializers.CharField(required=False, help_text="wamid to react to"),
+                    "emoji": serializers.CharField(required=False, allow_blank=True),
+                    "template": serializers.IntegerField(required=False),
+                    "params": serializers.ListField(child=serializers.CharField(), required=False),
+                },
+            ),
+            "multipart/form-data": inline_serializer(
+                "SendMediaRequest",
+                fields={
+                    "file": serializers.FileField(),
+                    "caption": serializers.CharField(required=False),
+                    "reply_to": serializers.CharField(required=False),
+                },
+            ),
+        },
+        responses={202: MessageOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    )
     def post(self, request, conversation_id: int):
         conversation = _conversation_or_404(request, conversation_id)
         kind = "media" if "file" in request.FILES else request.data.get("type", "text")
@@ -139,7 +214,7 @@ class ConversationMessagesApi(APIView):
                 raise SendRefused("unknown_type", "type must be text, reaction, template or a file upload.")
         except SendRefused as refused:
             status = 409 if refused.code in ("window_closed", "reauthorization_required") else 400
-            return Response({"error": {"code": refused.code, "detail": refused.detail}}, status=status)
+            return error_response(status=status, code=refused.code, detail=refused.detail)
         return Response(message_snapshot(message), status=202)
 
     @staticmethod
@@ -164,6 +239,22 @@ class ConversationTemplateListApi(APIView):
     """The approved templates this conversation's number may send (the only messages allowed outside the
     24-hour window), with the window's state."""
 
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "TemplateList",
+                fields={
+                    "window": inline_serializer(
+                        "Window",
+                        fields={"open": serializers.BooleanField(), "closes_at": serializers.DateTimeField(allow_null=True)},
+                    ),
+                    "results": TemplateOut.__class__(many=True),
+                },
+            ),
+            401: ErrorOut,
+            404: ErrorOut,
+        }
+    )
     def get(self, request, conversation_id: int):
         conversation = _conversation_or_404(request, conversation_id)
         closes = conversation.window_closes_at
@@ -171,5 +262,23 @@ class ConversationTemplateListApi(APIView):
             {
                 "window": {"open": conversation.window_is_open(), "closes_at": closes.isoformat() if closes else None},
                 "results": [template_item(t) for t in selectors.templates_for(conversation=conversation)],
+            }
+        )
+
+
+class NumberListApi(APIView):
+    """``GET /api/numbers/``: the business numbers you may see."""
+
+    @extend_schema(
+        responses={200: inline_serializer("NumberList", fields={"results": NumberDetailOut.__class__(many=True)}), 401: ErrorOut}
+    )
+    def get(self, request):
+        numbers = selectors.visible_numbers(user=request.user)
+        return Response(
+            {
+                "results": [
+                    {**number_snapshot(n), "name": n.name, "waba_id": n.waba_id, "needs_reauthorization": n.needs_reauthorization}
+                    for n in numbers
+                ]
             }
         )

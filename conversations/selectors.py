@@ -5,7 +5,18 @@ from collections.abc import Iterable
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from conversations.models import BusinessNumber, Conversation, Direction, Message, MessageTemplate, Reaction, ReadState
+from contacts.selectors import contact_matches
+from conversations.models import (
+    BusinessNumber,
+    Conversation,
+    Direction,
+    MediaFile,
+    MediaState,
+    Message,
+    MessageTemplate,
+    Reaction,
+    ReadState,
+)
 
 
 def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
@@ -52,20 +63,6 @@ def conversation_list(
     return conversations
 
 
-def contact_matches(text: str, *, prefix: str = "") -> Q:
-    """Name, username or phone; a phone may be typed in any format ("+44 7700 900461", "07700900461")."""
-    condition = (
-        Q(**{f"{prefix}custom_name__icontains": text})
-        | Q(**{f"{prefix}profile_name__icontains": text})
-        | Q(**{f"{prefix}username__icontains": text})
-    )
-    # A national number's trunk prefix (0) is not part of the E.164 form we store.
-    digits = "".join(ch for ch in text if ch.isdigit()).lstrip("0")
-    if len(digits) >= 4:
-        condition |= Q(**{f"{prefix}phone__contains": digits}) | Q(**{f"{prefix}wa_id__contains": digits})
-    return condition
-
-
 def conversation_for_user(*, user, conversation_id: int) -> Conversation | None:
     """The conversation if this user may see it, else ``None`` (callers answer 404, not 403)."""
     return (
@@ -109,7 +106,6 @@ def reactions_by_wamid(*, wamids: Iterable[str]) -> dict[str, list[Reaction]]:
     return grouped
 
 
-
 def templates_for(*, conversation: Conversation) -> QuerySet[MessageTemplate]:
     """Approved templates of the conversation's WhatsApp Business Account."""
     return MessageTemplate.objects.filter(waba_id=conversation.number.waba_id, status__iexact="APPROVED").order_by(
@@ -119,8 +115,6 @@ def templates_for(*, conversation: Conversation) -> QuerySet[MessageTemplate]:
 
 def media_for_user(*, user, message_id: int):
     """A stored media file the user may see (via the conversation's number), else ``None``."""
-    from conversations.models import MediaFile, MediaState
-
     return (
         MediaFile.objects.filter(
             message_id=message_id, state=MediaState.READY, message__conversation__number__in=visible_numbers(user=user)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
@@ -25,6 +26,7 @@ def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "detail": detail}}, status=status)
 
 
+@extend_schema(exclude=True)  # Meta's endpoint, not part of the staff API
 class WhatsAppWebhookApi(APIView):
     # Meta authenticates with the HMAC, not with our users; and Meta must never be throttled.
     authentication_classes: list = []

@@ -152,6 +152,9 @@ def stack_env(*, database_url: str, redis_url: str, **overrides: str) -> dict[st
         PYTHONUNBUFFERED="1",
         # Retries a test can wait for: Graph API backoff from 0.2 s, two media download retries.
         TASK_RETRY_BACKOFF_SECONDS="0.2",
+        # Every e2e test logs in over HTTP from 127.0.0.1; the throttle itself is tested in-process.
+        API_THROTTLE_AUTH="10000/min",
+        API_THROTTLE_ANON="10000/min",
         MEDIA_DOWNLOAD_MAX_RETRIES="2",
     )
     env.update(overrides)
