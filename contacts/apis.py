@@ -78,5 +78,5 @@ class ContactMergeApi(APIView):
         duplicate = _contact_or_404(request, data.validated_data["duplicate"])
         if duplicate.pk == keep.pk:
             return error_response(status=400, code="same_contact", detail="A contact cannot be merged into itself.")
-        merged = services.merge_contacts(keep=keep, duplicate=duplicate)
-        return Response(contact_item(merged))
+        merge = services.merge_contacts(keep=keep, duplicate=duplicate)
+        return Response(contact_item(merge.keep))
