@@ -1,10 +1,13 @@
 """The inbox pages: server-rendered shells carrying their initial data; static/js keeps them live."""
+from urllib.parse import parse_qs, urlparse
+
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import render
+from rest_framework.request import Request
 
 from conversations import selectors
-from conversations.apis import conversation_item
+from conversations.apis import ConversationCursor, conversation_item
 from conversations.services import mark_conversation_read
 from conversations.snapshots import message_snapshot, number_snapshot
 from realtime.selectors import latest_event_id
@@ -38,15 +41,21 @@ def inbox_view(request, conversation_id: int | None = None):
         phone_number_id=filters["number"] or None,
         unread_only=filters["filter"] == "unread",
         search=filters["q"],
-    )[:INBOX_PAGE_SIZE]
+    )
+    # The API's cursor pagination, so the list loads further pages from /api/conversations/ on scroll.
+    paginator = ConversationCursor()
+    paginator.page_size = INBOX_PAGE_SIZE
+    page = paginator.paginate_queryset(conversations, Request(request))
+    next_link = paginator.get_next_link()
     numbers = list(selectors.visible_numbers(user=request.user))
-    conversation_items = [conversation_item(c) for c in conversations]
+    conversation_items = [conversation_item(c) for c in page]
     data = {
         "user": {"id": request.user.pk, "name": request.user.get_full_name() or request.user.get_username()},
         "lastEventId": last_event_id,
         "filters": filters,
         "numbers": [number_snapshot(n) for n in numbers],
         "conversations": conversation_items,
+        "nextCursor": parse_qs(urlparse(next_link).query).get("cursor", [None])[0] if next_link else None,
         "conversation": open_conversation_item(conversation) if conversation else None,
         "messages": messages,
         "hasMore": has_more,

@@ -19,6 +19,8 @@ const list = new ConversationList({
   filters: data.filters,
   openId,
   numbers: data.numbers,
+  nextCursor: data.nextCursor,
+  sentinel: document.getElementById("conversation-list-end"),
 });
 
 let thread = null;

@@ -1,9 +1,12 @@
 // The conversation list: newest activity first, per-user unread badges, the tab title's total,
 // filtered like the server filtered it (number, unread, search).
+import { getJson } from "./api.js";
 import { element, listTimeLabel } from "./format.js";
 
 export class ConversationList {
-  constructor({ root, empty, conversations, filters, openId, numbers }) {
+  constructor({ root, empty, conversations, filters, openId, numbers, nextCursor, sentinel }) {
+    this.nextCursor = nextCursor;
+    this.loading = false;
     this.numbers = new Map(numbers.map((n) => [n.id, n]));
     this.root = root;
     this.empty = empty;
@@ -11,6 +14,28 @@ export class ConversationList {
     this.openId = openId;
     this.byId = new Map(conversations.map((c) => [c.id, { ...c }]));
     this.render();
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) this.loadMore();
+    }).observe(sentinel);
+  }
+
+  // Older conversations, a page at a time, from the same cursor pagination the page started.
+  async loadMore() {
+    if (!this.nextCursor || this.loading) return;
+    this.loading = true;
+    try {
+      const { filter, number, q } = this.filters;
+      const params = new URLSearchParams({ cursor: this.nextCursor, page_size: "100" });
+      if (filter === "unread") params.set("unread", "1");
+      if (number) params.set("number", number);
+      if (q) params.set("q", q);
+      const page = await getJson(`/api/conversations/?${params}`);
+      for (const conversation of page.results) if (!this.byId.has(conversation.id)) this.byId.set(conversation.id, conversation);
+      this.nextCursor = page.next ? new URL(page.next, window.location.href).searchParams.get("cursor") : null;
+      this.render();
+    } finally {
+      this.loading = false;
+    }
   }
 
   // Merge a conversation snapshot from an event (events carry number_id, not the number object).

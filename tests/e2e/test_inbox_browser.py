@@ -277,3 +277,18 @@ def test_every_stored_type_renders_with_reactions_and_quoted_replies(stack, brow
     page.reload()
     expect(page.locator("#messages .message")).to_have_count(1 + len(samples) + 3)
     page.context.close()
+
+
+def test_the_list_loads_older_conversations_on_scroll(stack, browser, number):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(130):
+        MessageFactory(conversation=ConversationFactory(number=number, last_message_at=start + timedelta(minutes=i)))
+    page = open_inbox(logged_in_page(browser, stack.base_url, staff_member("ana", number)))
+    rows = page.locator(".conversation-row")
+    expect(rows).to_have_count(100)
+    page.locator(".conversation-scroll").evaluate("list => list.scrollTop = list.scrollHeight")
+    expect(rows).to_have_count(130)
+    ids = rows.evaluate_all("rows => rows.map(r => Number(r.dataset.conversationId))")
+    assert len(set(ids)) == 130, "no conversation twice"
+    expect(page).to_have_title("(130) Inbox · WhatsApp Inbox")
+    page.context.close()
