@@ -2,7 +2,7 @@
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from contacts.selectors import contact_matches
@@ -61,6 +61,11 @@ def conversation_list(
     if search.strip():
         conversations = conversations.filter(contact_matches(search.strip(), prefix="contact__"))
     return conversations
+
+
+def unread_total(*, user) -> int:
+    """All of the user's unread messages, across every conversation (not only a loaded page)."""
+    return conversation_list(user=user).aggregate(total=Sum("unread_count"))["total"] or 0
 
 
 def conversation_for_user(*, user, conversation_id: int) -> Conversation | None:

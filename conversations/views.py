@@ -55,6 +55,7 @@ def inbox_view(request, conversation_id: int | None = None):
         "filters": filters,
         "numbers": [number_snapshot(n) for n in numbers],
         "conversations": conversation_items,
+        "unreadTotal": selectors.unread_total(user=request.user),
         "nextCursor": parse_qs(urlparse(next_link).query).get("cursor", [None])[0] if next_link else None,
         "conversation": open_conversation_item(conversation) if conversation else None,
         "messages": messages,

@@ -20,6 +20,7 @@ const list = new ConversationList({
   openId,
   numbers: data.numbers,
   nextCursor: data.nextCursor,
+  unreadTotal: data.unreadTotal,
   sentinel: document.getElementById("conversation-list-end"),
 });
 

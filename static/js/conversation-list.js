@@ -4,8 +4,11 @@ import { getJson } from "./api.js";
 import { element, listTimeLabel } from "./format.js";
 
 export class ConversationList {
-  constructor({ root, empty, conversations, filters, openId, numbers, nextCursor, sentinel }) {
+  constructor({ root, empty, conversations, filters, openId, numbers, nextCursor, sentinel, unreadTotal }) {
     this.nextCursor = nextCursor;
+    // Unread messages in conversations not loaded yet (further pages, or hidden by the filters):
+    // the tab title counts them too.
+    this.unreadElsewhere = Math.max(0, unreadTotal - conversations.reduce((sum, c) => sum + (c.unread_count || 0), 0));
     this.loading = false;
     this.numbers = new Map(numbers.map((n) => [n.id, n]));
     this.root = root;
@@ -30,7 +33,11 @@ export class ConversationList {
       if (number) params.set("number", number);
       if (q) params.set("q", q);
       const page = await getJson(`/api/conversations/?${params}`);
-      for (const conversation of page.results) if (!this.byId.has(conversation.id)) this.byId.set(conversation.id, conversation);
+      for (const conversation of page.results) {
+        if (this.byId.has(conversation.id)) continue;
+        this.byId.set(conversation.id, conversation);
+        this.unreadElsewhere = Math.max(0, this.unreadElsewhere - (conversation.unread_count || 0));
+      }
       this.nextCursor = page.next ? new URL(page.next, window.location.href).searchParams.get("cursor") : null;
       this.render();
     } finally {
@@ -72,7 +79,7 @@ export class ConversationList {
   }
 
   totalUnread() {
-    let total = 0;
+    let total = this.unreadElsewhere;
     for (const c of this.byId.values()) total += c.unread_count || 0;
     return total;
   }

@@ -286,6 +286,7 @@ def test_the_list_loads_older_conversations_on_scroll(stack, browser, number):
     page = open_inbox(logged_in_page(browser, stack.base_url, staff_member("ana", number)))
     rows = page.locator(".conversation-row")
     expect(rows).to_have_count(100)
+    expect(page).to_have_title("(130) Inbox · WhatsApp Inbox")  # the unloaded ones count too
     page.locator(".conversation-scroll").evaluate("list => list.scrollTop = list.scrollHeight")
     expect(rows).to_have_count(130)
     ids = rows.evaluate_all("rows => rows.map(r => Number(r.dataset.conversationId))")
