@@ -1,8 +1,14 @@
-"""Writes to contacts: resolving a WhatsApp sender to one contact row, renames, identity changes."""
+"""Writes to contacts: resolving a WhatsApp sender to one contact row, renames, identity changes, and
+merging rows that turn out to be the same person (phone normalisation, WhatsApp's number variants)."""
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from contacts.models import Contact
+from contacts.phone_variants import digits_of, same_person_key
 from contacts.phones import e164_from_wa_id
 
 
@@ -95,3 +101,220 @@ def rename_contact(*, contact: Contact, name: str) -> Contact:
     contact.custom_name = name.strip()
     contact.save(update_fields=["custom_name", "updated_at"])
     return contact
+
+
+# --- duplicates: one person, two contact rows (contacts_normalize) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactMerge:
+    """One duplicate folded into the contact kept; the counts are what moves (or would move)."""
+
+    keep: Contact
+    duplicate: Contact
+    conversations_moved: int
+    conversations_merged: int
+    messages_moved: int
+    reactions_moved: int
+    reactions_dropped: int
+
+
+@dataclass(frozen=True)
+class PhoneChange:
+    contact: Contact
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class ContactNormalization:
+    phone_changes: list[PhoneChange]
+    merges: list[ContactMerge]
+    applied: bool
+
+
+def describe_contact_merge(*, keep: Contact, duplicate: Contact) -> ContactMerge:
+    """What ``merge_contacts`` would move, without changing anything."""
+    from conversations.models import Conversation, Message, Reaction
+
+    kept_numbers = set(Conversation.objects.filter(contact=keep).values_list("number_id", flat=True))
+    theirs = list(Conversation.objects.filter(contact=duplicate).values_list("pk", "number_id"))
+    merged = [pk for pk, number_id in theirs if number_id in kept_numbers]
+    taken = Reaction.objects.filter(contact=keep).values("message_wamid")
+    reactions = Reaction.objects.filter(contact=duplicate)
+    dropped = reactions.filter(message_wamid__in=taken).count()
+    return ContactMerge(
+        keep=keep,
+        duplicate=duplicate,
+        conversations_moved=len(theirs) - len(merged),
+        conversations_merged=len(merged),
+        messages_moved=Message.objects.filter(conversation_id__in=merged).count(),
+        reactions_moved=reactions.count() - dropped,
+        reactions_dropped=dropped,
+    )
+
+
+@transaction.atomic
+def merge_contacts(*, keep: Contact, duplicate: Contact) -> ContactMerge:
+    """Fold ``duplicate`` into ``keep`` (the same WhatsApp user under two rows) and delete it.
+
+    - A conversation only the duplicate has on a number moves to ``keep``. When both have one on the same
+      number, the duplicate's messages move into the kept conversation (its last-message summary and
+      24-hour window recomputed from them), and the duplicate's conversation and read states go.
+    - Reactions move; one that would be a second reaction of ``keep`` on the same message is dropped.
+    - ``custom_name``, ``profile_name``, ``user_id``, ``username`` (and ``wa_id`` if ``keep`` has none)
+      come from the duplicate only where ``keep`` has no value: the kept contact wins.
+
+    Both contacts are locked for the merge, so an inbound message for either waits for it to finish.
+    """
+    from conversations.models import Conversation, Message, Reaction, ReadState
+
+    if keep.pk == duplicate.pk:
+        raise ValueError("a contact cannot be merged into itself")
+    locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=[keep.pk, duplicate.pk])}
+    keep, duplicate = locked[keep.pk], locked[duplicate.pk]
+    merge = describe_contact_merge(keep=keep, duplicate=duplicate)
+
+    kept = {c.number_id: c for c in Conversation.objects.select_for_update().filter(contact=keep)}
+    touched: list[int] = []
+    for conversation in Conversation.objects.select_for_update().filter(contact=duplicate).order_by("pk"):
+        target = kept.get(conversation.number_id)
+        if target is None:
+            Conversation.objects.filter(pk=conversation.pk).update(contact=keep)
+            touched.append(conversation.pk)
+            continue
+        Message.objects.filter(conversation=conversation).update(conversation=target)
+        ReadState.objects.filter(conversation=conversation).delete()
+        inbound_times = [at for at in (target.last_inbound_at, conversation.last_inbound_at) if at]
+        fallback = {
+            "last_message_at": max(target.last_message_at, conversation.last_message_at),
+            "last_inbound_at": max(inbound_times) if inbound_times else None,
+        }
+        conversation.delete()
+        _recompute_conversation_summary(conversation=target, fallback=fallback)
+        touched.append(target.pk)
+
+    taken = Reaction.objects.filter(contact=keep).values("message_wamid")
+    Reaction.objects.filter(contact=duplicate, message_wamid__in=taken).delete()
+    Reaction.objects.filter(contact=duplicate).update(contact=keep)
+
+    changes: dict[str, object] = {
+        field: getattr(duplicate, field)
+        for field in ("custom_name", "profile_name", "user_id", "username")
+        if not getattr(keep, field) and getattr(duplicate, field)
+    }
+    if not keep.wa_id and duplicate.wa_id:
+        changes["wa_id"] = duplicate.wa_id
+    wa_id = changes.get("wa_id", keep.wa_id)
+    if wa_id:
+        changes["phone"] = e164_from_wa_id(str(wa_id))
+    elif not keep.phone and duplicate.phone:
+        changes["phone"] = duplicate.phone
+    # The duplicate goes first: its wa_id/user_id would otherwise collide with the unique constraints.
+    duplicate.delete()
+    if changes:
+        Contact.objects.filter(pk=keep.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(keep, field, value)
+    _publish_conversations_changed(conversation_ids=touched)
+    return merge
+
+
+def _recompute_conversation_summary(*, conversation, fallback: dict) -> None:
+    """Last message and customer-window fields from the messages the conversation now holds; ``fallback``
+    (the two merged conversations' own values) only where it holds no such message. Outbound reactions
+    are not shown in the thread, so they never were the last message."""
+    from conversations.models import Conversation, Direction
+
+    shown = conversation.messages.exclude(direction=Direction.OUTBOUND, type="reaction")
+    latest = shown.order_by("-timestamp", "-id").first()
+    latest_inbound = shown.filter(direction=Direction.INBOUND).order_by("-timestamp", "-id").first()
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_message_at=latest.timestamp if latest else fallback["last_message_at"],
+        last_message_preview=latest.preview[:300] if latest else "",
+        last_message_direction=latest.direction if latest else "",
+        last_inbound_at=latest_inbound.timestamp if latest_inbound else fallback["last_inbound_at"],
+    )
+
+
+def _publish_conversations_changed(*, conversation_ids: list[int]) -> None:
+    from conversations.models import Conversation
+    from conversations.snapshots import conversation_snapshot
+    from realtime import events
+    from realtime.publish import publish_event
+
+    for conversation in Conversation.objects.select_related("contact").filter(pk__in=conversation_ids):
+        publish_event(
+            number_id=conversation.number_id,
+            type=events.CONVERSATION_UPDATED,
+            payload={"conversation": conversation_snapshot(conversation)},
+        )
+
+
+def _contact_to_keep_order(contact: Contact, *, last_inbound: dict, last_activity: dict) -> tuple:
+    """Sort key: the largest is kept. Meta's current wa_id is the one the customer last wrote from."""
+    never = datetime.min.replace(tzinfo=UTC)
+    return (
+        last_inbound.get(contact.pk) or never,
+        contact.wa_id is not None,
+        last_activity.get(contact.pk) or never,
+        -contact.pk,
+    )
+
+
+def normalize_contacts(
+    *, dry_run: bool = False, on_merge: Callable[[ContactMerge], None] | None = None
+) -> ContactNormalization:
+    """Re-derive every contact's ``phone`` from its ``wa_id`` and merge contacts that are the same person:
+    the same normalised phone, or a known WhatsApp variant of it (``contacts.phone_variants``). In each
+    group the contact with the most recent inbound message is kept. ``dry_run`` only reports the plan.
+    Idempotent: a second run finds nothing to do. ``on_merge`` hears of each merge as it is done (or planned).
+    """
+    from conversations.models import Direction, Message
+
+    contacts = list(Contact.objects.order_by("pk"))
+    phone_changes = []
+    groups: dict[str, list[Contact]] = {}
+    for contact in contacts:
+        phone = contact.phone
+        if contact.wa_id:
+            phone = e164_from_wa_id(contact.wa_id)
+            if phone != contact.phone:
+                phone_changes.append(PhoneChange(contact=contact, old=contact.phone, new=phone))
+        digits = digits_of(phone)
+        if digits:
+            groups.setdefault(same_person_key(digits), []).append(contact)
+    duplicated = [group for group in groups.values() if len(group) > 1]
+
+    involved = [c.pk for group in duplicated for c in group]
+    by_contact = Message.objects.filter(conversation__contact_id__in=involved).values("conversation__contact_id")
+    last_inbound = {
+        row["conversation__contact_id"]: row["at"]
+        for row in by_contact.filter(direction=Direction.INBOUND).annotate(at=Max("timestamp")).order_by()
+    }
+    last_activity = {
+        row["conversation__contact_id"]: row["at"] for row in by_contact.annotate(at=Max("timestamp")).order_by()
+    }
+
+    if not dry_run:
+        for change in phone_changes:
+            Contact.objects.filter(pk=change.contact.pk).update(phone=change.new)
+            change.contact.phone = change.new
+
+    merges = []
+    for group in duplicated:
+        ordered = sorted(
+            group,
+            key=lambda c: _contact_to_keep_order(c, last_inbound=last_inbound, last_activity=last_activity),
+            reverse=True,
+        )
+        keep = ordered[0]
+        for duplicate in ordered[1:]:
+            if dry_run:
+                merge = describe_contact_merge(keep=keep, duplicate=duplicate)
+            else:
+                merge = merge_contacts(keep=keep, duplicate=duplicate)
+            merges.append(merge)
+            if on_merge is not None:
+                on_merge(merge)
+    return ContactNormalization(phone_changes=phone_changes, merges=merges, applied=not dry_run)

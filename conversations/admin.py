@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from conversations.graph_api import GraphError
 from conversations.models import BusinessNumber, Conversation, Message, MessageStatusEvent, MessageTemplate, Reaction
 from conversations.services.errors import RetryLater
+from conversations.services.numbers import check_number_health
 from conversations.services.templates import sync_templates
 
 
@@ -32,7 +33,29 @@ class BusinessNumberAdmin(admin.ModelAdmin):
     list_filter = ("needs_reauthorization",)
     search_fields = ("display_phone_number", "name", "phone_number_id")
     filter_horizontal = ("members",)
-    actions = ["sync_message_templates"]
+    actions = ["check_connection", "sync_message_templates"]
+
+    def save_model(self, request, obj, form, change):
+        if "access_token" in form.changed_data and form.cleaned_data.get("access_token"):
+            # A new token is the fix for Meta's 190: sending resumes.
+            obj.needs_reauthorization = False
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Check the connection to Meta (token, number, webhook subscription)")
+    def check_connection(self, request, queryset):
+        for number in queryset:
+            health = check_number_health(number=number)
+            if not health.token_ok:
+                flagged = " The number is flagged for re-authorisation." if number.needs_reauthorization else ""
+                self.message_user(request, f"{number}: {health.token_problem}{flagged}", messages.ERROR)
+                continue
+            profile = health.profile
+            self.message_user(
+                request,
+                f"{number}: connected as {profile.verified_name or profile.display_phone_number} "
+                f"(quality {profile.quality_rating or 'unknown'}); webhooks: {health.subscription}.",
+                messages.SUCCESS if health.subscription_ok is not False else messages.WARNING,
+            )
 
     @admin.action(description="Sync message templates from Meta")
     def sync_message_templates(self, request, queryset):

@@ -151,6 +151,19 @@ class GraphClient:
     def phone_number(self, *, phone_number_id: str) -> dict[str, Any]:
         return self._request("GET", phone_number_id)
 
+    def phone_number_profile(self, *, phone_number_id: str) -> dict[str, Any]:
+        """GET /{phone-number-id} with the fields an operator checks: display number, verified name and
+        quality rating. Succeeds only if this token may use the number (190 expired/invalid, 100 unknown)."""
+        return self._request(
+            "GET", phone_number_id, params={"fields": "display_phone_number,verified_name,quality_rating"}
+        )
+
+    def subscribed_apps(self, *, waba_id: str) -> list[dict[str, Any]]:
+        """GET /{waba-id}/subscribed_apps: the apps whose webhooks receive this WABA's events; an empty list
+        means Meta sends this account's webhooks to nobody."""
+        data = self._request("GET", f"{waba_id}/subscribed_apps")
+        return list(data.get("data") or [])
+
     # --- plumbing ----------------------------------------------------------------------------------
 
     def _auth(self) -> dict[str, str]:

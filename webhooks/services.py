@@ -3,13 +3,18 @@
 A delivery is stored before anything interprets it (Meta has no API to fetch a lost webhook), then
 processed by a Celery task. Processing is idempotent (the inbox services rely on unique constraints),
 so a redelivery, a replay or a task that runs twice changes nothing the second time.
+
+Operators also read the stored events' health here and purge old ones (``check_meta``, ``inbox_stats``,
+``purge_webhook_events``).
 """
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from contacts.services import change_contact_identity, resolve_contact
@@ -201,3 +206,85 @@ def sweep_pending_webhook_events() -> int:
         enqueue_processing(event_id=event_id)
     return len(event_ids)
 
+
+
+# --- operator reads and housekeeping (check_meta, inbox_stats, purge_webhook_events) ---------------------
+
+# Processed and unroutable events are history once they are old; pending ones are still to be applied and
+# failed ones are evidence for a replay, so neither goes without an explicit decision.
+PURGEABLE_STATES = (WebhookEventState.PROCESSED, WebhookEventState.UNROUTABLE)
+
+
+@dataclass(frozen=True)
+class WebhookHealth:
+    last_received_at: datetime | None
+    pending: int
+    oldest_pending_at: datetime | None
+    failed: int
+
+
+def summarize_webhook_health(*, phone_number_id: str | None = None) -> WebhookHealth:
+    """What our side knows about webhook delivery, for one number's events or for all of them."""
+    events = WebhookEvent.objects.all()
+    if phone_number_id is not None:
+        events = events.filter(phone_number_id=phone_number_id)
+    pending = events.filter(state=WebhookEventState.PENDING).aggregate(count=Count("pk"), oldest=Min("received_at"))
+    return WebhookHealth(
+        last_received_at=events.aggregate(last=Max("received_at"))["last"],
+        pending=pending["count"],
+        oldest_pending_at=pending["oldest"],
+        failed=events.filter(state=WebhookEventState.FAILED).count(),
+    )
+
+
+def count_webhook_events_by_state(*, since: datetime | None = None) -> dict[str, int]:
+    """Events per state (every state present, zero included), received since ``since`` or ever."""
+    events = WebhookEvent.objects.all()
+    if since is not None:
+        events = events.filter(received_at__gte=since)
+    counts = {state: 0 for state in WebhookEventState.values}
+    for row in events.values("state").annotate(count=Count("pk")).order_by():
+        counts[row["state"]] = row["count"]
+    return counts
+
+
+def _purgeable_webhook_events(*, before: datetime, include_failed: bool):
+    states = [*PURGEABLE_STATES, WebhookEventState.FAILED] if include_failed else list(PURGEABLE_STATES)
+    return WebhookEvent.objects.filter(state__in=states, received_at__lt=before)
+
+
+def count_purgeable_webhook_events(*, before: datetime, include_failed: bool = False) -> dict[str, int]:
+    """How many events ``purge_webhook_events`` would delete, per state."""
+    rows = _purgeable_webhook_events(before=before, include_failed=include_failed).values("state")
+    return {row["state"]: row["count"] for row in rows.annotate(count=Count("pk")).order_by("state")}
+
+
+def purge_webhook_events(
+    *,
+    before: datetime,
+    include_failed: bool = False,
+    batch_size: int = 1000,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Delete processed and unroutable events received before ``before`` (and failed ones if asked), never
+    pending ones, in batches of ``batch_size``: each batch is its own short transaction, so the webhook view
+    and the workers are never blocked behind one huge DELETE. ``on_batch`` gets each batch's count."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    deleted_total = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                _purgeable_webhook_events(before=before, include_failed=include_failed)
+                .order_by("received_at", "pk")
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                return deleted_total
+            # The state is checked again in the DELETE: an event replayed (set pending) meanwhile stays.
+            deleted, _by_model = WebhookEvent.objects.filter(pk__in=ids, received_at__lt=before).exclude(
+                state=WebhookEventState.PENDING
+            ).delete()
+        deleted_total += deleted
+        if on_batch is not None:
+            on_batch(deleted)

@@ -4,6 +4,9 @@
 - ``outbound``: staff replies through the Graph API, read receipts, typing indicators.
 - ``templates``: message templates synced from the WhatsApp Business Account.
 - ``media``: inbound media downloads and outbound uploads.
+- ``numbers``: registering a business number after Meta confirms it, and its health (operator commands).
+- ``sending``: sending to a phone number from outside the inbox (``send_message``).
+- ``stats``: operational numbers (``inbox_stats``).
 """
 from conversations.services.inbound import (  # noqa: I001 (inbound first: the others build on it)
     apply_reaction,

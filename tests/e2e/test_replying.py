@@ -393,3 +393,27 @@ def open_conversation(browser, stack, number, conversation):
     page.goto(f"/inbox/{conversation.pk}/")
     expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
     return page
+
+
+def test_admin_checks_the_connection_and_a_new_token_clears_the_flag(sandbox, number, client, settings):
+    from django.urls import reverse
+
+    from tests.factories import UserFactory
+
+    settings.META_GRAPH_API_URL = sandbox.base_url
+    BusinessNumber.objects.filter(pk=number.pk).update(access_token=TOKEN)
+    client.force_login(UserFactory(username="root", is_superuser=True))
+    changelist = reverse("admin:conversations_businessnumber_changelist")
+    action = {"action": "check_connection", "_selected_action": [number.pk]}
+    page = client.post(changelist, action, follow=True).content.decode()
+    assert "connected as" in page
+    sandbox.configure(expire_token=True)
+    page = client.post(changelist, action, follow=True).content.decode()
+    assert "flagged for re-authorisation" in page
+    number.refresh_from_db()
+    assert number.needs_reauthorization
+    form = {"phone_number_id": number.phone_number_id, "display_phone_number": number.display_phone_number,
+            "waba_id": number.waba_id, "name": number.name, "access_token": "a-fresh-token", "send_read_receipts": "on"}
+    assert client.post(reverse("admin:conversations_businessnumber_change", args=[number.pk]), form).status_code == 302
+    number.refresh_from_db()
+    assert not number.needs_reauthorization and number.access_token == "a-fresh-token"
