@@ -270,8 +270,6 @@ def normalize_contacts(
     group the contact with the most recent inbound message is kept. ``dry_run`` only reports the plan.
     Idempotent: a second run finds nothing to do. ``on_merge`` hears of each merge as it is done (or planned).
     """
-    from conversations.models import Direction, Message
-
     contacts = list(Contact.objects.order_by("pk"))
     phone_changes = []
     groups: dict[str, list[Contact]] = {}
@@ -286,16 +284,6 @@ def normalize_contacts(
             groups.setdefault(same_person_key(digits), []).append(contact)
     duplicated = [group for group in groups.values() if len(group) > 1]
 
-    involved = [c.pk for group in duplicated for c in group]
-    by_contact = Message.objects.filter(conversation__contact_id__in=involved).values("conversation__contact_id")
-    last_inbound = {
-        row["conversation__contact_id"]: row["at"]
-        for row in by_contact.filter(direction=Direction.INBOUND).annotate(at=Max("timestamp")).order_by()
-    }
-    last_activity = {
-        row["conversation__contact_id"]: row["at"] for row in by_contact.annotate(at=Max("timestamp")).order_by()
-    }
-
     if not dry_run:
         for change in phone_changes:
             Contact.objects.filter(pk=change.contact.pk).update(phone=change.new)
@@ -303,18 +291,36 @@ def normalize_contacts(
 
     merges = []
     for group in duplicated:
-        ordered = sorted(
-            group,
-            key=lambda c: _contact_to_keep_order(c, last_inbound=last_inbound, last_activity=last_activity),
-            reverse=True,
-        )
-        keep = ordered[0]
-        for duplicate in ordered[1:]:
-            if dry_run:
-                merge = describe_contact_merge(keep=keep, duplicate=duplicate)
-            else:
-                merge = merge_contacts(keep=keep, duplicate=duplicate)
-            merges.append(merge)
-            if on_merge is not None:
-                on_merge(merge)
+        merges.extend(merge_contact_group(contacts=group, dry_run=dry_run, on_merge=on_merge))
     return ContactNormalization(phone_changes=phone_changes, merges=merges, applied=not dry_run)
+
+
+def merge_contact_group(
+    *, contacts: list[Contact], dry_run: bool = False, on_merge: Callable[[ContactMerge], None] | None = None
+) -> list[ContactMerge]:
+    """Fold contacts known to be one person into the one the customer last wrote from (its wa_id is the
+    one Meta uses now); ``dry_run`` only describes it. Used by ``contacts_normalize`` and the admin."""
+    from conversations.models import Direction, Message
+
+    by_contact = Message.objects.filter(conversation__contact_id__in=[c.pk for c in contacts]).values(
+        "conversation__contact_id"
+    )
+    last_inbound = {
+        row["conversation__contact_id"]: row["at"]
+        for row in by_contact.filter(direction=Direction.INBOUND).annotate(at=Max("timestamp")).order_by()
+    }
+    last_activity = {
+        row["conversation__contact_id"]: row["at"] for row in by_contact.annotate(at=Max("timestamp")).order_by()
+    }
+    ordered = sorted(
+        contacts,
+        key=lambda c: _contact_to_keep_order(c, last_inbound=last_inbound, last_activity=last_activity),
+        reverse=True,
+    )
+    keep, merges = ordered[0], []
+    for duplicate in ordered[1:]:
+        merge = describe_contact_merge(keep=keep, duplicate=duplicate) if dry_run else merge_contacts(keep=keep, duplicate=duplicate)
+        merges.append(merge)
+        if on_merge is not None:
+            on_merge(merge)
+    return merges

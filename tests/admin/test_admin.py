@@ -79,3 +79,23 @@ def test_webhook_event_page_shows_payload_and_errors_and_replays(admin_client, n
     assert response.status_code == 302
     event.refresh_from_db()
     assert event.attempts == 2 and Message.objects.count() == 1
+
+
+def test_merge_action_keeps_the_contact_who_wrote_last(admin_client, number):
+    from datetime import UTC, datetime
+
+    from contacts.models import Contact
+    from tests.factories import ContactFactory
+
+    old = ContactFactory(wa_id="551187654321", profile_name="Ana (old number form)")
+    new = ContactFactory(wa_id="5511987654321", profile_name="Ana")
+    MessageFactory(conversation=ConversationFactory(number=number, contact=old), timestamp=datetime(2025, 1, 1, tzinfo=UTC))
+    MessageFactory(conversation=ConversationFactory(number=number, contact=new), timestamp=datetime(2026, 1, 1, tzinfo=UTC))
+    response = admin_client.post(
+        reverse("admin:contacts_contact_changelist"),
+        {"action": "merge_selected", "_selected_action": [old.pk, new.pk]},
+        follow=True,
+    )
+    assert "Merged 1 contact(s) into Ana" in response.content.decode()
+    assert list(Contact.objects.values_list("pk", flat=True)) == [new.pk]
+    assert Message.objects.filter(conversation__contact=new).count() == 2
