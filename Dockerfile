@@ -1,10 +1,13 @@
-# One image for every process of the app: web (Daphne), Celery worker, Celery beat, migrations.
+# One image for every process of the app: web (gunicorn), ws (Daphne), Celery worker and beat, release
+# (migrations + collectstatic). The commands are the scripts in bin/, the same ones the tests run.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=config.settings.production \
+    DJANGO_READ_DOT_ENV_FILE=0
 
 WORKDIR /app
 
@@ -14,10 +17,18 @@ RUN pip install -r requirements.txt
 
 COPY . .
 
+# Static files hashed and compressed at build time (CompressedManifestStaticFilesStorage), so the image
+# serves them on its own; bin/release collects them again into the volume nginx reads. The values below
+# exist only for this one command (production settings refuse to load without them); none is kept.
+RUN DJANGO_SECRET_KEY=collectstatic-only-build-time-key-never-used-to-sign-anything-0123 \
+    FRONTEND_URL=https://build.invalid META_APP_SECRET=build META_VERIFY_TOKEN=build \
+    DATABASE_URL=postgres://build@127.0.0.1:1/build REDIS_URL=redis://127.0.0.1:1/0 \
+    python manage.py collectstatic --noinput
+
 RUN useradd --system --create-home --home-dir /home/app app \
     && mkdir -p /app/media \
-    && chown app /app/media
+    && chown -R app /app/media /app/staticfiles
 USER app
 
-EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+EXPOSE 8000 8001
+CMD ["bin/web"]

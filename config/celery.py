@@ -8,3 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 app = Celery("whatsapp_inbox")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Task ids on every log line and JSON worker logs (LOG_FORMAT=json).
+import config.celery_signals  # noqa: E402,F401

@@ -7,7 +7,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api import ThrottledLoginView, TokenObtainApi, TokenRefreshApi
 from contacts.apis import ContactDetailApi, ContactListApi, ContactMergeApi
-
 from conversations.apis import (
     ConversationListApi,
     ConversationMessagesApi,
@@ -54,3 +53,12 @@ urlpatterns = [
 
 handler404 = "config.api.json_or_html_404"
 handler500 = "config.api.json_or_html_500"
+
+# Probes for load balancers and Prometheus (config/health.py); outside /api/ so nginx can keep them internal.
+from config import health
+
+urlpatterns += [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
+]

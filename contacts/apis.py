@@ -34,6 +34,7 @@ class ContactListApi(APIView):
     """``GET /api/contacts/?q=<name or phone>``: contacts of the numbers you may see."""
 
     @extend_schema(
+        operation_id="contacts_list",
         parameters=[OpenApiParameter("q", str, description="name, username or phone in any format"), *CURSOR_PARAMETERS],
         # 404: an invalid cursor
         responses={200: cursor_page("ContactPage", ContactDetailOut), 401: ErrorOut, 404: ErrorOut},

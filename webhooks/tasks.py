@@ -2,6 +2,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from config.logs import log_context
 from webhooks import services
 
 # Transient: the database went away or a deadlock was detected. Anything else is a bug in our code
@@ -24,7 +25,8 @@ def _record_failure(self, exc, task_id, args, kwargs, einfo):
     on_failure=_record_failure,
 )
 def process_webhook_event_task(self, event_id: int) -> str:
-    event = services.process_webhook_event(event_id=event_id)
+    with log_context(webhook_event_id=event_id):  # every line logged for this event carries its id
+        event = services.process_webhook_event(event_id=event_id)
     return "locked-elsewhere" if event is None else event.state
 
 

@@ -45,6 +45,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every line logged for a request carries its id (X-Request-ID in and out).
+    "config.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -148,11 +150,18 @@ LOGOUT_REDIRECT_URL = "/login/"
 WEBHOOK_MAX_BODY_BYTES = 4 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 
+# LOG_FORMAT=json: one JSON object per line with request_id, webhook_event_id and celery_task_id when the
+# line belongs to one (config/logs.py); production.py makes json the default.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": env("LOG_FORMAT", default="plain")},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
@@ -252,3 +261,12 @@ META_BUSINESS_ACCOUNT_ID = env("META_BUSINESS_ACCOUNT_ID", default="")
 META_DISPLAY_PHONE_NUMBER = env("META_DISPLAY_PHONE_NUMBER", default="")
 META_GRAPH_API_URL = env("META_GRAPH_API_URL", default="https://graph.facebook.com")
 META_GRAPH_API_VERSION = env("META_GRAPH_API_VERSION", default="v23.0")
+
+# --- Operations: health, metrics, logs -----------------------------------------------------------
+LOG_FORMAT = LOGGING["handlers"]["console"]["formatter"]
+# Bearer token for GET /metrics (Prometheus); empty = /metrics answers 404.
+INTERNAL_API_TOKEN = env("INTERNAL_API_TOKEN", default="")
+# /readyz fails when the oldest pending webhook event is older than this (the sweep retries after 60 s).
+READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS = env.float("READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS", default=300.0)
+# /readyz waits this long for a Celery worker to answer a ping.
+READYZ_CELERY_PING_TIMEOUT_SECONDS = env.float("READYZ_CELERY_PING_TIMEOUT_SECONDS", default=1.0)

@@ -1,0 +1,180 @@
+"""Probes for load balancers and Prometheus: ``/healthz``, ``/readyz``, ``/metrics``.
+
+- ``/healthz``: the process answers; no I/O, so a slow database never gets a healthy process restarted.
+- ``/readyz``: the database, Redis (when ``REDIS_URL`` is set), a Celery worker answering a ping and the
+  oldest pending webhook event younger than ``READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS``; 200 when all pass,
+  503 naming the failing checks otherwise.
+- ``/metrics``: Prometheus text format, only with ``Authorization: Bearer <INTERNAL_API_TOKEN>``; 404 when no
+  token is configured, so the endpoint does not exist unless an operator turned it on.
+"""
+import hmac
+import time
+from collections.abc import Callable
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Min
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from conversations.models import Direction, Message
+from webhooks.models import WebhookEvent, WebhookEventState
+
+CELERY_QUEUE = "celery"
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def _redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+
+
+def check_database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {}
+
+
+def check_redis() -> dict:
+    _redis_client().ping()
+    return {}
+
+
+def check_celery_worker() -> dict:
+    from config.celery import app as celery_app
+
+    # limit=1: return as soon as one worker answered instead of waiting the whole timeout for all.
+    replies = celery_app.control.ping(timeout=settings.READYZ_CELERY_PING_TIMEOUT_SECONDS, limit=1)
+    if not replies:
+        raise RuntimeError("no Celery worker answered a ping")
+    return {"workers": sorted(name for reply in replies for name in reply)}
+
+
+def oldest_pending_webhook_age() -> float | None:
+    oldest = WebhookEvent.objects.filter(state=WebhookEventState.PENDING).aggregate(at=Min("received_at"))["at"]
+    return None if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
+
+
+def check_webhook_lag() -> dict:
+    age = oldest_pending_webhook_age()
+    limit = settings.READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS
+    if age is not None and age > limit:
+        raise RuntimeError(f"oldest pending webhook event is {age:.0f}s old (limit {limit:.0f}s)")
+    return {"oldest_pending_seconds": None if age is None else round(age, 1)}
+
+
+def _run(check: Callable[[], dict]) -> dict:
+    started = time.monotonic()
+    try:
+        result = {"ok": True, **check()}
+    except Exception as exc:  # noqa: BLE001 - a probe reports every failure, it never raises
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    result["ms"] = round((time.monotonic() - started) * 1000, 1)
+    return result
+
+
+@require_GET
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks = {"database": _run(check_database)}
+    if settings.REDIS_URL:
+        checks["redis"] = _run(check_redis)
+        if checks["redis"]["ok"]:
+            checks["celery_worker"] = _run(check_celery_worker)
+        else:
+            # The ping goes through Redis: with Redis down it could only hang until its timeout.
+            checks["celery_worker"] = {"ok": False, "error": "skipped: Redis (the broker) is unreachable"}
+    if checks["database"]["ok"]:
+        checks["webhook_lag"] = _run(check_webhook_lag)
+    else:
+        checks["webhook_lag"] = {"ok": False, "error": "skipped: the database is unreachable"}
+    failing = sorted(name for name, result in checks.items() if not result["ok"])
+    body = {"status": "fail" if failing else "ok", "failing": failing, "checks": checks}
+    return JsonResponse(body, status=503 if failing else 200)
+
+
+def _bearer_token(request: HttpRequest) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class _Exposition:
+    """Prometheus text exposition format 0.0.4."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def metric(self, name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
+        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        for labels, value in samples:
+            label_text = ",".join(f'{key}="{val}"' for key, val in sorted(labels.items()))
+            self.lines.append(f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}")
+
+    def render(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def celery_queue_depth() -> int | None:
+    """Tasks waiting in the broker's default queue; ``None`` when there is no broker (tasks run in-process)."""
+    if not settings.REDIS_URL:
+        return None
+    return int(_redis_client().llen(CELERY_QUEUE))
+
+
+@require_GET
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    if not settings.INTERNAL_API_TOKEN:
+        return HttpResponse("Not Found", status=404, content_type="text/plain")
+    token = _bearer_token(request)
+    if token is None:
+        response = HttpResponse("Unauthorized", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    if not hmac.compare_digest(token.encode(), settings.INTERNAL_API_TOKEN.encode()):
+        return HttpResponse("Forbidden", status=403, content_type="text/plain")
+
+    out = _Exposition()
+    by_state = dict(WebhookEvent.objects.values_list("state").annotate(n=Count("id")).order_by())
+    out.metric(
+        "inbox_webhooks_received_total", "counter", "Webhook deliveries stored (rows in the webhook event table).",
+        [({}, sum(by_state.values()))],
+    )
+    for state in (WebhookEventState.PROCESSED, WebhookEventState.FAILED, WebhookEventState.UNROUTABLE):
+        out.metric(
+            f"inbox_webhooks_{state.value}_total", "counter", f"Webhook events in state {state.value}.",
+            [({}, by_state.get(state.value, 0))],
+        )
+    out.metric(
+        "inbox_webhooks_pending", "gauge", "Webhook events stored but not processed yet.",
+        [({}, by_state.get(WebhookEventState.PENDING.value, 0))],
+    )
+    out.metric(
+        "inbox_webhook_processing_lag_seconds", "gauge", "Age of the oldest pending webhook event (0 when none).",
+        [({}, oldest_pending_webhook_age() or 0.0)],
+    )
+    try:
+        depth = celery_queue_depth()
+    except redis.RedisError:
+        depth = None
+        out.metric("inbox_celery_broker_up", "gauge", "1 when the Celery broker answered.", [({}, 0)])
+    else:
+        if depth is not None:
+            out.metric("inbox_celery_broker_up", "gauge", "1 when the Celery broker answered.", [({}, 1)])
+    if depth is not None:
+        out.metric("inbox_celery_queue_depth", "gauge", "Tasks waiting in the Celery queue.", [({}, depth)])
+    outbound = dict(
+        Message.objects.filter(direction=Direction.OUTBOUND).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    out.metric(
+        "inbox_outbound_messages", "gauge", "Outbound messages by their current status.",
+        [({"status": status}, outbound.get(status, 0)) for status in ("pending", "sent", "delivered", "read", "played", "failed")],
+    )
+    return HttpResponse(out.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

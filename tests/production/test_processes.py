@@ -1,0 +1,144 @@
+"""The production processes as deployed: ``bin/web`` (gunicorn, config.wsgi) and ``bin/worker`` (Celery) with
+``config.settings.production``, a Redis of the test's own and the test database; requests come in as nginx
+passes them (Host of FRONTEND_URL, X-Forwarded-Proto: https). Everything started here is stopped here, by PID."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+from tests.e2e.conftest import BIN, RedisServer, free_port, stop_process, wait_for
+from tests.production.conftest import HOST, ROOT, production_env
+from webhooks.models import WebhookEvent, WebhookEventState
+from webhooks.simulation import envelope, message_change, signed_request
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+APP_SECRET = "prod-app-secret"
+METRICS_TOKEN = "metrics-token-for-tests"
+NGINX_HEADERS = {"Host": HOST, "X-Forwarded-Proto": "https"}
+
+
+@dataclass
+class Production:
+    base_url: str
+    logs: Path
+
+    def log_lines(self, name: str) -> list[dict]:
+        lines = []
+        for raw in (self.logs / f"{name}.log").read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                pass  # gunicorn's own start-up lines are not Django's logging
+        return lines
+
+
+@pytest.fixture(scope="module")
+def production(django_db_setup, django_db_blocker) -> Iterator[Production]:
+    db = settings.DATABASES["default"]
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    logs = Path(tempfile.mkdtemp(prefix="production-logs-"))
+    redis = RedisServer(port=free_port(), workdir=str(logs))
+    redis.start()
+    port = free_port()
+    env = production_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis.url,
+        META_APP_SECRET=APP_SECRET,
+        INTERNAL_API_TOKEN=METRICS_TOKEN,
+        PYTHON=str(BIN / "python"),
+        WEB_BIND=f"127.0.0.1:{port}",
+        WEB_WORKERS="2",
+        WORKER_CONCURRENCY="2",
+        META_GRAPH_API_URL="http://127.0.0.1:9",
+    )
+    processes = []
+    try:
+        for name in ("web", "worker"):
+            processes.append(
+                subprocess.Popen(
+                    [str(ROOT / "bin" / name)], cwd=ROOT, env=env, stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            )
+        base_url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: requests.get(f"{base_url}/healthz", timeout=1).status_code == 200, timeout=30, what="gunicorn")
+        wait_for(lambda: b"ready." in (logs / "worker.log").read_bytes(), timeout=40, what="celery worker")
+        yield Production(base_url=base_url, logs=logs)
+    finally:
+        for process in processes:
+            stop_process(process)
+        redis.stop()
+        if os.environ.get("E2E_KEEP_LOGS"):
+            print(f"production logs kept in {logs}")
+        else:
+            shutil.rmtree(logs, ignore_errors=True)
+
+
+def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(production):
+    payload = envelope(
+        waba_id="1",
+        changes=[message_change(phone_number_id="999000111", display_phone_number="15550009999", wa_id="15551234567")],
+    )
+    body, headers = signed_request(payload, app_secret=APP_SECRET)
+    response = requests.post(
+        f"{production.base_url}/api/webhook", data=body,
+        headers={**headers, **NGINX_HEADERS, "X-Request-ID": "req-gunicorn-1"}, timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Request-ID"] == "req-gunicorn-1"
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    event_id = response.json()["event_id"]
+
+    event = wait_for(
+        lambda: WebhookEvent.objects.exclude(state=WebhookEventState.PENDING).filter(pk=event_id).first(),
+        timeout=30, what="the worker to process the event",
+    )
+    assert event.state == WebhookEventState.UNROUTABLE
+
+    # The same request id on the web's line and on the worker's lines for this event, across processes.
+    access = [line for line in production.log_lines("web") if line.get("request_id") == "req-gunicorn-1"]
+    assert [line["message"] for line in access] == ["POST /api/webhook 200"]
+    worker_lines = wait_for(
+        lambda: [line for line in production.log_lines("worker") if line.get("webhook_event_id") == event_id],
+        timeout=10, what="the worker's log lines for the event",
+    )
+    assert any("unknown phone_number_id" in line["message"] for line in worker_lines)
+    assert {line["request_id"] for line in worker_lines} == {"req-gunicorn-1"}
+    task_ids = {line["celery_task_id"] for line in worker_lines}
+    assert len(task_ids) == 1 and all(task_ids)
+
+
+def test_plain_http_is_redirected_to_https_and_unknown_hosts_refused(production):
+    redirect = requests.get(f"{production.base_url}/login/", headers={"Host": HOST}, allow_redirects=False, timeout=10)
+    assert redirect.status_code == 301
+    assert redirect.headers["Location"] == f"https://{HOST}/login/"
+    refused = requests.get(
+        f"{production.base_url}/login/", headers={"Host": "evil.example.org", "X-Forwarded-Proto": "https"}, timeout=10
+    )
+    assert refused.status_code == 400
+
+
+def test_readyz_through_gunicorn_sees_the_worker(production):
+    # Probes come over plain HTTP from inside the network, with Host: localhost (bin/healthcheck).
+    response = requests.get(f"{production.base_url}/readyz", timeout=10)
+    assert response.status_code == 200, response.text
+    checks = response.json()["checks"]
+    assert checks["redis"]["ok"] and checks["database"]["ok"]
+    assert checks["celery_worker"]["workers"]
+
+
+def test_metrics_through_gunicorn(production):
+    url = f"{production.base_url}/metrics"
+    assert requests.get(url, timeout=10).status_code == 401
+    response = requests.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
+    assert response.status_code == 200
+    assert "\ninbox_celery_queue_depth 0\n" in response.text
