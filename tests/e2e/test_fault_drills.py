@@ -1,0 +1,159 @@
+"""Fault drills with real processes: each stops the part it drills (its own Redis, worker, database link)
+while webhooks keep arriving, then checks that nothing was lost or doubled once the part is back."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+from django.conf import settings
+
+from conversations.models import BusinessNumber, Message
+from tests.e2e.conftest import NUMBER, ROOT, WABA, free_port, stack_env, start_daphne, start_worker, stop_process, wait_for
+from webhooks.models import WebhookEvent, WebhookEventState
+from webhooks.simulation import envelope, message_change, new_wamid, signed_request
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def one_message(wamid: str | None = None, **kwargs) -> dict:
+    return envelope(waba_id=WABA, changes=[message_change(**NUMBER, wa_id="447700900461", wamid=wamid or new_wamid(), **kwargs)])
+
+
+def all_processed() -> bool:
+    return not WebhookEvent.objects.filter(state=WebhookEventState.PENDING).exists()
+
+
+def test_redis_stopped_during_a_stream_answers_200_and_processes_everything(stack, number):
+    sent, statuses = [], []
+    for i in range(30):
+        if i == 10:
+            stack.redis.stop()
+        if i == 20:
+            stack.redis.start()
+        wamid = new_wamid()
+        statuses.append(stack.post_webhook(one_message(wamid)).status_code)
+        sent.append(wamid)
+        time.sleep(0.05)
+    assert statuses == [200] * 30
+    wait_for(all_processed, timeout=60, what="every event after Redis returned")
+    assert sorted(Message.objects.values_list("wamid", flat=True)) == sorted(sent)
+
+
+def test_worker_killed_mid_batch_is_redone_once(stack, number):
+    batches = []
+    for _ in range(4):
+        changes = [message_change(**NUMBER, wa_id=f"4477009{i:05d}", wamid=new_wamid()) for i in range(150)]
+        batches.append([c["value"]["messages"][0]["id"] for c in changes])
+        assert stack.post_webhook(envelope(waba_id=WABA, changes=changes)).status_code == 200
+    time.sleep(0.3)  # the worker is inside a batch by now (each event is one transaction)
+    worker = stack.processes[1]
+    os.killpg(worker.pid, signal.SIGKILL)  # the whole pool, with no chance to ack or clean up
+    worker.wait(timeout=10)
+    stack.processes[1] = start_worker(env=stack.env, logs=stack.logs)
+    wait_for(all_processed, timeout=90, what="the batches after the worker came back")
+    expected = sorted(w for batch in batches for w in batch)
+    assert sorted(Message.objects.values_list("wamid", flat=True)) == expected, "each message exactly once"
+
+
+class TcpProxy:
+    """A link to PostgreSQL the test can cut and restore."""
+
+    def __init__(self, target_port: int):
+        self.port = free_port()
+        self.target_port = target_port
+        self.server: socket.socket | None = None
+        self.connections: list[socket.socket] = []
+
+    def start(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            # shutdown() first: close() alone does not wake a thread blocked in accept(), which would
+            # go on accepting on the closed socket.
+            try:
+                self.server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.server.close()
+            self.server = None
+        for conn in self.connections:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        self.connections.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.connections += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def test_database_unreachable_answers_503_and_the_same_delivery_succeeds_later(stack, number, e2e_database_url):
+    db = settings.DATABASES["default"]
+    proxy = TcpProxy(target_port=int(db["PORT"] or 5432))
+    proxied_url = e2e_database_url.replace(f":{db['PORT'] or 5432}/", f":{proxy.port}/")
+    env = stack_env(database_url=proxied_url, redis_url=stack.redis.url, DATABASE_CONNECT_TIMEOUT="2")
+    proxy.start()
+    daphne, base_url = start_daphne(env=env, logs=stack.logs, name="daphne-proxied")
+    try:
+        body, headers = signed_request(one_message(), app_secret=settings.META_APP_SECRET)
+        proxy.stop()
+        assert requests.post(f"{base_url}/api/webhook", data=body, headers=headers, timeout=30).status_code == 503
+        assert not WebhookEvent.objects.exists(), "never 200 for what was not stored"
+        proxy.start()
+        assert requests.post(f"{base_url}/api/webhook", data=body, headers=headers, timeout=30).status_code == 200
+        wait_for(lambda: Message.objects.count() == 1, timeout=30, what="the redelivered message")
+    finally:
+        stop_process(daphne)
+        proxy.stop()
+
+
+def test_poison_item_is_recorded_the_rest_continue_and_replay_works_after_the_fix(stack, number):
+    good_before, good_after = new_wamid(), new_wamid()
+    poison = one_message(timestamp=10**20)  # no datetime can hold it: processing that item raises
+    stray = envelope(waba_id=WABA, changes=[message_change(phone_number_id="555000555", display_phone_number="15550005555",
+                                                           wa_id="447700900462", wamid=new_wamid())])
+    for payload in (one_message(good_before), poison, stray, one_message(good_after)):
+        assert stack.post_webhook(payload).status_code == 200
+    wait_for(all_processed, what="the stream")
+    assert set(Message.objects.values_list("wamid", flat=True)) == {good_before, good_after}
+    bad = WebhookEvent.objects.exclude(item_errors=[]).get(state=WebhookEventState.PROCESSED)
+    assert "messages[0]" in bad.item_errors[0]["path"]
+    unroutable = WebhookEvent.objects.get(state=WebhookEventState.UNROUTABLE)
+    # The fix: the number the stray delivery was for is registered; then the operator replays.
+    BusinessNumber.objects.create(phone_number_id="555000555", display_phone_number="15550005555", waba_id=WABA)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "webhooks_replay", "--unroutable"], cwd=ROOT, env=stack.env,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: WebhookEvent.objects.get(pk=unroutable.pk).state == WebhookEventState.PROCESSED, what="replayed")
+    assert Message.objects.filter(conversation__number__phone_number_id="555000555").count() == 1
