@@ -1,0 +1,431 @@
+"""The five measurements. ``Bench.run()`` starts the topology, measures in order, stops what it started."""
+import asyncio
+import json
+import secrets
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+from django.db.models import Q
+from django.test import Client
+
+from webhooks.benchmarks import clients, procs, seed
+from webhooks.benchmarks.report import Row
+from webhooks.models import WebhookEvent, WebhookEventState
+from webhooks.signatures import sign_body
+from webhooks.simulation import envelope, message_change, to_wire
+
+
+@dataclass
+class Options:
+    admin_dsn: str
+    database: str
+    redis_port: int
+    log_dir: Path
+    server_settings: str
+    web_workers: int
+    worker_concurrency: int
+    connections: int
+    duration: float
+    limit_duration: float
+    pg_threads: int
+    backlog: int
+    drain_timeout: float
+    e2e_rate: float
+    e2e_duration: float
+    conversations: int
+    messages: int
+    page_runs: int
+    sockets: int
+    socket_hold: float
+    use_wrk: bool
+    keep_database: bool
+
+
+class Bench:
+    def __init__(self, options: Options, log):
+        self.o = options
+        self.log = log
+        self.rows: list[Row] = []
+        self.procs = procs.Processes(logs=options.log_dir)
+        self.secret = settings.META_APP_SECRET
+        self.web_port = procs.free_port()
+        self.ws_port = procs.free_port()
+        self.number = None
+        self.user = None
+
+    @staticmethod
+    def load() -> str:
+        import os
+
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+    # --- orchestration -----------------------------------------------------------------------------
+
+    def run(self) -> list[Row]:
+        try:
+            self.setup()
+            self.ingest()
+            self.processing()
+            self.end_to_end()
+            self.pages()
+            self.websockets()
+        finally:
+            self.log("stopping everything the bench started ...")
+            self.procs.stop_all()
+            connection.close()
+            if not self.o.keep_database:
+                procs.drop_database(self.o.admin_dsn, self.o.database)
+        return self.rows
+
+    def server_env(self) -> dict[str, str]:
+        import os
+
+        env = {k: v for k, v in os.environ.items() if k != "BENCH_CHILD"}
+        env.update(
+            DJANGO_SETTINGS_MODULE="webhooks.benchmarks.settings",
+            BENCH_BASE_SETTINGS=self.o.server_settings,
+            FRONTEND_URL="https://bench.example.com",
+            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+            LOG_LEVEL=os.environ.get("BENCH_SERVER_LOG_LEVEL", "INFO"),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def setup(self) -> None:
+        t = time.perf_counter()
+        self.log(f"database {self.o.database}: drop, create, migrate ...")
+        procs.recreate_database(self.o.admin_dsn, self.o.database)
+        call_command("migrate", verbosity=0, interactive=False)
+        self.log(f"  migrated in {time.perf_counter() - t:.1f}s; seeding {self.o.conversations:,} conversations and "
+                 f"{self.o.messages:,} messages with generate_series ...")
+        t = time.perf_counter()
+        self.number = seed.seed_inbox(conversations=self.o.conversations, messages=self.o.messages)
+        # Opening a conversation would enqueue a read receipt to Meta; the bench has no Graph API to call.
+        type(self.number).objects.filter(pk=self.number.pk).update(send_read_receipts=False)
+        self.seed_seconds = time.perf_counter() - t
+        self.log(f"  seeded in {self.seed_seconds:.1f}s")
+        from django.contrib.auth import get_user_model
+
+        self.user = get_user_model().objects.create_superuser("bench", "bench@example.com", secrets.token_urlsafe(12))
+        self.log(f"starting redis-server :{self.o.redis_port}, gunicorn :{self.web_port} ({self.o.web_workers} workers), "
+                 f"daphne :{self.ws_port}, celery worker (-c {self.o.worker_concurrency}) with {self.o.server_settings} ...")
+        procs.start_redis(self.procs, self.o.redis_port)
+        env = self.server_env()
+        _web, self.web_label = procs.start_web(self.procs, port=self.web_port, workers=self.o.web_workers, env=env)
+        procs.start_daphne(self.procs, port=self.ws_port, env=env)
+        procs.start_worker(self.procs, concurrency=self.o.worker_concurrency, env=env)
+        self.redis = redis.Redis(port=self.o.redis_port)
+        self.log(f"  up; logs in {self.o.log_dir}")
+
+    def signed(self, payload: dict) -> tuple[bytes, str]:
+        body = to_wire(payload)
+        return body, sign_body(raw_body=body, app_secret=self.secret)
+
+    def inbound(self, wamid: str, customer: int) -> dict:
+        return envelope(waba_id=seed.NUMBER["waba_id"], changes=[message_change(
+            phone_number_id=seed.NUMBER["phone_number_id"], display_phone_number=seed.NUMBER["display_phone_number"],
+            wa_id=seed.wa_id(customer), wamid=wamid, name=f"Customer {customer}",
+            content={"text": {"body": "Hi! Is my order on its way? \U0001f642"}})])
+
+    def pending_count(self, lo: int, hi: int) -> int:
+        return WebhookEvent.objects.filter(pk__gte=lo, pk__lte=hi, state=WebhookEventState.PENDING).count()
+
+    def discard_backlog(self) -> None:
+        """Drop queued tasks and pending events so the next phase starts with an idle worker."""
+        self.redis.delete("celery")
+        WebhookEvent.objects.filter(state=WebhookEventState.PENDING).delete()
+
+    # --- 1. ingest -------------------------------------------------------------------------------------
+
+    def ingest(self) -> None:
+        o = self.o
+        requests = [self.signed(self.inbound(f"wamid.INGEST{n}", 1 + n % o.conversations)) for n in range(2000)]
+        size = len(requests[0][0])
+        status = procs.http_status(self.web_port, "/api/webhook", method="POST", body=requests[0][0],
+                                   headers={"Content-Type": "application/json", "X-Hub-Signature-256": requests[0][1]})
+        noop_status = procs.http_status(self.web_port, "/bench/noop", method="POST", body=requests[0][0])
+        if status != 200 or noop_status != 200:
+            raise RuntimeError(f"webhook answered {status}, /bench/noop {noop_status}: see {o.log_dir}/gunicorn.log")
+        use_wrk = o.use_wrk and clients.ensure_wrk(self.log)
+        tool = "wrk -t2" if use_wrk else "python asyncio generator"
+        first_id = (WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
+        self.log(f"(load {self.load()}) "
+                 f"1. ingest: {o.connections} connections x {o.duration:.0f}s of signed {size}-byte webhooks ({tool}) ...")
+        result = clients.run_load(port=self.web_port, path="/api/webhook", requests=requests, connections=o.connections,
+                                  seconds=o.duration, use_wrk=use_wrk)
+        stored = WebhookEvent.objects.filter(pk__gte=first_id).count()
+        applied = WebhookEvent.objects.filter(pk__gte=first_id).exclude(state=WebhookEventState.PENDING).count()
+        self.log(f"  {result.requests:,} requests, {result.ok:,} 2xx, {result.errors:,} errors; {stored:,} events stored, "
+                 f"{applied:,} applied by the worker meanwhile")
+        self.discard_backlog()
+        conds = (f"{o.connections} conns, {result.seconds:.0f}s, {size} B body, {self.web_label}, "
+                 f"worker -c {o.worker_concurrency} running, {tool}")
+        self.rows += [
+            Row("1", "ingest: webhook POSTs answered 2xx", result.rate, "/s", conds + f"; {result.errors} errors; {stored:,} rows stored", 1000),
+            Row("1", "ingest: latency p50", result.p50_ms, "ms", conds),
+            Row("1", "ingest: latency p99", result.p99_ms, "ms", conds, 100, higher_is_better=False),
+            Row("1", "ingest: latency max", result.max_ms, "ms", conds),
+            Row("1", "worker applied during ingest", applied / result.seconds, "events/s",
+                f"same {result.seconds:.0f}s, alongside ingest on the same 2 cores; rest discarded", 1000),
+        ]
+        self.log(f"1b. limit: /bench/noop, {o.connections} connections x {o.limit_duration:.0f}s ...")
+        noop = clients.run_load(port=self.web_port, path="/bench/noop", requests=requests, connections=o.connections,
+                                seconds=o.limit_duration, use_wrk=use_wrk)
+        self.log(f"1c. limit: raw single-row INSERTs, {o.pg_threads} psycopg threads x {o.limit_duration:.0f}s ...")
+        inserts = self.raw_insert_rate(body_size=size)
+        self.rows += [
+            Row("1", "limit: do-nothing Django POST view", noop.rate, "/s",
+                f"{o.connections} conns, {noop.seconds:.0f}s, same body and gunicorn; p50 {noop.p50_ms:.1f} / p99 {noop.p99_ms:.1f} ms"),
+            Row("1", "  ratio webhook / do-nothing view", result.rate / noop.rate if noop.rate else None, "x", "share of the HTTP stack's ceiling"),
+            Row("1", "limit: PostgreSQL raw single-row INSERT", inserts, "/s",
+                f"psycopg, {o.pg_threads} threads, autocommit, {o.limit_duration:.0f}s, {size} B text + unique key, fsync on"),
+            Row("1", "  ratio webhook / raw INSERT", result.rate / inserts if inserts else None, "x", "share of the database's single-row ceiling"),
+        ]
+
+    def raw_insert_rate(self, *, body_size: int) -> float:
+        dsn = f"{self.o.admin_dsn.rsplit('/', 1)[0]}/{self.o.database}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE bench_raw_insert (id bigserial PRIMARY KEY, wamid text UNIQUE, body text, received_at timestamptz DEFAULT now())")
+        body = "x" * body_size
+        counts = [0] * self.o.pg_threads
+        stop = time.perf_counter() + self.o.limit_duration
+
+        def worker(index: int) -> None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                n = 0
+                while time.perf_counter() < stop:
+                    conn.execute("INSERT INTO bench_raw_insert (wamid, body) VALUES (%s, %s)", (f"w{index}-{n}", body), prepare=True)
+                    n += 1
+                counts[index] = n
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(self.o.pg_threads)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE bench_raw_insert")
+        return sum(counts) / elapsed
+
+    # --- 2. processing -----------------------------------------------------------------------------
+
+    def processing(self) -> None:
+        from webhooks.services import enqueue_processing
+
+        o = self.o
+        scaled = "" if o.backlog >= 50_000 else " (scaled from 50,000: --backlog 50000)"
+        self.log(f"(load {self.load()}) "
+                 f"2. processing: storing {o.backlog:,} pending events with generate_series{scaled} ...")
+        lo, hi = seed.store_backlog(count=o.backlog, conversations=o.conversations, seeded_messages=o.messages)
+        started = time.perf_counter()
+        for event_id in range(lo, hi + 1):
+            enqueue_processing(event_id=event_id)
+        enqueued = time.perf_counter() - started
+        self.log(f"  enqueued in {enqueued:.1f}s; draining ...")
+        remaining = o.backlog
+        while remaining and time.perf_counter() - started < o.drain_timeout:
+            time.sleep(0.5)
+            remaining = self.pending_count(lo, hi)
+            self.procs.check_alive()
+        drain = time.perf_counter() - started
+        done = o.backlog - remaining
+        broken = WebhookEvent.objects.filter(pk__gte=lo, pk__lte=hi).filter(
+            Q(state=WebhookEventState.FAILED) | ~Q(item_errors=[])).count()
+        rate = done / drain
+        self.log(f"  {done:,} applied in {drain:.1f}s ({rate:,.0f}/s), {remaining:,} left, {broken} failed or with item errors")
+        if remaining:
+            self.discard_backlog()
+        conds = (f"{o.backlog:,} events{scaled}, half inbound texts, half 'delivered' statuses; "
+                 f"worker prefork -c {o.worker_concurrency}, 1 update per event, enqueue took {enqueued:.0f}s of it")
+        self.rows += [
+            Row("2", "processing: updates applied by the worker", rate, "/s", conds + f"; {broken} errors", 1000),
+            Row("2", f"processing: drain of {o.backlog:,} backlog", drain if not remaining else None, "s",
+                conds + (f"; NOT drained, {remaining:,} left after {o.drain_timeout:.0f}s" if remaining else "")),
+            Row("2", "  projected drain of 50,000", 50_000 / rate if rate else None, "s", "at the rate above", 50, higher_is_better=False),
+        ]
+
+    # --- 3. end to end -----------------------------------------------------------------------------
+
+    def access_token(self) -> str:
+        from rest_framework_simplejwt.tokens import RefreshToken
+
+        return str(RefreshToken.for_user(self.user).access_token)
+
+    def end_to_end(self) -> None:
+        o = self.o
+        total = int(o.e2e_rate * o.e2e_duration)
+        self.log(f"(load {self.load()}) "
+                 f"3. end to end: {total:,} webhooks at {o.e2e_rate:.0f}/s -> frames at a /ws/inbox/ client ...")
+        bodies = [(f"wamid.E2E{n}", *self.signed(self.inbound(f"wamid.E2E{n}", 1 + (7 * n) % o.conversations))) for n in range(total)]
+        result = asyncio.run(self._e2e(bodies))
+        sent_at, received_at, post_latency, statuses = result
+        latencies = [received_at[w] - sent_at[w] for w in received_at if w in sent_at]
+        p50, p99, mx = clients.quantiles_ms(latencies)
+        missing = total - len(latencies)
+        non2xx = sum(1 for s in statuses if not 200 <= s < 300)
+        post = clients.quantiles_ms(post_latency)
+        self.log(f"  {len(latencies):,}/{total:,} frames; p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {mx:.0f} ms; POST p99 {post[1]:.0f} ms")
+        self.discard_backlog()
+        conds = (f"{o.e2e_rate:.0f} POST/s open loop for {o.e2e_duration:.0f}s, 1 socket (superuser, JWT), "
+                 f"{len(bodies[0][1])} B body; {missing} frames missing, {non2xx} non-2xx")
+        self.rows += [
+            Row("3", "end to end: POST -> WS frame p50", p50 if latencies else None, "ms", conds),
+            Row("3", "end to end: POST -> WS frame p99", p99 if latencies else None, "ms", conds + f"; max {mx:.0f} ms", 250, higher_is_better=False),
+        ]
+
+    async def _e2e(self, bodies):
+        ws = await clients.WebSocket.connect(self.ws_port, f"/ws/inbox/?token={self.access_token()}")
+        sent_at: dict[str, float] = {}
+        received_at: dict[str, float] = {}
+        post_latency: list[float] = []
+        statuses: list[int] = []
+        wanted = {b[0] for b in bodies}
+
+        async def reader():
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("type") == "message.created":
+                    wamid = frame["payload"]["message"]["wamid"]
+                    if wamid in wanted:
+                        received_at.setdefault(wamid, time.perf_counter())
+
+        async def post(wamid, body, sig):
+            sent_at[wamid] = time.perf_counter()
+            try:
+                statuses.append(await clients.post_once(self.web_port, "/api/webhook", body, sig))
+            except OSError:
+                statuses.append(0)
+            post_latency.append(time.perf_counter() - sent_at[wamid])
+
+        reading = asyncio.create_task(reader())
+        await asyncio.sleep(0.5)
+        start = time.perf_counter()
+        tasks = []
+        for n, (wamid, body, sig) in enumerate(bodies):
+            delay = start + n / self.o.e2e_rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(wamid, body, sig)))
+        await asyncio.gather(*tasks)
+        deadline = time.perf_counter() + 15
+        while len(received_at) < len(bodies) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+        reading.cancel()
+        await ws.close()
+        return sent_at, received_at, post_latency, statuses
+
+    # --- 4. pages ------------------------------------------------------------------------------------
+
+    def pages(self) -> None:
+        from conversations.models import Conversation
+
+        o = self.o
+        self.log(f"(load {self.load()}) "
+                 f"4. pages: /inbox/ and /inbox/<id>/ in-process, {o.conversations:,} conversations / {o.messages:,} messages ...")
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(self.user)
+        busiest = Conversation.objects.order_by("-last_message_at").values_list("pk", flat=True).first()
+        per_thread = o.messages // max(1, o.conversations)
+        for label, url in (("/inbox/", "/inbox/"), ("/inbox/<id>/", f"/inbox/{busiest}/")):
+            assert client.get(url).status_code == 200, url  # warm-up (templates, caches)
+            queries: list[tuple[float, str]] = []
+
+            def count(execute, sql, params, many, context, queries=queries):
+                t0 = time.perf_counter()
+                try:
+                    return execute(sql, params, many, context)
+                finally:
+                    queries.append(((time.perf_counter() - t0) * 1000, sql))
+
+            with connection.execute_wrapper(count):
+                response = client.get(url)
+            assert response.status_code == 200
+            times = []
+            for _ in range(o.page_runs):
+                t = time.perf_counter()
+                client.get(url)
+                times.append((time.perf_counter() - t) * 1000)
+            med = statistics.median(times)
+            sql_ms = sum(ms for ms, _ in queries)
+            slowest_ms, slowest = max(queries)
+            self.log(f"  {label}: SQL {sql_ms:.0f} ms in total; slowest {slowest_ms:.0f} ms: {slowest[:160]}...")
+            self.log(f"  {label}: {len(queries)} queries, median {med:.1f} ms, max {max(times):.1f} ms ({len(response.content):,} bytes)")
+            conds = (f"{o.conversations:,} convs, {o.messages:,} msgs (~{per_thread}/thread), superuser, "
+                     f"Django test client in-process, median of {o.page_runs}")
+            self.rows += [
+                Row("4", f"page {label}: SQL queries", len(queries), "", conds, 15, higher_is_better=False),
+                Row("4", f"page {label}: server time", med, "ms",
+                    conds + f"; max {max(times):.0f} ms; SQL {sql_ms:.0f} ms of it, slowest query {slowest_ms:.0f} ms",
+                    100, higher_is_better=False),
+            ]
+
+    # --- 5. idle websockets ---------------------------------------------------------------------------
+
+    def websockets(self) -> None:
+        o = self.o
+        daphne = next(p for name, p in self.procs.started if name == "daphne")
+        before = procs.rss_kib(daphne.pid)
+        self.log(f"(load {self.load()}) "
+                 f"5. websockets: opening {o.sockets:,} idle /ws/inbox/ sockets to one Daphne (RSS {before / 1024:.0f} MiB) ...")
+        opened, alive, seconds = asyncio.run(self._idle_sockets(daphne.pid))
+        after = self.idle_rss
+        per = (after - before) / max(1, opened)
+        projected = (before + per * 5000) / 1024
+        self.log(f"  {opened:,} opened in {seconds:.1f}s, {alive:,} still open after {o.socket_hold:.0f}s; RSS {after / 1024:.0f} MiB "
+                 f"({per:.0f} KiB/socket)")
+        conds = f"1 Daphne, JWT sockets, {o.socket_hold:.0f}s idle hold; RSS {before / 1024:.0f} MiB before"
+        self.rows += [
+            Row("5", "websockets: idle sockets held", alive, "", f"{o.sockets:,} attempted, opened in {seconds:.0f}s; " + conds, o.sockets),
+            Row("5", f"websockets: Daphne RSS with {alive:,}", after / 1024, "MiB", conds + f"; {per:.0f} KiB/socket"),
+            Row("5", "  projected RSS with 5,000", projected if o.sockets < 5000 else after / 1024, "MiB",
+                "linear from the line above" if o.sockets < 5000 else "measured", 1024, higher_is_better=False),
+        ]
+
+    async def _idle_sockets(self, pid: int):
+        token = self.access_token()
+        sockets: list[clients.WebSocket] = []
+        failures: list[str] = []
+        gate = asyncio.Semaphore(50)
+
+        async def open_one():
+            async with gate:
+                try:
+                    sockets.append(await asyncio.wait_for(clients.WebSocket.connect(self.ws_port, f"/ws/inbox/?token={token}"), 30))
+                except (TimeoutError, OSError, clients.WebSocketClosed) as exc:
+                    failures.append(repr(exc))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(open_one() for _ in range(self.o.sockets)))
+        seconds = time.perf_counter() - started
+        if failures:
+            self.log(f"  {len(failures)} failed, e.g. {failures[0]}")
+        closed = 0
+
+        async def hold(ws):
+            nonlocal closed
+            try:
+                while True:
+                    await ws.recv()
+            except clients.WebSocketClosed:
+                closed += 1
+
+        holders = [asyncio.create_task(hold(ws)) for ws in sockets]
+        await asyncio.sleep(self.o.socket_hold)
+        self.idle_rss = procs.rss_kib(pid)
+        alive = len(sockets) - closed
+        for task in holders:
+            task.cancel()
+        for ws in sockets:
+            ws.writer.close()
+        await asyncio.sleep(0.5)
+        return len(sockets), alive, seconds
