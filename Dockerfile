@@ -18,7 +18,7 @@ RUN pip install -r requirements.txt
 COPY . .
 
 # Static files hashed and compressed at build time (CompressedManifestStaticFilesStorage), so the image
-# serves them on its own; bin/release collects them again into the volume nginx reads. The values below
+# serves them on its own; config/bin/release collects them again into the volume nginx reads. The values below
 # exist only for this one command (production settings refuse to load without them); none is kept.
 RUN DJANGO_SECRET_KEY=collectstatic-only-build-time-key-never-used-to-sign-anything-0123 \
     FRONTEND_URL=https://build.invalid META_APP_SECRET=build META_VERIFY_TOKEN=build \
@@ -31,4 +31,4 @@ RUN useradd --system --create-home --home-dir /home/app app \
 USER app
 
 EXPOSE 8000 8001
-CMD ["bin/web"]
+CMD ["config/bin/web"]

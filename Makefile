@@ -48,7 +48,7 @@ seed: install
 	$(BIN)/python manage.py seed_demo
 
 run: install
-	PORT=$(PORT) bin/run
+	PORT=$(PORT) config/bin/run
 
 test: install-dev
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/pytest tests/ $(PYTEST_ARGS)

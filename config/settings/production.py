@@ -44,7 +44,7 @@ CSRF_TRUSTED_ORIGINS = list(
 )
 
 # --- HTTPS only ---------------------------------------------------------------------------------
-# nginx terminates TLS and always overwrites X-Forwarded-Proto (deploy/nginx.conf); never expose gunicorn
+# nginx terminates TLS and always overwrites X-Forwarded-Proto (config/deploy/nginx.conf); never expose gunicorn
 # or Daphne directly, or a client could claim https itself.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = True
@@ -86,5 +86,5 @@ else:
 LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 
-# collectstatic writes here; nginx serves it (deploy/nginx.conf), WhiteNoise too when reached directly.
+# collectstatic writes here; nginx serves it (config/deploy/nginx.conf), WhiteNoise too when reached directly.
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(STATIC_ROOT))

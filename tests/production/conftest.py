@@ -55,7 +55,7 @@ def render_nginx(
     tmp_path: Path, *, web_upstream: str, ws_upstream: str, http_port: int = 80, https_port: int = 443,
     static_root: Path | None = None,
 ) -> Path:
-    """deploy/nginx.conf as the nginx image renders it, with a self-signed certificate for HOST, the given
+    """config/deploy/nginx.conf as the nginx image renders it, with a self-signed certificate for HOST, the given
     ports and upstreams, and a main nginx.conf around it that runs from ``tmp_path``; returns the main file."""
     live = tmp_path / "live" / HOST
     live.mkdir(parents=True)
@@ -64,7 +64,7 @@ def render_nginx(
          "-keyout", str(live / "privkey.pem"), "-out", str(live / "fullchain.pem")],
         check=True, capture_output=True,
     )
-    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    text = (ROOT / "config" / "deploy" / "nginx.conf").read_text()
     for var, value in {"NGINX_SERVER_NAME": HOST, "WEB_UPSTREAM": web_upstream, "WS_UPSTREAM": ws_upstream}.items():
         text = text.replace("${" + var + "}", value)
     assert "${" not in text

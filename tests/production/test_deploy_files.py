@@ -1,5 +1,5 @@
-"""docker-compose.yml, deploy/nginx.conf and deploy/systemd/*.service: the deployment files agree with the
-scripts the tests start (bin/web, bin/ws, bin/worker, bin/beat, bin/release). Docker cannot run here, so the
+"""docker-compose.yml, config/deploy/nginx.conf and config/deploy/systemd/*.service: the deployment files agree with the
+scripts the tests start (config/bin/web, config/bin/ws, config/bin/worker, config/bin/beat, config/bin/release). Docker cannot run here, so the
 compose file is checked as data; nginx's own ``nginx -t`` checks the nginx config where nginx is installed."""
 import configparser
 import os
@@ -11,7 +11,7 @@ import yaml
 
 from tests.production.conftest import NGINX, ROOT, render_nginx
 
-APP_SERVICES = {"release": "bin/release", "web": "bin/web", "ws": "bin/ws", "worker": "bin/worker", "beat": "bin/beat"}
+APP_SERVICES = {"release": "config/bin/release", "web": "config/bin/web", "ws": "config/bin/ws", "worker": "config/bin/worker", "beat": "config/bin/beat"}
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +38,14 @@ def test_compose_services_and_their_commands_are_the_tested_scripts(compose):
 
 def test_compose_health_checks_and_persistence(compose):
     services = compose["services"]
-    assert services["web"]["healthcheck"]["test"] == ["CMD", "bin/healthcheck", "8000", "/readyz"]
-    assert services["ws"]["healthcheck"]["test"] == ["CMD", "bin/healthcheck", "8001", "/healthz"]
+    assert services["web"]["healthcheck"]["test"] == ["CMD", "config/bin/healthcheck", "8000", "/readyz"]
+    assert services["ws"]["healthcheck"]["test"] == ["CMD", "config/bin/healthcheck", "8001", "/healthz"]
     assert "inspect ping" in services["worker"]["healthcheck"]["test"][1]
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "static:/app/staticfiles" in services["web"]["volumes"]
     assert "static:/srv/inbox/static:ro" in services["nginx"]["volumes"]
-    assert "./deploy/nginx.conf:/etc/nginx/templates/default.conf.template:ro" in services["nginx"]["volumes"]
+    assert "./config/deploy/nginx.conf:/etc/nginx/templates/default.conf.template:ro" in services["nginx"]["volumes"]
 
 
 def test_compose_requires_the_secrets(compose):
@@ -55,14 +55,14 @@ def test_compose_requires_the_secrets(compose):
 
 
 def test_systemd_units_run_the_scripts():
-    units = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
+    units = sorted((ROOT / "config" / "deploy" / "systemd").glob("*.service"))
     assert [u.name for u in units] == ["inbox-beat.service", "inbox-web.service", "inbox-worker.service", "inbox-ws.service"]
     for unit in units:
         parser = configparser.ConfigParser(strict=False, interpolation=None)
         parser.optionxform = str
         parser.read(unit)
         script = parser["Service"]["ExecStart"].removeprefix("/srv/whatsapp-inbox/")
-        assert script == f"bin/{unit.stem.removeprefix('inbox-')}"
+        assert script == f"config/bin/{unit.stem.removeprefix('inbox-')}"
         assert (ROOT / script).exists()
         assert parser["Service"]["EnvironmentFile"] == "/etc/whatsapp-inbox/env"
         assert parser["Service"]["Restart"] == "always"
@@ -76,7 +76,7 @@ def test_nginx_config_is_valid(tmp_path):
 
 
 def test_nginx_config_routes_ws_to_daphne_and_the_rest_to_gunicorn():
-    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    text = (ROOT / "config" / "deploy" / "nginx.conf").read_text()
     ws = re.search(r"location /ws/ \{(.*?)\n    \}", text, re.DOTALL).group(1)
     assert "proxy_pass http://inbox_ws;" in ws
     assert "proxy_set_header Upgrade $http_upgrade;" in ws

@@ -1,5 +1,5 @@
-"""deploy/nginx.conf in front of the real processes: nginx (a self-signed certificate, free ports) → ``bin/web``
-(gunicorn) for HTTP and ``bin/ws`` (Daphne with the psycopg pool) for ``/ws/``, production settings, a Redis of
+"""config/deploy/nginx.conf in front of the real processes: nginx (a self-signed certificate, free ports) → ``config/bin/web``
+(gunicorn) for HTTP and ``config/bin/ws`` (Daphne with the psycopg pool) for ``/ws/``, production settings, a Redis of
 the test's own. Needs Debian's nginx (.ci/run installs it). Everything started here is stopped here, by PID."""
 import shutil
 import socket
@@ -62,7 +62,7 @@ def edge(django_db_setup) -> Iterator[Edge]:
     try:
         for name in ("web", "ws"):
             processes.append(subprocess.Popen(
-                [str(ROOT / "bin" / name)], cwd=ROOT, env=env, stdout=open(work / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
+                [str(ROOT / "config" / "bin" / name)], cwd=ROOT, env=env, stdout=open(work / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
                 stderr=subprocess.STDOUT, start_new_session=True,
             ))
         processes.append(subprocess.Popen(

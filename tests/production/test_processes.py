@@ -1,4 +1,4 @@
-"""The production processes as deployed: ``bin/web`` (gunicorn, config.wsgi) and ``bin/worker`` (Celery) with
+"""The production processes as deployed: ``config/bin/web`` (gunicorn, config.wsgi) and ``config/bin/worker`` (Celery) with
 ``config.settings.production``, a Redis of the test's own and the test database; requests come in as nginx
 passes them (Host of FRONTEND_URL, X-Forwarded-Proto: https). Everything started here is stopped here, by PID."""
 import json
@@ -65,7 +65,7 @@ def production(django_db_setup, django_db_blocker) -> Iterator[Production]:
         for name in ("web", "worker"):
             processes.append(
                 subprocess.Popen(
-                    [str(ROOT / "bin" / name)], cwd=ROOT, env=env, stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
+                    [str(ROOT / "config" / "bin" / name)], cwd=ROOT, env=env, stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
                     stderr=subprocess.STDOUT, start_new_session=True,
                 )
             )
@@ -128,7 +128,7 @@ def test_plain_http_is_redirected_to_https_and_unknown_hosts_refused(production)
 
 
 def test_readyz_through_gunicorn_sees_the_worker(production):
-    # Probes come over plain HTTP from inside the network, with Host: localhost (bin/healthcheck).
+    # Probes come over plain HTTP from inside the network, with Host: localhost (config/bin/healthcheck).
     response = requests.get(f"{production.base_url}/readyz", timeout=10)
     assert response.status_code == 200, response.text
     checks = response.json()["checks"]

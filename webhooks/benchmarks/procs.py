@@ -146,16 +146,16 @@ def start_redis(procs: Processes, port: int) -> subprocess.Popen:
 
 
 def web_argv(port: int, workers: int) -> tuple[list[str], str]:
-    """The project's production HTTP entry ``bin/web`` (gunicorn, config.wsgi) when it exists, else gunicorn
+    """The project's production HTTP entry ``config/bin/web`` (gunicorn, config.wsgi) when it exists, else gunicorn
     directly with the same essentials. Returns the argv and a label for the table."""
-    if (ROOT / "bin" / "web").exists() and os.environ.get("BENCH_NO_BIN_WEB") != "1":
-        return [str(ROOT / "bin" / "web")], f"bin/web (gunicorn, {workers} sync workers)"
+    if (ROOT / "config" / "bin" / "web").exists() and os.environ.get("BENCH_NO_BIN_WEB") != "1":
+        return [str(ROOT / "config" / "bin" / "web")], f"config/bin/web (gunicorn, {workers} sync workers)"
     return [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
             "--workers", str(workers), "--worker-class", "sync", "--timeout", "30"], f"gunicorn {workers} sync workers"
 
 
 def start_web(procs: Processes, *, port: int, workers: int, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    # bin/web reads WEB_BIND, WEB_WORKERS and PYTHON; the direct gunicorn command gets them as flags.
+    # config/bin/web reads WEB_BIND, WEB_WORKERS and PYTHON; the direct gunicorn command gets them as flags.
     env = dict(env, WEB_BIND=f"127.0.0.1:{port}", WEB_WORKERS=str(workers), PYTHON=sys.executable)
     argv, label = web_argv(port, workers)
     process = procs.start("gunicorn", argv, env=env)
