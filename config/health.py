@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from conversations.models import Direction, Message
+from realtime.connections import open_sockets
 from webhooks.models import WebhookEvent, WebhookEventState
 
 CELERY_QUEUE = "celery"
@@ -170,6 +171,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
             out.metric("inbox_celery_broker_up", "gauge", "1 when the Celery broker answered.", [({}, 1)])
     if depth is not None:
         out.metric("inbox_celery_queue_depth", "gauge", "Tasks waiting in the Celery queue.", [({}, depth)])
+    out.metric(
+        "inbox_websockets_open", "gauge", "Inbox WebSockets open across every Daphne process.",
+        [({}, open_sockets())],
+    )
     outbound = dict(
         Message.objects.filter(direction=Direction.OUTBOUND).values_list("status").annotate(n=Count("id")).order_by()
     )

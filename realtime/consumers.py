@@ -8,6 +8,8 @@ ephemeral ``conversation.typing``, and ``reload`` when a client is too far behin
 The consumer renders nothing from the database per event: payload snapshots were built once by the
 publishing service. It reads the database only when a socket opens, resumes or reports typing.
 """
+import logging
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -15,8 +17,11 @@ from conversations.models import Conversation
 from conversations.selectors import visible_numbers
 from conversations.services.outbound import request_typing_indicator
 from realtime import events
+from realtime.connections import socket_closed, socket_opened
 from realtime.groups import number_group, user_group
 from realtime.selectors import events_since
+
+logger = logging.getLogger(__name__)
 
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
@@ -29,11 +34,21 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = [number_group(pk) for pk in self.number_ids] + [user_group(self.user.pk)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        await self._count_open(opened=True)
         await self.accept()
 
     async def disconnect(self, code):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "groups_joined", None):
+            await self._count_open(opened=False)
+
+    @staticmethod
+    async def _count_open(*, opened: bool) -> None:
+        try:
+            await (socket_opened() if opened else socket_closed())
+        except Exception:  # the gauge is best-effort; a Redis hiccup must not close the socket
+            logger.warning("open-socket gauge not updated", exc_info=True)
 
     async def receive_json(self, content, **kwargs):
         if not isinstance(content, dict):

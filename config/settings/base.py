@@ -270,3 +270,17 @@ INTERNAL_API_TOKEN = env("INTERNAL_API_TOKEN", default="")
 READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS = env.float("READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS", default=300.0)
 # /readyz waits this long for a Celery worker to answer a ping.
 READYZ_CELERY_PING_TIMEOUT_SECONDS = env.float("READYZ_CELERY_PING_TIMEOUT_SECONDS", default=1.0)
+
+
+# --- Error tracking -------------------------------------------------------------------------------
+# Sentry when SENTRY_DSN is set; off otherwise. The SDK finds Django, Celery and Redis by itself.
+SENTRY_DSN = env("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        send_default_pii=False,  # customers' messages and phone numbers stay out of error reports
+    )

@@ -136,6 +136,7 @@ def test_metrics_in_prometheus_text_format(client, settings):
     assert samples['inbox_outbound_messages{status="failed"}'] == 1
     assert samples['inbox_outbound_messages{status="pending"}'] == 0
     assert "inbox_celery_queue_depth" not in samples  # no broker: tasks run in-process
+    assert samples["inbox_websockets_open"] >= 0  # tests/realtime checks the gauge follows sockets
     assert "# TYPE inbox_webhooks_received_total counter" in response.content.decode()
 
 

@@ -181,3 +181,17 @@ async def test_reading_syncs_only_the_readers_own_sockets():
     assert await bo_tab.receive_nothing(timeout=0.3)
     for socket in (ana_tab, bo_tab):
         await socket.disconnect()
+
+
+async def test_the_open_socket_gauge_follows_connections():
+    from realtime.connections import open_sockets
+
+    number, user = await member_of_sample_number()
+    before = await sync_to_async(open_sockets)()
+    first, _ = await connect(user)
+    second, _ = await connect(user)
+    assert await sync_to_async(open_sockets)() == before + 2
+    await first.disconnect()
+    assert await sync_to_async(open_sockets)() == before + 1
+    await second.disconnect()
+    assert await sync_to_async(open_sockets)() == before
