@@ -1,10 +1,10 @@
 """The REST API over the inbox: thin views that call selectors/services and shape output with snapshots."""
 from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework.views import APIView
 
 from config.api import error_response
@@ -17,7 +17,6 @@ from config.openapi import (
     TemplateOut,
     cursor_page,
 )
-
 from conversations import selectors
 from conversations.services import mark_conversation_read, outbound
 from conversations.services.errors import SendRefused

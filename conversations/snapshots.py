@@ -2,9 +2,9 @@
 share these shapes, so a message fetched over HTTP and one pushed over the socket are the same object."""
 from collections.abc import Iterable
 
-from contacts.models import Contact
 from django.urls import reverse
 
+from contacts.models import Contact
 from conversations.models import Conversation, MediaFile, MediaState, Message, Reaction
 from realtime.events import ConversationPayload, MessagePayload, ReactionPayload
 

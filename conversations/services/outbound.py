@@ -30,7 +30,7 @@ from conversations.models import (
     Reaction,
 )
 from conversations.services.errors import RetryLater, SendRefused
-from conversations.services.inbound import advance_message_status, touch_conversation, register_sent_message
+from conversations.services.inbound import advance_message_status, register_sent_message, touch_conversation
 from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
 from realtime import events
 from realtime.publish import publish_event

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from conversations.models import ReadState
-from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, MessageFactory, UserFactory
+from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -94,6 +94,21 @@ class Api:
         return self.session.post(url, json=kwargs, timeout=10)
 
 
+class SandboxControl:
+    """The Meta sandbox's control API (``/_sandbox/``), as the tests steer it."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+
+    def control(self, method: str, name: str, body: dict | None = None):
+        response = requests.request(method, f"{self.base_url}/_sandbox/{name}", json=body, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def configure(self, **changes):
+        return self.control("POST", "config", changes)
+
+
 @dataclass
 class RedisServer:
     port: int

@@ -13,7 +13,17 @@ import requests
 from django.conf import settings
 
 from conversations.models import BusinessNumber, Message
-from tests.e2e.conftest import NUMBER, ROOT, WABA, free_port, stack_env, start_daphne, start_worker, stop_process, wait_for
+from tests.e2e.conftest import (
+    NUMBER,
+    ROOT,
+    WABA,
+    free_port,
+    stack_env,
+    start_daphne,
+    start_worker,
+    stop_process,
+    wait_for,
+)
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.simulation import envelope, message_change, new_wamid, signed_request
 

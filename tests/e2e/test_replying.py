@@ -13,7 +13,18 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from conversations.models import BusinessNumber, Conversation, MediaFile, Message, MessageTemplate
-from tests.e2e.conftest import NUMBER, ROOT, WABA, Api, free_port, logged_in_page, staff_member, stop_process, wait_for
+from tests.e2e.conftest import (
+    NUMBER,
+    ROOT,
+    WABA,
+    Api,
+    SandboxControl,
+    free_port,
+    logged_in_page,
+    staff_member,
+    stop_process,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -23,18 +34,7 @@ PNG = base64.b64decode(
 )
 
 
-class Sandbox:
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-
-    def control(self, method: str, name: str, body: dict | None = None):
-        response = requests.request(method, f"{self.base_url}/_sandbox/{name}", json=body, timeout=10)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def configure(self, **changes):
-        return self.control("POST", "config", changes)
-
+class Sandbox(SandboxControl):
     def sent(self) -> list[dict]:
         return self.control("GET", "messages")
 

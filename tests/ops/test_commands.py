@@ -11,8 +11,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +37,7 @@ from conversations.models import (
     Reaction,
     ReadState,
 )
+from tests.e2e.conftest import RedisServer, SandboxControl, free_port, stop_process, wait_for
 from tests.factories import (
     BusinessNumberFactory,
     ContactFactory,
@@ -61,36 +60,6 @@ INHERITED_ENV_DROPPED = ("REDIS_URL", "DATABASE_URL", "PORT", "DJANGO_SETTINGS_M
 NOWHERE = "http://127.0.0.1:9"
 
 ops_db = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition, *, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-            if result:
-                return result
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def test_database_url() -> str:
@@ -143,18 +112,7 @@ def assert_each_refused(results: list[subprocess.CompletedProcess], cases: list[
         assert message in result.stderr, (args, result.stderr)
 
 
-class Sandbox:
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-
-    def control(self, method: str, name: str, body: dict | None = None):
-        response = requests.request(method, f"{self.base_url}/_sandbox/{name}", json=body, timeout=10)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def configure(self, **changes):
-        return self.control("POST", "config", changes)
-
+class Sandbox(SandboxControl):
     def open_window(self, wa_id: str, *, ago: float = 3600) -> None:
         self.control(
             "POST", "window", {"phone_number_id": PHONE_NUMBER_ID, "wa_id": wa_id, "last_inbound_at": time.time() - ago}
@@ -609,35 +567,19 @@ def test_contacts_normalize_merges_brazil_mexico_and_exact_duplicates(number):
 
 @pytest.fixture
 def redis_server() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="ops-redis-")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    """A Redis of the test's own (the e2e suite's), with three tasks waiting in Celery's queue."""
+    server = RedisServer(port=free_port(), workdir=tempfile.mkdtemp(prefix="ops-redis-"))
+    server.start()
     try:
         import redis
 
-        client = redis.Redis(port=port)
-        wait_for(lambda: _pings(client), timeout=10, what="redis-server")
+        client = redis.Redis(port=server.port)
         client.rpush("celery", "task-1", "task-2", "task-3")
         client.close()
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        stop_process(process)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _pings(client) -> bool:
-    import redis
-
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 @ops_db

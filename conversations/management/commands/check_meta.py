@@ -11,7 +11,7 @@ Examples::
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from conversations.models import BusinessNumber
+from conversations.management.number_option import add_number_option, selected_numbers
 from conversations.services.numbers import NumberHealth, check_number_health
 
 
@@ -21,20 +21,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--number", action="append", default=[], metavar="PHONE_NUMBER_ID", help="Only this number (repeatable)."
-        )
+        add_number_option(parser)
 
     def handle(self, *args, **options):
-        numbers = BusinessNumber.objects.order_by("pk")
-        if options["number"]:
-            numbers = numbers.filter(phone_number_id__in=options["number"])
-            missing = set(options["number"]) - set(numbers.values_list("phone_number_id", flat=True))
-            if missing:
-                raise CommandError(f"unknown phone_number_id: {', '.join(sorted(missing))}")
-        numbers = list(numbers)
-        if not numbers:
-            raise CommandError("no business numbers registered (see manage.py register_number)")
+        numbers = selected_numbers(options["number"])
         bad_tokens = []
         for position, number in enumerate(numbers, start=1):
             self.stdout.write(f"[{position}/{len(numbers)}] {number} ({number.phone_number_id})")

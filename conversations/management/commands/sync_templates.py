@@ -2,7 +2,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from conversations.graph_api import GraphError
-from conversations.models import BusinessNumber
+from conversations.management.number_option import add_number_option, selected_numbers
 from conversations.services.errors import RetryLater
 from conversations.services.templates import sync_templates
 
@@ -11,19 +11,10 @@ class Command(BaseCommand):
     help = "Sync message templates from Meta for every business number (or the ones given with --number)."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--number", action="append", default=[], metavar="PHONE_NUMBER_ID", help="Only this number (repeatable)."
-        )
+        add_number_option(parser)
 
     def handle(self, *args, **options):
-        numbers = BusinessNumber.objects.order_by("pk")
-        if options["number"]:
-            numbers = numbers.filter(phone_number_id__in=options["number"])
-            missing = set(options["number"]) - set(numbers.values_list("phone_number_id", flat=True))
-            if missing:
-                raise CommandError(f"unknown phone_number_id: {', '.join(sorted(missing))}")
-        if not numbers.exists():
-            raise CommandError("no business numbers registered")
+        numbers = selected_numbers(options["number"])
         failed = 0
         for number in numbers:
             try:
