@@ -1,7 +1,7 @@
 """The Celery application; its settings come from Django settings under the CELERY_ namespace."""
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
@@ -11,3 +11,11 @@ app.autodiscover_tasks()
 
 # Task ids on every log line and JSON worker logs (LOG_FORMAT=json).
 import config.celery_signals  # noqa: E402,F401
+
+
+@signals.worker_process_shutdown.connect
+def _send_queued_realtime_pushes(**kwargs) -> None:
+    # Prefork children may leave without running atexit; the pushes they queued go out first.
+    from realtime.publish import flush_pushes
+
+    flush_pushes(timeout=2.0)

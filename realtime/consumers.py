@@ -85,7 +85,8 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     # --- channel-layer handlers ---------------------------------------------------------------
 
     async def inbox_event(self, message):
-        await self.send_json(message["event"])
+        for event in message["events"]:  # one frame per event, in order (realtime.publish batches them)
+            await self.send_json(event)
 
     async def inbox_typing(self, message):
         if message["typing"]["user_id"] != self.user.pk:

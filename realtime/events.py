@@ -30,8 +30,8 @@ TYPING = "conversation.typing"
 # Sent by the server when a reconnecting client is too far behind to catch up event by event.
 RELOAD = "reload"
 
-# The channel-layer message type that carries any of the events above to consumers
-# (Channels dispatches it to the consumer method ``inbox_event``).
+# The channel-layer message type that carries a list of the events above to consumers, in order
+# (Channels dispatches it to the consumer method ``inbox_event``, which sends one frame per event).
 GROUP_MESSAGE_TYPE = "inbox.event"
 # The channel-layer message type for typing (consumer method ``inbox_typing``).
 GROUP_TYPING_TYPE = "inbox.typing"

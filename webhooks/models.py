@@ -26,6 +26,9 @@ class WebhookEvent(models.Model):
     item_errors = models.JSONField(default=list, blank=True)
     # The business number the delivery was addressed to (the first one, for the rare multi-number batch).
     phone_number_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    # The id of the HTTP request that delivered it: processing logs under the same id, across processes.
+    # A database default too, so rows inserted by code that predates the column (a rolling deploy) still fit.
+    request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         indexes = [models.Index(fields=["state", "received_at"], name="webhook_event_state")]

@@ -8,15 +8,20 @@ Operators also read the stored events' health here and purge old ones (``check_m
 ``purge_webhook_events``).
 """
 import logging
+import time
+import traceback
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.core.cache import cache
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
+from config.logs import log_context, request_id_var
 from contacts.services import change_contact_identity, resolve_contact
 from conversations.models import BusinessNumber
 from conversations.services import apply_reaction, receive_inbound_message, record_status
@@ -31,9 +36,7 @@ TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 
 
 def store_webhook_event(*, raw_body: bytes, payload: dict, signature: str) -> WebhookEvent:
-    """Persist one verified delivery and enqueue its processing once the row is committed."""
-    from webhooks.tasks import process_webhook_event_task
-
+    """Persist one verified delivery (one durable INSERT) and make sure a drain will process it."""
     delivery = parse_delivery(payload)
     ids = delivery.phone_number_ids
     with transaction.atomic():
@@ -42,58 +45,167 @@ def store_webhook_event(*, raw_body: bytes, payload: dict, signature: str) -> We
             payload=payload,
             signature=signature,
             phone_number_id=ids[0] if ids else "",
+            request_id=(request_id_var.get() or "")[:64],
         )
-        transaction.on_commit(lambda: enqueue_processing(event_id=event.pk, task=process_webhook_event_task))
+        transaction.on_commit(request_processing)
     return event
 
 
-def enqueue_processing(*, event_id: int, task=None) -> bool:
-    """Hand an event to the worker; a broker outage is not an error here (the sweep retries later)."""
-    if task is None:
-        from webhooks.tasks import process_webhook_event_task as task
+# --- processing: drains ----------------------------------------------------------------------------------
+#
+# The webhook does not enqueue a task per delivery (a Celery publish costs more than the INSERT). It sets a
+# flag in Redis, "a drain is queued or running", and enqueues a drain only when it set the flag. A drain
+# processes pending events one short transaction at a time, oldest first, until none is left. Before it
+# stops it clears the flag and looks once more: a delivery committed before the flag was cleared is seen by
+# that last look, one committed after it sets the flag again and enqueues a new drain, so none is stranded.
+# With a backlog a drain asks for a second one (slot 1, ...) up to WEBHOOK_DRAIN_CONCURRENCY; rows are
+# claimed with SKIP LOCKED, so drains never wait for each other. The beat sweep covers the rest (Redis was
+# down, a worker died holding a flag: the flag expires after WEBHOOK_DRAIN_CLAIM_SECONDS).
+
+
+def _drain_flag(slot: int) -> str:
+    return f"webhooks:drain:{slot}"
+
+
+def request_processing(*, slot: int = 0) -> bool:
+    """Make sure a drain (in ``slot``) is queued or running; ``False`` if Redis could not be reached."""
+    from webhooks.tasks import drain_webhook_events_task
+
+    flag = _drain_flag(slot)
     try:
-        task.delay(event_id)
+        if not cache.add(flag, "queued", timeout=settings.WEBHOOK_DRAIN_CLAIM_SECONDS):
+            return True
+        drain_webhook_events_task.delay(slot)
     except Exception:
-        logger.warning("could not enqueue webhook event %s; the sweep will pick it up", event_id, exc_info=True)
+        logger.warning("could not request webhook processing; the sweep will", exc_info=True)
+        with suppress(Exception):
+            cache.delete(flag)
         return False
     return True
 
 
-def process_webhook_event(*, event_id: int, force: bool = False) -> WebhookEvent | None:
-    """Apply every entry, change, message and status of one delivery; ``None`` if another worker holds it.
+def drain_webhook_events(*, slot: int = 0) -> int:
+    """Process pending events until none is left or the time budget is spent; returns how many.
 
-    One bad item is recorded in ``item_errors`` and never blocks the others: each item runs in its own
-    savepoint. The event row is locked for the whole run, so two workers never process it at once.
+    Past the budget (``WEBHOOK_DRAIN_SECONDS``) the drain re-enqueues itself, keeping its flag, so sends
+    and media downloads queued behind it get a worker in between.
     """
+    from webhooks.tasks import drain_webhook_events_task
+
+    flag = _drain_flag(slot)
+    deadline = time.monotonic() + settings.WEBHOOK_DRAIN_SECONDS
+    round_size = settings.WEBHOOK_DRAIN_BATCH
+    total = 0
+    try:
+        while True:
+            cache.set(flag, "running", timeout=settings.WEBHOOK_DRAIN_CLAIM_SECONDS)
+            done = process_pending_webhook_events(limit=round_size)
+            total += done
+            if done == 0:
+                cache.delete(flag)
+                done = process_pending_webhook_events(limit=round_size)  # the last look (see above)
+                total += done
+                if done == 0:
+                    return total
+                continue
+            if done == round_size and slot + 1 < settings.WEBHOOK_DRAIN_CONCURRENCY:
+                request_processing(slot=slot + 1)  # a backlog: a second drain shares it
+            if time.monotonic() > deadline:
+                drain_webhook_events_task.delay(slot)
+                return total
+    except BaseException:
+        with suppress(Exception):
+            cache.delete(flag)
+        raise
+
+
+def process_pending_webhook_events(*, limit: int) -> int:
+    """Claim and process up to ``limit`` pending events, oldest first, each in its own transaction."""
+    done = 0
+    while done < limit:
+        with transaction.atomic():
+            event = (
+                WebhookEvent.objects.select_for_update(skip_locked=True)
+                .filter(state=WebhookEventState.PENDING)
+                .order_by("received_at", "pk")
+                .first()
+            )
+            if event is None:
+                return done
+            _process_claimed(event=event)
+        done += 1
+    return done
+
+
+def process_webhook_event(*, event_id: int, force: bool = False) -> WebhookEvent | None:
+    """Process one event now (``webhooks_replay --inline``, the demo seed); ``None`` if another worker
+    holds it. ``force`` reprocesses an event that is no longer pending."""
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update(skip_locked=True).filter(pk=event_id).first()
         if event is None:
             return None
         if event.state != WebhookEventState.PENDING and not force:
             return event
-        delivery = parse_delivery(event.payload)
-        item_errors = [{"path": path, "error": reason} for path, reason in delivery.broken]
-        numbers = {n.phone_number_id: n for n in BusinessNumber.objects.filter(phone_number_id__in=delivery.phone_number_ids)}
-        routed = 0
-        for change in delivery.changes:
-            if change.field not in PROCESSED_FIELDS:
-                continue
-            number = numbers.get(change.phone_number_id)
-            if number is None:
-                item_errors.append({"path": change.path, "error": f"unknown phone_number_id {change.phone_number_id!r}"})
-                continue
-            routed += 1
-            item_errors.extend(_apply_change(number=number, change=change))
-        unroutable = routed == 0 and any(c.field in PROCESSED_FIELDS for c in delivery.changes)
-        event.state = WebhookEventState.UNROUTABLE if unroutable else WebhookEventState.PROCESSED
-        event.item_errors = item_errors
-        event.error = ""
-        event.processed_at = timezone.now()
-        event.attempts += 1
-        event.save(update_fields=["state", "item_errors", "error", "processed_at", "attempts"])
-    for item_error in item_errors:
-        logger.warning("webhook event %s: %s: %s", event.pk, item_error["path"], item_error["error"])
+        return _process_claimed(event=event)
+
+
+def _process_claimed(*, event: WebhookEvent) -> WebhookEvent:
+    """Apply every entry, change, message and status of one locked event, inside the caller's transaction.
+
+    One bad item is recorded in ``item_errors`` and never blocks the others (each runs in a savepoint).
+    A bug that breaks the whole event marks it failed, with the traceback, and the drain goes on.
+    """
+    _commit_without_waiting_for_disk()
+    with log_context(webhook_event_id=event.pk, request_id=event.request_id or None):
+        try:
+            with transaction.atomic():
+                item_errors = _apply_event(event=event)
+        except TRANSIENT_DB_ERRORS:
+            raise  # the whole drain is retried (deadlock, lost connection): not the event's fault
+        except Exception as exc:
+            logger.exception("webhook event %s could not be processed; marked failed", event.pk)
+            event.state = WebhookEventState.FAILED
+            event.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"[:5000]
+            event.attempts += 1
+            event.save(update_fields=["state", "error", "attempts"])
+            return event
+        for item_error in item_errors:
+            logger.warning("webhook event %s: %s: %s", event.pk, item_error["path"], item_error["error"])
     return event
+
+
+def _commit_without_waiting_for_disk() -> None:
+    """Processing is derived from the stored event, which was committed durably by the webhook view. If
+    PostgreSQL crashed before flushing this transaction, the event would simply be pending again and the
+    sweep would process it anew; so this transaction need not wait for its WAL flush (synchronous_commit
+    off), which is most of the cost of a short write transaction."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def _apply_event(*, event: WebhookEvent) -> list[dict]:
+    delivery = parse_delivery(event.payload)
+    item_errors = [{"path": path, "error": reason} for path, reason in delivery.broken]
+    numbers = {n.phone_number_id: n for n in BusinessNumber.objects.filter(phone_number_id__in=delivery.phone_number_ids)}
+    routed = 0
+    for change in delivery.changes:
+        if change.field not in PROCESSED_FIELDS:
+            continue
+        number = numbers.get(change.phone_number_id)
+        if number is None:
+            item_errors.append({"path": change.path, "error": f"unknown phone_number_id {change.phone_number_id!r}"})
+            continue
+        routed += 1
+        item_errors.extend(_apply_change(number=number, change=change))
+    unroutable = routed == 0 and any(c.field in PROCESSED_FIELDS for c in delivery.changes)
+    event.state = WebhookEventState.UNROUTABLE if unroutable else WebhookEventState.PROCESSED
+    event.item_errors = item_errors
+    event.error = ""
+    event.processed_at = timezone.now()
+    event.attempts += 1
+    event.save(update_fields=["state", "item_errors", "error", "processed_at", "attempts"])
+    return item_errors
 
 
 def _apply_change(*, number: BusinessNumber, change: Change) -> list[dict]:
@@ -189,22 +301,21 @@ def select_webhook_event_ids(
 def replay_webhook_events(*, event_ids: list[int]) -> int:
     """Put events back to pending and enqueue them; processing is idempotent, so nothing is doubled."""
     count = WebhookEvent.objects.filter(pk__in=event_ids).update(state=WebhookEventState.PENDING, error="")
-    for event_id in event_ids:
-        transaction.on_commit(lambda event_id=event_id: enqueue_processing(event_id=event_id))
+    transaction.on_commit(request_processing)
     return count
 
 
 def sweep_pending_webhook_events() -> int:
-    """Re-enqueue events still pending after the grace period (e.g. Redis was down when they arrived)."""
+    """Request a drain when events are still pending after the grace period (Redis was down when they
+    arrived, a worker died holding a drain flag); returns how many such events there are."""
     cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_SWEEP_GRACE_SECONDS)
-    event_ids = list(
-        WebhookEvent.objects.filter(state=WebhookEventState.PENDING, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:1000]
-    )
-    for event_id in event_ids:
-        enqueue_processing(event_id=event_id)
-    return len(event_ids)
+    stale = WebhookEvent.objects.filter(state=WebhookEventState.PENDING, received_at__lt=cutoff).count()
+    if stale:
+        # A flag held for longer than the grace period belongs to a drain that is not coming.
+        with suppress(Exception):
+            cache.delete(_drain_flag(0))
+        request_processing()
+    return stale
 
 
 

@@ -115,13 +115,15 @@ def test_events_reach_the_redis_channel_layer(stack, api, number):
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: stack.post_webhook(envelope(waba_id=WABA, changes=[message_change(**NUMBER, wa_id="447700900461")]))
         )
-        received = [await asyncio.wait_for(layer.receive(channel), timeout=10) for _ in range(2)]
+        received = []
+        while len(received) < 2:  # the worker may send both events in one channel-layer message, or not
+            received += (await asyncio.wait_for(layer.receive(channel), timeout=10))["events"]
         await layer.flush()
         return received
 
     received = asyncio.run(listen())
-    assert [r["event"]["type"] for r in received] == ["message.created", "conversation.updated"]
-    assert received[0]["event"]["payload"]["message"]["type"] == "text"
+    assert [event["type"] for event in received] == ["message.created", "conversation.updated"]
+    assert received[0]["payload"]["message"]["type"] == "text"
 
 
 def test_redis_down_during_ingest_loses_nothing(stack, api):

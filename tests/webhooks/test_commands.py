@@ -292,7 +292,7 @@ replay_db = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def store(monkeypatch):
     """Store deliveries without processing them, as when Redis was down when they arrived."""
-    monkeypatch.setattr("webhooks.services.enqueue_processing", lambda **kwargs: False)
+    monkeypatch.setattr("webhooks.services.request_processing", lambda **kwargs: False)
 
     def store_delivery(*, phone_number_id: str = PHONE_NUMBER_ID, **message) -> tuple[WebhookEvent, str]:
         wamid = new_wamid()

@@ -1,78 +1,179 @@
-"""The processing task: retried on transient errors, the event marked failed on a bug, idempotent."""
+"""Processing drains: every stored event processed once, none stranded, bugs and outages contained."""
 import json
 
 import pytest
+from django.core.cache import cache
 from django.db import OperationalError, transaction
 
 from conversations.models import Message
 from tests.webhooks.test_payloads import PAYLOADS
 from webhooks import services
 from webhooks.models import WebhookEvent, WebhookEventState
-from webhooks.tasks import process_webhook_event_task, sweep_pending_webhook_events
+from webhooks.tasks import drain_webhook_events_task, sweep_pending_webhook_events
 
 pytestmark = pytest.mark.django_db
 
 
-def stored_event() -> WebhookEvent:
-    return WebhookEvent.objects.create(raw_body="{}", payload=json.loads((PAYLOADS / "message_text.json").read_text()))
+def stored_event(name: str = "message_text.json", *, wamid: str | None = None) -> WebhookEvent:
+    payload = json.loads((PAYLOADS / name).read_text())
+    if wamid is not None:
+        payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = wamid
+    return WebhookEvent.objects.create(raw_body="{}", payload=payload)
 
 
-def test_transient_database_errors_are_retried_until_success(number, monkeypatch):
+@pytest.fixture
+def enqueued(monkeypatch):
+    """Record drain tasks instead of running them (the slot each was asked for)."""
+    slots = []
+    monkeypatch.setattr(drain_webhook_events_task, "delay", lambda slot=0: slots.append(slot))
+    return slots
+
+
+def state_of(event: WebhookEvent) -> str:
+    event.refresh_from_db()
+    return event.state
+
+
+def test_transient_database_errors_retry_the_drain_until_success(number, monkeypatch):
     event = stored_event()
-    real = services.process_webhook_event
+    real = services._apply_event
     calls = []
 
-    def flaky(*, event_id, force=False):
-        calls.append(event_id)
+    def flaky(*, event):
+        calls.append(event.pk)
         if len(calls) < 3:
             raise OperationalError("server closed the connection unexpectedly")
-        return real(event_id=event_id, force=force)
+        return real(event=event)
 
-    monkeypatch.setattr(services, "process_webhook_event", flaky)
-    process_webhook_event_task.apply(args=[event.pk])
+    monkeypatch.setattr(services, "_apply_event", flaky)
+    drain_webhook_events_task.apply()
     assert len(calls) == 3
-    event.refresh_from_db()
-    assert event.state == WebhookEventState.PROCESSED
+    assert state_of(event) == WebhookEventState.PROCESSED
     assert Message.objects.count() == 1
+    assert cache.get("webhooks:drain:0") is None
 
 
-def test_a_bug_marks_the_event_failed_with_the_error(number, monkeypatch):
+def test_a_bug_marks_its_event_failed_and_the_drain_goes_on(number, monkeypatch):
+    broken, fine = stored_event(wamid="wamid.BROKEN"), stored_event(wamid="wamid.FINE")
+    real = services._apply_event
+
+    def buggy(*, event):
+        errors = real(event=event)
+        if event.pk == broken.pk:
+            raise KeyError("surprise")  # after its writes: they must be rolled back with it
+        return errors
+
+    monkeypatch.setattr(services, "_apply_event", buggy)
+    assert drain_webhook_events_task.apply().get() == 2
+    broken.refresh_from_db()
+    assert broken.state == WebhookEventState.FAILED
+    assert "KeyError: 'surprise'" in broken.error and "Traceback" in broken.error
+    assert state_of(fine) == WebhookEventState.PROCESSED
+    assert list(Message.objects.values_list("wamid", flat=True)) == ["wamid.FINE"]
+
+
+def test_draining_twice_changes_nothing(number):
     event = stored_event()
-
-    def broken(*, event_id, force=False):
-        raise KeyError("surprise")
-
-    monkeypatch.setattr(services, "process_webhook_event", broken)
-    process_webhook_event_task.apply(args=[event.pk])
-    event.refresh_from_db()
-    assert event.state == WebhookEventState.FAILED
-    assert "KeyError" in event.error
-
-
-def test_running_the_task_twice_changes_nothing(number):
-    event = stored_event()
-    process_webhook_event_task.apply(args=[event.pk])
-    process_webhook_event_task.apply(args=[event.pk])
+    drain_webhook_events_task.apply()
+    drain_webhook_events_task.apply()
     event.refresh_from_db()
     assert (event.state, event.attempts, Message.objects.count()) == (WebhookEventState.PROCESSED, 1, 1)
 
 
 def test_replay_reprocesses_without_doubling(number, django_capture_on_commit_callbacks):
     event = stored_event()
-    process_webhook_event_task.apply(args=[event.pk])
+    drain_webhook_events_task.apply()
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         services.replay_webhook_events(event_ids=[event.pk])
     event.refresh_from_db()
     assert (event.state, event.attempts, Message.objects.count()) == (WebhookEventState.PROCESSED, 2, 1)
 
 
-def test_sweep_enqueues_only_events_pending_past_the_grace_period(number, settings):
+def test_a_delivery_stored_while_a_drain_runs_enqueues_nothing_and_is_still_processed(number, enqueued):
+    assert services.request_processing() is True
+    assert enqueued == [0]  # the first request enqueues a drain and sets the flag
+    event = stored_event()
+    assert services.request_processing() is True
+    assert enqueued == [0]  # the flag is set: no second task per delivery
+    assert services.drain_webhook_events() == 1
+    assert state_of(event) == WebhookEventState.PROCESSED
+    assert cache.get("webhooks:drain:0") is None  # done: the next delivery enqueues a drain again
+    services.request_processing()
+    assert enqueued == [0, 0]
+
+
+def test_a_delivery_committed_just_before_the_drain_clears_its_flag_is_not_stranded(number, monkeypatch, enqueued):
+    """The race the last look closes: the drain found nothing, then a delivery commits, sees the flag still
+    set and enqueues nothing; the drain must still process it before it stops."""
+    real = services.process_pending_webhook_events
+    late = []
+
+    def then_a_delivery_arrives(*, limit):
+        done = real(limit=limit)
+        if done == 0 and not late:
+            late.append(stored_event())
+            services.request_processing()  # flag still set: no task
+        return done
+
+    monkeypatch.setattr(services, "process_pending_webhook_events", then_a_delivery_arrives)
+    cache.add("webhooks:drain:0", "queued")
+    assert services.drain_webhook_events() == 1
+    assert state_of(late[0]) == WebhookEventState.PROCESSED
+    assert enqueued == []
+
+
+def test_a_backlog_brings_in_a_second_drain_up_to_the_configured_concurrency(number, settings, enqueued):
+    settings.WEBHOOK_DRAIN_BATCH = 2
+    settings.WEBHOOK_DRAIN_CONCURRENCY = 2
+    events = [stored_event(wamid=f"wamid.BACKLOG{n}") for n in range(5)]
+    assert services.drain_webhook_events(slot=0) == 5
+    assert enqueued == [1]  # slot 1 requested once (its flag then stays set until that drain runs)
+    assert {state_of(e) for e in events} == {WebhookEventState.PROCESSED}
+    enqueued.clear()
+    cache.delete("webhooks:drain:1")
+    settings.WEBHOOK_DRAIN_CONCURRENCY = 1
+    for n in range(5):
+        stored_event(wamid=f"wamid.SOLO{n}")
+    assert services.drain_webhook_events(slot=0) == 5
+    assert enqueued == []
+
+
+def test_a_drain_past_its_time_budget_yields_the_worker_and_keeps_its_flag(number, settings, enqueued):
+    settings.WEBHOOK_DRAIN_BATCH = 2
+    settings.WEBHOOK_DRAIN_SECONDS = 0
+    settings.WEBHOOK_DRAIN_CONCURRENCY = 1
+    for n in range(5):
+        stored_event(wamid=f"wamid.BUDGET{n}")
+    assert services.drain_webhook_events(slot=0) == 2
+    assert enqueued == [0]  # its continuation, behind whatever else is queued
+    assert cache.get("webhooks:drain:0") == "running"
+    assert WebhookEvent.objects.filter(state=WebhookEventState.PENDING).count() == 3
+
+
+def test_redis_unreachable_leaves_the_event_to_the_sweep(number, monkeypatch, enqueued):
+    def down(*args, **kwargs):
+        raise ConnectionError("Connection refused")
+
+    monkeypatch.setattr(cache, "add", down)
+    assert services.request_processing() is False
+    assert enqueued == []
+
+
+def test_sweep_requests_a_drain_only_for_events_pending_past_the_grace_period(number, settings):
     settings.WEBHOOK_SWEEP_GRACE_SECONDS = 0
-    old, done = stored_event(), stored_event()
+    old, done = stored_event(wamid="wamid.OLD"), stored_event(wamid="wamid.DONE")
     WebhookEvent.objects.filter(pk=done.pk).update(state=WebhookEventState.PROCESSED)
     assert sweep_pending_webhook_events.apply().get() == 1
-    old.refresh_from_db()
-    assert old.state == WebhookEventState.PROCESSED
+    assert state_of(old) == WebhookEventState.PROCESSED
     settings.WEBHOOK_SWEEP_GRACE_SECONDS = 3600
-    stored_event()
+    fresh = stored_event(wamid="wamid.FRESH")
     assert sweep_pending_webhook_events.apply().get() == 0
+    assert state_of(fresh) == WebhookEventState.PENDING
+
+
+def test_sweep_replaces_a_drain_flag_left_by_a_dead_worker(number, settings):
+    settings.WEBHOOK_SWEEP_GRACE_SECONDS = 0
+    cache.add("webhooks:drain:0", "running")  # its worker was killed mid-drain
+    event = stored_event()
+    assert sweep_pending_webhook_events.apply().get() == 1
+    assert state_of(event) == WebhookEventState.PROCESSED

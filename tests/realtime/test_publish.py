@@ -1,0 +1,106 @@
+"""Pushing events to the real Redis channel layer from sync code (the worker, the web processes)."""
+import asyncio
+import os
+import threading
+
+from channels_redis.core import RedisChannelLayer
+
+from realtime.publish import RedisPusher, flush_pushes, push_to_group
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def envelope(n: int) -> dict:
+    return {"id": n, "type": "message.created", "number_id": 1, "payload": {"n": n}}
+
+
+async def receive_events(layer, channel, count: int, *, timeout: float = 5.0) -> tuple[list[dict], int]:
+    events, messages = [], 0
+    while len(events) < count:
+        message = await asyncio.wait_for(layer.receive(channel), timeout=timeout)
+        events += message["events"]
+        messages += 1
+    return events, messages
+
+
+def test_pushes_from_many_threads_arrive_in_order_and_batched():
+    sender_layer = RedisChannelLayer(hosts=[REDIS_URL])
+    pusher = RedisPusher(sender_layer)
+
+    async def scenario():
+        listener = RedisChannelLayer(hosts=[REDIS_URL])
+        first, second = await listener.new_channel(), await listener.new_channel()
+        await listener.group_add("number.901", first)
+        await listener.group_add("number.902", second)
+
+        def produce(group: str, start: int):
+            for n in range(start, start + 200):
+                pusher.submit(group=group, envelope=envelope(n))
+
+        threads = [threading.Thread(target=produce, args=("number.901", 0)), threading.Thread(target=produce, args=("number.902", 1000))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert await asyncio.get_running_loop().run_in_executor(None, lambda: pusher.flush(timeout=10))
+        got_first, messages_first = await receive_events(listener, first, 200)
+        got_second, _ = await receive_events(listener, second, 200)
+        await listener.flush()
+        return got_first, messages_first, got_second
+
+    got_first, messages_first, got_second = asyncio.run(scenario())
+    assert [e["id"] for e in got_first] == list(range(200))
+    assert [e["id"] for e in got_second] == list(range(1000, 1200))
+    # Pushes that queued up while a send was in flight went out together, not one message each.
+    assert messages_first < 200
+
+
+def test_a_failed_push_is_logged_and_later_pushes_still_go_out(caplog):
+    pusher = RedisPusher(RedisChannelLayer(hosts=[REDIS_URL]))
+
+    async def scenario():
+        listener = RedisChannelLayer(hosts=[REDIS_URL])
+        channel = await listener.new_channel()
+        await listener.group_add("number.903", channel)
+        pusher.submit(group="not a valid group name!", envelope=envelope(1))  # the layer refuses it
+        pusher.submit(group="number.903", envelope=envelope(2))
+        assert await asyncio.get_running_loop().run_in_executor(None, lambda: pusher.flush(timeout=10))
+        events, _ = await receive_events(listener, channel, 1)
+        await listener.flush()
+        return events
+
+    assert [e["id"] for e in asyncio.run(scenario())] == [2]
+    assert "realtime push of events [1] to not a valid group name! failed" in caplog.text
+
+
+def test_flush_reports_a_push_that_cannot_finish():
+    class StuckLayer:
+        async def group_send(self, group, message):
+            await asyncio.sleep(3600)
+
+    pusher = RedisPusher(StuckLayer())
+    pusher.submit(group="number.904", envelope=envelope(1))
+    assert pusher.flush(timeout=0.3) is False
+
+
+def test_push_to_group_goes_through_this_process_pusher_to_redis(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    try:
+        async def scenario():
+            listener = RedisChannelLayer(hosts=[REDIS_URL])
+            channel = await listener.new_channel()
+            await listener.group_add("number.905", channel)
+            for n in (1, 2):
+                push_to_group(group="number.905", envelope=envelope(n))
+            assert await asyncio.get_running_loop().run_in_executor(None, lambda: flush_pushes(timeout=10))
+            events, _ = await receive_events(listener, channel, 2)
+            await listener.flush()
+            return events
+
+        assert [e["id"] for e in asyncio.run(scenario())] == [1, 2]
+        assert RedisPusher.current.pid == os.getpid()
+    finally:
+        channel_layers.backends.clear()
