@@ -43,6 +43,48 @@ def resolve_contact(*, wa_id: str | None, user_id: str | None, profile_name: str
     raise IntegrityError(f"could not resolve contact wa_id={wa_id} user_id={user_id}")
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Who sent a message, as a webhook names them: the ids and the profile to keep current."""
+
+    wa_id: str | None
+    user_id: str | None
+    profile_name: str = ""
+    username: str = ""
+
+
+def resolve_contacts(*, senders: list[Sender]) -> list[Contact]:
+    """``resolve_contact`` for many senders (a drain's batch), in order: one SELECT for every id; only new
+    senders and changed profiles cost more. The same person twice gets the same object."""
+    for sender in senders:
+        if not sender.wa_id and not sender.user_id:
+            raise ValueError("a contact needs a wa_id or a user_id")
+    wa_ids = {s.wa_id for s in senders if s.wa_id}
+    user_ids = {s.user_id for s in senders if s.user_id}
+    by_wa_id: dict[str, Contact] = {}
+    by_user_id: dict[str, Contact] = {}
+
+    def remember(contact: Contact) -> None:
+        if contact.wa_id:
+            by_wa_id.setdefault(contact.wa_id, contact)
+        if contact.user_id:
+            by_user_id.setdefault(contact.user_id, contact)
+
+    for contact in Contact.objects.filter(Q(wa_id__in=wa_ids) | Q(user_id__in=user_ids)).order_by("pk"):
+        remember(contact)
+    resolved = []
+    for sender in senders:
+        # The BSUID is the stronger key, as in _find_contact.
+        contact = (by_user_id.get(sender.user_id) if sender.user_id else None) or (by_wa_id.get(sender.wa_id) if sender.wa_id else None)
+        if contact is None:
+            contact = resolve_contact(wa_id=sender.wa_id, user_id=sender.user_id, profile_name=sender.profile_name, username=sender.username)
+        else:
+            _refresh_contact(contact=contact, wa_id=sender.wa_id, user_id=sender.user_id, profile_name=sender.profile_name, username=sender.username)
+        remember(contact)
+        resolved.append(contact)
+    return resolved
+
+
 def _find_contact(*, wa_id: str | None, user_id: str | None) -> Contact | None:
     matches = list(
         Contact.objects.filter((Q(user_id=user_id) if user_id else Q(pk__in=[])) | (Q(wa_id=wa_id) if wa_id else Q(pk__in=[])))

@@ -42,6 +42,20 @@ def publish_event(*, number_id: int, type: str, payload: dict, user_id: int | No
     return event
 
 
+def publish_events(*, number_id: int, events: list[tuple[str, dict]]) -> list[Event]:
+    """``publish_event`` for several ``(type, payload)`` events of one number: one INSERT for their log rows,
+    pushed in this order."""
+    for type, _payload in events:
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown realtime event type {type!r}")
+    logged = Event.objects.bulk_create([Event(number_id=number_id, type=type, payload=payload) for type, payload in events])
+    group = number_group(number_id)
+    for event in logged:
+        envelope: Envelope = {"id": event.pk, "type": event.type, "number_id": number_id, "payload": event.payload}
+        transaction.on_commit(lambda envelope=envelope: push_to_group(group=group, envelope=envelope))
+    return logged
+
+
 def group_message(envelopes: list[Envelope]) -> dict:
     """The channel-layer message for consumers: events in order (``InboxConsumer.inbox_event``)."""
     return {"type": GROUP_MESSAGE_TYPE, "events": envelopes}

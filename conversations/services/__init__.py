@@ -9,19 +9,25 @@
 - ``stats``: operational numbers (``inbox_stats``).
 """
 from conversations.services.inbound import (  # noqa: I001 (inbound first: the others build on it)
+    InboundItem,
     apply_reaction,
     get_or_create_conversation,
     mark_conversation_read,
     receive_inbound_message,
+    receive_inbound_messages,
     record_status,
+    record_statuses,
     register_sent_message,
 )
 
 __all__ = [
+    "InboundItem",
     "apply_reaction",
     "get_or_create_conversation",
     "mark_conversation_read",
     "receive_inbound_message",
+    "receive_inbound_messages",
     "record_status",
+    "record_statuses",
     "register_sent_message",
 ]

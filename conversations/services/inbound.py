@@ -9,10 +9,11 @@ only move state forward. Callers run these inside a transaction; each insert tha
 in its own savepoint so the loser carries on with the winner's row.
 """
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Case, F, Max, Q, Value, When
 
 from contacts.models import Contact
 from conversations.models import (
@@ -29,21 +30,22 @@ from conversations.models import (
 from conversations.services.media import expect_inbound_media
 from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
 from realtime import events
-from realtime.publish import publish_event
+from realtime.publish import publish_event, publish_events
 from webhooks.payloads import InboundMessage, ReactionChange, StatusUpdate
 
 
 def get_or_create_conversation(*, number: BusinessNumber, contact: Contact, at: datetime, preview: str = "") -> Conversation:
+    # Looked up first, outside any savepoint: nearly every message is for a conversation that exists.
+    conversation = Conversation.objects.filter(number=number, contact=contact).first()
+    if conversation is not None:
+        return conversation
     try:
         with transaction.atomic():
-            conversation, _created = Conversation.objects.get_or_create(
-                number=number,
-                contact=contact,
-                defaults={"last_message_at": at, "last_message_preview": preview[:300]},
+            return Conversation.objects.create(
+                number=number, contact=contact, last_message_at=at, last_message_preview=preview[:300]
             )
-    except IntegrityError:
-        conversation = Conversation.objects.get(number=number, contact=contact)
-    return conversation
+    except IntegrityError:  # the unique (number, contact) constraint: another worker created it first
+        return Conversation.objects.get(number=number, contact=contact)
 
 
 def receive_inbound_message(*, number: BusinessNumber, contact: Contact, message: InboundMessage) -> Message | None:
@@ -51,53 +53,143 @@ def receive_inbound_message(*, number: BusinessNumber, contact: Contact, message
     conversation = get_or_create_conversation(number=number, contact=contact, at=message.timestamp, preview=message.preview)
     try:
         with transaction.atomic():
-            stored = Message.objects.create(
-                conversation=conversation,
-                wamid=message.wamid,
-                direction=Direction.INBOUND,
-                type=message.type,
-                body=message.body,
-                preview=message.preview[:300],
-                content=message.content,
-                context=message.context,
-                reply_to_wamid=message.reply_to_wamid,
-                timestamp=message.timestamp,
-                status=MessageStatus.RECEIVED,
-                error_code=message.errors[0].code if message.errors else None,
-                error_title=message.errors[0].title[:300] if message.errors else "",
-            )
+            stored = _inbound_row(conversation=conversation, message=message)
+            stored.save(force_insert=True)
     except IntegrityError:
         # The unique wamid constraint: another delivery of this message won (or stored it earlier).
         return None
-    expect_inbound_media(message=stored)
+    # The snapshot needs the media row (or its absence) without another query.
+    Message.media.related.set_cached_value(stored, expect_inbound_media(message=stored))
     touch_conversation(conversation=conversation, message=stored)
-    conversation = Conversation.objects.select_related("contact").get(pk=conversation.pk)
+    conversation = Conversation.objects.get(pk=conversation.pk)  # as touched, whoever won the race
+    conversation.contact = contact
     reactions = Reaction.objects.filter(message_wamid=stored.wamid).select_related("contact")
-    stored = Message.objects.select_related("media").get(pk=stored.pk)
     payload: events.MessageCreated = {
         "message": message_snapshot(stored, reactions),
         "conversation": conversation_snapshot(conversation),
     }
-    publish_event(number_id=number.pk, type=events.MESSAGE_CREATED, payload=payload)
-    publish_event(
+    publish_events(
         number_id=number.pk,
-        type=events.CONVERSATION_UPDATED,
-        payload={"conversation": payload["conversation"]},
+        events=[
+            (events.MESSAGE_CREATED, payload),
+            (events.CONVERSATION_UPDATED, {"conversation": payload["conversation"]}),
+        ],
     )
     return stored
 
 
-def touch_conversation(*, conversation: Conversation, message: Message) -> None:
-    """Move the conversation's last-message summary forward, never back (messages arrive out of order)."""
-    Conversation.objects.filter(pk=conversation.pk, last_message_at__lte=message.timestamp).update(
-        last_message_at=message.timestamp,
-        last_message_preview=message.preview[:300],
-        last_message_direction=message.direction,
+@dataclass(frozen=True)
+class InboundItem:
+    """One customer message of a drain's batch, with the number it was sent to and its contact."""
+
+    number: BusinessNumber
+    contact: Contact
+    message: InboundMessage
+
+
+def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
+    """``receive_inbound_message`` for a batch, in a few queries per batch rather than a dozen per message;
+    returns the messages stored (redeliveries are skipped). Same outcome as one by one, except that each
+    conversation gets one ``conversation.updated`` (its final state) rather than one per message.
+
+    Conversations are locked in id order before they are touched, so concurrent batches do not deadlock.
+    A wamid stored concurrently by another worker makes the bulk INSERT fail: the caller's savepoint rolls
+    the batch back and it goes through ``receive_inbound_message`` one by one.
+    """
+    if not items:
+        return []
+    conversations = _conversations_for(items=items)
+    known = set(Message.objects.filter(wamid__in={item.message.wamid for item in items}).values_list("wamid", flat=True))
+    fresh: list[tuple[InboundItem, Message]] = []
+    for item in items:
+        if item.message.wamid in known:
+            continue
+        known.add(item.message.wamid)
+        fresh.append((item, _inbound_row(conversation=conversations[(item.number.pk, item.contact.pk)], message=item.message)))
+    if not fresh:
+        return []
+    stored = Message.objects.bulk_create([row for _item, row in fresh])
+    for message in stored:
+        Message.media.related.set_cached_value(message, expect_inbound_media(message=message))
+    latest: dict[int, Message] = {}
+    for message in stored:  # ties on Meta's one-second timestamps: the later delivery wins, as one by one
+        if message.conversation_id not in latest or latest[message.conversation_id].timestamp <= message.timestamp:
+            latest[message.conversation_id] = message
+    by_id = {conversation.pk: conversation for conversation in conversations.values()}
+    for conversation_id, message in sorted(latest.items()):
+        touch_conversation(conversation=by_id[conversation_id], message=message)
+    contacts = {item.contact.pk: item.contact for item in items}
+    touched = {c.pk: c for c in Conversation.objects.filter(pk__in=latest)}
+    for conversation in touched.values():
+        conversation.contact = contacts[conversation.contact_id]
+    reactions: dict[str, list[Reaction]] = {}
+    for reaction in Reaction.objects.filter(message_wamid__in=[m.wamid for m in stored]).select_related("contact"):
+        reactions.setdefault(reaction.message_wamid, []).append(reaction)
+    snapshots = {pk: conversation_snapshot(conversation) for pk, conversation in touched.items()}
+    by_number: dict[int, list[tuple[str, dict]]] = {}
+    for message in stored:
+        payload: events.MessageCreated = {
+            "message": message_snapshot(message, reactions.get(message.wamid, ())),
+            "conversation": snapshots[message.conversation_id],
+        }
+        by_number.setdefault(touched[message.conversation_id].number_id, []).append((events.MESSAGE_CREATED, payload))
+    for pk, conversation in touched.items():
+        by_number[conversation.number_id].append((events.CONVERSATION_UPDATED, {"conversation": snapshots[pk]}))
+    for number_id, batch in by_number.items():
+        publish_events(number_id=number_id, events=batch)
+    return stored
+
+
+def _conversations_for(*, items: list[InboundItem]) -> dict[tuple[int, int], Conversation]:
+    """The conversation of every (number, contact) in the batch, locked in id order, created if new."""
+    wanted = {(item.number.pk, item.contact.pk): item for item in items}
+    found = {
+        (c.number_id, c.contact_id): c
+        for c in Conversation.objects.select_for_update(of=("self",))
+        .filter(number_id__in={n for n, _c in wanted}, contact_id__in={c for _n, c in wanted})
+        .order_by("pk")
+    }
+    for key, item in wanted.items():
+        if key not in found:
+            found[key] = get_or_create_conversation(
+                number=item.number, contact=item.contact, at=item.message.timestamp, preview=item.message.preview
+            )
+    return found
+
+
+def _inbound_row(*, conversation: Conversation, message: InboundMessage) -> Message:
+    return Message(
+        conversation=conversation,
+        wamid=message.wamid,
+        direction=Direction.INBOUND,
+        type=message.type,
+        body=message.body,
+        preview=message.preview[:300],
+        content=message.content,
+        context=message.context,
+        reply_to_wamid=message.reply_to_wamid,
+        timestamp=message.timestamp,
+        status=MessageStatus.RECEIVED,
+        error_code=message.errors[0].code if message.errors else None,
+        error_title=message.errors[0].title[:300] if message.errors else "",
     )
+
+
+def touch_conversation(*, conversation: Conversation, message: Message) -> None:
+    """Move the conversation's last-message summary forward, never back (messages arrive out of order).
+    One conditional UPDATE: each column compares with the row's current value inside the database."""
+    newer = Q(last_message_at__lte=message.timestamp)
+    changes = {
+        "last_message_at": Case(When(newer, then=Value(message.timestamp)), default=F("last_message_at")),
+        "last_message_preview": Case(When(newer, then=Value(message.preview[:300])), default=F("last_message_preview")),
+        "last_message_direction": Case(When(newer, then=Value(message.direction)), default=F("last_message_direction")),
+    }
     if message.direction == Direction.INBOUND:
-        Conversation.objects.filter(pk=conversation.pk).filter(
-            Q(last_inbound_at__isnull=True) | Q(last_inbound_at__lt=message.timestamp)
-        ).update(last_inbound_at=message.timestamp)
+        changes["last_inbound_at"] = Case(
+            When(Q(last_inbound_at__isnull=True) | Q(last_inbound_at__lt=message.timestamp), then=Value(message.timestamp)),
+            default=F("last_inbound_at"),
+        )
+    Conversation.objects.filter(pk=conversation.pk).update(**changes)
 
 
 def apply_reaction(
@@ -140,22 +232,7 @@ def apply_reaction(
 def record_status(*, number: BusinessNumber, status: StatusUpdate) -> Message | None:
     """Keep the status event (even for a wamid we do not know yet) and advance the message if it exists."""
     error = status.first_error
-    MessageStatusEvent.objects.bulk_create(
-        [
-            MessageStatusEvent(
-                wamid=status.wamid,
-                status=status.status,
-                timestamp=status.timestamp,
-                number=number,
-                recipient_wa_id=status.recipient.wa_id or "",
-                recipient_user_id=status.recipient.user_id or "",
-                error_code=error.code if error else None,
-                error_title=(error.title if error else "")[:300],
-                payload=status.raw,
-            )
-        ],
-        ignore_conflicts=True,
-    )
+    MessageStatusEvent.objects.bulk_create([_status_event(number=number, status=status)], ignore_conflicts=True)
     message = Message.objects.select_for_update().filter(wamid=status.wamid, direction=Direction.OUTBOUND).first()
     if message is None:
         # Meta echoes our idempotency key: the status may be for a message whose send response (and so
@@ -172,6 +249,82 @@ def record_status(*, number: BusinessNumber, status: StatusUpdate) -> Message | 
         error_title=error.title if error else "",
     )
     return message
+
+
+def record_statuses(*, statuses: list[tuple[BusinessNumber, StatusUpdate]]) -> None:
+    """``record_status`` for a batch of status updates (the bulk of a busy number's webhooks), in a handful
+    of queries: every status event kept, each known message moved forward once to the best status in the
+    batch, one ``message.status_changed`` per message that moved.
+
+    The messages are locked in id order, so two batches never deadlock on them. Statuses for a wamid no
+    outbound message has yet go through ``record_status`` one by one (it may match our idempotency key).
+    """
+    if not statuses:
+        return
+    MessageStatusEvent.objects.bulk_create([_status_event(number=number, status=status) for number, status in statuses], ignore_conflicts=True)
+    wamids = {status.wamid for _number, status in statuses}
+    messages = {
+        message.wamid: message
+        for message in Message.objects.select_for_update(of=("self",))
+        .filter(wamid__in=wamids, direction=Direction.OUTBOUND)
+        .select_related("conversation")
+        .order_by("pk")
+    }
+    moved: dict[int, Message] = {}
+    for number, status in statuses:
+        message = messages.get(status.wamid)
+        if message is None:
+            record_status(number=number, status=status)
+            continue
+        error = status.first_error
+        if _advance_in_memory(message=message, status=status.status, at=status.timestamp,
+                              error_code=error.code if error else None, error_title=error.title if error else ""):
+            moved[message.pk] = message
+    if not moved:
+        return
+    Message.objects.bulk_update(list(moved.values()), ["status", "status_at", "error_code", "error_title"])
+    by_number: dict[int, list[dict]] = {}
+    for message in moved.values():
+        by_number.setdefault(message.conversation.number_id, []).append(_status_changed_payload(message))
+    for number_id, payloads in by_number.items():
+        publish_events(number_id=number_id, events=[(events.MESSAGE_STATUS_CHANGED, payload) for payload in payloads])
+
+
+def _status_event(*, number: BusinessNumber, status: StatusUpdate) -> MessageStatusEvent:
+    error = status.first_error
+    return MessageStatusEvent(
+        wamid=status.wamid,
+        status=status.status,
+        timestamp=status.timestamp,
+        number=number,
+        recipient_wa_id=status.recipient.wa_id or "",
+        recipient_user_id=status.recipient.user_id or "",
+        error_code=error.code if error else None,
+        error_title=(error.title if error else "")[:300],
+        payload=status.raw,
+    )
+
+
+def _advance_in_memory(*, message: Message, status: str, at: datetime, error_code: int | None, error_title: str) -> bool:
+    """Move a locked message's status forward, never back; whether it moved (nothing is saved here)."""
+    if STATUS_RANK[status] <= message.status_rank:
+        return False
+    message.status = status
+    message.status_at = at
+    if status == MessageStatus.FAILED:
+        message.error_code = error_code
+        message.error_title = error_title[:300]
+    return True
+
+
+def _status_changed_payload(message: Message) -> events.MessageStatusChanged:
+    return {
+        "message_id": message.pk,
+        "conversation_id": message.conversation_id,
+        "wamid": message.wamid or "",
+        "status": message.status,
+        "error": {"code": message.error_code, "title": message.error_title} if message.status == MessageStatus.FAILED else None,
+    }
 
 
 def _outbound_awaiting_wamid(*, key) -> Message | None:
@@ -201,23 +354,11 @@ def register_sent_message(*, message: Message, wamid: str) -> Message:
 
 def advance_message_status(*, message: Message, status: str, at: datetime, error_code: int | None, error_title: str) -> None:
     """Precondition: ``message`` is locked (select_for_update) by the caller's transaction."""
-    if STATUS_RANK[status] <= message.status_rank:
+    if not _advance_in_memory(message=message, status=status, at=at, error_code=error_code, error_title=error_title):
         return
-    message.status = status
-    message.status_at = at
-    if status == MessageStatus.FAILED:
-        message.error_code = error_code
-        message.error_title = error_title[:300]
     message.save(update_fields=["status", "status_at", "error_code", "error_title"])
     number_id = BusinessNumber.objects.filter(conversations__id=message.conversation_id).values_list("pk", flat=True).get()
-    payload: events.MessageStatusChanged = {
-        "message_id": message.pk,
-        "conversation_id": message.conversation_id,
-        "wamid": message.wamid or "",
-        "status": message.status,
-        "error": {"code": message.error_code, "title": message.error_title} if status == MessageStatus.FAILED else None,
-    }
-    publish_event(number_id=number_id, type=events.MESSAGE_STATUS_CHANGED, payload=payload)
+    publish_event(number_id=number_id, type=events.MESSAGE_STATUS_CHANGED, payload=_status_changed_payload(message))
 
 
 @transaction.atomic
