@@ -10,9 +10,9 @@ from webhooks.simulation import envelope, signed_request
 @pytest.fixture(autouse=True)
 def _no_drain_left_flagged():
     """A drain flag left in the process-wide cache by one test would keep the next test's events pending."""
-    from django.core.cache import cache
+    from webhooks.services import flags
 
-    cache.delete_many([f"webhooks:drain:{slot}" for slot in range(8)])
+    flags.delete(*[f"webhooks:drain:{slot}" for slot in range(8)])
 
 
 @pytest.fixture

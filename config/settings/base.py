@@ -197,12 +197,13 @@ MEDIA_DOWNLOAD_MAX_RETRIES = env.int("MEDIA_DOWNLOAD_MAX_RETRIES", default=6)
 WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=30.0)
 # An event still pending this long after it was stored is re-enqueued by the sweep.
 WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=60.0)
-# Processing drains (webhooks/services.py): events per round between flag refreshes and backlog checks,
-# drains at most at once, seconds a drain runs before it yields the worker, and how long a drain's flag
-# outlives a worker that died holding it.
+# Processing drains (webhooks/services.py): events per round (one batch), drains at most at once, seconds
+# a drain runs before it yields the worker, seconds the first drain waits for more work before it stops,
+# and how long a drain's flag outlives a worker that died holding it.
 WEBHOOK_DRAIN_BATCH = env.int("WEBHOOK_DRAIN_BATCH", default=100)
 WEBHOOK_DRAIN_CONCURRENCY = env.int("WEBHOOK_DRAIN_CONCURRENCY", default=2)
 WEBHOOK_DRAIN_SECONDS = env.float("WEBHOOK_DRAIN_SECONDS", default=20.0)
+WEBHOOK_DRAIN_LINGER_SECONDS = env.float("WEBHOOK_DRAIN_LINGER_SECONDS", default=1.0)
 WEBHOOK_DRAIN_CLAIM_SECONDS = env.int("WEBHOOK_DRAIN_CLAIM_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE = {
     "sweep-unprocessed-webhook-events": {

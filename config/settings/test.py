@@ -24,3 +24,5 @@ DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 # Throttle counters live in the cache across the whole in-process suite; the throttle test sets its own.
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "10000/min", "user": "100000/min", "auth": "10000/min"}}  # noqa: F405
+# Celery runs eagerly here: a lingering drain would hold up every request that stores a webhook.
+WEBHOOK_DRAIN_LINGER_SECONDS = 0.0

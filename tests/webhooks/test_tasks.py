@@ -177,3 +177,81 @@ def test_sweep_replaces_a_drain_flag_left_by_a_dead_worker(number, settings):
     event = stored_event()
     assert sweep_pending_webhook_events.apply().get() == 1
     assert state_of(event) == WebhookEventState.PROCESSED
+
+
+@pytest.mark.django_db(transaction=True)  # the late delivery commits from another thread
+def test_a_lingering_drain_takes_deliveries_that_arrive_soon_after_without_a_new_task(number, settings, enqueued):
+    import threading
+    import time
+
+    from django.db import connection
+
+    settings.WEBHOOK_DRAIN_LINGER_SECONDS = 1.5
+    first = stored_event(wamid="wamid.FIRST")
+    late = []
+
+    def deliver_later():
+        time.sleep(0.3)
+        try:
+            late.append(stored_event(wamid="wamid.LATE"))
+            services.request_processing()  # the flag is still set: no task
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=deliver_later)
+    thread.start()
+    started = time.monotonic()
+    processed = services.drain_webhook_events()
+    thread.join()
+    assert processed == 2
+    assert state_of(first) == state_of(late[0]) == WebhookEventState.PROCESSED
+    assert enqueued == []
+    assert 1.5 <= time.monotonic() - started < 5  # it waited out its linger after the last event, then stopped
+    assert cache.get("webhooks:drain:0") is None
+
+
+def test_a_drain_that_falls_behind_brings_in_a_second_one_before_its_rounds_are_full(number, settings, enqueued, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.WEBHOOK_DRAIN_CONCURRENCY = 2
+    waiting = [stored_event(wamid=f"wamid.WAITED{n}") for n in range(3)]
+    WebhookEvent.objects.filter(pk__in=[e.pk for e in waiting]).update(received_at=timezone.now() - timedelta(seconds=5))
+    real = services.process_pending_webhook_events
+    # Rounds that never fill up (a slow worker): only the events' age can bring the second drain in.
+    monkeypatch.setattr(services, "process_pending_webhook_events", lambda *, limit: real(limit=1))
+    assert services.drain_webhook_events() == 3
+    assert enqueued == [1]
+
+
+def test_a_drain_that_keeps_up_works_alone(number, settings, enqueued, monkeypatch):
+    settings.WEBHOOK_DRAIN_CONCURRENCY = 2
+    for n in range(3):
+        stored_event(wamid=f"wamid.FRESH{n}")
+    real = services.process_pending_webhook_events
+    monkeypatch.setattr(services, "process_pending_webhook_events", lambda *, limit: real(limit=1))
+    assert services.drain_webhook_events() == 3
+    assert enqueued == []
+
+
+def test_drain_flags_live_in_redis_when_there_is_redis(settings):
+    import os
+
+    import redis
+
+    settings.REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    direct = redis.Redis.from_url(settings.REDIS_URL)
+    key = "webhooks:drain:test-flag"
+    try:
+        assert services.flags.add(key, "queued", ttl=60) is True
+        assert services.flags.add(key, "queued", ttl=60) is False  # one drain per slot
+        assert direct.get(key) == b"queued" and 0 < direct.ttl(key) <= 60
+        services.flags.set(key, "running", ttl=30)
+        assert direct.get(key) == b"running" and direct.ttl(key) <= 30
+        services.flags.delete(key)
+        assert direct.get(key) is None
+        assert services.flags.add(key, "queued", ttl=60) is True
+    finally:
+        direct.delete(key)
+        direct.close()

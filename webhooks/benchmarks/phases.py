@@ -125,6 +125,13 @@ class Bench:
         self.redis = redis.Redis(port=self.o.redis_port)
         self.log(f"  up; logs in {self.o.log_dir}")
 
+    def log_cpu(self, before: dict[str, float], seconds: float) -> None:
+        """Where the cores went during a phase (wrk's own CPU is not counted: it is not our child)."""
+        after = self.procs.cpu_snapshot()
+        used = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
+        parts = ", ".join(f"{name} {cores:.2f}" for name, cores in sorted(used.items(), key=lambda kv: -kv[1]))
+        self.log(f"  cores used: {parts} (of {__import__('os').cpu_count()})")
+
     def signed(self, payload: dict) -> tuple[bytes, str]:
         body = to_wire(payload)
         return body, sign_body(raw_body=body, app_secret=self.secret)
@@ -140,11 +147,11 @@ class Bench:
 
     def discard_backlog(self) -> None:
         """Drop queued tasks and pending events so the next phase starts with an idle worker."""
-        from django.core.cache import cache
+        from webhooks.services import flags
 
         self.redis.delete("celery")
         WebhookEvent.objects.filter(state=WebhookEventState.PENDING).delete()
-        cache.delete_many([f"webhooks:drain:{slot}" for slot in range(settings.WEBHOOK_DRAIN_CONCURRENCY)])
+        flags.delete(*[f"webhooks:drain:{slot}" for slot in range(settings.WEBHOOK_DRAIN_CONCURRENCY)])
 
     # --- 1. ingest -------------------------------------------------------------------------------------
 
@@ -162,8 +169,10 @@ class Bench:
         first_id = (WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
         self.log(f"(load {self.load()}) "
                  f"1. ingest: {o.connections} connections x {o.duration:.0f}s of signed {size}-byte webhooks ({tool}) ...")
+        cpu_before = self.procs.cpu_snapshot()
         result = clients.run_load(port=self.web_port, path="/api/webhook", requests=requests, connections=o.connections,
                                   seconds=o.duration, use_wrk=use_wrk)
+        self.log_cpu(cpu_before, result.seconds)
         stored = WebhookEvent.objects.filter(pk__gte=first_id).count()
         applied = WebhookEvent.objects.filter(pk__gte=first_id).exclude(state=WebhookEventState.PENDING).count()
         self.log(f"  {result.requests:,} requests, {result.ok:,} 2xx, {result.errors:,} errors; {stored:,} events stored, "
@@ -268,7 +277,10 @@ class Bench:
         self.log(f"(load {self.load()}) "
                  f"3. end to end: {total:,} webhooks at {o.e2e_rate:.0f}/s -> frames at a /ws/inbox/ client ...")
         bodies = [(f"wamid.E2E{n}", *self.signed(self.inbound(f"wamid.E2E{n}", 1 + (7 * n) % o.conversations))) for n in range(total)]
+        cpu_before = self.procs.cpu_snapshot()
+        started = time.perf_counter()
         result = asyncio.run(self._e2e(bodies))
+        self.log_cpu(cpu_before, time.perf_counter() - started)
         sent_at, received_at, post_latency, statuses = result
         latencies = [received_at[w] - sent_at[w] for w in received_at if w in sent_at]
         p50, p99, mx = clients.quantiles_ms(latencies)

@@ -90,6 +90,22 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time of every live PostgreSQL process on the machine (the server's own and its backends)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, rest = text.split("(", 1)[1].rsplit(")", 1)
+        if name.startswith("postgres"):
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 @dataclass
 class Processes:
     logs: Path
@@ -117,6 +133,15 @@ class Processes:
                 self.stop(process)
             except ProcessLookupError:
                 pass
+
+    def cpu_snapshot(self) -> dict[str, float]:
+        """CPU seconds so far of each process the bench started (with its children), PostgreSQL's, and this
+        process's (the load generator's)."""
+        snapshot = {name: cpu_seconds(process.pid) for name, process in self.started}
+        snapshot["postgres"] = postgres_cpu_seconds()
+        own = os.times()
+        snapshot["load generator"] = own.user + own.system
+        return snapshot
 
     def check_alive(self) -> None:
         for name, process in self.started:
