@@ -263,11 +263,17 @@ def merge_contacts(*, keep: Contact, duplicate: Contact) -> ContactMerge:
 
 
 def _recompute_conversation_summary(*, conversation, fallback: dict) -> None:
-    """Last message and customer-window fields from the messages the conversation now holds; ``fallback``
+    """Last message and customer-window fields from the messages the conversation now holds, and what each
+    reader has read of them; ``fallback``
     (the two merged conversations' own values) only where it holds no such message. Outbound reactions
     are not shown in the thread, so they never were the last message."""
-    from conversations.models import Conversation, Direction
+    from conversations.models import Conversation, Direction, Message, ReadState
 
+    # Messages moved in keep their ids: each reader has read those up to their last read id, as before.
+    inbound = Message.objects.filter(conversation=conversation, direction=Direction.INBOUND)
+    for state in ReadState.objects.filter(conversation=conversation):
+        state.read_inbound_count = inbound.filter(id__lte=state.last_read_message_id).count()
+        state.save(update_fields=["read_inbound_count"])
     shown = conversation.messages.exclude(direction=Direction.OUTBOUND, type="reaction")
     latest = shown.order_by("-timestamp", "-id").first()
     latest_inbound = shown.filter(direction=Direction.INBOUND).order_by("-timestamp", "-id").first()

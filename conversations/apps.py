@@ -1,6 +1,14 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate, pre_migrate
 
 
 class ConversationsConfig(AppConfig):
     name = "conversations"
     verbose_name = "Conversations"
+
+    def ready(self):
+        from conversations import sqlite_triggers
+
+        # SQLite only (the embedded mode): see conversations/sqlite_triggers.py.
+        pre_migrate.connect(sqlite_triggers.drop_triggers, sender=self, dispatch_uid="conversations-sqlite-triggers-drop")
+        post_migrate.connect(sqlite_triggers.create_triggers, sender=self, dispatch_uid="conversations-sqlite-triggers-create")

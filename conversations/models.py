@@ -49,11 +49,16 @@ class Conversation(models.Model):
     last_message_direction = models.CharField(max_length=3, blank=True, default="")
     # Meta's timestamp of the customer's latest message: opens the 24-hour customer service window.
     last_inbound_at = models.DateTimeField(null=True, blank=True)
+    # How many customer messages the conversation holds. Kept by database triggers on the messages table
+    # (migration 0003), whoever inserts, moves or deletes them; unread counts are this minus what each
+    # staff member had read (ReadState.read_inbound_count), with no count over the messages table.
+    inbound_count = models.BigIntegerField(default=0, db_default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["number", "contact"], name="conversation_one_per_number_contact"),
+            models.CheckConstraint(condition=models.Q(inbound_count__gte=0), name="conversation_inbound_count_not_negative"),
         ]
         indexes = [models.Index(fields=["number", "-last_message_at", "-id"], name="conversation_activity")]
 
@@ -263,6 +268,8 @@ class ReadState(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="read_states")
     # Message ids grow in arrival order, so a late-arriving old message still counts as unread.
     last_read_message_id = models.BigIntegerField(default=0)
+    # The conversation's inbound_count when it was read: unread = inbound_count - read_inbound_count.
+    read_inbound_count = models.BigIntegerField(default=0, db_default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

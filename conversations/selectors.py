@@ -2,8 +2,8 @@
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
 
 from contacts.selectors import contact_matches
 from conversations.models import (
@@ -15,7 +15,6 @@ from conversations.models import (
     Message,
     MessageTemplate,
     Reaction,
-    ReadState,
 )
 
 
@@ -31,19 +30,9 @@ def conversation_list(
     *, user, phone_number_id: str | None = None, unread_only: bool = False, search: str = ""
 ) -> QuerySet[Conversation]:
     """Conversations the user may see, newest activity first, each with this user's ``unread_count``."""
-    last_read = ReadState.objects.filter(user=user, conversation=OuterRef("pk")).values("last_read_message_id")[:1]
-    unread = (
-        Message.objects.filter(conversation=OuterRef("pk"), direction=Direction.INBOUND, id__gt=OuterRef("last_read_id"))
-        .order_by()
-        .values("conversation")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
     conversations = (
-        Conversation.objects.filter(number__in=visible_numbers(user=user))
+        _with_unread_count(user=user)
         .select_related("contact", "number")
-        .annotate(last_read_id=Coalesce(Subquery(last_read, output_field=IntegerField()), Value(0)))
-        .annotate(unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)))
         # Clients count an event's message as unread only when it is newer than this (so replaying
         # an event the page already reflects never counts it twice).
         .annotate(
@@ -63,9 +52,20 @@ def conversation_list(
     return conversations
 
 
+def _with_unread_count(*, user) -> QuerySet[Conversation]:
+    """Visible conversations annotated with this user's ``unread_count``: customer messages the
+    conversation holds minus those it held when the user last read it (a counter on each row, no COUNT
+    over the messages table)."""
+    return (
+        Conversation.objects.filter(number__in=visible_numbers(user=user))
+        .annotate(my_read=FilteredRelation("read_states", condition=Q(read_states__user=user)))
+        .annotate(unread_count=Greatest(F("inbound_count") - Coalesce(F("my_read__read_inbound_count"), Value(0)), Value(0)))
+    )
+
+
 def unread_total(*, user) -> int:
     """All of the user's unread messages, across every conversation (not only a loaded page)."""
-    return conversation_list(user=user).aggregate(total=Sum("unread_count"))["total"] or 0
+    return _with_unread_count(user=user).aggregate(total=Sum("unread_count"))["total"] or 0
 
 
 def conversation_for_user(*, user, conversation_id: int) -> Conversation | None:

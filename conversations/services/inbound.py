@@ -365,9 +365,14 @@ def advance_message_status(*, message: Message, status: str, at: datetime, error
 def mark_conversation_read(*, user, conversation: Conversation) -> ReadState:
     """Everything in the conversation up to now counts as read for this user (and only this user);
     the user's other tabs hear of it."""
+    # The conversation's row lock orders this read against inserts (their trigger updates the row), so the
+    # newest id and the count of customer messages describe the same set of messages.
+    inbound_count = Conversation.objects.select_for_update().values_list("inbound_count", flat=True).get(pk=conversation.pk)
     latest = conversation.messages.aggregate(latest=Max("id"))["latest"] or 0
     state, _created = ReadState.objects.get_or_create(user=user, conversation=conversation)
-    moved = ReadState.objects.filter(pk=state.pk, last_read_message_id__lt=latest).update(last_read_message_id=latest)
+    moved = ReadState.objects.filter(pk=state.pk, last_read_message_id__lt=latest).update(
+        last_read_message_id=latest, read_inbound_count=inbound_count
+    )
     state.refresh_from_db()
     if moved and conversation.number.send_read_receipts:
         from conversations.tasks import send_read_receipt_task
