@@ -27,6 +27,7 @@ from conversations.models import (
     Reaction,
     ReadState,
 )
+from conversations.services.batch_update import update_rows
 from conversations.services.media import expect_inbound_media
 from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
 from realtime import events
@@ -111,15 +112,15 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     stored = Message.objects.bulk_create([row for _item, row in fresh])
     for message in stored:
         Message.media.related.set_cached_value(message, expect_inbound_media(message=message))
-    latest: dict[int, Message] = {}
-    for message in stored:  # ties on Meta's one-second timestamps: the later delivery wins, as one by one
-        if message.conversation_id not in latest or latest[message.conversation_id].timestamp <= message.timestamp:
-            latest[message.conversation_id] = message
+    # The rows are locked and current (see _conversations_for): the summaries move forward in memory, by
+    # the rule of touch_conversation, in delivery order (ties on Meta's one-second timestamps: the later
+    # delivery wins), and are written back in one UPDATE.
     by_id = {conversation.pk: conversation for conversation in conversations.values()}
-    for conversation_id, message in sorted(latest.items()):
-        touch_conversation(conversation=by_id[conversation_id], message=message)
+    touched = {message.conversation_id: by_id[message.conversation_id] for message in stored}
+    for message in stored:
+        _advance_summary(conversation=by_id[message.conversation_id], message=message)
+    update_rows(objects=list(touched.values()), fields=SUMMARY_FIELDS)
     contacts = {item.contact.pk: item.contact for item in items}
-    touched = {c.pk: c for c in Conversation.objects.filter(pk__in=latest)}
     for conversation in touched.values():
         conversation.contact = contacts[conversation.contact_id]
     reactions: dict[str, list[Reaction]] = {}
@@ -151,10 +152,27 @@ def _conversations_for(*, items: list[InboundItem]) -> dict[tuple[int, int], Con
     }
     for key, item in wanted.items():
         if key not in found:
-            found[key] = get_or_create_conversation(
+            created = get_or_create_conversation(
                 number=item.number, contact=item.contact, at=item.message.timestamp, preview=item.message.preview
             )
+            # Another worker may have created it first and be touching it: lock it and read it as it is.
+            found[key] = Conversation.objects.select_for_update(of=("self",)).get(pk=created.pk)
     return found
+
+
+SUMMARY_FIELDS = ["last_message_at", "last_message_preview", "last_message_direction", "last_inbound_at"]
+
+
+def _advance_summary(*, conversation: Conversation, message: Message) -> None:
+    """``touch_conversation`` on a locked row in memory."""
+    if conversation.last_message_at <= message.timestamp:
+        conversation.last_message_at = message.timestamp
+        conversation.last_message_preview = message.preview[:300]
+        conversation.last_message_direction = message.direction
+    if message.direction == Direction.INBOUND and (
+        conversation.last_inbound_at is None or conversation.last_inbound_at < message.timestamp
+    ):
+        conversation.last_inbound_at = message.timestamp
 
 
 def _inbound_row(*, conversation: Conversation, message: InboundMessage) -> Message:
@@ -282,7 +300,7 @@ def record_statuses(*, statuses: list[tuple[BusinessNumber, StatusUpdate]]) -> N
             moved[message.pk] = message
     if not moved:
         return
-    Message.objects.bulk_update(list(moved.values()), ["status", "status_at", "error_code", "error_title"])
+    update_rows(objects=list(moved.values()), fields=["status", "status_at", "error_code", "error_title"])
     by_number: dict[int, list[dict]] = {}
     for message in moved.values():
         by_number.setdefault(message.conversation.number_id, []).append(_status_changed_payload(message))

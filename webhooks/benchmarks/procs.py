@@ -77,32 +77,35 @@ def descendants(pid: int) -> list[int]:
     return children + [d for c in children for d in descendants(c)]
 
 
+def _own_and_reaped_cpu(pid: int) -> float:
+    """User + system CPU of a process, plus that of the children it has reaped (cutime/cstime): a gunicorn
+    worker replaced or a PostgreSQL backend that exited still counts, through its parent."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its descendants (live ones only)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+    """CPU time of a process and all its descendants, those that exited included."""
     total = 0.0
     for p in [pid, *descendants(pid)]:
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
+            total += _own_and_reaped_cpu(p)
         except OSError:
             pass
     return total
 
 
 def postgres_cpu_seconds() -> float:
-    """CPU time of every live PostgreSQL process on the machine (the server's own and its backends)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+    """CPU time of the PostgreSQL server: every live postgres process, plus the backends that exited
+    (reaped by the postmaster, so counted in its cutime/cstime)."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
-        except OSError:
+            if text.split("(", 1)[1].rsplit(")", 1)[0].startswith("postgres"):
+                total += _own_and_reaped_cpu(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
             continue
-        name, rest = text.split("(", 1)[1].rsplit(")", 1)
-        if name.startswith("postgres"):
-            fields = rest.split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
     return total
 
 
