@@ -112,6 +112,11 @@ class _Flags:
         else:
             cache.set(key, value, timeout=ttl)
 
+    def get(self, key: str) -> str | None:
+        client = self._redis()
+        value = client.get(key) if client else cache.get(key)
+        return value.decode() if isinstance(value, bytes) else value
+
     def delete(self, *keys: str) -> None:
         client = self._redis()
         if client:
@@ -129,7 +134,7 @@ def request_processing(*, slot: int = 0) -> bool:
 
     flag = _drain_flag(slot)
     try:
-        if not flags.add(flag, "queued", ttl=settings.WEBHOOK_DRAIN_CLAIM_SECONDS):
+        if not flags.add(flag, _stamp("queued"), ttl=settings.WEBHOOK_DRAIN_CLAIM_SECONDS):
             return True
         drain_webhook_events_task.delay(slot)
     except Exception:
@@ -169,7 +174,7 @@ def drain_webhook_events(*, slot: int = 0) -> int:
     try:
         while True:
             if time.monotonic() - flag_set_at > refresh_every:
-                flags.set(flag, "running", ttl=settings.WEBHOOK_DRAIN_CLAIM_SECONDS)
+                flags.set(flag, _stamp("running"), ttl=settings.WEBHOOK_DRAIN_CLAIM_SECONDS)
                 flag_set_at = time.monotonic()
             round_started = time.monotonic()
             done = process_pending_webhook_events(limit=round_size)
@@ -480,11 +485,27 @@ def sweep_pending_webhook_events() -> int:
     cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_SWEEP_GRACE_SECONDS)
     stale = WebhookEvent.objects.filter(state=WebhookEventState.PENDING, received_at__lt=cutoff).count()
     if stale:
-        # A flag held for longer than the grace period belongs to a drain that is not coming.
+        # A drain refreshes its flag every third of WEBHOOK_DRAIN_CLAIM_SECONDS; one not refreshed for half
+        # of it belongs to a drain that is not coming (its worker died): make way for a new one.
         with suppress(Exception):
-            flags.delete(_drain_flag(0))
+            if _flag_age(flags.get(_drain_flag(0))) > settings.WEBHOOK_DRAIN_CLAIM_SECONDS / 2:
+                flags.delete(_drain_flag(0))
         request_processing()
     return stale
+
+
+def _stamp(state: str) -> str:
+    return f"{state} {time.time():.3f}"
+
+
+def _flag_age(value: str | None) -> float:
+    """Seconds since a drain flag was set or refreshed; 0 when there is none (nothing to replace)."""
+    if not value:
+        return 0.0
+    try:
+        return time.time() - float(value.rsplit(" ", 1)[-1])
+    except ValueError:
+        return float("inf")
 
 
 

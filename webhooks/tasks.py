@@ -10,7 +10,11 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 @shared_task(
-    acks_late=True,
+    # Acknowledged when it starts, unlike the other tasks. A drain's work is the pending rows, not its
+    # message: if its worker dies, the flag goes stale and the sweep starts another. A drain runs for
+    # seconds, and a late-ack message still unacknowledged when Redis drops made the worker exit
+    # ("Unrecoverable error" in kombu's restore of unacked messages; the Redis fault drill).
+    acks_late=False,
     autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=2,
     retry_backoff_max=60,

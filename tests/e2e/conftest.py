@@ -163,6 +163,8 @@ def stack_env(*, database_url: str, redis_url: str, **overrides: str) -> dict[st
         META_GRAPH_API_URL=settings.META_GRAPH_API_URL,
         WEBHOOK_SWEEP_INTERVAL_SECONDS="1",
         WEBHOOK_SWEEP_GRACE_SECONDS="1",
+        # A killed worker's drain flag goes stale in 3 s (refreshed every 2 s while its drain lives).
+        WEBHOOK_DRAIN_CLAIM_SECONDS="6",
         DJANGO_CONN_MAX_AGE="0",
         PYTHONUNBUFFERED="1",
         # Retries a test can wait for: Graph API backoff from 0.2 s, two media download retries.

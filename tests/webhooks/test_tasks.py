@@ -146,7 +146,7 @@ def test_a_drain_past_its_time_budget_yields_the_worker_and_keeps_its_flag(numbe
         stored_event(wamid=f"wamid.BUDGET{n}")
     assert services.drain_webhook_events(slot=0) == 2
     assert enqueued == [0]  # its continuation, behind whatever else is queued
-    assert cache.get("webhooks:drain:0") == "running"
+    assert cache.get("webhooks:drain:0").startswith("running ")
     assert WebhookEvent.objects.filter(state=WebhookEventState.PENDING).count() == 3
 
 
@@ -172,11 +172,28 @@ def test_sweep_requests_a_drain_only_for_events_pending_past_the_grace_period(nu
 
 
 def test_sweep_replaces_a_drain_flag_left_by_a_dead_worker(number, settings):
+    import time
+
     settings.WEBHOOK_SWEEP_GRACE_SECONDS = 0
-    cache.add("webhooks:drain:0", "running")  # its worker was killed mid-drain
+    settings.WEBHOOK_DRAIN_CLAIM_SECONDS = 60
+    cache.add("webhooks:drain:0", f"running {time.time() - 31:.3f}")  # not refreshed for 31 s: its worker died
     event = stored_event()
     assert sweep_pending_webhook_events.apply().get() == 1
     assert state_of(event) == WebhookEventState.PROCESSED
+
+
+def test_sweep_leaves_a_live_drains_flag_alone(number, settings, enqueued):
+    import time
+
+    settings.WEBHOOK_SWEEP_GRACE_SECONDS = 0
+    settings.WEBHOOK_DRAIN_CLAIM_SECONDS = 60
+    live = f"running {time.time() - 5:.3f}"  # refreshed 5 s ago: that drain will get to the events
+    cache.add("webhooks:drain:0", live)
+    event = stored_event()
+    assert sweep_pending_webhook_events.apply().get() == 1
+    assert enqueued == []
+    assert cache.get("webhooks:drain:0") == live
+    assert state_of(event) == WebhookEventState.PENDING
 
 
 @pytest.mark.django_db(transaction=True)  # the late delivery commits from another thread
