@@ -6,6 +6,8 @@ from contacts.models import Contact
 
 def contact_matches(text: str, *, prefix: str = "") -> Q:
     """Name, username or phone; a phone may be typed in any format ("+44 7700 900461", "07700900461")."""
+    # PostgreSQL text cannot hold NUL, so no contact field contains one; PostgreSQL refuses it in a pattern.
+    text = text.replace("\x00", "")
     condition = (
         Q(**{f"{prefix}custom_name__icontains": text})
         | Q(**{f"{prefix}profile_name__icontains": text})

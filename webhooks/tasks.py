@@ -25,6 +25,6 @@ def drain_webhook_events_task(slot: int = 0) -> int:
     return services.drain_webhook_events(slot=slot)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=False)  # periodic and idempotent: a lost run is the next run (see the drain's note)
 def sweep_pending_webhook_events() -> int:
     return services.sweep_pending_webhook_events()

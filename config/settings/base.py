@@ -199,7 +199,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 TASK_RETRY_BACKOFF_SECONDS = env.float("TASK_RETRY_BACKOFF_SECONDS", default=2.0)
 MEDIA_DOWNLOAD_MAX_RETRIES = env.int("MEDIA_DOWNLOAD_MAX_RETRIES", default=6)
 WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=30.0)
-# An event still pending this long after it was stored is re-enqueued by the sweep.
+# An event still pending this long after it was stored makes the sweep request a drain.
 WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=60.0)
 # Processing drains (webhooks/services.py): events per round (one batch), drains at most at once, seconds
 # a drain runs before it yields the worker, seconds the first drain waits for more work before it stops,
