@@ -31,7 +31,11 @@ class WebhookEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
-        indexes = [models.Index(fields=["state", "received_at"], name="webhook_event_state")]
+        indexes = [
+            models.Index(fields=["state", "received_at"], name="webhook_event_state"),
+            # The drains' queue: only pending rows, in arrival (id) order; it stays as small as the backlog.
+            models.Index(fields=["id"], condition=models.Q(state="pending"), name="webhook_event_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"webhook event {self.pk} ({self.state})"

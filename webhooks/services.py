@@ -72,12 +72,13 @@ def store_webhook_event(*, raw_body: bytes, payload: dict, signature: str) -> We
 #
 # The webhook does not enqueue a task per delivery (a Celery publish costs more than the INSERT). It sets a
 # flag in Redis, "a drain is queued or running", and enqueues a drain only when it set the flag. A drain
-# processes pending events one short transaction at a time, oldest first, until none is left. Before it
-# stops it clears the flag and looks once more: a delivery committed before the flag was cleared is seen by
-# that last look, one committed after it sets the flag again and enqueues a new drain, so none is stranded.
-# With a backlog a drain asks for a second one (slot 1, ...) up to WEBHOOK_DRAIN_CONCURRENCY; rows are
-# claimed with SKIP LOCKED, so drains never wait for each other. The beat sweep covers the rest (Redis was
-# down, a worker died holding a flag: the flag expires after WEBHOOK_DRAIN_CLAIM_SECONDS).
+# processes pending events in rounds, oldest first (process_pending_webhook_events), until none is left and
+# its linger is over. Before it stops it clears the flag and looks once more: a delivery committed before
+# the flag was cleared is seen by that last look, one committed after it sets the flag again and enqueues a
+# new drain, so none is stranded. With a backlog, or events waiting too long, a drain asks for a second one
+# (slot 1, ...) up to WEBHOOK_DRAIN_CONCURRENCY; rows are claimed with SKIP LOCKED, so drains never wait for
+# each other. The beat sweep covers the rest (Redis was down; a worker died holding a flag, which then goes
+# stale: a live drain refreshes it every third of WEBHOOK_DRAIN_CLAIM_SECONDS, and it expires after all of it).
 
 
 def _drain_flag(slot: int) -> str:
@@ -234,7 +235,7 @@ def process_pending_webhook_events(*, limit: int) -> int:
         claimed = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
             .filter(state=WebhookEventState.PENDING)
-            .order_by("received_at", "pk")[:limit]
+            .order_by("pk")[:limit]  # arrival order, straight off the partial index of pending rows
         )
         if not claimed:
             return 0

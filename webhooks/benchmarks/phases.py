@@ -407,24 +407,14 @@ class Bench:
     async def _idle_sockets(self, pid: int):
         token = self.access_token()
         sockets: list[clients.WebSocket] = []
+        holders: list[asyncio.Task] = []
         failures: list[str] = []
         gate = asyncio.Semaphore(50)
-
-        async def open_one():
-            async with gate:
-                try:
-                    sockets.append(await asyncio.wait_for(clients.WebSocket.connect(self.ws_port, f"/ws/inbox/?token={token}"), 30))
-                except (TimeoutError, OSError, clients.WebSocketClosed) as exc:
-                    failures.append(repr(exc))
-
-        started = time.perf_counter()
-        await asyncio.gather(*(open_one() for _ in range(self.o.sockets)))
-        seconds = time.perf_counter() - started
-        if failures:
-            self.log(f"  {len(failures)} failed, e.g. {failures[0]}")
         closed = 0
 
         async def hold(ws):
+            # Read (and so answer Daphne's pings) from the moment a socket is open: opening thousands takes
+            # longer than Daphne's ping timeout, and an unread socket would be closed as dead.
             nonlocal closed
             try:
                 while True:
@@ -432,7 +422,21 @@ class Bench:
             except clients.WebSocketClosed:
                 closed += 1
 
-        holders = [asyncio.create_task(hold(ws)) for ws in sockets]
+        async def open_one():
+            async with gate:
+                try:
+                    ws = await asyncio.wait_for(clients.WebSocket.connect(self.ws_port, f"/ws/inbox/?token={token}"), 30)
+                except (TimeoutError, OSError, clients.WebSocketClosed) as exc:
+                    failures.append(repr(exc))
+                    return
+                sockets.append(ws)
+                holders.append(asyncio.create_task(hold(ws)))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(open_one() for _ in range(self.o.sockets)))
+        seconds = time.perf_counter() - started
+        if failures:
+            self.log(f"  {len(failures)} failed, e.g. {failures[0]}")
         await asyncio.sleep(self.o.socket_hold)
         self.idle_rss = procs.rss_kib(pid)
         alive = len(sockets) - closed
