@@ -32,26 +32,22 @@ MAX_EVENTS_PER_MESSAGE = 50
 
 def publish_event(*, number_id: int, type: str, payload: dict, user_id: int | None = None) -> Event:
     """Log the event and push it after commit to everyone who may see the number (or to one user)."""
-    if type not in EVENT_TYPES:
-        raise ValueError(f"unknown realtime event type {type!r}")
-    event = Event.objects.create(number_id=number_id, user_id=user_id, type=type, payload=payload)
-    envelope: Envelope = {"id": event.pk, "type": type, "number_id": number_id, "payload": payload}
-    group = user_group(user_id) if user_id is not None else number_group(number_id)
-    # One callback per event (not one per transaction): a rolled-back savepoint drops its own events.
-    transaction.on_commit(lambda: push_to_group(group=group, envelope=envelope))
-    return event
+    return publish_events(number_id=number_id, events=[(type, payload)], user_id=user_id)[0]
 
 
-def publish_events(*, number_id: int, events: list[tuple[str, dict]]) -> list[Event]:
-    """``publish_event`` for several ``(type, payload)`` events of one number: one INSERT for their log rows,
-    pushed in this order."""
+def publish_events(*, number_id: int, events: list[tuple[str, dict]], user_id: int | None = None) -> list[Event]:
+    """Log several ``(type, payload)`` events of one number in one INSERT and push them after commit, in this
+    order, to everyone who may see the number (or to one user)."""
     for type, _payload in events:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown realtime event type {type!r}")
-    logged = Event.objects.bulk_create([Event(number_id=number_id, type=type, payload=payload) for type, payload in events])
-    group = number_group(number_id)
+    logged = Event.objects.bulk_create(
+        [Event(number_id=number_id, user_id=user_id, type=type, payload=payload) for type, payload in events]
+    )
+    group = user_group(user_id) if user_id is not None else number_group(number_id)
     for event in logged:
         envelope: Envelope = {"id": event.pk, "type": event.type, "number_id": number_id, "payload": event.payload}
+        # One callback per event (not one per transaction): a rolled-back savepoint drops its own events.
         transaction.on_commit(lambda envelope=envelope: push_to_group(group=group, envelope=envelope))
     return logged
 

@@ -10,9 +10,9 @@ from webhooks.simulation import envelope, signed_request
 @pytest.fixture(autouse=True)
 def _no_drain_left_flagged():
     """A drain flag left in the process-wide cache by one test would keep the next test's events pending."""
-    from webhooks.services import flags
+    from webhooks.services import clear_drain_flags
 
-    flags.delete(*[f"webhooks:drain:{slot}" for slot in range(8)])
+    clear_drain_flags()
 
 
 @pytest.fixture

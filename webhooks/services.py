@@ -129,6 +129,11 @@ class _Flags:
 flags = _Flags()
 
 
+def clear_drain_flags() -> None:
+    """Forget every drain flag (the bench between phases, the tests between tests)."""
+    flags.delete(*[_drain_flag(slot) for slot in range(max(settings.WEBHOOK_DRAIN_CONCURRENCY, 8))])
+
+
 def request_processing(*, slot: int = 0) -> bool:
     """Make sure a drain (in ``slot``) is queued or running; ``False`` if Redis could not be reached."""
     from webhooks.tasks import drain_webhook_events_task
@@ -433,12 +438,6 @@ def _apply_message(*, number: BusinessNumber, change: Change, raw: dict) -> None
             new_wa_id=message.identity_change.new_wa_id,
             new_user_id=message.identity_change.new_user_id,
         )
-
-
-def mark_webhook_event_failed(*, event_id: int, error: str) -> None:
-    WebhookEvent.objects.filter(pk=event_id, state=WebhookEventState.PENDING).update(
-        state=WebhookEventState.FAILED, error=error[:5000]
-    )
 
 
 def select_webhook_event_ids(

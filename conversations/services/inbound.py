@@ -51,32 +51,13 @@ def get_or_create_conversation(*, number: BusinessNumber, contact: Contact, at: 
 
 def receive_inbound_message(*, number: BusinessNumber, contact: Contact, message: InboundMessage) -> Message | None:
     """Store one customer message; ``None`` when this wamid is already stored (a redelivery)."""
-    conversation = get_or_create_conversation(number=number, contact=contact, at=message.timestamp, preview=message.preview)
     try:
         with transaction.atomic():
-            stored = _inbound_row(conversation=conversation, message=message)
-            stored.save(force_insert=True)
+            stored = receive_inbound_messages(items=[InboundItem(number=number, contact=contact, message=message)])
     except IntegrityError:
-        # The unique wamid constraint: another delivery of this message won (or stored it earlier).
+        # The unique wamid constraint: another delivery of this message won while this one was stored.
         return None
-    # The snapshot needs the media row (or its absence) without another query.
-    Message.media.related.set_cached_value(stored, expect_inbound_media(message=stored))
-    touch_conversation(conversation=conversation, message=stored)
-    conversation = Conversation.objects.get(pk=conversation.pk)  # as touched, whoever won the race
-    conversation.contact = contact
-    reactions = Reaction.objects.filter(message_wamid=stored.wamid).select_related("contact")
-    payload: events.MessageCreated = {
-        "message": message_snapshot(stored, reactions),
-        "conversation": conversation_snapshot(conversation),
-    }
-    publish_events(
-        number_id=number.pk,
-        events=[
-            (events.MESSAGE_CREATED, payload),
-            (events.CONVERSATION_UPDATED, {"conversation": payload["conversation"]}),
-        ],
-    )
-    return stored
+    return stored[0] if stored else None
 
 
 @dataclass(frozen=True)
@@ -94,8 +75,8 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     conversation gets one ``conversation.updated`` (its final state) rather than one per message.
 
     Conversations are locked in id order before they are touched, so concurrent batches do not deadlock.
-    A wamid stored concurrently by another worker makes the bulk INSERT fail: the caller's savepoint rolls
-    the batch back and it goes through ``receive_inbound_message`` one by one.
+    A wamid stored concurrently by another worker makes the bulk INSERT raise IntegrityError: the caller's
+    savepoint rolls the batch back (a drain then applies its deliveries one by one).
     """
     if not items:
         return []

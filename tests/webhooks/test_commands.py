@@ -24,7 +24,7 @@ from conversations.models import Message
 from tests.factories import BusinessNumberFactory
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import parse_delivery, parse_message
-from webhooks.services import mark_webhook_event_failed, process_webhook_event, store_webhook_event
+from webhooks.services import process_webhook_event, store_webhook_event
 from webhooks.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, signed_request
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -316,7 +316,7 @@ def store(monkeypatch):
 def test_replay_failed_sync_processes_the_event_once(store):
     BusinessNumberFactory(phone_number_id=PHONE_NUMBER_ID, display_phone_number=DISPLAY_PHONE_NUMBER)
     failed, wamid = store()
-    mark_webhook_event_failed(event_id=failed.pk, error="RuntimeError: boom")
+    WebhookEvent.objects.filter(pk=failed.pk).update(state=WebhookEventState.FAILED, error="RuntimeError: boom")
     untouched, untouched_wamid = store()
 
     result = manage("webhooks_replay", "--failed", "--sync", database=True)
@@ -381,7 +381,7 @@ def test_replay_reports_unknown_ids_and_still_replays_the_known_ones(store):
 def test_replay_dry_run_lists_the_selection_and_changes_nothing(store):
     BusinessNumberFactory(phone_number_id=PHONE_NUMBER_ID, display_phone_number=DISPLAY_PHONE_NUMBER)
     failed, failed_wamid = store()
-    mark_webhook_event_failed(event_id=failed.pk, error="RuntimeError: boom")
+    WebhookEvent.objects.filter(pk=failed.pk).update(state=WebhookEventState.FAILED, error="RuntimeError: boom")
     # A message without a sender is an item error: the event is processed, the item recorded.
     with_errors, _ = store(wa_id=None)
     process_webhook_event(event_id=with_errors.pk)

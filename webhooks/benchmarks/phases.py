@@ -158,11 +158,11 @@ class Bench:
 
     def discard_backlog(self) -> None:
         """Drop queued tasks and pending events so the next phase starts with an idle worker."""
-        from webhooks.services import flags
+        from webhooks.services import clear_drain_flags
 
         self.redis.delete("celery")
         WebhookEvent.objects.filter(state=WebhookEventState.PENDING).delete()
-        flags.delete(*[f"webhooks:drain:{slot}" for slot in range(settings.WEBHOOK_DRAIN_CONCURRENCY)])
+        clear_drain_flags()
 
     # --- 1. ingest -------------------------------------------------------------------------------------
 
