@@ -31,7 +31,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
     date_hierarchy = "received_at"
     show_full_result_count = False
     actions = ["replay"]
-    exclude = ("payload", "raw_body")
+    exclude = ("raw_body",)
     readonly_fields = (
         "received_at",
         "state",

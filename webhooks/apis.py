@@ -64,8 +64,8 @@ class WhatsAppWebhookApi(APIView):
             return _error(400, "invalid_json", str(exc))
 
         try:
-            event = store_webhook_event(raw_body=raw_body, payload=payload, signature=signature)
+            event_id = store_webhook_event(raw_body=raw_body, payload=payload, signature=signature)
         except DatabaseError:
             logger.exception("could not store webhook event; answering 503 so Meta retries")
             return _error(503, "storage_unavailable", "try again later")
-        return JsonResponse({"status": "received", "event_id": event.pk})
+        return JsonResponse({"status": "received", "event_id": event_id})

@@ -10,6 +10,7 @@ Shapes: ../shared/meta/REFERENCE.md §3 (Meta's webhook reference and OpenAPI ``
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -121,13 +122,51 @@ STATUSES = ("sent", "delivered", "read", "played", "failed")
 
 
 def parse_json_body(raw_body: bytes) -> dict[str, Any]:
+    """The webhook's check of a body before it is stored: UTF-8 text holding a JSON object."""
     try:
-        payload = json.loads(raw_body)
+        payload = json.loads(raw_body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"body is not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise PayloadError("body is not a JSON object")
     return payload
+
+
+# JSON may escape characters PostgreSQL cannot store in text: NUL (\u0000) and lone UTF-16 surrogates
+# (half an emoji, from a client that cut a string). A cheap look at the raw text decides whether the
+# parsed strings need the walk that removes them.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def load_stored_body(raw_body: str) -> dict[str, Any]:
+    """A stored delivery's JSON, with every string safe to store (NUL dropped, lone surrogates U+FFFD)."""
+    payload = json.loads(raw_body)
+    if _UNSTORABLE_ESCAPE.search(raw_body):
+        payload = _storable(payload)
+    return payload if isinstance(payload, dict) else {}
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
+def first_phone_number_id(payload: dict[str, Any]) -> str:
+    """The business number a delivery is addressed to (the first one), without parsing the rest: the
+    webhook view stores it beside the raw body for routing and the admin."""
+    for entry in _list(payload.get("entry")):
+        for change in _list(entry.get("changes") if isinstance(entry, dict) else None):
+            value = change.get("value") if isinstance(change, dict) else None
+            metadata = value.get("metadata") if isinstance(value, dict) else None
+            number_id = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+            if number_id:
+                return str(number_id)[:64]
+    return ""
 
 
 def parse_delivery(payload: dict[str, Any]) -> Delivery:

@@ -313,15 +313,15 @@ def test_register_number_rejects_bad_input():
 
 @ops_db
 def test_check_meta_healthy_then_expired_token_flags_the_number(sandbox, number):
-    pending = WebhookEvent.objects.create(raw_body="{}", payload={}, phone_number_id=PHONE_NUMBER_ID)
+    pending = WebhookEvent.objects.create(raw_body="{}", phone_number_id=PHONE_NUMBER_ID)
     WebhookEvent.objects.filter(pk=pending.pk).update(received_at=ago(minutes=10))
     WebhookEvent.objects.create(
-        raw_body="{}", payload={}, phone_number_id=PHONE_NUMBER_ID, state=WebhookEventState.FAILED
+        raw_body="{}", phone_number_id=PHONE_NUMBER_ID, state=WebhookEventState.FAILED
     )
     WebhookEvent.objects.create(
-        raw_body="{}", payload={}, phone_number_id=PHONE_NUMBER_ID, state=WebhookEventState.PROCESSED
+        raw_body="{}", phone_number_id=PHONE_NUMBER_ID, state=WebhookEventState.PROCESSED
     )
-    WebhookEvent.objects.create(raw_body="{}", payload={}, phone_number_id="other", state=WebhookEventState.FAILED)
+    WebhookEvent.objects.create(raw_body="{}", phone_number_id="other", state=WebhookEventState.FAILED)
 
     healthy = manage("check_meta", graph=sandbox.base_url)
 
@@ -598,7 +598,7 @@ def test_inbox_stats_text_and_json(number, redis_server):
         (WebhookEventState.FAILED, ago(days=10)),
         (WebhookEventState.UNROUTABLE, ago(days=2)),
     ]:
-        event = WebhookEvent.objects.create(raw_body="{}", payload={}, state=state)
+        event = WebhookEvent.objects.create(raw_body="{}", state=state)
         WebhookEvent.objects.filter(pk=event.pk).update(received_at=received)
 
     as_json = manage("inbox_stats", "--json", REDIS_URL=redis_server)
@@ -633,7 +633,7 @@ def test_inbox_stats_text_and_json(number, redis_server):
 @ops_db
 def test_purge_webhook_events_dry_run_default_and_include_failed():
     def event(state, received):
-        stored = WebhookEvent.objects.create(raw_body="{}", payload={}, state=state)
+        stored = WebhookEvent.objects.create(raw_body="{}", state=state)
         WebhookEvent.objects.filter(pk=stored.pk).update(received_at=received)
         return stored.pk
 
@@ -684,7 +684,7 @@ PURGE_REFUSALS = [
 
 @ops_db
 def test_purge_webhook_events_rejects_bad_input():
-    WebhookEvent.objects.create(raw_body="{}", payload={}, state=WebhookEventState.PROCESSED)
+    WebhookEvent.objects.create(raw_body="{}", state=WebhookEventState.PROCESSED)
     WebhookEvent.objects.update(received_at=datetime(2020, 1, 1, tzinfo=UTC))
 
     results = manage_all([("purge_webhook_events", *args) for args, _ in PURGE_REFUSALS])

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _event(state: str = WebhookEventState.PENDING, *, age_seconds: float = 0) -> WebhookEvent:
-    event = WebhookEvent.objects.create(raw_body="{}", payload={}, state=state)
+    event = WebhookEvent.objects.create(raw_body="{}", state=state)
     WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(seconds=age_seconds))
     return event
 

@@ -53,7 +53,7 @@ async def connect(user=None) -> tuple[WebsocketCommunicator, bool]:
 
 def ingest_sample(name: str) -> None:
     with transaction.atomic():
-        event = WebhookEvent.objects.create(raw_body="", payload=json.loads((PAYLOADS / name).read_text()))
+        event = WebhookEvent.objects.create(raw_body=(PAYLOADS / name).read_text())
     process_webhook_event(event_id=event.pk)
 
 

@@ -1,9 +1,10 @@
 """The webhook endpoint as Meta and an attacker see it (in-process; the cross-process path is in tests/e2e)."""
 import json
 
+import psycopg
 import pytest
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 
 from conversations.models import Message
 from tests.webhooks.test_payloads import FILES, PAYLOADS
@@ -105,6 +106,32 @@ def test_a_3_mb_delivery_is_accepted(post_webhook, number):
     payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "y" * (3 * 1024 * 1024)
     assert post_webhook(payload).status_code == 200
     assert len(Message.objects.get().body) == 3 * 1024 * 1024
+
+
+def test_text_with_nul_and_half_an_emoji_is_stored_and_shown_cleaned(post_webhook, number):
+    # JSON can escape what PostgreSQL text cannot hold; such a delivery once got 503 on every retry.
+    payload = json.loads((PAYLOADS / "message_text.json").read_text())
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "a\x00b \ud83d!"
+    assert post_webhook(payload).status_code == 200
+    event = WebhookEvent.objects.get()
+    assert "\\u0000" in event.raw_body and event.state == WebhookEventState.PROCESSED
+    assert Message.objects.get().body == "ab \ufffd!"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_connection_the_server_closed_is_replaced_not_answered_503(post_webhook, number):
+    payload = json.loads((PAYLOADS / "message_text.json").read_text())
+    assert post_webhook(payload).status_code == 200
+    # PostgreSQL restarted, or an idle connection was cut: the worker's kept connection is dead.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.AFTER_RESTART"
+    assert post_webhook(payload).status_code == 200
+    assert WebhookEvent.objects.count() == 2
+    assert Message.objects.filter(wamid="wamid.AFTER_RESTART").exists()
 
 
 def test_database_error_while_storing_is_503(post_webhook, monkeypatch):

@@ -304,10 +304,10 @@ def store(monkeypatch):
             **message,
         )
         body, headers = signed_request(envelope(waba_id="318273645502211", changes=[change]), app_secret=SECRET)
-        event = store_webhook_event(
+        event_id = store_webhook_event(
             raw_body=body, payload=json.loads(body), signature=headers["X-Hub-Signature-256"]
         )
-        return event, wamid
+        return WebhookEvent.objects.get(pk=event_id), wamid
 
     return store_delivery
 

@@ -1,5 +1,6 @@
 """A drain's round over a backlog: status-only deliveries applied together, everything else one by one,
 with the same outcome as applying each delivery on its own."""
+import json
 import uuid
 
 import pytest
@@ -20,7 +21,7 @@ CUSTOMER = "447700900461"
 def pending(*changes: dict) -> WebhookEvent:
     """A stored delivery nobody has processed yet (as in a backlog)."""
     payload = envelope(waba_id="318273645502211", changes=list(changes))
-    return WebhookEvent.objects.create(raw_body="{}", payload=payload, phone_number_id=NUMBER["phone_number_id"])
+    return WebhookEvent.objects.create(raw_body=json.dumps(payload), phone_number_id=NUMBER["phone_number_id"])
 
 
 def status(message: Message, value: str, ts: int, **kwargs) -> dict:

@@ -18,7 +18,7 @@ def stored_event(name: str = "message_text.json", *, wamid: str | None = None) -
     payload = json.loads((PAYLOADS / name).read_text())
     if wamid is not None:
         payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = wamid
-    return WebhookEvent.objects.create(raw_body="{}", payload=payload)
+    return WebhookEvent.objects.create(raw_body=json.dumps(payload))
 
 
 @pytest.fixture

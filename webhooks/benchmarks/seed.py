@@ -85,8 +85,8 @@ def store_backlog(*, count: int, conversations: int, seeded_messages: int) -> tu
           FROM rows
         )
         INSERT INTO webhooks_webhookevent
-          (received_at, raw_body, payload, signature, state, attempts, error, item_errors, phone_number_id)
-        SELECT now(), p::text, p, '', 'pending', 0, '', '[]'::jsonb, %(pnid)s FROM payloads ORDER BY i
+          (received_at, raw_body, signature, state, attempts, error, item_errors, phone_number_id)
+        SELECT now(), p::text, '', 'pending', 0, '', '[]'::jsonb, %(pnid)s FROM payloads ORDER BY i
         RETURNING id
     """
     # Status rows point at wamid.SEED<3i>: keep i within the seeded outbound messages.

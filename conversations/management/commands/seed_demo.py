@@ -201,11 +201,11 @@ class Command(BaseCommand):
                     ],
                 )
                 with transaction.atomic():
-                    event = store_webhook_event(raw_body=to_wire(payload), payload=payload, signature="")
+                    event_id = store_webhook_event(raw_body=to_wire(payload), payload=payload, signature="")
                 # Processed here rather than left to Celery, so the data is there whether or not a worker
                 # runs; the task the commit enqueued finds the event already processed and does nothing.
-                processed = process_webhook_event(event_id=event.pk)
+                processed = process_webhook_event(event_id=event_id)
                 if processed is not None and (processed.state != WebhookEventState.PROCESSED or processed.item_errors):
-                    self.stderr.write(f"webhook event {event.pk}: {processed.state} {processed.item_errors}")
+                    self.stderr.write(f"webhook event {event_id}: {processed.state} {processed.item_errors}")
                 delivered += 1
         return delivered
