@@ -12,7 +12,9 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from webhooks.payloads import PayloadError, parse_json_body
@@ -26,12 +28,26 @@ def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "detail": detail}}, status=status)
 
 
+class _AlwaysJson(BaseContentNegotiation):
+    """Meta reads nothing of our answer but its status: no negotiation per delivery."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 @extend_schema(exclude=True)  # Meta's endpoint, not part of the staff API
 class WhatsAppWebhookApi(APIView):
     # Meta authenticates with the HMAC, not with our users; and Meta must never be throttled.
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
+    # The raw bytes are read once, for the signature; DRF's parsers and renderers have nothing to do.
+    parser_classes: list = []
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = _AlwaysJson
 
     def get(self, request):
         if not is_valid_handshake(

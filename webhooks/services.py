@@ -115,10 +115,35 @@ def _create_event(values: tuple[str, str, str, str]) -> int:
 # (slot 1, ...) up to WEBHOOK_DRAIN_CONCURRENCY; rows are claimed with SKIP LOCKED, so drains never wait for
 # each other. The beat sweep covers the rest (Redis was down; a worker died holding a flag, which then goes
 # stale: a live drain refreshes it every third of WEBHOOK_DRAIN_CLAIM_SECONDS, and it expires after all of it).
+#
+# Under steady traffic even that SET is most of a webhook's Redis cost, so the first drain also makes a
+# promise: after each round with work it sets a short-lived key, "I will look again before I stop, and I
+# will not stop before this key expires". A web process that reads the promise's remaining time (with its
+# SET, one round trip) skips Redis until then, measured from before it asked: any delivery it commits in
+# that window is committed before the drain's last look. The drain waits for the promise to expire before
+# it clears its flag; with WEBHOOK_DRAIN_LINGER_SECONDS 0 (the tests) no promise is made.
 
 
 def _drain_flag(slot: int) -> str:
     return f"webhooks:drain:{slot}"
+
+
+_DRAIN_PROMISE = "webhooks:drain:promise"
+# Kept off the end of a promise a web process read: room for the two clocks' rates to differ.
+_PROMISE_MARGIN_SECONDS = 0.05
+
+
+def _promise_seconds() -> float:
+    return min(0.5, settings.WEBHOOK_DRAIN_LINGER_SECONDS / 2)
+
+
+class _PromiseSeen:
+    """Until when (this process's monotonic clock) a drain is known to look again before it stops."""
+
+    until = 0.0
+
+
+_promise_seen = _PromiseSeen()
 
 
 class _Flags:
@@ -141,6 +166,23 @@ class _Flags:
     def add(self, key: str, value: str, *, ttl: int) -> bool:
         client = self._redis()
         return bool(client.set(key, value, nx=True, ex=ttl)) if client else cache.add(key, value, timeout=ttl)
+
+    def add_and_read_promise(self, key: str, value: str, *, ttl: int) -> tuple[bool, int]:
+        """``add``, and the milliseconds left of the drain's promise, in one round trip (0: none)."""
+        client = self._redis()
+        if not client:
+            return cache.add(key, value, timeout=ttl), 0
+        added, promise_ms = client.pipeline(transaction=False).set(key, value, nx=True, ex=ttl).pttl(_DRAIN_PROMISE).execute()
+        return bool(added), max(promise_ms, 0)
+
+    def promise(self, *, seconds: float) -> None:
+        client = self._redis()
+        if client and seconds > 0:
+            client.set(_DRAIN_PROMISE, "1", px=int(seconds * 1000))
+
+    def promise_left(self) -> bool:
+        client = self._redis()
+        return bool(client) and client.pttl(_DRAIN_PROMISE) > 0
 
     def set(self, key: str, value: str, *, ttl: int) -> None:
         client = self._redis()
@@ -167,16 +209,23 @@ flags = _Flags()
 
 def clear_drain_flags() -> None:
     """Forget every drain flag (the bench between phases, the tests between tests)."""
-    flags.delete(*[_drain_flag(slot) for slot in range(max(settings.WEBHOOK_DRAIN_CONCURRENCY, 8))])
+    flags.delete(_DRAIN_PROMISE, *[_drain_flag(slot) for slot in range(max(settings.WEBHOOK_DRAIN_CONCURRENCY, 8))])
+    _promise_seen.until = 0.0
 
 
 def request_processing(*, slot: int = 0) -> bool:
     """Make sure a drain (in ``slot``) is queued or running; ``False`` if Redis could not be reached."""
     from webhooks.tasks import drain_webhook_events_task
 
+    if slot == 0 and time.monotonic() < _promise_seen.until:
+        return True  # the drain will look again before it stops (see the protocol above)
     flag = _drain_flag(slot)
     try:
-        if not flags.add(flag, _stamp("queued"), ttl=settings.WEBHOOK_DRAIN_CLAIM_SECONDS):
+        asked_at = time.monotonic()
+        added, promise_ms = flags.add_and_read_promise(flag, _stamp("queued"), ttl=settings.WEBHOOK_DRAIN_CLAIM_SECONDS)
+        if slot == 0 and promise_ms:
+            _promise_seen.until = asked_at + promise_ms / 1000 - _PROMISE_MARGIN_SECONDS
+        if not added:
             return True
         drain_webhook_events_task.delay(slot)
     except Exception:
@@ -224,6 +273,8 @@ def drain_webhook_events(*, slot: int = 0) -> int:
             now = time.monotonic()
             if done:
                 last_work = now
+                if slot == 0:
+                    flags.promise(seconds=_promise_seconds())
             elif now - last_work < linger and now < deadline:
                 # Sleep at least once: pending events may be rows another drain holds right now.
                 time.sleep(DRAIN_POLL_SECONDS)
@@ -231,6 +282,9 @@ def drain_webhook_events(*, slot: int = 0) -> int:
                     time.sleep(DRAIN_POLL_SECONDS)
                 continue
             if done == 0:
+                if slot == 0 and flags.promise_left():
+                    time.sleep(DRAIN_POLL_SECONDS)  # web processes count on a look after their commit
+                    continue
                 flags.delete(flag)
                 flag_set_at = float("-inf")  # set again at once if the last look finds work
                 done = process_pending_webhook_events(limit=round_size)  # the last look (see above)
@@ -249,7 +303,9 @@ def drain_webhook_events(*, slot: int = 0) -> int:
                 time.sleep(max(0.0, round_started + DRAIN_ROUND_SECONDS - time.monotonic()))
     except BaseException:
         with suppress(Exception):
-            flags.delete(flag)
+            # The promise goes too: the next delivery after a web process's copy runs out asks anew, and
+            # that drain takes whatever is pending (the sweep covers a quiet spell).
+            flags.delete(flag, *([_DRAIN_PROMISE] if slot == 0 else []))
         raise
 
 

@@ -32,8 +32,8 @@ def crowded(number):
         cursor.execute(
             """
             INSERT INTO webhooks_webhookevent
-              (received_at, raw_body, payload, signature, state, attempts, error, item_errors, phone_number_id, processed_at)
-            SELECT now() - (i || ' seconds')::interval, '{}', '{}', '',
+              (received_at, raw_body, signature, state, attempts, error, item_errors, phone_number_id, processed_at)
+            SELECT now() - (i || ' seconds')::interval, '{}', '',
                    CASE WHEN i %% 50 = 0 THEN 'failed' ELSE 'processed' END, 1, '',
                    CASE WHEN i %% 70 = 0 THEN '[{"path": "x", "error": "y"}]'::jsonb ELSE '[]'::jsonb END,
                    %s, now()
