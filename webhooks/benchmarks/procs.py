@@ -139,11 +139,11 @@ class Processes:
 
     def cpu_snapshot(self) -> dict[str, float]:
         """CPU seconds so far of each process the bench started (with its children), PostgreSQL's, and this
-        process's (the load generator's)."""
+        process's with its reaped children (the load generator: this process, or wrk once it has exited)."""
         snapshot = {name: cpu_seconds(process.pid) for name, process in self.started}
         snapshot["postgres"] = postgres_cpu_seconds()
         own = os.times()
-        snapshot["load generator"] = own.user + own.system
+        snapshot["load generator"] = own.user + own.system + own.children_user + own.children_system
         return snapshot
 
     def check_alive(self) -> None:
