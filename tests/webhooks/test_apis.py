@@ -1,5 +1,9 @@
 """The webhook endpoint as Meta and an attacker see it (in-process; the cross-process path is in tests/e2e)."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,6 +16,7 @@ from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.signatures import sign_body
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_handshake_echoes_the_challenge_as_plain_text(client):
@@ -132,6 +137,38 @@ def test_a_database_connection_the_server_closed_is_replaced_not_answered_503(po
     assert post_webhook(payload).status_code == 200
     assert WebhookEvent.objects.count() == 2
     assert Message.objects.filter(wamid="wamid.AFTER_RESTART").exists()
+
+
+def test_a_delivery_is_stored_and_processed_in_the_embedded_mode_too(tmp_path):
+    """`make run` without PostgreSQL: the webhook stores through the ORM on SQLite and processes in-process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "DJANGO_", "META_"))}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.base", DJANGO_READ_DOT_ENV_FILE="0", PYTHONPATH=str(ROOT),
+               META_APP_SECRET="embedded-secret")
+    code = f"""
+import django, json
+from django.conf import settings
+settings.DATABASES["default"]["NAME"] = {str(tmp_path / "embedded.sqlite3")!r}
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.test import Client
+from conversations.models import Message
+from tests.factories import BusinessNumberFactory
+from webhooks.models import WebhookEvent
+from webhooks.simulation import signed_request
+payload = json.loads(open({str(PAYLOADS / "message_text.json")!r}).read())
+number_id = payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]
+BusinessNumberFactory(phone_number_id=number_id)
+body, headers = signed_request(payload, app_secret="embedded-secret")
+response = Client(HTTP_HOST="localhost").post("/api/webhook", data=body, content_type="application/json",
+                         headers={{"X-Hub-Signature-256": headers["X-Hub-Signature-256"]}})
+event = WebhookEvent.objects.get()
+print(response.status_code, response.json()["event_id"] == event.pk, event.state, event.phone_number_id == number_id,
+      Message.objects.count())
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-5:] == ["200", "True", "processed", "True", "1"]
 
 
 def test_database_error_while_storing_is_503(post_webhook, monkeypatch):

@@ -35,7 +35,8 @@ class Command(BaseCommand):
         a("--keep-database", action="store_true", help="do not drop the bench database at the end")
         a("--settings-module", default=None,
           help="server settings: config.settings.production (default when present) or config.settings.base")
-        a("--web-workers", type=int, default=2, help="gunicorn sync workers (default %(default)s)")
+        a("--web-workers", type=int, default=2 * (os.cpu_count() or 1) + 1,
+          help="gunicorn sync workers (default %(default)s: config/bin/web's own default, 2 x CPUs + 1)")
         a("--worker-concurrency", type=int, default=2, help="Celery prefork processes (default %(default)s)")
         a("--connections", type=int, default=32, help="ingest: concurrent connections (default %(default)s)")
         a("--duration", type=float, default=20, help="ingest: seconds (default %(default)s)")
