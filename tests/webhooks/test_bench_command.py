@@ -1,0 +1,49 @@
+"""`manage.py bench` still runs every phase against the real processes it starts.
+
+Tiny sizes and no figure asserted: a benchmark is a command, never a timed test. What this catches is a
+bench that no longer runs (a schema change its seeding SQL missed, a server that does not start).
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EVERY_PHASE = {
+    "ingest: webhook POSTs answered 2xx",
+    "limit: do-nothing Django POST view",
+    "limit: PostgreSQL raw single-row INSERT",
+    "processing: updates applied by the worker",
+    "end to end: POST -> WS frame p99",
+    "page /inbox/: SQL queries",
+    "page /inbox/<id>/: server time",
+    "websockets: idle sockets held",
+}
+
+
+@pytest.mark.timeout(600)
+def test_the_bench_runs_every_phase_and_prints_its_table():
+    database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    admin_dsn = f"{database_url.rsplit('/', 1)[0]}/postgres"
+    database = f"bench_smoke_{os.getpid()}"
+    tiny = [
+        "--pg", admin_dsn, "--database", database, "--no-wrk", "--web-workers", "2", "--worker-concurrency", "2",
+        "--connections", "4", "--duration", "1", "--limit-duration", "1", "--pg-threads", "2", "--backlog", "200",
+        "--e2e-rate", "20", "--e2e-duration", "1", "--conversations", "30", "--messages", "300", "--page-runs", "1",
+        "--sockets", "10", "--socket-hold", "1",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bench", *tiny], cwd=ROOT, env=env, capture_output=True, text=True, timeout=540
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    figures = {cells[2].strip(): cells[3].strip() for cells in rows}
+    assert EVERY_PHASE <= set(figures), result.stdout[-4000:]
+    assert "n/a" not in figures.values()  # every figure was measured
+    assert "0 errors" in result.stdout and "0 frames missing" in result.stdout
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:  # it drops its own database at the end
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None
