@@ -67,7 +67,7 @@ class WhatsAppWebhookApi(APIView):
         except RequestDataTooBig:
             return _error(413, "payload_too_large", "webhook bodies are limited to 4 MB")
 
-        signature = request.headers.get("X-Hub-Signature-256", "")
+        signature = request.headers.get("X-Hub-Signature-256", "").strip()
         if not signature:
             return _error(401, "signature_missing", "X-Hub-Signature-256 header is required")
         if not is_valid_signature(raw_body=raw_body, header=signature, app_secret=settings.META_APP_SECRET):

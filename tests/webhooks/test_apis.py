@@ -64,6 +64,17 @@ def test_raw_body_is_verified_byte_for_byte(client, number):
     assert WebhookEvent.objects.get().raw_body.encode() == body
 
 
+def test_a_signature_with_trailing_blanks_is_stored_without_them(client, number):
+    # Stored as it was verified (PostgreSQL would silently cut the padding at 100 characters, not the rest).
+    body = (PAYLOADS / "message_text.json").read_bytes()
+    signature = sign_body(raw_body=body, app_secret=settings.META_APP_SECRET)
+    response = client.post(
+        "/api/webhook", data=body, content_type="application/json", headers={"X-Hub-Signature-256": signature + " " * 60}
+    )
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().signature == signature
+
+
 def test_missing_signature_is_401_and_nothing_is_stored(client):
     response = client.post("/api/webhook", data=b"{}", content_type="application/json")
     assert response.status_code == 401
