@@ -83,18 +83,22 @@ def _insert_event(values: tuple[str, str, str, str]) -> int:
     time). Django's per-request connection health check is skipped (a round trip per webhook); instead a
     connection found dead is replaced and the INSERT tried once more. That can store a delivery twice if
     the first commit landed before the connection broke: processing is idempotent, as for Meta's retries."""
-    for attempt in (1, 2):
-        connection.ensure_connection()
-        raw = connection.connection
-        try:
-            with connection.wrap_database_errors:
-                return psycopg.Cursor(raw).execute(_INSERT_EVENT, values, prepare=True).fetchone()[0]
-        except OperationalError:
-            if attempt == 2 or not raw.closed:
-                raise
-            logger.warning("database connection was closed; reconnecting to store the webhook")
-            connection.close()
-    raise AssertionError("unreachable")
+    connection.ensure_connection()
+    raw = connection.connection
+    try:
+        return _execute_insert(raw, values)
+    except OperationalError:
+        if not raw.closed:
+            raise
+    logger.warning("database connection was closed; reconnecting to store the webhook")
+    connection.close()
+    connection.ensure_connection()
+    return _execute_insert(connection.connection, values)
+
+
+def _execute_insert(raw: psycopg.Connection, values: tuple[str, str, str, str]) -> int:
+    with connection.wrap_database_errors:
+        return psycopg.Cursor(raw).execute(_INSERT_EVENT, values, prepare=True).fetchone()[0]
 
 
 def _create_event(values: tuple[str, str, str, str]) -> int:
@@ -162,10 +166,6 @@ class _Flags:
             self._client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
             self._pid = os.getpid()
         return self._client
-
-    def add(self, key: str, value: str, *, ttl: int) -> bool:
-        client = self._redis()
-        return bool(client.set(key, value, nx=True, ex=ttl)) if client else cache.add(key, value, timeout=ttl)
 
     def add_and_read_promise(self, key: str, value: str, *, ttl: int) -> tuple[bool, int]:
         """``add``, and the milliseconds left of the drain's promise, in one round trip (0: none)."""

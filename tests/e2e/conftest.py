@@ -293,9 +293,11 @@ def quiet_stack_after_test(request):
     import redis as redis_client
 
     from webhooks.models import WebhookEvent, WebhookEventState
+    from webhooks.tasks import drain_webhook_events_task
 
     broker = redis_client.Redis.from_url(stack.redis.url)
-    # Not the current app: shared tasks in this process must keep publishing through the project's own.
+    # A Celery app of its own for the stack's broker (the project's app here is eager, on no broker); not the
+    # current app, or this process's shared tasks would publish to it.
     control = Celery(broker=stack.redis.url, set_as_current=False)
 
     def worker_busy() -> bool:
@@ -305,7 +307,7 @@ def quiet_stack_after_test(request):
         inspect = control.control.inspect(timeout=1, limit=1)
         held = [*((inspect.scheduled() or {}).values()), *((inspect.active() or {}).values())]
         names = [(task.get("request") or task).get("name", "") for tasks in held for task in tasks]
-        return any(not name.endswith("drain_webhook_events_task") for name in names)
+        return any(name != drain_webhook_events_task.name for name in names)
 
     def quiet() -> bool:
         try:

@@ -313,8 +313,8 @@ def test_drain_flags_live_in_redis_when_there_is_redis(settings):
     direct = redis.Redis.from_url(settings.REDIS_URL)
     key = "webhooks:drain:test-flag"
     try:
-        assert services.flags.add(key, "queued", ttl=60) is True
-        assert services.flags.add(key, "queued", ttl=60) is False  # one drain per slot
+        assert services.flags.add_and_read_promise(key, "queued", ttl=60)[0] is True
+        assert services.flags.add_and_read_promise(key, "queued", ttl=60)[0] is False  # one drain per slot
         assert direct.get(key) == b"queued" and 0 < direct.ttl(key) <= 60
         services.flags.set(key, "running", ttl=30)
         assert direct.get(key) == b"running" and direct.ttl(key) <= 30
@@ -324,7 +324,7 @@ def test_drain_flags_live_in_redis_when_there_is_redis(settings):
         assert added is False and 0 < promise_ms <= 300 and services.flags.promise_left()
         services.flags.delete(key)
         assert direct.get(key) is None
-        assert services.flags.add(key, "queued", ttl=60) is True
+        assert services.flags.add_and_read_promise(key, "queued", ttl=60)[0] is True
     finally:
         direct.delete(key, "webhooks:drain:promise")
         direct.close()
