@@ -26,6 +26,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[FRONTEND_URL])
 
 INSTALLED_APPS = [
+    "config.apps.ProjectConfig",  # first: its ready() installs the psycopg adapters before any connection
     "daphne",
     "django.contrib.admin",
     "django.contrib.auth",

@@ -1,0 +1,12 @@
+"""The project itself as a Django app: start-up work that belongs to no domain app."""
+from django.apps import AppConfig
+
+
+class ProjectConfig(AppConfig):
+    name = "config"
+    verbose_name = "Project"
+
+    def ready(self):
+        from config.database import install_psycopg_adapters
+
+        install_psycopg_adapters()
