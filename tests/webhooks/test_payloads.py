@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from webhooks.payloads import PayloadError, parse_delivery, parse_message, parse_status
+from webhooks.payloads import PayloadError, load_stored_body, parse_delivery, parse_message, parse_status
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SHARED_PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "meta" / "payloads"
@@ -104,3 +104,20 @@ def test_username_user_without_phone():
     )
     assert message.sender.wa_id is None
     assert message.sender.user_id == "US.1349"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Meta escapes every emoji as a surrogate pair: kept whole, not "repaired".
+        ('{"body": "on its way? \\ud83d\\ude42"}', {"body": "on its way? \U0001f642"}),
+        ('{"body": "half \\ud83d an emoji"}', {"body": "half \ufffd an emoji"}),
+        ('{"body": "low half \\ude42"}', {"body": "low half \ufffd"}),
+        ('{"body": "\\ud83d\\ude42 then \\ud83d"}', {"body": "\U0001f642 then \ufffd"}),
+        ('{"bo\\u0000dy": "a\\u0000b"}', {"body": "ab"}),
+        # A literal backslash-u text is text, whatever it spells.
+        ('{"body": "\\\\u0000 \\\\ud83d"}', {"body": "\\u0000 \\ud83d"}),
+    ],
+)
+def test_stored_bodies_load_with_every_string_storable(raw, expected):
+    assert load_stored_body(raw) == expected
