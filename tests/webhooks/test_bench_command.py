@@ -24,8 +24,8 @@ EVERY_PHASE = {
 }
 
 
-@pytest.mark.timeout(600)
-def test_the_bench_runs_every_phase_and_prints_its_table():
+def run_bench(*extra: str) -> tuple[subprocess.CompletedProcess, str, dict[str, str]]:
+    """Run the bench at tiny sizes; the result, the admin DSN and the table's figures by name."""
     database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     admin_dsn = f"{database_url.rsplit('/', 1)[0]}/postgres"
     database = f"bench_smoke_{os.getpid()}"
@@ -33,17 +33,37 @@ def test_the_bench_runs_every_phase_and_prints_its_table():
         "--pg", admin_dsn, "--database", database, "--no-wrk", "--web-workers", "2", "--worker-concurrency", "2",
         "--connections", "4", "--duration", "1", "--limit-duration", "1", "--pg-threads", "2", "--backlog", "200",
         "--e2e-rate", "20", "--e2e-duration", "1", "--conversations", "30", "--messages", "300", "--page-runs", "1",
-        "--sockets", "10", "--socket-hold", "1",
+        "--sockets", "10", "--socket-hold", "1", *extra,
     ]
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     result = subprocess.run(
         [sys.executable, "manage.py", "bench", *tiny], cwd=ROOT, env=env, capture_output=True, text=True, timeout=540
     )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ")][1:]
-    figures = {cells[2].strip(): cells[3].strip() for cells in rows}
+    return result, admin_dsn, {cells[2].strip(): cells[3].strip() for cells in rows}
+
+
+@pytest.mark.timeout(600)
+def test_the_bench_runs_every_phase_and_prints_its_table():
+    result, admin_dsn, figures = run_bench()
+    database = f"bench_smoke_{os.getpid()}"
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert EVERY_PHASE <= set(figures), result.stdout[-4000:]
     assert "n/a" not in figures.values()  # every figure was measured
     assert "0 errors" in result.stdout and "0 frames missing" in result.stdout
     with psycopg.connect(admin_dsn, autocommit=True) as conn:  # it drops its own database at the end
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None
+
+
+@pytest.mark.timeout(300)
+def test_phases_runs_only_the_phases_named():
+    result, _admin_dsn, figures = run_bench("--phases", "processing")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "processing: updates applied by the worker" in figures
+    assert not any(name.startswith(("ingest", "limit", "end to end", "page", "websockets")) for name in figures), figures
+
+
+def test_an_unknown_phase_is_refused_before_anything_starts():
+    result, _admin_dsn, figures = run_bench("--phases", "ingest,warp")
+    assert result.returncode == 2 and "unknown phase(s) warp" in result.stderr
+    assert figures == {} and "database" not in result.stdout

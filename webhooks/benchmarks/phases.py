@@ -47,6 +47,7 @@ class Options:
     socket_hold: float
     use_wrk: bool
     keep_database: bool
+    phases: tuple[str, ...] = ("ingest", "processing", "e2e", "pages", "websockets")
 
 
 class Bench:
@@ -72,9 +73,11 @@ class Bench:
     def run(self) -> list[Row]:
         try:
             self.setup()
-            for phase in (self.ingest, self.processing, self.end_to_end, self.pages, self.websockets):
+            phases = {"ingest": self.ingest, "processing": self.processing, "e2e": self.end_to_end,
+                      "pages": self.pages, "websockets": self.websockets}
+            for name in self.o.phases:
                 self.settle()
-                phase()
+                phases[name]()
         finally:
             self.log("stopping everything the bench started ...")
             self.procs.stop_all()

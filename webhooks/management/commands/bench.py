@@ -9,6 +9,7 @@ scale every part up (e.g. ``--backlog 50000 --sockets 5000``) or down (``--quick
 The command runs itself again as a child process with the bench's DATABASE_URL and REDIS_URL in the
 environment, so the settings of every process (this one included) point at the bench's own services.
 """
+import argparse
 import os
 import secrets
 import subprocess
@@ -21,6 +22,16 @@ from typing import ClassVar
 from django.core.management.base import BaseCommand
 
 DEFAULT_ADMIN_DSN = "postgres://postgres@127.0.0.1:5432/postgres"
+PHASES = ("ingest", "processing", "e2e", "pages", "websockets")
+
+
+def _phase_list(value: str) -> tuple[str, ...]:
+    wanted = {name.strip() for name in value.split(",") if name.strip()}
+    if unknown := wanted - set(PHASES):
+        raise argparse.ArgumentTypeError(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
+    if not wanted:
+        raise argparse.ArgumentTypeError("name at least one phase")
+    return tuple(name for name in PHASES if name in wanted)
 
 
 class Command(BaseCommand):
@@ -53,6 +64,8 @@ class Command(BaseCommand):
         a("--socket-hold", type=float, default=5, help="websockets: seconds to hold them idle")
         a("--no-wrk", action="store_true", help="use the Python load generator even when wrk is installed")
         a("--quick", action="store_true", help="a smoke run (~1 minute): every phase scaled down")
+        a("--phases", default=",".join(PHASES), type=_phase_list,
+          help=f"comma-separated phases to run, in the bench's order (default: all of {','.join(PHASES)})")
 
     def handle(self, *args, **o):
         if os.environ.get("BENCH_CHILD") != "1":
@@ -120,7 +133,7 @@ class Command(BaseCommand):
             pg_threads=o["pg_threads"], backlog=o["backlog"], drain_timeout=o["drain_timeout"], e2e_rate=o["e2e_rate"],
             e2e_duration=o["e2e_duration"], conversations=o["conversations"], messages=o["messages"],
             page_runs=o["page_runs"], sockets=o["sockets"], socket_hold=o["socket_hold"], use_wrk=not o["no_wrk"],
-            keep_database=o["keep_database"],
+            keep_database=o["keep_database"], phases=o["phases"],
         )
         started = time.perf_counter()
 
