@@ -42,7 +42,9 @@ CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 class Conversation(models.Model):
     """The one thread between a business number and a contact."""
 
-    number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="conversations")
+    # No index of its own: the unique (number, contact) and conversation_activity indexes both lead with it,
+    # and every index is written again each time a new message moves last_message_at.
+    number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="conversations", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
     last_message_at = models.DateTimeField()
     last_message_preview = models.CharField(max_length=300, blank=True, default="")
@@ -104,7 +106,8 @@ STATUS_RANK = {
 
 
 class Message(models.Model):
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: message_thread_order and message_unread_scan both lead with it.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
     # Meta's message id; null only for an outbound message Meta has not accepted yet.
     wamid = models.CharField(max_length=200, null=True, blank=True)
     direction = models.CharField(max_length=3, choices=Direction.choices)

@@ -6,7 +6,8 @@ from django.db import models
 
 class Event(models.Model):
     # The id is the event's sequence number; clients resume from the last id they applied.
-    number = models.ForeignKey("conversations.BusinessNumber", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: realtime_event_resume (number, id) leads with it.
+    number = models.ForeignKey("conversations.BusinessNumber", on_delete=models.CASCADE, related_name="+", db_index=False)
     # Set for events meant for one staff member only (their read state across tabs).
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     type = models.CharField(max_length=64)
