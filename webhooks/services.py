@@ -207,9 +207,14 @@ class _Flags:
 flags = _Flags()
 
 
+def drain_keys() -> list[str]:
+    """Every Redis key of the drain protocol: while one exists, a drain is queued or running."""
+    return [_DRAIN_PROMISE, *[_drain_flag(slot) for slot in range(max(settings.WEBHOOK_DRAIN_CONCURRENCY, 8))]]
+
+
 def clear_drain_flags() -> None:
     """Forget every drain flag (the bench between phases, the tests between tests)."""
-    flags.delete(_DRAIN_PROMISE, *[_drain_flag(slot) for slot in range(max(settings.WEBHOOK_DRAIN_CONCURRENCY, 8))])
+    flags.delete(*drain_keys())
     _promise_seen.until = 0.0
 
 
