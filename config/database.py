@@ -10,7 +10,7 @@ backslash before every ``"`` and ``\\`` inside a quoted element).
 """
 import psycopg
 from psycopg.adapt import Buffer
-from psycopg.types.array import ListDumper
+from psycopg.types import array
 
 
 class _QuoteAndBackslashEscaper:
@@ -21,7 +21,7 @@ class _QuoteAndBackslashEscaper:
         return bytes(element).replace(b"\\", b"\\\\").replace(b'"', b'\\"')
 
 
-class ListDumper(ListDumper):
+class ListDumper(array.ListDumper):
     """psycopg's text-format list dumper with the element escaping done by ``bytes.replace``."""
 
     _re_esc = _QuoteAndBackslashEscaper()
