@@ -23,6 +23,10 @@ from webhooks.signatures import sign_body
 from webhooks.simulation import envelope, message_change, to_wire
 
 
+# The bench's phases, in the order they run: name on the command line -> method of Bench.
+PHASES = {"ingest": "ingest", "processing": "processing", "e2e": "end_to_end", "pages": "pages", "websockets": "websockets"}
+
+
 @dataclass
 class Options:
     admin_dsn: str
@@ -47,7 +51,7 @@ class Options:
     socket_hold: float
     use_wrk: bool
     keep_database: bool
-    phases: tuple[str, ...] = ("ingest", "processing", "e2e", "pages", "websockets")
+    phases: tuple[str, ...]  # names from PHASES, in that order
 
 
 class Bench:
@@ -73,11 +77,9 @@ class Bench:
     def run(self) -> list[Row]:
         try:
             self.setup()
-            phases = {"ingest": self.ingest, "processing": self.processing, "e2e": self.end_to_end,
-                      "pages": self.pages, "websockets": self.websockets}
             for name in self.o.phases:
                 self.settle()
-                phases[name]()
+                getattr(self, PHASES[name])()
         finally:
             self.log("stopping everything the bench started ...")
             self.procs.stop_all()
