@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EVERY_PHASE = {
     "ingest: webhook POSTs answered 2xx",
     "limit: do-nothing Django POST view",
+    "ingest: CPU per webhook, all processes",
     "limit: PostgreSQL raw single-row INSERT",
     "processing: updates applied by the worker",
     "end to end: POST -> WS frame p99",

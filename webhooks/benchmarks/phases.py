@@ -141,12 +141,22 @@ class Bench:
         self.redis = redis.Redis(port=self.o.redis_port)
         self.log(f"  up; logs in {self.o.log_dir}")
 
-    def log_cpu(self, before: dict[str, float], seconds: float) -> None:
-        """Where the cores went during a phase (wrk's own CPU is not counted: it is not our child)."""
+    def log_cpu(self, before: dict[str, float], seconds: float) -> dict[str, float]:
+        """Where the cores went during a phase, per process kind (cores used on average); logged and returned."""
         after = self.procs.cpu_snapshot()
         used = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
         parts = ", ".join(f"{name} {cores:.2f}" for name, cores in sorted(used.items(), key=lambda kv: -kv[1]))
         self.log(f"  cores used: {parts} (of {__import__('os').cpu_count()})")
+        return used
+
+    @staticmethod
+    def cpu_per_request(used: dict[str, float], rate: float) -> tuple[float | None, str]:
+        """Milliseconds of CPU per request, all processes together, and the parts worth naming."""
+        if not rate:
+            return None, "no request answered"
+        parts = {name: cores * 1000 / rate for name, cores in used.items() if cores * 1000 / rate >= 0.01}
+        detail = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]))
+        return sum(parts.values()), detail
 
     def signed(self, payload: dict) -> tuple[bytes, str]:
         body = to_wire(payload)
@@ -188,7 +198,7 @@ class Bench:
         cpu_before = self.procs.cpu_snapshot()
         result = clients.run_load(port=self.web_port, path="/api/webhook", requests=requests, connections=o.connections,
                                   seconds=o.duration, use_wrk=use_wrk)
-        self.log_cpu(cpu_before, result.seconds)
+        webhook_cpu, webhook_cpu_detail = self.cpu_per_request(self.log_cpu(cpu_before, result.seconds), result.rate)
         stored = WebhookEvent.objects.filter(pk__gte=first_id).count()
         applied = WebhookEvent.objects.filter(pk__gte=first_id).exclude(state=WebhookEventState.PENDING).count()
         self.log(f"  {result.requests:,} requests, {result.ok:,} 2xx, {result.errors:,} errors; {stored:,} events stored, "
@@ -205,14 +215,19 @@ class Bench:
                 f"same {result.seconds:.0f}s, alongside ingest on the same 2 cores; rest discarded", 1000),
         ]
         self.log(f"1b. limit: /bench/noop, {o.connections} connections x {o.limit_duration:.0f}s ...")
+        cpu_before = self.procs.cpu_snapshot()
         noop = clients.run_load(port=self.web_port, path="/bench/noop", requests=requests, connections=o.connections,
                                 seconds=o.limit_duration, use_wrk=use_wrk)
+        noop_cpu, noop_cpu_detail = self.cpu_per_request(self.log_cpu(cpu_before, noop.seconds), noop.rate)
         self.log(f"1c. limit: raw single-row INSERTs, {o.pg_threads} psycopg threads x {o.limit_duration:.0f}s ...")
         inserts = self.raw_insert_rate(body_size=size)
         self.rows += [
             Row("1", "limit: do-nothing Django POST view", noop.rate, "/s",
                 f"{o.connections} conns, {noop.seconds:.0f}s, same body and gunicorn; p50 {noop.p50_ms:.1f} / p99 {noop.p99_ms:.1f} ms"),
             Row("1", "  ratio webhook / do-nothing view", result.rate / noop.rate if noop.rate else None, "x", "share of the HTTP stack's ceiling"),
+            # CPU per request moves less with the machine than rates do: compare it between runs and changes.
+            Row("1", "ingest: CPU per webhook, all processes", webhook_cpu, "ms", f"{webhook_cpu_detail}; worker applying meanwhile"),
+            Row("1", "limit: CPU per do-nothing request", noop_cpu, "ms", noop_cpu_detail),
             Row("1", "limit: PostgreSQL raw single-row INSERT", inserts, "/s",
                 f"psycopg, {o.pg_threads} threads, autocommit, {o.limit_duration:.0f}s, {size} B text + unique key, fsync on"),
             Row("1", "  ratio webhook / raw INSERT", result.rate / inserts if inserts else None, "x", "share of the database's single-row ceiling"),
