@@ -9,13 +9,13 @@ application = get_wsgi_application()
 
 # Django imports the URL map, and with it every view, DRF and the schema code, on the first request a
 # process serves, and the webhook's first drain request imports the Celery tasks and kombu's transport:
-# ~190 ms on the first webhook of every new gunicorn worker (each deploy, and each worker recycled after
+# 130-230 ms on the first webhook of every new gunicorn worker (each deploy, and each worker recycled after
 # WEB_MAX_REQUESTS), and the deliveries behind it queued. A worker does that while it boots, before it
 # accepts connections. Nothing here connects: the pools open their connections on first use, after the fork.
-from django.urls import get_resolver  # noqa: E402
+from django.urls import get_resolver
 
-import webhooks.tasks  # noqa: E402, F401
-from config.celery import prepare_producer  # noqa: E402
+import webhooks.tasks  # noqa: F401
+from config.celery import prepare_producer
 
 get_resolver().url_patterns  # noqa: B018
 prepare_producer()

@@ -1,6 +1,7 @@
 """The five measurements. ``Bench.run()`` starts the topology, measures in order, stops what it started."""
 import asyncio
 import json
+import os
 import secrets
 import statistics
 import threading
@@ -21,7 +22,6 @@ from webhooks.benchmarks.report import Row
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.signatures import sign_body
 from webhooks.simulation import envelope, message_change, to_wire
-
 
 # The bench's phases, in the order they run: name on the command line -> method of Bench.
 PHASES = {"ingest": "ingest", "processing": "processing", "e2e": "end_to_end", "pages": "pages", "websockets": "websockets"}
@@ -68,8 +68,6 @@ class Bench:
 
     @staticmethod
     def load() -> str:
-        import os
-
         return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
     # --- orchestration -----------------------------------------------------------------------------
@@ -102,8 +100,6 @@ class Bench:
         self.log(f"  checkpoint before the phase: {time.perf_counter() - started:.1f}s")
 
     def server_env(self) -> dict[str, str]:
-        import os
-
         env = {k: v for k, v in os.environ.items() if k != "BENCH_CHILD"}
         env.update(
             DJANGO_SETTINGS_MODULE="webhooks.benchmarks.settings",
@@ -146,7 +142,7 @@ class Bench:
         after = self.procs.cpu_snapshot()
         used = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
         parts = ", ".join(f"{name} {cores:.2f}" for name, cores in sorted(used.items(), key=lambda kv: -kv[1]))
-        self.log(f"  cores used: {parts} (of {__import__('os').cpu_count()})")
+        self.log(f"  cores used: {parts} (of {len(os.sched_getaffinity(0))})")
         return used
 
     @staticmethod

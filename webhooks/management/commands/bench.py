@@ -22,6 +22,8 @@ from typing import ClassVar
 from django.core.management.base import BaseCommand
 
 DEFAULT_ADMIN_DSN = "postgres://postgres@127.0.0.1:5432/postgres"
+# The CPUs this process may run on, as `nproc` counts them (config/bin/web sizes gunicorn with nproc).
+USABLE_CPUS = len(os.sched_getaffinity(0))
 
 
 def _phase_list(value: str) -> tuple[str, ...]:
@@ -47,7 +49,7 @@ class Command(BaseCommand):
         a("--keep-database", action="store_true", help="do not drop the bench database at the end")
         a("--settings-module", default=None,
           help="server settings: config.settings.production (default when present) or config.settings.base")
-        a("--web-workers", type=int, default=2 * (os.cpu_count() or 1) + 1,
+        a("--web-workers", type=int, default=2 * USABLE_CPUS + 1,
           help="gunicorn sync workers (default %(default)s: config/bin/web's own default, 2 x CPUs + 1)")
         a("--worker-concurrency", type=int, default=2, help="Celery prefork processes (default %(default)s)")
         a("--connections", type=int, default=32, help="ingest: concurrent connections (default %(default)s)")
@@ -149,7 +151,7 @@ class Command(BaseCommand):
             self.stderr.write("interrupted: everything the bench started has been stopped")
             sys.exit(130)
         self.stdout.write("")
-        self.stdout.write(f"make bench: {os.cpu_count()} cores, load generator on the same machine, "
+        self.stdout.write(f"make bench: {USABLE_CPUS} cores, load generator on the same machine, "
                           f"servers on {settings_module}, total {time.perf_counter() - started:.0f}s, "
                           f"load average (1/5/15 min) {load_before} at start and "
                           f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())} at end")
