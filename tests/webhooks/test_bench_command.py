@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+DATABASE = f"bench_smoke_{os.getpid()}"
 EVERY_PHASE = {
     "ingest: webhook POSTs answered 2xx",
     "limit: do-nothing Django POST view",
@@ -29,9 +30,8 @@ def run_bench(*extra: str) -> tuple[subprocess.CompletedProcess, str, dict[str, 
     """Run the bench at tiny sizes; the result, the admin DSN and the table's figures by name."""
     database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     admin_dsn = f"{database_url.rsplit('/', 1)[0]}/postgres"
-    database = f"bench_smoke_{os.getpid()}"
     tiny = [
-        "--pg", admin_dsn, "--database", database, "--no-wrk", "--web-workers", "2", "--worker-concurrency", "2",
+        "--pg", admin_dsn, "--database", DATABASE, "--no-wrk", "--web-workers", "2", "--worker-concurrency", "2",
         "--connections", "4", "--duration", "1", "--limit-duration", "1", "--pg-threads", "2", "--backlog", "200",
         "--e2e-rate", "20", "--e2e-duration", "1", "--conversations", "30", "--messages", "300", "--page-runs", "1",
         "--sockets", "10", "--socket-hold", "1", *extra,
@@ -47,13 +47,12 @@ def run_bench(*extra: str) -> tuple[subprocess.CompletedProcess, str, dict[str, 
 @pytest.mark.timeout(600)
 def test_the_bench_runs_every_phase_and_prints_its_table():
     result, admin_dsn, figures = run_bench()
-    database = f"bench_smoke_{os.getpid()}"
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert EVERY_PHASE <= set(figures), result.stdout[-4000:]
     assert "n/a" not in figures.values()  # every figure was measured
     assert "0 errors" in result.stdout and "0 frames missing" in result.stdout
     with psycopg.connect(admin_dsn, autocommit=True) as conn:  # it drops its own database at the end
-        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None
 
 
 @pytest.mark.timeout(300)

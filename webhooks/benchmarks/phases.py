@@ -23,9 +23,6 @@ from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.signatures import sign_body
 from webhooks.simulation import envelope, message_change, to_wire
 
-# The bench's phases, in the order they run: name on the command line -> method of Bench.
-PHASES = {"ingest": "ingest", "processing": "processing", "e2e": "end_to_end", "pages": "pages", "websockets": "websockets"}
-
 
 @dataclass
 class Options:
@@ -77,7 +74,7 @@ class Bench:
             self.setup()
             for name in self.o.phases:
                 self.settle()
-                getattr(self, PHASES[name])()
+                PHASES[name](self)
         finally:
             self.log("stopping everything the bench started ...")
             self.procs.stop_all()
@@ -150,8 +147,8 @@ class Bench:
         """Milliseconds of CPU per request, all processes together, and the parts worth naming."""
         if not rate:
             return None, "no request answered"
-        parts = {name: cores * 1000 / rate for name, cores in used.items() if cores * 1000 / rate >= 0.01}
-        detail = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]))
+        parts = {name: cores * 1000 / rate for name, cores in used.items()}
+        detail = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]) if ms >= 0.01)
         return sum(parts.values()), detail
 
     def signed(self, payload: dict) -> tuple[bytes, str]:
@@ -473,3 +470,8 @@ class Bench:
             ws.writer.close()
         await asyncio.sleep(0.5)
         return len(sockets), alive, seconds
+
+
+# The bench's phases, in the order they run: the name on the command line (--phases) -> the method.
+PHASES = {"ingest": Bench.ingest, "processing": Bench.processing, "e2e": Bench.end_to_end, "pages": Bench.pages,
+          "websockets": Bench.websockets}

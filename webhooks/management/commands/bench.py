@@ -67,7 +67,9 @@ class Command(BaseCommand):
         a("--socket-hold", type=float, default=5, help="websockets: seconds to hold them idle")
         a("--no-wrk", action="store_true", help="use the Python load generator even when wrk is installed")
         a("--quick", action="store_true", help="a smoke run (~1 minute): every phase scaled down")
-        a("--phases", default="ingest,processing,e2e,pages,websockets", type=_phase_list,
+        from webhooks.benchmarks.phases import PHASES
+
+        a("--phases", default=",".join(PHASES), type=_phase_list,
           help="comma-separated phases to run, always in this order (default: %(default)s)")
 
     def handle(self, *args, **o):
