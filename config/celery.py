@@ -22,8 +22,10 @@ def _send_queued_realtime_pushes(**kwargs) -> None:
 
 
 def prepare_producer() -> None:
-    """Do at start-up what a web process's first ``.delay()`` would (~60 ms): register the tasks, load the
-    result backend and kombu's transport. Nothing connects: the pools connect on first use."""
+    """Do at start-up what a web process's first ``.delay()`` would (~60 ms): import every app's tasks
+    module (as a worker does at start), register the tasks, load the result backend and kombu's transport.
+    Nothing connects: the pools connect on first use."""
+    app.loader.import_default_modules()
     app.finalize(auto=True)
     app.backend  # noqa: B018
     app.amqp.producer_pool  # noqa: B018

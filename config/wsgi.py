@@ -14,7 +14,6 @@ application = get_wsgi_application()
 # accepts connections. Nothing here connects: the pools open their connections on first use, after the fork.
 from django.urls import get_resolver
 
-import webhooks.tasks  # noqa: F401
 from config.celery import prepare_producer
 
 get_resolver().url_patterns  # noqa: B018
