@@ -15,18 +15,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WRK_SCRIPT = r"""
+-- Each thread takes every n-th line of the file (n = threads) and sends its share in order, so no two
+-- requests carry the same body until a thread has used up its share; then it starts its share again.
+-- setup() runs in wrk's main Lua state once per thread, before that thread's init(); args[3] is -t.
+local threads_set_up = 0
+setup = function(thread)
+  thread:set("thread_index", threads_set_up)
+  threads_set_up = threads_set_up + 1
+end
 local reqs = {}
 local idx = 0
 init = function(args)
   local f = assert(io.open(args[1], "r"))
+  local thread_count = tonumber(args[3])
+  local line_no = 0
   for line in f:lines() do
-    local body, sig = line:match("^(.*)\t([^\t]*)$")
-    local headers = {["Content-Type"] = "application/json", ["X-Forwarded-Proto"] = "https"}
-    if sig ~= "" then headers["X-Hub-Signature-256"] = sig end
-    reqs[#reqs + 1] = wrk.format("POST", args[2], headers, body)
+    if line_no % thread_count == thread_index then
+      local body, sig = line:match("^(.*)\t([^\t]*)$")
+      local headers = {["Content-Type"] = "application/json", ["X-Forwarded-Proto"] = "https"}
+      if sig ~= "" then headers["X-Hub-Signature-256"] = sig end
+      reqs[#reqs + 1] = wrk.format("POST", args[2], headers, body)
+    end
+    line_no = line_no + 1
   end
   f:close()
-  idx = math.random(#reqs)
 end
 request = function()
   idx = idx % #reqs + 1
@@ -85,7 +97,7 @@ def _run_wrk(*, port, path, requests, connections, seconds, threads) -> LoadResu
         bodies.write_bytes(b"".join(body + b"\t" + sig.encode() + b"\n" for body, sig in requests))
         out = subprocess.run(
             ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--timeout", "10s",
-             "-s", str(script), f"http://127.0.0.1:{port}", "--", str(bodies), path],
+             "-s", str(script), f"http://127.0.0.1:{port}", "--", str(bodies), path, str(threads)],
             capture_output=True, text=True, check=True,
         ).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCHRESULT"))
