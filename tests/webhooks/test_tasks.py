@@ -1,9 +1,11 @@
 """Processing drains: every stored event processed once, none stranded, bugs and outages contained."""
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
 from django.db import OperationalError, transaction
+from django.utils import timezone
 
 from conversations.models import Message
 from tests.webhooks.test_payloads import PAYLOADS
@@ -136,6 +138,72 @@ def test_a_backlog_brings_in_a_second_drain_up_to_the_configured_concurrency(num
         stored_event(wamid=f"wamid.SOLO{n}")
     assert services.drain_webhook_events(slot=0) == 5
     assert enqueued == []
+
+
+class FakeClock:
+    """``time`` for the drain loop: sleeping moves the clock on at once, and the sleeps are recorded."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:  # the wall clock stamped into drain flags
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 3))
+        self.now += seconds
+
+
+def test_round_interval_stretches_only_when_events_arrive_at_the_busy_rate():
+    busy = services.DRAIN_BUSY_RATE
+    assert services.round_interval(done=40, seconds_since_last_round=None) == services.DRAIN_ROUND_SECONDS
+    assert services.round_interval(done=busy // 20 - 1, seconds_since_last_round=0.05) == services.DRAIN_ROUND_SECONDS
+    assert services.round_interval(done=busy // 20, seconds_since_last_round=0.05) == services.DRAIN_BUSY_ROUND_SECONDS
+    assert services.round_interval(done=busy, seconds_since_last_round=0.5) == services.DRAIN_BUSY_ROUND_SECONDS
+    assert services.DRAIN_BUSY_ROUND_SECONDS > services.DRAIN_ROUND_SECONDS
+
+
+def test_a_busy_drain_waits_longer_between_rounds_and_a_quiet_one_does_not(settings, monkeypatch, enqueued):
+    settings.WEBHOOK_DRAIN_BATCH = 1000
+    settings.WEBHOOK_DRAIN_CONCURRENCY = 1
+    clock = FakeClock()
+    monkeypatch.setattr(services, "time", clock)
+    # Events found per round: a quiet start (10 in 50 ms: 200/s), a burst (200 in 50 ms: 4,000/s), then
+    # what the longer wait gathered at a quieter rate (50 in 250 ms: 200/s), then nothing.
+    rounds = iter([10, 10, 200, 50, 0, 0])
+    monkeypatch.setattr(services, "process_pending_webhook_events", lambda *, limit: next(rounds))
+    assert services.drain_webhook_events(slot=0) == 270
+    assert clock.sleeps == [0.05, 0.05, 0.25, 0.05]
+
+
+def test_a_second_drain_is_asked_for_when_events_wait_half_a_second_not_for_a_busy_round(number, settings, monkeypatch, enqueued):
+    settings.WEBHOOK_DRAIN_BATCH = 1000
+    settings.WEBHOOK_DRAIN_CONCURRENCY = 2
+    clock = FakeClock()
+    monkeypatch.setattr(services, "time", clock)
+    waiting = stored_event(wamid="wamid.WAITING")
+    rounds = iter([])
+    left_waiting = 0.0
+
+    def a_round(*, limit):
+        # What a round leaves behind: an event that arrived ``left_waiting`` seconds ago.
+        WebhookEvent.objects.filter(pk=waiting.pk).update(received_at=timezone.now() - timedelta(seconds=left_waiting))
+        return next(rounds)
+
+    monkeypatch.setattr(services, "process_pending_webhook_events", a_round)
+    # Busy rounds 250 ms apart whose events waited up to 0.3 s: one drain keeps up.
+    rounds, left_waiting = iter([600, 600, 0, 0]), 0.3
+    services.drain_webhook_events(slot=0)
+    assert clock.sleeps == [0.05, 0.25]
+    assert enqueued == []
+    # Something held the drain up: an event has waited 0.6 s.
+    rounds, left_waiting = iter([10, 0, 0]), 0.6
+    services.drain_webhook_events(slot=0)
+    assert enqueued == [1]
 
 
 def test_a_drain_past_its_time_budget_yields_the_worker_and_keeps_its_flag(number, settings, enqueued):
