@@ -75,6 +75,8 @@ class ConversationPayload(TypedDict):
 
 class MessageCreated(TypedDict):
     message: MessagePayload
+    # The conversation as it is after this message (after every message of the same batch): clients apply
+    # it as a conversation.updated, and none follows a message.created.
     conversation: ConversationPayload
 
 

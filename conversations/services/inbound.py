@@ -71,8 +71,9 @@ class InboundItem:
 
 def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     """``receive_inbound_message`` for a batch, in a few queries per batch rather than a dozen per message;
-    returns the messages stored (redeliveries are skipped). Same outcome as one by one, except that each
-    conversation gets one ``conversation.updated`` (its final state) rather than one per message.
+    returns the messages stored (redeliveries are skipped). Each ``message.created`` carries its
+    conversation as it is after the whole batch (clients apply it as they would a ``conversation.updated``,
+    so none follows: that was half the realtime rows and pushes of a batch).
 
     Conversations are locked in id order before they are touched, so concurrent batches do not deadlock.
     A wamid stored concurrently by another worker makes the bulk INSERT raise IntegrityError: the caller's
@@ -115,8 +116,6 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
             "conversation": snapshots[message.conversation_id],
         }
         by_number.setdefault(touched[message.conversation_id].number_id, []).append((events.MESSAGE_CREATED, payload))
-    for pk, conversation in touched.items():
-        by_number[conversation.number_id].append((events.CONVERSATION_UPDATED, {"conversation": snapshots[pk]}))
     for number_id, batch in by_number.items():
         publish_events(number_id=number_id, events=batch)
     return stored

@@ -184,7 +184,6 @@ def _publish_created(message: Message) -> None:
         type=events.MESSAGE_CREATED,
         payload={"message": message_snapshot(message), "conversation": snapshot},
     )
-    publish_event(number_id=conversation.number_id, type=events.CONVERSATION_UPDATED, payload={"conversation": snapshot})
 
 
 # --- delivery (called by the Celery task) --------------------------------------------------------------

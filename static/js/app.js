@@ -65,9 +65,11 @@ function markOpenConversationRead() {
 document.addEventListener("visibilitychange", () => { if (!document.hidden && pendingRead) markOpenConversationRead(); });
 
 const handlers = {
+  // The conversation comes as it is after the message: applied as a conversation.updated would be.
   [EVENTS.MESSAGE_CREATED]({ message, conversation }) {
     list.upsert(conversation);
     const isOpen = conversation.id === openId;
+    if (isOpen && composer) composer.setLastInbound(conversation.last_inbound_at);
     if (isOpen && thread) thread.add(message);
     const readNow = isOpen && !document.hidden;
     const fresh = list.noteMessage(conversation.id, message.id, { unread: message.direction === "in" && !readNow });

@@ -349,6 +349,11 @@ def test_outside_the_window_the_composer_offers_templates_only(sandbox, api, bro
     page.locator("#send-template").click()
     bubble = page.locator(".message-out", has_text="Hi Amara, order #42 has shipped.")
     expect(bubble.locator(".ticks")).to_have_attribute("data-status", "read", timeout=10000)
+    # The customer answers: the window opens in the page as their message arrives, without a reload.
+    sandbox.customer_writes(text="Thanks, see you then")
+    expect(page.locator(".message-in", has_text="Thanks, see you then")).to_be_visible(timeout=10000)
+    expect(page.locator("#window-state")).to_contain_text("Reply window open")
+    expect(page.locator("#free-form")).to_be_visible()
 
 
 def test_attaching_a_file_too_large_is_refused_in_the_browser_and_a_good_one_is_sent(sandbox, api, conversation, browser, stack, number, tmp_path):
