@@ -27,24 +27,29 @@ def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
 
 
 def conversation_list(
-    *, user, phone_number_id: str | None = None, unread_only: bool = False, search: str = ""
+    *,
+    user,
+    numbers: list[BusinessNumber] | None = None,
+    phone_number_id: str | None = None,
+    unread_only: bool = False,
+    search: str = "",
 ) -> QuerySet[Conversation]:
-    """Conversations the user may see, newest activity first, each with this user's ``unread_count``."""
+    """Conversations the user may see, newest activity first, each with this user's ``unread_count``.
+
+    ``numbers`` are the user's ``visible_numbers`` when the caller has them already (the inbox page lists
+    them anyway); otherwise they are read here, one query."""
+    if numbers is None:
+        numbers = list(visible_numbers(user=user))
+    if phone_number_id:
+        numbers = [n for n in numbers if n.phone_number_id == phone_number_id]
     conversations = (
-        _with_unread_count(user=user)
+        _with_unread_count(user=user, numbers=numbers)
         .select_related("contact", "number")
         # Clients count an event's message as unread only when it is newer than this (so replaying
         # an event the page already reflects never counts it twice).
-        .annotate(
-            last_message_id=Coalesce(
-                Subquery(Message.objects.filter(conversation=OuterRef("pk")).order_by("-id").values("id")[:1]),
-                Value(0),
-            )
-        )
+        .annotate(last_message_id=_last_message_id())
         .order_by("-last_message_at", "-id")
     )
-    if phone_number_id:
-        conversations = conversations.filter(number__phone_number_id=phone_number_id)
     if unread_only:
         conversations = conversations.filter(unread_count__gt=0)
     if search.strip():
@@ -52,20 +57,46 @@ def conversation_list(
     return conversations
 
 
-def _with_unread_count(*, user) -> QuerySet[Conversation]:
-    """Visible conversations annotated with this user's ``unread_count``: customer messages the
+def _newest_message_id(direction: str) -> Subquery:
+    return Subquery(
+        Message.objects.filter(conversation=OuterRef("pk"), direction=direction).order_by("-id").values("id")[:1]
+    )
+
+
+def _last_message_id() -> Greatest:
+    """The conversation's newest message id (0 if none), from two one-row backward scans of
+    message_unread_scan (conversation, direction, id): ordering all its messages by id read every one."""
+    return Greatest(
+        Coalesce(_newest_message_id(Direction.INBOUND), Value(0)),
+        Coalesce(_newest_message_id(Direction.OUTBOUND), Value(0)),
+    )
+
+
+def last_message_id(*, conversation: Conversation) -> int:
+    """The id of the conversation's newest message (0 if none), in one query."""
+    return Conversation.objects.filter(pk=conversation.pk).values_list(_last_message_id(), flat=True).first() or 0
+
+
+def _with_unread_count(*, user, numbers: list[BusinessNumber]) -> QuerySet[Conversation]:
+    """Conversations of these numbers annotated with this user's ``unread_count``: customer messages the
     conversation holds minus those it held when the user last read it (a counter on each row, no COUNT
-    over the messages table)."""
+    over the messages table).
+
+    The numbers' ids go into the query as values, not as a subquery: with one number the newest
+    conversations come straight off the conversation_activity index (number, last_message_at, id), where a
+    subquery made PostgreSQL join and sort every conversation first (10,000: ~15 ms, growing with them)."""
     return (
-        Conversation.objects.filter(number__in=visible_numbers(user=user))
+        Conversation.objects.filter(number_id__in=[number.pk for number in numbers])
         .annotate(my_read=FilteredRelation("read_states", condition=Q(read_states__user=user)))
         .annotate(unread_count=Greatest(F("inbound_count") - Coalesce(F("my_read__read_inbound_count"), Value(0)), Value(0)))
     )
 
 
-def unread_total(*, user) -> int:
+def unread_total(*, user, numbers: list[BusinessNumber] | None = None) -> int:
     """All of the user's unread messages, across every conversation (not only a loaded page)."""
-    return _with_unread_count(user=user).aggregate(total=Sum("unread_count"))["total"] or 0
+    if numbers is None:
+        numbers = list(visible_numbers(user=user))
+    return _with_unread_count(user=user, numbers=numbers).aggregate(total=Sum("unread_count"))["total"] or 0
 
 
 def conversation_for_user(*, user, conversation_id: int) -> Conversation | None:

@@ -36,8 +36,10 @@ def inbox_view(request, conversation_id: int | None = None):
         page, has_more = selectors.messages_before(conversation=conversation)
         reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
         messages = [message_snapshot(m, reactions.get(m.wamid, ())) for m in page]
+    numbers = list(selectors.visible_numbers(user=request.user))
     conversations = selectors.conversation_list(
         user=request.user,
+        numbers=numbers,
         phone_number_id=filters["number"] or None,
         unread_only=filters["filter"] == "unread",
         search=filters["q"],
@@ -47,7 +49,6 @@ def inbox_view(request, conversation_id: int | None = None):
     paginator.page_size = INBOX_PAGE_SIZE
     page = paginator.paginate_queryset(conversations, Request(request))
     next_link = paginator.get_next_link()
-    numbers = list(selectors.visible_numbers(user=request.user))
     conversation_items = [conversation_item(c) for c in page]
     data = {
         "user": {"id": request.user.pk, "name": request.user.get_full_name() or request.user.get_username()},
@@ -55,7 +56,7 @@ def inbox_view(request, conversation_id: int | None = None):
         "filters": filters,
         "numbers": [number_snapshot(n) for n in numbers],
         "conversations": conversation_items,
-        "unreadTotal": selectors.unread_total(user=request.user),
+        "unreadTotal": selectors.unread_total(user=request.user, numbers=numbers),
         "nextCursor": parse_qs(urlparse(next_link).query).get("cursor", [None])[0] if next_link else None,
         "conversation": open_conversation_item(conversation) if conversation else None,
         "messages": messages,
@@ -71,7 +72,7 @@ def inbox_view(request, conversation_id: int | None = None):
 def open_conversation_item(conversation) -> dict:
     """The open conversation's header data; it was just marked read, so nothing in it is unread."""
     conversation.unread_count = 0
-    conversation.last_message_id = conversation.messages.order_by("-id").values_list("id", flat=True).first() or 0
+    conversation.last_message_id = selectors.last_message_id(conversation=conversation)
     return conversation_item(conversation)
 
 

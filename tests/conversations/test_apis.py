@@ -86,6 +86,26 @@ def test_filter_by_number(staff, number):
     assert [c["id"] for c in listed] == [a.pk]
 
 
+def test_each_item_names_its_newest_message_whichever_way_it_went(api, number):
+    quiet = ConversationFactory(number=number)
+    chatty = ConversationFactory(number=number)
+    MessageFactory(conversation=chatty)
+    reply = OutboundMessageFactory(conversation=chatty)
+    MessageFactory(conversation=ConversationFactory(number=number))  # newer ids elsewhere do not count
+    by_id = {c["id"]: c for c in api.get("/api/conversations/").json()["results"]}
+    assert by_id[quiet.pk]["last_message_id"] == 0
+    assert by_id[chatty.pk]["last_message_id"] == reply.pk
+    answer = MessageFactory(conversation=chatty)
+    assert {c["id"]: c for c in api.get("/api/conversations/").json()["results"]}[chatty.pk]["last_message_id"] == answer.pk
+
+
+def test_a_number_filter_naming_a_number_one_may_not_see_lists_nothing(staff, number):
+    ConversationFactory(number=number)
+    hidden = ConversationFactory()  # another number, not the staff member's
+    listed = client_for(staff).get(f"/api/conversations/?number={hidden.number.phone_number_id}").json()["results"]
+    assert listed == []
+
+
 def test_newest_activity_first_with_cursor_pages(api, number):
     from datetime import UTC, datetime, timedelta
 

@@ -54,6 +54,7 @@ def test_opening_a_conversation_marks_it_read_for_me_only(staff_client, staff, n
     data = page_data(staff_client.get(f"/inbox/{conversation.pk}/"))
     assert [m["id"] for m in data["messages"]] == [m.pk for m in messages]
     assert data["conversation"]["unread_count"] == 0
+    assert data["conversation"]["last_message_id"] == messages[-1].pk
     assert ReadState.objects.get(user=staff).last_read_message_id == messages[-1].pk
     assert page_data(staff_client.get("/inbox/"))["conversations"][0]["unread_count"] == 0
 
