@@ -261,8 +261,12 @@ DRAIN_LAG_SECONDS = 0.5
 
 
 def round_interval(*, done: int, seconds_since_last_round: float | None) -> float:
-    """How long after the start of a round that did not fill up the next one starts."""
-    if seconds_since_last_round and done / seconds_since_last_round >= DRAIN_BUSY_RATE:
+    """How long after the start of a round that did not fill up the next one starts. The rate is taken
+    over at least DRAIN_ROUND_SECONDS: a lingering drain looks again 10 ms after an empty round, and a few
+    deliveries found then are not 500 a second."""
+    if seconds_since_last_round is None:
+        return DRAIN_ROUND_SECONDS
+    if done / max(seconds_since_last_round, DRAIN_ROUND_SECONDS) >= DRAIN_BUSY_RATE:
         return DRAIN_BUSY_ROUND_SECONDS
     return DRAIN_ROUND_SECONDS
 

@@ -164,6 +164,8 @@ def test_round_interval_stretches_only_when_events_arrive_at_the_busy_rate():
     assert services.round_interval(done=busy // 20 - 1, seconds_since_last_round=0.05) == services.DRAIN_ROUND_SECONDS
     assert services.round_interval(done=busy // 20, seconds_since_last_round=0.05) == services.DRAIN_BUSY_ROUND_SECONDS
     assert services.round_interval(done=busy, seconds_since_last_round=0.5) == services.DRAIN_BUSY_ROUND_SECONDS
+    # A lingering drain found a few deliveries 10 ms after an empty round: a trickle, not a busy number.
+    assert services.round_interval(done=5, seconds_since_last_round=0.01) == services.DRAIN_ROUND_SECONDS
     assert services.DRAIN_BUSY_ROUND_SECONDS > services.DRAIN_ROUND_SECONDS
 
 
@@ -178,6 +180,22 @@ def test_a_busy_drain_waits_longer_between_rounds_and_a_quiet_one_does_not(setti
     monkeypatch.setattr(services, "process_pending_webhook_events", lambda *, limit: next(rounds))
     assert services.drain_webhook_events(slot=0) == 270
     assert clock.sleeps == [0.05, 0.05, 0.25, 0.05]
+
+
+def test_a_few_deliveries_right_after_a_quiet_spell_do_not_stretch_the_rounds(settings, monkeypatch, enqueued):
+    settings.WEBHOOK_DRAIN_BATCH = 1000
+    settings.WEBHOOK_DRAIN_CONCURRENCY = 1
+    settings.WEBHOOK_DRAIN_LINGER_SECONDS = 0.1
+    clock = FakeClock()
+    monkeypatch.setattr(services, "time", clock)
+    rounds = iter([10, 0, 5, 0, 0, 0])
+    monkeypatch.setattr(services, "process_pending_webhook_events", lambda *, limit: next(rounds))
+    looks = iter([True])  # the lingering drain's first look finds the 5; later looks find nothing
+    monkeypatch.setattr(services, "_has_pending_events", lambda: next(looks, False))
+    assert services.drain_webhook_events(slot=0) == 15
+    # 10 events, a 50 ms wait; an empty round, a 10 ms look that finds 5; then a 50 ms wait, not 250.
+    assert clock.sleeps[:3] == [0.05, 0.01, 0.05]
+    assert services.DRAIN_BUSY_ROUND_SECONDS not in clock.sleeps
 
 
 def test_a_second_drain_is_asked_for_when_events_wait_half_a_second_not_for_a_busy_round(number, settings, monkeypatch, enqueued):
