@@ -158,6 +158,23 @@ class FakeClock:
         self.now += seconds
 
 
+@pytest.fixture
+def scripted_drain(settings, monkeypatch, enqueued):
+    """A drain on a fake clock whose rounds find the given numbers of events (no database involved);
+    returns (run, clock): ``run(counts, concurrency=1)`` drains slot 0 and returns its total."""
+    settings.WEBHOOK_DRAIN_BATCH = 1000
+    clock = FakeClock()
+    monkeypatch.setattr(services, "time", clock)
+
+    def run(counts: list[int], *, concurrency: int = 1) -> int:
+        settings.WEBHOOK_DRAIN_CONCURRENCY = concurrency
+        rounds = iter(counts)
+        monkeypatch.setattr(services, "process_pending_webhook_events", lambda *, limit: next(rounds))
+        return services.drain_webhook_events(slot=0)
+
+    return run, clock
+
+
 def test_round_interval_stretches_only_when_events_arrive_at_the_busy_rate():
     busy = services.DRAIN_BUSY_RATE
     assert services.round_interval(done=40, seconds_since_last_round=None) == services.DRAIN_ROUND_SECONDS
@@ -169,58 +186,41 @@ def test_round_interval_stretches_only_when_events_arrive_at_the_busy_rate():
     assert services.DRAIN_BUSY_ROUND_SECONDS > services.DRAIN_ROUND_SECONDS
 
 
-def test_a_busy_drain_waits_longer_between_rounds_and_a_quiet_one_does_not(settings, monkeypatch, enqueued):
-    settings.WEBHOOK_DRAIN_BATCH = 1000
-    settings.WEBHOOK_DRAIN_CONCURRENCY = 1
-    clock = FakeClock()
-    monkeypatch.setattr(services, "time", clock)
+def test_a_busy_drain_waits_longer_between_rounds_and_a_quiet_one_does_not(scripted_drain):
+    run, clock = scripted_drain
     # Events found per round: a quiet start (10 in 50 ms: 200/s), a burst (200 in 50 ms: 4,000/s), then
     # what the longer wait gathered at a quieter rate (50 in 250 ms: 200/s), then nothing.
-    rounds = iter([10, 10, 200, 50, 0, 0])
-    monkeypatch.setattr(services, "process_pending_webhook_events", lambda *, limit: next(rounds))
-    assert services.drain_webhook_events(slot=0) == 270
+    assert run([10, 10, 200, 50, 0, 0]) == 270
     assert clock.sleeps == [0.05, 0.05, 0.25, 0.05]
 
 
-def test_a_few_deliveries_right_after_a_quiet_spell_do_not_stretch_the_rounds(settings, monkeypatch, enqueued):
-    settings.WEBHOOK_DRAIN_BATCH = 1000
-    settings.WEBHOOK_DRAIN_CONCURRENCY = 1
+def test_a_few_deliveries_right_after_a_quiet_spell_do_not_stretch_the_rounds(scripted_drain, settings, monkeypatch):
+    run, clock = scripted_drain
     settings.WEBHOOK_DRAIN_LINGER_SECONDS = 0.1
-    clock = FakeClock()
-    monkeypatch.setattr(services, "time", clock)
-    rounds = iter([10, 0, 5, 0, 0, 0])
-    monkeypatch.setattr(services, "process_pending_webhook_events", lambda *, limit: next(rounds))
     looks = iter([True])  # the lingering drain's first look finds the 5; later looks find nothing
     monkeypatch.setattr(services, "_has_pending_events", lambda: next(looks, False))
-    assert services.drain_webhook_events(slot=0) == 15
+    assert run([10, 0, 5, 0, 0, 0]) == 15
     # 10 events, a 50 ms wait; an empty round, a 10 ms look that finds 5; then a 50 ms wait, not 250.
     assert clock.sleeps[:3] == [0.05, 0.01, 0.05]
     assert services.DRAIN_BUSY_ROUND_SECONDS not in clock.sleeps
 
 
-def test_a_second_drain_is_asked_for_when_events_wait_half_a_second_not_for_a_busy_round(number, settings, monkeypatch, enqueued):
-    settings.WEBHOOK_DRAIN_BATCH = 1000
-    settings.WEBHOOK_DRAIN_CONCURRENCY = 2
-    clock = FakeClock()
-    monkeypatch.setattr(services, "time", clock)
+def test_a_second_drain_is_asked_for_when_events_wait_half_a_second_not_for_a_busy_round(number, scripted_drain, monkeypatch, enqueued):
+    run, clock = scripted_drain
     waiting = stored_event(wamid="wamid.WAITING")
-    rounds = iter([])
-    left_waiting = 0.0
 
-    def a_round(*, limit):
-        # What a round leaves behind: an event that arrived ``left_waiting`` seconds ago.
-        WebhookEvent.objects.filter(pk=waiting.pk).update(received_at=timezone.now() - timedelta(seconds=left_waiting))
-        return next(rounds)
+    def left_waiting(seconds: float) -> None:
+        """Make the drain's lag check find an event that arrived ``seconds`` ago."""
+        WebhookEvent.objects.filter(pk=waiting.pk).update(received_at=timezone.now() - timedelta(seconds=seconds))
 
-    monkeypatch.setattr(services, "process_pending_webhook_events", a_round)
     # Busy rounds 250 ms apart whose events waited up to 0.3 s: one drain keeps up.
-    rounds, left_waiting = iter([600, 600, 0, 0]), 0.3
-    services.drain_webhook_events(slot=0)
+    left_waiting(0.3)
+    run([600, 600, 0, 0], concurrency=2)
     assert clock.sleeps == [0.05, 0.25]
     assert enqueued == []
     # Something held the drain up: an event has waited 0.6 s.
-    rounds, left_waiting = iter([10, 0, 0]), 0.6
-    services.drain_webhook_events(slot=0)
+    left_waiting(0.6)
+    run([10, 0, 0], concurrency=2)
     assert enqueued == [1]
 
 
