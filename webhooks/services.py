@@ -321,7 +321,6 @@ def drain_webhook_events(*, slot: int = 0) -> int:
                 if done == 0:
                     return total
                 continue
-            interval = round_interval(done=done, seconds_since_last_round=since_last_round)
             if slot + 1 < settings.WEBHOOK_DRAIN_CONCURRENCY and (done == round_size or _falling_behind()):
                 request_processing(slot=slot + 1)  # a backlog: a second drain shares it
             if time.monotonic() > deadline:
@@ -330,6 +329,7 @@ def drain_webhook_events(*, slot: int = 0) -> int:
             if done < round_size:
                 # Keeping up: let the next round gather what arrives meanwhile. A round costs a dozen
                 # queries whatever its size, so rounds of one event each would keep a core busy.
+                interval = round_interval(done=done, seconds_since_last_round=since_last_round)
                 time.sleep(max(0.0, round_started + interval - time.monotonic()))
     except BaseException:
         with suppress(Exception):
