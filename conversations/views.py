@@ -28,11 +28,12 @@ def inbox_view(request, conversation_id: int | None = None):
     conversation = None
     messages: list = []
     has_more = False
+    read_state = None
     if conversation_id is not None:
         conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
         if conversation is None:
             raise Http404
-        mark_conversation_read(user=request.user, conversation=conversation)
+        read_state = mark_conversation_read(user=request.user, conversation=conversation)
         page, has_more = selectors.messages_before(conversation=conversation)
         reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
         messages = [message_snapshot(m, reactions.get(m.wamid, ())) for m in page]
@@ -58,7 +59,7 @@ def inbox_view(request, conversation_id: int | None = None):
         "conversations": conversation_items,
         "unreadTotal": selectors.unread_total(user=request.user, numbers=numbers),
         "nextCursor": parse_qs(urlparse(next_link).query).get("cursor", [None])[0] if next_link else None,
-        "conversation": open_conversation_item(conversation) if conversation else None,
+        "conversation": open_conversation_item(conversation, read_state) if conversation else None,
         "messages": messages,
         "hasMore": has_more,
     }
@@ -69,10 +70,11 @@ def inbox_view(request, conversation_id: int | None = None):
     )
 
 
-def open_conversation_item(conversation) -> dict:
-    """The open conversation's header data; it was just marked read, so nothing in it is unread."""
+def open_conversation_item(conversation, read_state) -> dict:
+    """The open conversation's header data; it was just marked read up to its newest message, so nothing
+    in it is unread."""
     conversation.unread_count = 0
-    conversation.last_message_id = selectors.last_message_id(conversation=conversation)
+    conversation.last_message_id = read_state.last_read_message_id
     return conversation_item(conversation)
 
 

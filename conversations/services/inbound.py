@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Max, Q, Value, When
+from django.db.models import Case, F, Q, Value, When
 
 from contacts.models import Contact
 from conversations.models import (
@@ -27,6 +27,7 @@ from conversations.models import (
     Reaction,
     ReadState,
 )
+from conversations.selectors import last_message_id
 from conversations.services.batch_update import update_rows
 from conversations.services.media import expect_inbound_media
 from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
@@ -366,7 +367,7 @@ def mark_conversation_read(*, user, conversation: Conversation) -> ReadState:
     # The conversation's row lock orders this read against inserts (their trigger updates the row), so the
     # newest id and the count of customer messages describe the same set of messages.
     inbound_count = Conversation.objects.select_for_update().values_list("inbound_count", flat=True).get(pk=conversation.pk)
-    latest = conversation.messages.aggregate(latest=Max("id"))["latest"] or 0
+    latest = last_message_id(conversation=conversation)
     state, _created = ReadState.objects.get_or_create(user=user, conversation=conversation)
     moved = ReadState.objects.filter(pk=state.pk, last_read_message_id__lt=latest).update(
         last_read_message_id=latest, read_inbound_count=inbound_count

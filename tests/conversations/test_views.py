@@ -4,7 +4,7 @@ import json
 import pytest
 
 from conversations.models import ReadState
-from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, MessageFactory
+from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +57,15 @@ def test_opening_a_conversation_marks_it_read_for_me_only(staff_client, staff, n
     assert data["conversation"]["last_message_id"] == messages[-1].pk
     assert ReadState.objects.get(user=staff).last_read_message_id == messages[-1].pk
     assert page_data(staff_client.get("/inbox/"))["conversations"][0]["unread_count"] == 0
+
+
+def test_opening_a_conversation_whose_newest_message_is_our_reply_reads_up_to_the_reply(staff_client, staff, number):
+    conversation = ConversationFactory(number=number)
+    MessageFactory(conversation=conversation)
+    reply = OutboundMessageFactory(conversation=conversation)
+    data = page_data(staff_client.get(f"/inbox/{conversation.pk}/"))
+    assert data["conversation"]["last_message_id"] == reply.pk
+    assert ReadState.objects.get(user=staff).last_read_message_id == reply.pk
 
 
 def test_filters_unread_number_and_search(staff_client, staff, number):
