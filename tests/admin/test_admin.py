@@ -77,6 +77,8 @@ def test_webhook_event_page_shows_payload_and_errors_and_replays(admin_client, n
             {"action": "replay", "_selected_action": [event.pk]},
         )
     assert response.status_code == 302
+    # The action's message is stored with the redirect and shown on the next page.
+    assert "1 event(s) queued for processing again." in admin_client.get(response["Location"]).content.decode()
     event.refresh_from_db()
     assert event.attempts == 2 and Message.objects.count() == 1
 

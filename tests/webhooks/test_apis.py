@@ -51,6 +51,12 @@ def test_every_sample_delivery_is_stored_and_processed(path, post_webhook, numbe
     assert event.phone_number_id == number.phone_number_id
 
 
+def test_the_answer_names_the_stored_event(post_webhook, number):
+    response = post_webhook(json.loads((PAYLOADS / "message_text.json").read_text()))
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json() == {"status": "received", "event_id": WebhookEvent.objects.get().pk}
+
+
 def test_raw_body_is_verified_byte_for_byte(client, number):
     # Meta escapes non-ASCII and '/' in what it signs; the stored raw body keeps those bytes.
     body = (PAYLOADS / "message_text.json").read_bytes().replace(b"Hi", b"\\u00c4 \\/ Hi")
