@@ -22,6 +22,7 @@ export class Composer {
     this.input = this.$("composer-input");
     this.replyTo = null;
     this.templates = [];
+    this.templatesLoad = null;
     this.closesAt = null;
     this.input.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -132,17 +133,27 @@ export class Composer {
   async showTemplates(visible) {
     this.$("template-form").hidden = !visible;
     this.$("show-templates").hidden = visible;
-    if (!visible || this.templates.length) return;
-    const data = await getJson(`/api/conversations/${this.conversation.id}/templates/`);
-    this.templates = data.results;
-    const select = this.$("template-select");
-    select.replaceChildren(...this.templates.map((t) => {
-      const option = element("option", null, `${t.name} (${t.language})`);
-      option.value = String(t.id);
-      return option;
-    }));
-    if (!this.templates.length) select.append(element("option", null, "No approved templates"));
-    this.renderTemplateParams();
+    if (visible) await this.loadTemplates();
+  }
+
+  // Once per page: every live update re-renders the window and asks again, and a second load landing after
+  // the agent typed would rebuild the inputs empty. A failed load is tried again on the next ask.
+  loadTemplates() {
+    this.templatesLoad ??= getJson(`/api/conversations/${this.conversation.id}/templates/`).then((data) => {
+      this.templates = data.results;
+      const select = this.$("template-select");
+      select.replaceChildren(...this.templates.map((t) => {
+        const option = element("option", null, `${t.name} (${t.language})`);
+        option.value = String(t.id);
+        return option;
+      }));
+      if (!this.templates.length) select.append(element("option", null, "No approved templates"));
+      this.renderTemplateParams();
+    }, (failure) => {
+      this.templatesLoad = null;
+      throw failure;
+    });
+    return this.templatesLoad;
   }
 
   selectedTemplate() {

@@ -356,6 +356,32 @@ def test_outside_the_window_the_composer_offers_templates_only(sandbox, api, bro
     expect(page.locator("#free-form")).to_be_visible()
 
 
+def test_values_typed_into_a_template_survive_live_updates_that_came_while_templates_loaded(sandbox, api, browser, stack, number):
+    # Each live update re-checks the reply window and asked for the templates again while none had arrived; the
+    # later load rebuilt the inputs empty after the agent had typed ("This template needs 2 value(s)").
+    sandbox.customer_writes(text="Are you open on Sunday?", timestamp=int(time.time()) - 25 * 3600)
+    conversation = wait_for(lambda: Conversation.objects.first(), what="a conversation from yesterday")
+    MessageTemplate.objects.create(waba_id=WABA, name="order_update", language="en_US", status="APPROVED",
+                                   components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}])
+    page = logged_in_page(browser, stack.base_url, staff_member("ana", number))
+    held = []
+    page.route("**/templates/", lambda route: held.append(route))  # every load of the templates waits until released below
+    page.goto(f"/inbox/{conversation.pk}/")
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
+    sandbox.customer_writes(text="And on Monday?", timestamp=int(time.time()) - 25 * 3600 + 60)
+    expect(page.locator(".message-in", has_text="And on Monday?")).to_be_visible(timeout=10000)
+    expect(page.locator("#window-state")).to_contain_text("only templates")
+    assert len(held) == 1
+    held[0].continue_()
+    params = page.locator(".template-param")
+    expect(params).to_have_count(2)
+    params.nth(0).fill("Amara")
+    params.nth(1).fill("#42")
+    page.locator("#send-template").click()
+    expect(page.locator(".message-out", has_text="Hi Amara, order #42 has shipped.")).to_be_visible(timeout=10000)
+    assert len(held) == 1
+
+
 def test_attaching_a_file_too_large_is_refused_in_the_browser_and_a_good_one_is_sent(sandbox, api, conversation, browser, stack, number, tmp_path):
     page = open_conversation(browser, stack, number, conversation)
     big = tmp_path / "huge.png"
