@@ -50,6 +50,7 @@ def test_the_bench_runs_every_phase_and_prints_its_table():
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert EVERY_PHASE <= set(figures), result.stdout[-4000:]
     assert "n/a" not in figures.values()  # every figure was measured
+    assert "ingest: instructions per webhook" not in figures  # valgrind's phase only when asked for
     assert "0 errors" in result.stdout and "0 frames missing" in result.stdout
     with psycopg.connect(admin_dsn, autocommit=True) as conn:  # it drops its own database at the end
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None
@@ -61,6 +62,16 @@ def test_phases_runs_only_the_phases_named():
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "processing: updates applied by the worker" in figures
     assert not any(name.startswith(("ingest", "limit", "end to end", "page", "websockets")) for name in figures), figures
+
+
+@pytest.mark.timeout(600)
+def test_instructions_counts_the_webhook_and_the_do_nothing_view_under_callgrind():
+    result, _admin_dsn, figures = run_bench("--phases", "instructions", "--instruction-calls", "20")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    webhook, noop = (float(figures[name].split()[0].replace(",", "")) for name in
+                     ("ingest: instructions per webhook", "limit: instructions per do-nothing request"))
+    # Thousands of instructions per request; the webhook does all the do-nothing view does, and more.
+    assert 100 < noop < webhook < 100_000, figures
 
 
 def test_an_unknown_phase_is_refused_before_anything_starts():

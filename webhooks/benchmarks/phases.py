@@ -1,11 +1,16 @@
-"""The five measurements. ``Bench.run()`` starts the topology, measures in order, stops what it started."""
+"""The measurements: the five of issue 7, and instruction counts when asked for. ``Bench.run()`` starts the topology,
+measures in order, stops what it started."""
 import asyncio
 import json
 import os
 import secrets
+import shutil
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +52,7 @@ class Options:
     sockets: int
     socket_hold: float
     use_wrk: bool
+    instruction_calls: int
     keep_database: bool
     phases: tuple[str, ...]  # names from PHASES, in that order
 
@@ -262,6 +268,55 @@ class Bench:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("DROP TABLE bench_raw_insert")
         return sum(counts) / elapsed
+
+    # --- 1d. instructions per request (opt-in) ------------------------------------------------------------
+
+    INSTRUCTIONS_WARMUP = 100  # calls before the counted ones: the first requests of a process import and connect
+
+    def instructions(self) -> None:
+        """Instructions one web process executes per webhook and per do-nothing request (callgrind): unlike every
+        timing here, the same in every run, so the figure to compare two versions of the path with."""
+        valgrind = shutil.which("valgrind")
+        if not valgrind:
+            self.log("1d. instructions: valgrind is not installed (apt-get install valgrind); phase skipped")
+            return
+        warm, calls = self.INSTRUCTIONS_WARMUP, self.INSTRUCTIONS_WARMUP + self.o.instruction_calls
+        # Each run gets a Redis database of its own, where no worker listens: in every run the first webhook
+        # enqueues a drain (in both runs of a path, so it cancels out) and no drain runs, so every webhook makes its
+        # one Redis round trip (under traffic a running drain's promise spares most of them).
+        databases = range(9, 13)
+        self.log(f"(load {self.load()}) 1d. instructions: callgrind, {warm} then {calls} calls per path in one process ...")
+
+        def count(path: str, n: int, database: int) -> int:
+            env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{database}")
+            result = subprocess.run(
+                [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
+                 "webhooks.benchmarks.instructions", "--path", path, "--calls", str(n), "--bodies", str(calls),
+                 "--customers", str(self.o.conversations)],
+                cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+            collected = [line for line in result.stderr.splitlines() if "Collected :" in line]
+            if result.returncode or not collected:
+                raise RuntimeError(f"callgrind run of {path} failed: {result.stderr[-2000:]}")
+            return int(collected[-1].rsplit(":", 1)[1])
+
+        runs = [("/api/webhook", warm), ("/api/webhook", calls), ("/bench/noop", warm), ("/bench/noop", calls)]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+            counted = pool.map(lambda run: count(*run[0], run[1]), zip(runs, databases, strict=True))
+            counts = dict(zip(runs, counted, strict=True))
+        per = {path: (counts[(path, calls)] - counts[(path, warm)]) / (calls - warm) for path, _n in runs}
+        self.log(f"  counted in {time.perf_counter() - started:.0f}s")
+        for database in databases:
+            redis.Redis(port=self.o.redis_port, db=database).flushdb()
+        self.discard_backlog()
+        conds = (f"callgrind, config.wsgi handed calls {warm + 1}-{calls} directly (no HTTP), production settings, "
+                 f"distinct signed deliveries; no drain running: one Redis round trip per webhook")
+        self.rows += [
+            Row("1", "ingest: instructions per webhook", per["/api/webhook"] / 1000, "k", conds),
+            Row("1", "limit: instructions per do-nothing request", per["/bench/noop"] / 1000, "k", conds),
+            Row("1", "  ratio webhook / do-nothing (instructions)", per["/api/webhook"] / per["/bench/noop"], "x",
+                "the same in every run: compare versions with it"),
+        ]
 
     # --- 2. processing -----------------------------------------------------------------------------
 
@@ -483,5 +538,8 @@ class Bench:
 
 
 # The bench's phases, in the order they run: the name on the command line (--phases) -> the method.
-PHASES = {"ingest": Bench.ingest, "processing": Bench.processing, "e2e": Bench.end_to_end, "pages": Bench.pages,
-          "websockets": Bench.websockets}
+PHASES = {"ingest": Bench.ingest, "instructions": Bench.instructions, "processing": Bench.processing,
+          "e2e": Bench.end_to_end, "pages": Bench.pages, "websockets": Bench.websockets}
+# What ``make bench`` runs unless --phases says otherwise: ``instructions`` takes valgrind and a few minutes, and
+# is for comparing two versions of the request path.
+DEFAULT_PHASES = tuple(name for name in PHASES if name != "instructions")

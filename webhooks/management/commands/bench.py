@@ -67,10 +67,13 @@ class Command(BaseCommand):
         a("--socket-hold", type=float, default=5, help="websockets: seconds to hold them idle")
         a("--no-wrk", action="store_true", help="use the Python load generator even when wrk is installed")
         a("--quick", action="store_true", help="a smoke run (~1 minute): every phase scaled down")
-        from webhooks.benchmarks.phases import PHASES
+        a("--instruction-calls", type=int, default=300,
+          help="instructions: requests counted per path under callgrind (default %(default)s)")
+        from webhooks.benchmarks.phases import DEFAULT_PHASES, PHASES
 
-        a("--phases", default=",".join(PHASES), type=_phase_list,
-          help="comma-separated phases to run, always in this order (default: %(default)s)")
+        a("--phases", default=",".join(DEFAULT_PHASES), type=_phase_list,
+          help=f"comma-separated phases to run, always in this order: {', '.join(PHASES)} (default: %(default)s; "
+               "instructions counts one process's instructions per request with valgrind, for comparing versions)")
 
     def handle(self, *args, **o):
         if os.environ.get("BENCH_CHILD") != "1":
@@ -138,6 +141,7 @@ class Command(BaseCommand):
             pg_threads=o["pg_threads"], backlog=o["backlog"], drain_timeout=o["drain_timeout"], e2e_rate=o["e2e_rate"],
             e2e_duration=o["e2e_duration"], conversations=o["conversations"], messages=o["messages"],
             page_runs=o["page_runs"], sockets=o["sockets"], socket_hold=o["socket_hold"], use_wrk=not o["no_wrk"],
+            instruction_calls=o["instruction_calls"],
             keep_database=o["keep_database"], phases=o["phases"],
         )
         started = time.perf_counter()

@@ -1,0 +1,80 @@
+"""What the bench's ``instructions`` phase runs under valgrind's callgrind: N requests handed to the WSGI
+application in one process, as gunicorn would hand them over, minus the HTTP.
+
+Instruction counts repeat between runs whatever else the machine is doing, where this VM's timings swing by a
+third within an hour: they are the figure to compare two versions of the request path with. The phase runs this
+twice per path, with few and with more calls, and divides the difference: start-up, imports and the bodies (all
+built in both runs) cancel out.
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        python -m webhooks.benchmarks.instructions --path /api/webhook --calls 400 --bodies 400
+
+Settings, database and Redis come from the environment the bench gives its servers.
+"""
+import argparse
+import io
+import os
+import sys
+import time
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webhooks.benchmarks.settings")
+
+
+def signed_deliveries(*, count: int, secret: str, customers: int) -> list[tuple[bytes, str]]:
+    """``count`` distinct single-message deliveries from seeded customers, each a new wamid, signed."""
+    from webhooks.benchmarks import seed
+    from webhooks.signatures import sign_body
+    from webhooks.simulation import envelope, message_change, to_wire
+
+    run = time.time_ns()
+    bodies = []
+    for n in range(count):
+        payload = envelope(waba_id=seed.NUMBER["waba_id"], changes=[message_change(
+            phone_number_id=seed.NUMBER["phone_number_id"], display_phone_number=seed.NUMBER["display_phone_number"],
+            wa_id=seed.wa_id(1 + n % customers), wamid=f"wamid.CG{run}x{n}", name=f"Customer {1 + n % customers}",
+            content={"text": {"body": "Hi! Is my order on its way? \U0001f642"}})])
+        body = to_wire(payload)
+        bodies.append((body, sign_body(raw_body=body, app_secret=secret)))
+    return bodies
+
+
+def call(application, *, path: str, body: bytes, signature: str) -> str:
+    """One POST through the WSGI application; its status line."""
+    environ = {
+        "REQUEST_METHOD": "POST", "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "https", "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)), "HTTP_X_HUB_SIGNATURE_256": signature,
+        "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
+    }
+    statuses = []
+    response = application(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    for _chunk in response:
+        pass
+    response.close()
+    return statuses[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--path", required=True, help="/api/webhook or /bench/noop")
+    parser.add_argument("--calls", type=int, required=True, help="requests to hand to the application")
+    parser.add_argument("--bodies", type=int, required=True, help="deliveries to build (>= calls; the same in both runs)")
+    parser.add_argument("--customers", type=int, default=1000, help="seeded customers the deliveries come from")
+    args = parser.parse_args(argv)
+
+    from django.conf import settings
+
+    from config.wsgi import application  # sets Django up
+
+    bodies = signed_deliveries(count=args.bodies, secret=settings.META_APP_SECRET, customers=args.customers)
+    for body, signature in bodies[: args.calls]:
+        status = call(application, path=args.path, body=body, signature=signature)
+        if not status.startswith("200"):
+            print(f"{args.path} answered {status}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
