@@ -50,10 +50,11 @@ class BusinessNumberAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{number}: {health.token_problem}{flagged}", messages.ERROR)
                 continue
             profile = health.profile
+            resumed = " The re-authorisation flag is cleared: sending resumes." if health.cleared_now else ""
             self.message_user(
                 request,
                 f"{number}: connected as {profile.verified_name or profile.display_phone_number} "
-                f"(quality {profile.quality_rating or 'unknown'}); webhooks: {health.subscription}.",
+                f"(quality {profile.quality_rating or 'unknown'}); webhooks: {health.subscription}.{resumed}",
                 messages.SUCCESS if health.subscription_ok is not False else messages.WARNING,
             )
 

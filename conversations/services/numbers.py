@@ -160,17 +160,21 @@ class NumberHealth:
     webhooks: WebhookHealth
     # True when this check set needs_reauthorization (Meta answered 190).
     flagged_now: bool
+    # True when this check cleared it: Meta accepted the token the number sends with (a token rotated where it is
+    # kept, e.g. META_ACCESS_TOKEN, or a 190 that Meta no longer gives), so sending resumes.
+    cleared_now: bool = False
 
 
 def check_number_health(*, number: BusinessNumber) -> NumberHealth:
     """Ask Meta about the number and its WABA's webhook subscription, and read our webhook log for it.
 
     A 190 from Meta flags the number ``needs_reauthorization`` (sending stops until a new token is set),
-    exactly as a failed send would. Never raises for Meta's answers: every problem is in the result.
+    exactly as a failed send would; a token Meta accepts clears the flag. Never raises for Meta's answers:
+    every problem is in the result.
     """
     token_problem = ""
     profile = None
-    flagged_now = False
+    flagged_now = cleared_now = False
     try:
         profile = verify_phone_number(
             phone_number_id=number.phone_number_id, access_token=number.access_token_or_default
@@ -184,6 +188,11 @@ def check_number_health(*, number: BusinessNumber) -> NumberHealth:
                 )
             )
             number.needs_reauthorization = True
+    if profile is not None and number.needs_reauthorization:
+        cleared_now = bool(
+            BusinessNumber.objects.filter(pk=number.pk, needs_reauthorization=True).update(needs_reauthorization=False)
+        )
+        number.needs_reauthorization = False
     subscription, subscription_ok = _subscription(number=number, token_ok=profile is not None)
     return NumberHealth(
         number=number,
@@ -194,6 +203,7 @@ def check_number_health(*, number: BusinessNumber) -> NumberHealth:
         subscription_ok=subscription_ok,
         webhooks=summarize_webhook_health(phone_number_id=number.phone_number_id),
         flagged_now=flagged_now,
+        cleared_now=cleared_now,
     )
 
 

@@ -448,3 +448,10 @@ def test_admin_checks_the_connection_and_a_new_token_clears_the_flag(sandbox, nu
     assert client.post(reverse("admin:conversations_businessnumber_change", args=[number.pk]), form).status_code == 302
     number.refresh_from_db()
     assert not number.needs_reauthorization and number.access_token == "a-fresh-token"
+    # Flagged again, while the stored token works after all (Meta's 190 was passing): checking clears the flag.
+    BusinessNumber.objects.filter(pk=number.pk).update(access_token=TOKEN, needs_reauthorization=True)
+    sandbox.configure(expire_token=False)
+    page = client.post(changelist, action, follow=True).content.decode()
+    assert "connected as" in page and "The re-authorisation flag is cleared: sending resumes." in page
+    number.refresh_from_db()
+    assert not number.needs_reauthorization

@@ -345,6 +345,15 @@ def test_check_meta_healthy_then_expired_token_flags_the_number(sandbox, number)
     number.refresh_from_db()
     assert number.needs_reauthorization
 
+    # The token works again (rotated where it is kept, or Meta's 190 was passing): the check clears the flag.
+    sandbox.configure(expire_token=False)
+    renewed = manage("check_meta", "--number", PHONE_NUMBER_ID, graph=sandbox.base_url)
+
+    assert renewed.returncode == 0, renewed.stderr
+    assert "needs_reauthorization cleared: Meta accepts the token, sending resumes" in renewed.stdout
+    number.refresh_from_db()
+    assert not number.needs_reauthorization
+
 
 @ops_db
 def test_check_meta_rejects_unknown_numbers_and_an_empty_registry():

@@ -1,7 +1,8 @@
 """``manage.py check_meta``: is each business number healthy? Meta's side (the token works, the number's
 display and quality rating, the WABA's webhook subscription) and ours (webhooks received, pending, failed).
 
-Exits non-zero when any number's token check fails; a 190 flags the number ``needs_reauthorization``.
+Exits non-zero when any number's token check fails; a 190 flags the number ``needs_reauthorization``, and a token
+Meta accepts clears the flag.
 Examples::
 
     manage.py check_meta
@@ -46,6 +47,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 "                marked needs_reauthorization: sending stops until an admin sets a new token"
             )
+        elif health.cleared_now:
+            self.stdout.write("                needs_reauthorization cleared: Meta accepts the token, sending resumes")
         elif health.number.needs_reauthorization:
             self.stdout.write(
                 "                flagged needs_reauthorization (set a new token: manage.py register_number)"
