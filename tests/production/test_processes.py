@@ -37,7 +37,7 @@ class Production:
             try:
                 lines.append(json.loads(raw))
             except json.JSONDecodeError:
-                pass  # gunicorn's own start-up lines are not Django's logging
+                pass  # Celery's start-up banner is not logging
         return lines
 
 
@@ -115,6 +115,15 @@ def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(producti
     assert {line["request_id"] for line in worker_lines} == {"req-gunicorn-1"}
     task_ids = {line["celery_task_id"] for line in worker_lines}
     assert len(task_ids) == 1 and all(task_ids)
+
+
+def test_every_line_the_web_process_writes_is_one_json_object(production):
+    requests.get(f"{production.base_url}/healthz", headers=NGINX_HEADERS, timeout=10)
+    raw = (production.logs / "web.log").read_text(errors="replace").splitlines()
+    lines = [json.loads(line) for line in raw]  # gunicorn's own lines included: a log shipper parses every one
+    gunicorn = [line["message"] for line in lines if line["logger"] == "gunicorn.error"]
+    assert any(message.startswith("Starting gunicorn") for message in gunicorn), gunicorn
+    assert sum(message.startswith("Booting worker") for message in gunicorn) == 2, gunicorn
 
 
 def test_plain_http_is_redirected_to_https_and_unknown_hosts_refused(production):
