@@ -3,7 +3,8 @@
 Client → server: ``{"action": "resume", "after": <event id>}`` (after connecting: replay what was
 missed, from the event log) and ``{"action": "typing", "conversation_id": <id>}``.
 Server → client: event envelopes ``{id, type, number_id, payload}`` (see realtime/events.py), the
-ephemeral ``conversation.typing``, and ``reload`` when a client is too far behind.
+ephemeral ``conversation.typing``, and ``reload`` when a client is too far behind or its user's access changed
+(a membership, superuser status; a deactivated user's socket is closed with 4403).
 
 The consumer renders nothing from the database per event: payload snapshots were built once by the
 publishing service. It reads the database only when a socket opens, resumes or reports typing.
@@ -12,6 +13,7 @@ import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 
 from conversations.models import Conversation
 from conversations.selectors import visible_numbers
@@ -88,6 +90,22 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         for event in message["events"]:  # one frame per event, in order (realtime.publish batches them)
             await self.send_json(event)
 
+    async def inbox_access_changed(self, message):
+        """What this user may see changed: leave the groups of numbers no longer visible before anything else
+        is sent, join the new ones, and have the page reload to show the inbox as it now is."""
+        access = await self._current_access()
+        if access is None:  # deactivated or deleted
+            await self.close(code=4403)
+            return
+        self.user, self.number_ids = access
+        groups = [number_group(pk) for pk in self.number_ids] + [user_group(self.user.pk)]
+        for group in set(self.groups_joined) - set(groups):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        for group in set(groups) - set(self.groups_joined):
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined = groups
+        await self.send_json({"type": events.RELOAD})
+
     async def inbox_typing(self, message):
         if message["typing"]["user_id"] != self.user.pk:
             await self.send_json({"type": events.TYPING, "payload": message["typing"]})
@@ -97,6 +115,13 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     @database_sync_to_async
     def _visible_number_ids(self) -> list[int]:
         return list(visible_numbers(user=self.user).values_list("pk", flat=True))
+
+    @database_sync_to_async
+    def _current_access(self):
+        user = get_user_model().objects.filter(pk=self.user.pk, is_active=True).first()
+        if user is None:
+            return None
+        return user, list(visible_numbers(user=user).values_list("pk", flat=True))
 
     @database_sync_to_async
     def _events_since(self, after: int):

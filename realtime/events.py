@@ -35,6 +35,10 @@ RELOAD = "reload"
 GROUP_MESSAGE_TYPE = "inbox.event"
 # The channel-layer message type for typing (consumer method ``inbox_typing``).
 GROUP_TYPING_TYPE = "inbox.typing"
+# The channel-layer message type telling one user's sockets that what the user may see changed (a membership,
+# superuser status, deactivation): consumer method ``inbox_access_changed`` reads it again, leaves and joins
+# number groups, and sends ``reload`` (or closes the socket of a deactivated user).
+GROUP_ACCESS_CHANGED_TYPE = "inbox.access_changed"
 
 
 # "from" (the wa_id or BSUID of whoever reacted) is a Python keyword, hence the functional form.

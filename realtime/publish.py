@@ -20,7 +20,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
-from realtime.events import EVENT_TYPES, GROUP_MESSAGE_TYPE, Envelope
+from realtime.events import EVENT_TYPES, GROUP_ACCESS_CHANGED_TYPE, GROUP_MESSAGE_TYPE, Envelope
 from realtime.groups import number_group, user_group
 from realtime.models import Event
 
@@ -67,6 +67,25 @@ def push_to_group(*, group: str, envelope: Envelope) -> None:
             logger.exception("realtime push of event %s to %s failed", envelope["id"], group)
         return
     RedisPusher.for_this_process(layer).submit(group=group, envelope=envelope)
+
+
+def notify_access_changed(*, user_ids) -> None:
+    """After commit, tell these users' open sockets that the numbers they may see changed. Rare (an admin's
+    edit), so sent directly rather than through the pusher."""
+    user_ids = sorted(set(user_ids))
+    if not user_ids:
+        return
+
+    def send() -> None:
+        layer = get_channel_layer()
+        for user_id in user_ids:
+            try:
+                async_to_sync(layer.group_send)(user_group(user_id), {"type": GROUP_ACCESS_CHANGED_TYPE})
+            except Exception:
+                # The socket keeps its old access until it reconnects: say so loudly, it matters for removals.
+                logger.exception("could not tell user %s's sockets that their access changed", user_id)
+
+    transaction.on_commit(send)
 
 
 def flush_pushes(*, timeout: float = 5.0) -> bool:

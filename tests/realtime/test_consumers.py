@@ -197,3 +197,46 @@ async def test_the_open_socket_gauge_follows_connections():
     assert await sync_to_async(open_sockets)() == before + 1
     await second.disconnect()
     assert await sync_to_async(open_sockets)() == before
+
+
+async def member_with_open_socket(username: str):
+    """A number with one member whose inbox socket is open: (number, user, socket)."""
+    number = await sync_to_async(BusinessNumberFactory)(phone_number_id="427715309981234")
+    user = await sync_to_async(UserFactory)(username=username)
+    await sync_to_async(number.members.add)(user)
+    communicator, connected = await connect(user)
+    assert connected
+    return number, user, communicator
+
+
+async def test_a_member_removed_from_a_number_stops_receiving_its_events_at_once():
+    number, ana, communicator = await member_with_open_socket("ana")
+    await sync_to_async(number.members.remove)(ana)  # an admin's edit, in another process in production
+    assert (await communicator.receive_json_from(timeout=2))["type"] == events.RELOAD
+    await sync_to_async(ingest_sample)("message_text.json")
+    assert await communicator.receive_nothing(timeout=0.5), "a removed member still received the number's messages"
+    await communicator.disconnect()
+
+
+async def test_a_user_given_a_number_receives_its_events_without_reconnecting():
+    number = await sync_to_async(BusinessNumberFactory)(phone_number_id="427715309981234")
+    bo = await sync_to_async(UserFactory)(username="bo")
+    communicator, connected = await connect(bo)
+    assert connected
+    await sync_to_async(bo.business_numbers.add)(number)  # from the user's side of the relation
+    assert (await communicator.receive_json_from(timeout=2))["type"] == events.RELOAD
+    await sync_to_async(ingest_sample)("message_text.json")
+    assert (await communicator.receive_json_from(timeout=2))["type"] == events.MESSAGE_CREATED
+    await communicator.disconnect()
+
+
+async def test_a_deactivated_user_is_disconnected_and_a_login_changes_nothing():
+    from django.contrib.auth.models import update_last_login
+
+    _number, ana, communicator = await member_with_open_socket("ana")
+    await sync_to_async(update_last_login)(None, ana)  # what every login saves: no access change, no reload
+    assert await communicator.receive_nothing(timeout=0.3)
+    ana.is_active = False
+    await sync_to_async(ana.save)()
+    closed = await communicator.receive_output(timeout=2)
+    assert closed == {"type": "websocket.close", "code": 4403}

@@ -1,0 +1,42 @@
+"""Receivers that tell open inbox sockets when what their user may see changes, wherever the change is made
+(Django admin, ``register_number --member``, the shell): a number's members, a user's superuser status, a user
+deactivated. Without them a socket kept the access it had when it opened, so a member removed from a number kept
+receiving its customers' messages until the page was reloaded."""
+from django.contrib.auth import get_user_model
+from django.db.models.signals import m2m_changed, post_save, pre_save
+from django.dispatch import receiver
+
+from conversations.models import BusinessNumber
+from realtime.publish import notify_access_changed
+
+User = get_user_model()
+
+
+@receiver(m2m_changed, sender=BusinessNumber.members.through, dispatch_uid="realtime.members_changed")
+def _members_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    if reverse:  # user.business_numbers.add(...) and the like: one user
+        if action in ("post_add", "post_remove", "post_clear"):
+            notify_access_changed(user_ids=[instance.pk])
+    elif action in ("post_add", "post_remove"):
+        notify_access_changed(user_ids=pk_set or ())
+    elif action == "pre_clear":  # the members are gone by post_clear
+        notify_access_changed(user_ids=instance.members.values_list("pk", flat=True))
+
+
+_ACCESS_FIELDS = ("is_active", "is_superuser")
+
+
+@receiver(pre_save, sender=User, dispatch_uid="realtime.user_access_before")
+def _remember_access(sender, instance, update_fields=None, **kwargs) -> None:
+    # Logins save last_login only; every other save of an existing user reads its stored flags once.
+    if instance.pk is None or (update_fields is not None and not set(update_fields) & set(_ACCESS_FIELDS)):
+        instance._access_before = None
+        return
+    instance._access_before = User.objects.filter(pk=instance.pk).values_list(*_ACCESS_FIELDS).first()
+
+
+@receiver(post_save, sender=User, dispatch_uid="realtime.user_access_changed")
+def _user_access_changed(sender, instance, created, **kwargs) -> None:
+    before = getattr(instance, "_access_before", None)
+    if not created and before is not None and before != tuple(getattr(instance, name) for name in _ACCESS_FIELDS):
+        notify_access_changed(user_ids=[instance.pk])
