@@ -1,9 +1,9 @@
 """Receivers that tell open inbox sockets when what their user may see changes, wherever the change is made
 (Django admin, ``register_number --member``, the shell): a number's members, a user's superuser status, a user
-deactivated. Without them a socket kept the access it had when it opened, so a member removed from a number kept
+deactivated or deleted. Without them a socket kept the access it had when it opened, so a member removed from a number kept
 receiving its customers' messages until the page was reloaded."""
 from django.contrib.auth import get_user_model
-from django.db.models.signals import m2m_changed, post_save, pre_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from conversations.models import BusinessNumber
@@ -40,3 +40,9 @@ def _user_access_changed(sender, instance, created, **kwargs) -> None:
     before = getattr(instance, "_access_before", None)
     if not created and before is not None and before != tuple(getattr(instance, name) for name in _ACCESS_FIELDS):
         notify_access_changed(user_ids=[instance.pk])
+
+
+@receiver(post_delete, sender=User, dispatch_uid="realtime.user_deleted")
+def _user_deleted(sender, instance, **kwargs) -> None:
+    # The memberships go with the user by cascade, which sends no m2m_changed.
+    notify_access_changed(user_ids=[instance.pk])

@@ -240,3 +240,9 @@ async def test_a_deactivated_user_is_disconnected_and_a_login_changes_nothing():
     await sync_to_async(ana.save)()
     closed = await communicator.receive_output(timeout=2)
     assert closed == {"type": "websocket.close", "code": 4403}
+
+
+async def test_a_deleted_users_socket_is_closed():
+    _number, ana, communicator = await member_with_open_socket("ana")
+    await sync_to_async(ana.delete)()
+    assert await communicator.receive_output(timeout=2) == {"type": "websocket.close", "code": 4403}
