@@ -1,5 +1,4 @@
 """/ws/inbox/: auth refused, membership enforced, events of the ingestion pipeline delivered."""
-import json
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -58,7 +57,7 @@ def ingest_sample(name: str) -> None:
 
 
 async def test_anonymous_socket_is_refused():
-    communicator, connected = await connect()
+    _communicator, connected = await connect()
     assert not connected
 
 
@@ -104,7 +103,7 @@ async def member_of_sample_number(username: str = "ana"):
 
 
 async def test_resume_replays_what_the_client_missed_from_the_log():
-    number, user = await member_of_sample_number()
+    _number, user = await member_of_sample_number()
     await sync_to_async(ingest_sample)("message_text.json")  # before the client connects
     await sync_to_async(ingest_sample)("message_location.json")
     communicator, _ = await connect(user)
@@ -131,7 +130,7 @@ async def test_resume_does_not_replay_other_numbers_events():
 
 
 async def test_too_large_a_gap_asks_the_client_to_reload(monkeypatch):
-    number, user = await member_of_sample_number()
+    _number, user = await member_of_sample_number()
     await sync_to_async(ingest_sample)("message_text.json")
     await sync_to_async(ingest_sample)("message_location.json")
     monkeypatch.setattr("realtime.selectors.RESUME_LIMIT", 1)
