@@ -38,11 +38,45 @@ export class Composer {
     this.$("template-select").addEventListener("change", () => this.renderTemplateParams());
     this.$("send-template").addEventListener("click", () => this.sendTemplate());
     this.input.addEventListener("input", () => {
-      this.input.style.height = "auto";
-      this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
+      this.fitInput();
+      this.keepDraft();
     });
+    this.restoreDraft();
     this.setLastInbound(conversation.last_inbound_at);
     setInterval(() => this.renderWindow(), 30000);
+  }
+
+  fitInput() {
+    this.input.style.height = "auto";
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
+  }
+
+  // What the agent is typing survives a reload of the tab (the server asks for one when it catches a socket up
+  // from too far behind, or when the agent's access to numbers changed), until it is sent.
+  draftKey() {
+    return `inbox:draft:${this.conversation.id}`;
+  }
+
+  keepDraft() {
+    try {
+      if (this.input.value) sessionStorage.setItem(this.draftKey(), this.input.value);
+      else sessionStorage.removeItem(this.draftKey());
+    } catch {
+      // Storage full or disabled: the draft just does not survive a reload.
+    }
+  }
+
+  restoreDraft() {
+    let draft = null;
+    try {
+      draft = sessionStorage.getItem(this.draftKey());
+    } catch {
+      return;
+    }
+    if (draft && !this.input.value) {
+      this.input.value = draft;
+      this.fitInput();
+    }
   }
 
   // The window only ever moves forward (a replayed older snapshot cannot shorten it).
@@ -98,6 +132,7 @@ export class Composer {
     if (sent) {
       this.input.value = "";
       this.input.style.height = "auto";
+      this.keepDraft();
       this.setReply(null);
     }
   }
@@ -126,6 +161,7 @@ export class Composer {
     const sent = await this.submit(() => postForm(this.url, form));
     if (sent) {
       this.input.value = "";
+      this.keepDraft();
       this.setReply(null);
     }
   }

@@ -382,6 +382,24 @@ def test_values_typed_into_a_template_survive_live_updates_that_came_while_templ
     assert len(held) == 1
 
 
+def test_a_draft_survives_a_reload_of_the_tab_until_it_is_sent(sandbox, api, conversation, browser, stack, number):
+    # The server reloads a tab itself: after too long offline, and when the agent's access to numbers changes.
+    page = open_conversation(browser, stack, number, conversation)
+    composer = page.locator("#composer-input")
+    composer.fill("Let me check the courier's")
+    page.reload()
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
+    expect(composer).to_have_value("Let me check the courier's")
+    composer.press("End")
+    composer.type(" tracking page")
+    composer.press("Enter")
+    expect(page.locator(".message-out", has_text="Let me check the courier's tracking page")).to_be_visible(timeout=10000)
+    expect(composer).to_have_value("")
+    page.reload()
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
+    expect(composer).to_have_value("")
+
+
 def test_attaching_a_file_too_large_is_refused_in_the_browser_and_a_good_one_is_sent(sandbox, api, conversation, browser, stack, number, tmp_path):
     page = open_conversation(browser, stack, number, conversation)
     big = tmp_path / "huge.png"
