@@ -22,20 +22,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webhooks.benchmarks.settings")
 
 def signed_deliveries(*, count: int, secret: str, customers: int) -> list[tuple[bytes, str]]:
     """``count`` distinct single-message deliveries from seeded customers, each a new wamid, signed."""
-    from webhooks.benchmarks import seed
-    from webhooks.signatures import sign_body
-    from webhooks.simulation import envelope, message_change, to_wire
+    from webhooks.benchmarks.seed import signed_inbound
 
     run = time.time_ns()
-    bodies = []
-    for n in range(count):
-        payload = envelope(waba_id=seed.NUMBER["waba_id"], changes=[message_change(
-            phone_number_id=seed.NUMBER["phone_number_id"], display_phone_number=seed.NUMBER["display_phone_number"],
-            wa_id=seed.wa_id(1 + n % customers), wamid=f"wamid.CG{run}x{n}", name=f"Customer {1 + n % customers}",
-            content={"text": {"body": "Hi! Is my order on its way? \U0001f642"}})])
-        body = to_wire(payload)
-        bodies.append((body, sign_body(raw_body=body, app_secret=secret)))
-    return bodies
+    return [signed_inbound(wamid=f"wamid.CG{run}x{n}", customer=1 + n % customers, secret=secret) for n in range(count)]
 
 
 def call(application, *, path: str, body: bytes, signature: str) -> str:

@@ -25,8 +25,6 @@ from django.test import Client
 from webhooks.benchmarks import clients, procs, seed
 from webhooks.benchmarks.report import Row
 from webhooks.models import WebhookEvent, WebhookEventState
-from webhooks.signatures import sign_body
-from webhooks.simulation import envelope, message_change, to_wire
 
 
 @dataclass
@@ -162,15 +160,8 @@ class Bench:
         detail = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]) if ms >= 0.01)
         return sum(parts.values()), detail
 
-    def signed(self, payload: dict) -> tuple[bytes, str]:
-        body = to_wire(payload)
-        return body, sign_body(raw_body=body, app_secret=self.secret)
-
-    def inbound(self, wamid: str, customer: int) -> dict:
-        return envelope(waba_id=seed.NUMBER["waba_id"], changes=[message_change(
-            phone_number_id=seed.NUMBER["phone_number_id"], display_phone_number=seed.NUMBER["display_phone_number"],
-            wa_id=seed.wa_id(customer), wamid=wamid, name=f"Customer {customer}",
-            content={"text": {"body": "Hi! Is my order on its way? \U0001f642"}})])
+    def signed_inbound(self, wamid: str, customer: int) -> tuple[bytes, str]:
+        return seed.signed_inbound(wamid=wamid, customer=customer, secret=self.secret)
 
     def pending_count(self, lo: int, hi: int) -> int:
         return WebhookEvent.objects.filter(pk__gte=lo, pk__lte=hi, state=WebhookEventState.PENDING).count()
@@ -190,7 +181,7 @@ class Bench:
         # A new message in every request (a redelivery would cost the worker next to nothing): enough bodies
         # for INGEST_BODIES_PER_SECOND over the whole run, which no server configuration here reaches.
         pool = int(INGEST_BODIES_PER_SECOND * o.duration)
-        requests = [self.signed(self.inbound(f"wamid.INGEST{n}", 1 + n % o.conversations)) for n in range(pool)]
+        requests = [self.signed_inbound(f"wamid.INGEST{n}", 1 + n % o.conversations) for n in range(pool)]
         size = len(requests[0][0])
         status = procs.http_status(self.web_port, "/api/webhook", method="POST", body=requests[0][0],
                                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": requests[0][1]})
@@ -365,7 +356,7 @@ class Bench:
         total = int(o.e2e_rate * o.e2e_duration)
         self.log(f"(load {self.load()}) "
                  f"3. end to end: {total:,} webhooks at {o.e2e_rate:.0f}/s -> frames at a /ws/inbox/ client ...")
-        bodies = [(f"wamid.E2E{n}", *self.signed(self.inbound(f"wamid.E2E{n}", 1 + (7 * n) % o.conversations))) for n in range(total)]
+        bodies = [(f"wamid.E2E{n}", *self.signed_inbound(f"wamid.E2E{n}", 1 + (7 * n) % o.conversations)) for n in range(total)]
         cpu_before = self.procs.cpu_snapshot()
         started = time.perf_counter()
         result = asyncio.run(self._e2e(bodies))

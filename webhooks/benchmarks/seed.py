@@ -7,12 +7,23 @@ Seeded rows follow the models' columns (see tests/admin/test_admin_scale.py). Co
 from django.db import connection
 
 from conversations.models import BusinessNumber
+from webhooks.signatures import sign_body
+from webhooks.simulation import envelope, message_change, to_wire
 
 NUMBER = {"phone_number_id": "900000000000001", "display_phone_number": "15550009999", "waba_id": "900000000000002"}
 
 
 def wa_id(i: int) -> str:
     return f"4470{i:08d}"
+
+
+def signed_inbound(*, wamid: str, customer: int, secret: str) -> tuple[bytes, str]:
+    """A seeded customer's text to the seeded number, as Meta delivers it: the body and its signature header."""
+    body = to_wire(envelope(waba_id=NUMBER["waba_id"], changes=[message_change(
+        phone_number_id=NUMBER["phone_number_id"], display_phone_number=NUMBER["display_phone_number"],
+        wa_id=wa_id(customer), wamid=wamid, name=f"Customer {customer}",
+        content={"text": {"body": "Hi! Is my order on its way? \U0001f642"}})]))
+    return body, sign_body(raw_body=body, app_secret=secret)
 
 
 def seed_inbox(*, conversations: int, messages: int) -> BusinessNumber:
