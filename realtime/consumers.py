@@ -32,10 +32,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=4401)
             return
-        self.number_ids = await self._visible_number_ids()
-        self.groups_joined = [number_group(pk) for pk in self.number_ids] + [user_group(self.user.pk)]
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        self.number_ids = await database_sync_to_async(_visible_number_ids)(self.user)
+        self.groups_joined = []
+        await self._follow_groups()
         await self._count_open(opened=True)
         await self.accept()
 
@@ -98,13 +97,17 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.user, self.number_ids = access
+        await self._follow_groups()
+        await self.send_json({"type": events.RELOAD})
+
+    async def _follow_groups(self) -> None:
+        """Be in the groups of the user and of the numbers in ``number_ids``, and in no other."""
         groups = [number_group(pk) for pk in self.number_ids] + [user_group(self.user.pk)]
         for group in set(self.groups_joined) - set(groups):
             await self.channel_layer.group_discard(group, self.channel_name)
         for group in set(groups) - set(self.groups_joined):
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = groups
-        await self.send_json({"type": events.RELOAD})
 
     async def inbox_typing(self, message):
         if message["typing"]["user_id"] != self.user.pk:
@@ -113,15 +116,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
     # --- database ------------------------------------------------------------------------------
 
     @database_sync_to_async
-    def _visible_number_ids(self) -> list[int]:
-        return list(visible_numbers(user=self.user).values_list("pk", flat=True))
-
-    @database_sync_to_async
     def _current_access(self):
+        """The user as stored now and the numbers they may see; ``None`` once deactivated or deleted."""
         user = get_user_model().objects.filter(pk=self.user.pk, is_active=True).first()
-        if user is None:
-            return None
-        return user, list(visible_numbers(user=user).values_list("pk", flat=True))
+        return None if user is None else (user, _visible_number_ids(user))
 
     @database_sync_to_async
     def _events_since(self, after: int):
@@ -138,3 +136,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             return None
         request_typing_indicator(conversation=conversation)
         return conversation.number_id
+
+
+def _visible_number_ids(user) -> list[int]:
+    return list(visible_numbers(user=user).values_list("pk", flat=True))
