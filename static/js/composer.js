@@ -129,12 +129,15 @@ export class Composer {
     const text = this.input.value;
     if (!text.trim()) return;
     const sent = await this.submit(() => postJson(this.url, { type: "text", text, reply_to: this.replyTo ? this.replyTo.wamid : "" }));
-    if (sent) {
-      this.input.value = "";
-      this.input.style.height = "auto";
-      this.keepDraft();
-      this.setReply(null);
-    }
+    if (sent) this.clearSent();
+  }
+
+  // After a send: an empty composer, no draft kept, no reply pending.
+  clearSent() {
+    this.input.value = "";
+    this.fitInput();
+    this.keepDraft();
+    this.setReply(null);
   }
 
   async react(message, emoji) {
@@ -159,11 +162,7 @@ export class Composer {
     form.append("caption", this.input.value.trim());
     if (this.replyTo) form.append("reply_to", this.replyTo.wamid);
     const sent = await this.submit(() => postForm(this.url, form));
-    if (sent) {
-      this.input.value = "";
-      this.keepDraft();
-      this.setReply(null);
-    }
+    if (sent) this.clearSent();
   }
 
   async showTemplates(visible) {
