@@ -10,6 +10,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from config.heap import freeze_startup_objects  # noqa: E402
 from realtime.auth import JwtAuthMiddleware, OriginValidatorUnlessToken  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
@@ -21,3 +22,5 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+# Every idle socket keeps its consumer alive; full collections walk those, not the start-up objects as well.
+freeze_startup_objects()

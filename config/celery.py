@@ -13,6 +13,14 @@ app.autodiscover_tasks()
 import config.celery_signals  # noqa: E402,F401
 
 
+@signals.worker_process_init.connect
+def _freeze_startup_objects(**kwargs) -> None:
+    # Each prefork child, once started: the collector's full passes skip what the worker built before forking.
+    from config.heap import freeze_startup_objects
+
+    freeze_startup_objects()
+
+
 @signals.worker_process_shutdown.connect
 def _send_queued_realtime_pushes(**kwargs) -> None:
     # Prefork children may leave without running atexit; the pushes they queued go out first.

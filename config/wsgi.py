@@ -15,6 +15,8 @@ application = get_wsgi_application()
 from django.urls import get_resolver
 
 from config.celery import prepare_producer
+from config.heap import freeze_startup_objects
 
 get_resolver().url_patterns  # noqa: B018
 prepare_producer()
+freeze_startup_objects()
