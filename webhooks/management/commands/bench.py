@@ -67,7 +67,7 @@ class Command(BaseCommand):
         a("--socket-hold", type=float, default=5, help="websockets: seconds to hold them idle")
         a("--no-wrk", action="store_true", help="use the Python load generator even when wrk is installed")
         a("--quick", action="store_true", help="a smoke run (~1 minute): every phase scaled down")
-        a("--instruction-calls", type=int, default=300,
+        a("--instruction-calls", type=int, default=1000,
           help="instructions: requests counted per path under callgrind (default %(default)s)")
         from webhooks.benchmarks.phases import DEFAULT_PHASES, PHASES
 
