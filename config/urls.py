@@ -13,6 +13,7 @@ from conversations.apis import (
     ConversationReadApi,
     ConversationTemplateListApi,
     NumberListApi,
+    UnreadTotalApi,
 )
 from conversations.views import media_file_view
 from webhooks.apis import WhatsAppWebhookApi
@@ -28,6 +29,7 @@ api_patterns = [
     path("api/contacts/<int:contact_id>/", ContactDetailApi.as_view(), name="contact_detail"),
     path("api/contacts/<int:contact_id>/merge/", ContactMergeApi.as_view(), name="contact_merge"),
     path("api/conversations/", ConversationListApi.as_view(), name="conversation_list"),
+    path("api/conversations/unread-total/", UnreadTotalApi.as_view(), name="unread_total"),
     path(
         "api/conversations/<int:conversation_id>/messages/",
         ConversationMessagesApi.as_view(),

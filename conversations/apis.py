@@ -81,6 +81,17 @@ class ConversationListApi(APIView):
         return paginator.get_paginated_response([conversation_item(c) for c in page])
 
 
+class UnreadTotalApi(APIView):
+    """What the tab title counts: all of this user's unread messages, loaded on the page or not. A tab asks again
+    when a conversation it never loaded is read elsewhere, whose share of the total it cannot know."""
+
+    @extend_schema(
+        responses={200: inline_serializer("UnreadTotal", fields={"unread_total": serializers.IntegerField()}), 401: ErrorOut},
+    )
+    def get(self, request):
+        return Response({"unread_total": selectors.unread_total(user=request.user)})
+
+
 class ConversationReadApi(APIView):
     @extend_schema(
         request=None,

@@ -6,9 +6,6 @@ import { element, listTimeLabel } from "./format.js";
 export class ConversationList {
   constructor({ root, empty, conversations, filters, openId, numbers, nextCursor, sentinel, unreadTotal }) {
     this.nextCursor = nextCursor;
-    // Unread messages in conversations not loaded yet (further pages, or hidden by the filters):
-    // the tab title counts them too.
-    this.unreadElsewhere = Math.max(0, unreadTotal - conversations.reduce((sum, c) => sum + (c.unread_count || 0), 0));
     this.loading = false;
     this.numbers = new Map(numbers.map((n) => [n.id, n]));
     this.root = root;
@@ -16,6 +13,9 @@ export class ConversationList {
     this.filters = filters;
     this.openId = openId;
     this.byId = new Map(conversations.map((c) => [c.id, { ...c }]));
+    // Unread messages in conversations not loaded yet (further pages, or hidden by the filters):
+    // the tab title counts them too.
+    this.unreadElsewhere = Math.max(0, unreadTotal - this.loadedUnread());
     this.render();
     new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) this.loadMore();
@@ -47,7 +47,10 @@ export class ConversationList {
 
   // Merge a conversation snapshot from an event (events carry number_id, not the number object).
   upsert(snapshot) {
-    const current = this.byId.get(snapshot.id) || { unread_count: 0, number: this.numbers.get(snapshot.number_id) };
+    // A row first seen in an event counts only the messages that arrive from now on: any it had unread
+    // before stay counted in unreadElsewhere.
+    const current = this.byId.get(snapshot.id)
+      || { unread_count: 0, number: this.numbers.get(snapshot.number_id), olderUnreadElsewhere: this.unreadElsewhere > 0 };
     const merged = { ...current, ...snapshot };
     if (current.last_message_at && Date.parse(current.last_message_at) > Date.parse(snapshot.last_message_at)) {
       // An older snapshot (events can interleave) never rolls the row back.
@@ -72,16 +75,45 @@ export class ConversationList {
   // replayed after newer messages arrived, leaves the badge alone.
   markRead(conversationId, lastReadMessageId) {
     const conversation = this.byId.get(conversationId);
+    if (!conversation || conversation.olderUnreadElsewhere) {
+      // Read in another tab, and some of its unread messages were counted in unreadElsewhere: how many, this
+      // tab never knew. The server knows the total. A failed recount keeps the old figure until the next read.
+      if (this.unreadElsewhere) this.recountUnreadElsewhere().catch(() => {});
+      if (conversation) conversation.olderUnreadElsewhere = false;
+    }
     if (!conversation || !conversation.unread_count) return;
     if (lastReadMessageId < (conversation.last_message_id || 0)) return;
     conversation.unread_count = 0;
     this.render();
   }
 
-  totalUnread() {
-    let total = this.unreadElsewhere;
+  // One request at a time; reads arriving meanwhile ask for one more, after it.
+  async recountUnreadElsewhere() {
+    if (this.recounting) {
+      this.recountAgain = true;
+      return;
+    }
+    this.recounting = true;
+    try {
+      do {
+        this.recountAgain = false;
+        const { unread_total: total } = await getJson("/api/conversations/unread-total/");
+        this.unreadElsewhere = Math.max(0, total - this.loadedUnread());
+      } while (this.recountAgain);
+      this.render();
+    } finally {
+      this.recounting = false;
+    }
+  }
+
+  loadedUnread() {
+    let total = 0;
     for (const c of this.byId.values()) total += c.unread_count || 0;
     return total;
+  }
+
+  totalUnread() {
+    return this.unreadElsewhere + this.loadedUnread();
   }
 
   matches(conversation) {

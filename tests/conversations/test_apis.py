@@ -145,3 +145,19 @@ def test_messages_run_a_constant_number_of_queries(api, number, django_assert_ma
     MessageFactory.create_batch(40, conversation=conversation)
     with django_assert_max_num_queries(7):
         assert len(api.get(f"/api/conversations/{conversation.pk}/messages/").json()["results"]) == 40
+
+
+def test_unread_total_counts_every_conversation_one_may_see_for_this_user_only(staff, number):
+    conversations = [ConversationFactory(number=number) for _ in range(3)]
+    for count, conversation in enumerate(conversations, start=1):
+        MessageFactory.create_batch(count, conversation=conversation)
+    MessageFactory.create_batch(4, conversation=ConversationFactory())  # another number's
+    OutboundMessageFactory(conversation=ConversationFactory(number=number))  # ours: never unread
+    colleague = UserFactory(username="colleague")
+    number.members.add(colleague)
+    client = client_for(staff)
+    assert client.get("/api/conversations/unread-total/").json() == {"unread_total": 6}
+    assert client.post(f"/api/conversations/{conversations[2].pk}/read/").status_code == 200
+    assert client.get("/api/conversations/unread-total/").json() == {"unread_total": 3}
+    assert client_for(colleague).get("/api/conversations/unread-total/").json() == {"unread_total": 6}
+    assert APIClient().get("/api/conversations/unread-total/").status_code == 401

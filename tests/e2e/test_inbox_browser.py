@@ -293,3 +293,32 @@ def test_the_list_loads_older_conversations_on_scroll(stack, browser, number):
     assert len(set(ids)) == 130, "no conversation twice"
     expect(page).to_have_title("(130) Inbox · WhatsApp Inbox")
     page.context.close()
+
+
+def test_a_conversation_this_tab_never_loaded_read_in_another_tab_leaves_the_title(stack, browser, number):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    # The two oldest conversations are beyond the first page of 100: only the title counts their unread messages.
+    oldest = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461"), last_message_at=start)
+    MessageFactory.create_batch(3, conversation=oldest)
+    second_oldest = ConversationFactory(number=number, last_message_at=start + timedelta(minutes=1))
+    MessageFactory(conversation=second_oldest)
+    for i in range(2, 130):
+        MessageFactory(conversation=ConversationFactory(number=number, last_message_at=start + timedelta(minutes=i)))
+    user = staff_member("ana", number)
+    page = open_inbox(logged_in_page(browser, stack.base_url, user))
+    expect(page.locator(".conversation-row")).to_have_count(100)
+    expect(page).to_have_title("(132) Inbox · WhatsApp Inbox")
+
+    other_tab = page.context.new_page()
+    open_inbox(other_tab, f"/inbox/{second_oldest.pk}/")
+    expect(page).to_have_title("(131) Inbox · WhatsApp Inbox")
+
+    # A new message brings the oldest conversation into this tab, where only that message is known to be unread.
+    deliver(stack, content={"text": {"body": "Still waiting"}})
+    row = page.locator(f'.conversation-row[data-conversation-id="{oldest.pk}"]')
+    expect(row.locator(".badge")).to_have_text("1")
+    expect(page).to_have_title("(132) Inbox · WhatsApp Inbox")
+    open_inbox(other_tab, f"/inbox/{oldest.pk}/")
+    expect(row.locator(".badge")).to_have_count(0)
+    expect(page).to_have_title("(128) Inbox · WhatsApp Inbox")
+    page.context.close()
