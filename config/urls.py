@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config.api import ThrottledLoginView, TokenObtainApi, TokenRefreshApi
 from contacts.apis import ContactDetailApi, ContactListApi, ContactMergeApi
 from conversations.apis import (
+    ConversationDetailApi,
     ConversationListApi,
     ConversationMessagesApi,
     ConversationReadApi,
@@ -30,6 +31,7 @@ api_patterns = [
     path("api/contacts/<int:contact_id>/merge/", ContactMergeApi.as_view(), name="contact_merge"),
     path("api/conversations/", ConversationListApi.as_view(), name="conversation_list"),
     path("api/conversations/unread-total/", UnreadTotalApi.as_view(), name="unread_total"),
+    path("api/conversations/<int:conversation_id>/", ConversationDetailApi.as_view(), name="conversation_detail"),
     path(
         "api/conversations/<int:conversation_id>/messages/",
         ConversationMessagesApi.as_view(),

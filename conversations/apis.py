@@ -81,6 +81,18 @@ class ConversationListApi(APIView):
         return paginator.get_paginated_response([conversation_item(c) for c in page])
 
 
+class ConversationDetailApi(APIView):
+    """One conversation as the list shows it, with this user's ``unread_count``: how a tab learns the count of
+    a conversation it first saw in an event."""
+
+    @extend_schema(responses={200: ConversationOut, 401: ErrorOut, 404: ErrorOut})
+    def get(self, request, conversation_id: int):
+        conversation = selectors.conversation_list(user=request.user).filter(pk=conversation_id).first()
+        if conversation is None:
+            raise Http404
+        return Response(conversation_item(conversation))
+
+
 class UnreadTotalApi(APIView):
     """What the tab title counts: all of this user's unread messages, loaded on the page or not. A tab asks again
     when a conversation it never loaded is read elsewhere, whose share of the total it cannot know."""

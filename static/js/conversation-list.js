@@ -48,8 +48,9 @@ export class ConversationList {
   // Merge a conversation snapshot from an event (events carry number_id, not the number object).
   upsert(snapshot) {
     // A row first seen in an event counts only the messages that arrive from now on: any it had unread
-    // before stay counted in unreadElsewhere.
-    const current = this.byId.get(snapshot.id)
+    // before stay counted in unreadElsewhere until its own count comes from the server.
+    const known = this.byId.get(snapshot.id);
+    const current = known
       || { unread_count: 0, number: this.numbers.get(snapshot.number_id), olderUnreadElsewhere: this.unreadElsewhere > 0 };
     const merged = { ...current, ...snapshot };
     if (current.last_message_at && Date.parse(current.last_message_at) > Date.parse(snapshot.last_message_at)) {
@@ -58,6 +59,21 @@ export class ConversationList {
     }
     this.byId.set(snapshot.id, merged);
     this.render();
+    if (!known && merged.olderUnreadElsewhere) this.loadUnreadCount(snapshot.id).catch(() => {});
+  }
+
+  // The server's count for a row first seen in an event (its older unread messages too), then what is left
+  // elsewhere. Until it answers, or if it fails, the row counts the new messages and the title stays right.
+  async loadUnreadCount(conversationId) {
+    const fresh = await getJson(`/api/conversations/${conversationId}/`);
+    const row = this.byId.get(conversationId);
+    if (!row || !row.olderUnreadElsewhere) return; // read meanwhile: that recount covered it
+    if ((fresh.last_message_id || 0) >= (row.last_message_id || 0)) {
+      // Events for messages up to the server's newest are then already counted here.
+      Object.assign(row, { unread_count: fresh.unread_count, last_message_id: fresh.last_message_id });
+    }
+    row.olderUnreadElsewhere = false;
+    await this.recountUnreadElsewhere();
   }
 
   // A message shown in this conversation. Counted as unread only when newer than everything the row

@@ -161,3 +161,17 @@ def test_unread_total_counts_every_conversation_one_may_see_for_this_user_only(s
     assert client.get("/api/conversations/unread-total/").json() == {"unread_total": 3}
     assert client_for(colleague).get("/api/conversations/unread-total/").json() == {"unread_total": 6}
     assert APIClient().get("/api/conversations/unread-total/").status_code == 401
+
+
+def test_one_conversation_as_the_list_gives_it_with_this_users_unread_count(staff, number):
+    conversation = ConversationFactory(number=number)
+    MessageFactory.create_batch(2, conversation=conversation)
+    others = MessageFactory(conversation=ConversationFactory())  # another number's
+    client = client_for(staff)
+    [listed] = client.get("/api/conversations/").json()["results"]
+    detail = client.get(f"/api/conversations/{conversation.pk}/")
+    assert detail.status_code == 200 and detail.json() == listed and listed["unread_count"] == 2
+    client.post(f"/api/conversations/{conversation.pk}/read/")
+    assert client.get(f"/api/conversations/{conversation.pk}/").json()["unread_count"] == 0
+    assert client.get(f"/api/conversations/{others.conversation.pk}/").status_code == 404
+    assert APIClient().get(f"/api/conversations/{conversation.pk}/").status_code == 401

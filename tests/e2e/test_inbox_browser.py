@@ -295,7 +295,7 @@ def test_the_list_loads_older_conversations_on_scroll(stack, browser, number):
     page.context.close()
 
 
-def test_a_conversation_this_tab_never_loaded_read_in_another_tab_leaves_the_title(stack, browser, number):
+def test_conversations_this_tab_never_loaded_keep_title_and_badges_right(stack, browser, number):
     start = datetime(2026, 1, 1, tzinfo=UTC)
     # The two oldest conversations are beyond the first page of 100: only the title counts their unread messages.
     oldest = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461"), last_message_at=start)
@@ -313,12 +313,17 @@ def test_a_conversation_this_tab_never_loaded_read_in_another_tab_leaves_the_tit
     open_inbox(other_tab, f"/inbox/{second_oldest.pk}/")
     expect(page).to_have_title("(131) Inbox · WhatsApp Inbox")
 
-    # A new message brings the oldest conversation into this tab, where only that message is known to be unread.
+    # A new message brings the oldest conversation into this tab, its three older unread messages with it.
     deliver(stack, content={"text": {"body": "Still waiting"}})
     row = page.locator(f'.conversation-row[data-conversation-id="{oldest.pk}"]')
-    expect(row.locator(".badge")).to_have_text("1")
+    expect(row.locator(".badge")).to_have_text("4")
     expect(page).to_have_title("(132) Inbox · WhatsApp Inbox")
+    deliver(stack, content={"text": {"body": "Hello?"}})
+    expect(row.locator(".badge")).to_have_text("5")
+    expect(page).to_have_title("(133) Inbox · WhatsApp Inbox")
     open_inbox(other_tab, f"/inbox/{oldest.pk}/")
     expect(row.locator(".badge")).to_have_count(0)
+    expect(page).to_have_title("(128) Inbox · WhatsApp Inbox")
+    page.reload()  # what the server says agrees
     expect(page).to_have_title("(128) Inbox · WhatsApp Inbox")
     page.context.close()
