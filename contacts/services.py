@@ -218,12 +218,13 @@ def merge_contacts(*, keep: Contact, duplicate: Contact) -> ContactMerge:
     merge = describe_contact_merge(keep=keep, duplicate=duplicate)
 
     kept = {c.number_id: c for c in Conversation.objects.select_for_update().filter(contact=keep)}
-    touched: list[int] = []
+    moved: list[int] = []
+    merged_into: dict[int, int] = {}  # the duplicate's conversation that goes -> the kept one it went into
     for conversation in Conversation.objects.select_for_update().filter(contact=duplicate).order_by("pk"):
         target = kept.get(conversation.number_id)
         if target is None:
             Conversation.objects.filter(pk=conversation.pk).update(contact=keep)
-            touched.append(conversation.pk)
+            moved.append(conversation.pk)
             continue
         Message.objects.filter(conversation=conversation).update(conversation=target)
         ReadState.objects.filter(conversation=conversation).delete()
@@ -232,9 +233,9 @@ def merge_contacts(*, keep: Contact, duplicate: Contact) -> ContactMerge:
             "last_message_at": max(target.last_message_at, conversation.last_message_at),
             "last_inbound_at": max(inbound_times) if inbound_times else None,
         }
+        merged_into[conversation.pk] = target.pk
         conversation.delete()
         _recompute_conversation_summary(conversation=target, fallback=fallback)
-        touched.append(target.pk)
 
     taken = Reaction.objects.filter(contact=keep).values("message_wamid")
     Reaction.objects.filter(contact=duplicate, message_wamid__in=taken).delete()
@@ -258,7 +259,7 @@ def merge_contacts(*, keep: Contact, duplicate: Contact) -> ContactMerge:
         Contact.objects.filter(pk=keep.pk).update(**changes)
         for field, value in changes.items():
             setattr(keep, field, value)
-    _publish_conversations_changed(conversation_ids=touched)
+    _publish_conversations_changed(moved_ids=moved, merged_into=merged_into)
     return merge
 
 
@@ -285,17 +286,28 @@ def _recompute_conversation_summary(*, conversation, fallback: dict) -> None:
     )
 
 
-def _publish_conversations_changed(*, conversation_ids: list[int]) -> None:
+def _publish_conversations_changed(*, moved_ids: list[int], merged_into: dict[int, int]) -> None:
+    """Open inboxes learn of the merge: a conversation that moved to the kept contact is updated; one that went
+    into the kept contact's own conversation is merged (tabs drop its row, or leave it for the other when open)."""
     from conversations.models import Conversation
     from conversations.snapshots import conversation_snapshot
     from realtime import events
     from realtime.publish import publish_event
 
-    for conversation in Conversation.objects.select_related("contact").filter(pk__in=conversation_ids):
+    conversations = Conversation.objects.select_related("contact").in_bulk([*moved_ids, *merged_into.values()])
+    for conversation_id in moved_ids:
+        conversation = conversations[conversation_id]
         publish_event(
             number_id=conversation.number_id,
             type=events.CONVERSATION_UPDATED,
             payload={"conversation": conversation_snapshot(conversation)},
+        )
+    for gone_id, target_id in merged_into.items():
+        target = conversations[target_id]
+        publish_event(
+            number_id=target.number_id,
+            type=events.CONVERSATION_MERGED,
+            payload={"conversation_id": gone_id, "into": conversation_snapshot(target)},
         )
 
 

@@ -13,6 +13,9 @@ MESSAGE_REACTIONS_CHANGED = "message.reactions_changed"
 # A message's media became available (or failed for good).
 MESSAGE_UPDATED = "message.updated"
 CONVERSATION_UPDATED = "conversation.updated"
+# Two contacts were merged and their conversations on a number became one: the first is gone, its messages
+# (and unread ones) are in the second now.
+CONVERSATION_MERGED = "conversation.merged"
 # Only to the staff member who read it: syncs their other tabs.
 CONVERSATION_READ = "conversation.read"
 
@@ -22,6 +25,7 @@ EVENT_TYPES = (
     MESSAGE_REACTIONS_CHANGED,
     MESSAGE_UPDATED,
     CONVERSATION_UPDATED,
+    CONVERSATION_MERGED,
     CONVERSATION_READ,
 )
 
@@ -101,6 +105,11 @@ class MessageReactionsChanged(TypedDict):
 
 class ConversationUpdated(TypedDict):
     conversation: ConversationPayload
+
+
+class ConversationMerged(TypedDict):
+    conversation_id: int  # the one that is gone
+    into: ConversationPayload
 
 
 class ConversationRead(TypedDict):

@@ -95,6 +95,13 @@ const handlers = {
   [EVENTS.MESSAGE_REACTIONS_CHANGED](payload) {
     if (thread && payload.conversation_id === openId) thread.setReactions(payload);
   },
+  [EVENTS.CONVERSATION_MERGED]({ conversation_id: goneId, into }) {
+    list.merge(goneId, into);
+    // The open conversation went into another, or took in another's messages: show the one that holds them
+    // (a draft survives the reload).
+    if (goneId === openId) window.location.assign(`/inbox/${into.id}/${window.location.search}`);
+    else if (into.id === openId) window.location.reload();
+  },
   [EVENTS.CONVERSATION_READ]({ conversation_id: conversationId, last_read_message_id: lastRead }) {
     list.markRead(conversationId, lastRead);
   },

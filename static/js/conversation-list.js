@@ -7,6 +7,7 @@ export class ConversationList {
   constructor({ root, empty, conversations, filters, openId, numbers, nextCursor, sentinel, unreadTotal }) {
     this.nextCursor = nextCursor;
     this.loading = false;
+    this.readsApplied = 0;
     this.numbers = new Map(numbers.map((n) => [n.id, n]));
     this.root = root;
     this.empty = empty;
@@ -46,7 +47,8 @@ export class ConversationList {
   }
 
   // Merge a conversation snapshot from an event (events carry number_id, not the number object).
-  upsert(snapshot) {
+  // countFromServer: this user's unread count changed in a way no event says (a merge), so ask for it.
+  upsert(snapshot, { countFromServer = false } = {}) {
     // A row first seen in an event counts only the messages that arrive from now on: any it had unread
     // before stay counted in unreadElsewhere until its own count comes from the server.
     const known = this.byId.get(snapshot.id);
@@ -59,20 +61,27 @@ export class ConversationList {
     }
     this.byId.set(snapshot.id, merged);
     this.render();
-    if (!known && merged.olderUnreadElsewhere) this.loadUnreadCount(snapshot.id).catch(() => {});
+    if (countFromServer || (!known && merged.olderUnreadElsewhere)) this.refreshUnreadCount(snapshot.id).catch(() => {});
   }
 
-  // The server's count for a row first seen in an event (its older unread messages too), then what is left
-  // elsewhere. Until it answers, or if it fails, the row counts the new messages and the title stays right.
-  async loadUnreadCount(conversationId) {
+  // Two conversations became one (a contact merge): the gone one's row leaves, and the kept one holds its
+  // messages, unread ones included.
+  merge(goneId, into) {
+    this.byId.delete(goneId);
+    this.upsert(into, { countFromServer: true });
+  }
+
+  // The server's count for one row (a row first seen in an event: its older unread messages too), then what
+  // is left elsewhere. Until it answers, or if it fails, the row keeps counting what events bring.
+  async refreshUnreadCount(conversationId) {
+    const readsBefore = this.readsApplied;
     const fresh = await getJson(`/api/conversations/${conversationId}/`);
     const row = this.byId.get(conversationId);
-    if (!row || !row.olderUnreadElsewhere) return; // read meanwhile: that recount covered it
-    if ((fresh.last_message_id || 0) >= (row.last_message_id || 0)) {
+    // A read applied meanwhile may be newer than the answer: the row keeps it.
+    if (row && this.readsApplied === readsBefore && (fresh.last_message_id || 0) >= (row.last_message_id || 0)) {
       // Events for messages up to the server's newest are then already counted here.
-      Object.assign(row, { unread_count: fresh.unread_count, last_message_id: fresh.last_message_id });
+      Object.assign(row, { unread_count: fresh.unread_count, last_message_id: fresh.last_message_id, olderUnreadElsewhere: false });
     }
-    row.olderUnreadElsewhere = false;
     await this.recountUnreadElsewhere();
   }
 
@@ -90,6 +99,7 @@ export class ConversationList {
   // This user read the conversation up to a message (here or in another tab). An older read,
   // replayed after newer messages arrived, leaves the badge alone.
   markRead(conversationId, lastReadMessageId) {
+    this.readsApplied += 1; // a count asked for before this read may be older than it
     const conversation = this.byId.get(conversationId);
     if (!conversation || conversation.olderUnreadElsewhere) {
       // Read in another tab, and some of its unread messages were counted in unreadElsewhere: how many, this

@@ -5,6 +5,7 @@ export const EVENTS = Object.freeze({
   MESSAGE_REACTIONS_CHANGED: "message.reactions_changed",
   MESSAGE_UPDATED: "message.updated",
   CONVERSATION_UPDATED: "conversation.updated",
+  CONVERSATION_MERGED: "conversation.merged",
   CONVERSATION_READ: "conversation.read",
   TYPING: "conversation.typing",
   RELOAD: "reload",

@@ -38,3 +38,22 @@ def test_merge_moves_the_duplicates_messages_into_one_conversation(api, amara, n
     assert not Contact.objects.filter(pk=duplicate.pk).exists()
     assert Conversation.objects.filter(number=number).count() == 1
     assert Message.objects.filter(conversation=kept_conversation).count() == 3
+
+
+def test_a_merge_tells_open_inboxes_which_conversation_went_into_which(api, amara, number):
+    from realtime.models import Event
+
+    duplicate = ContactFactory(wa_id="4407700900461", phone="+4407700900461", profile_name="Amara O.")
+    kept_conversation = Conversation.objects.get(contact=amara)
+    gone = ConversationFactory(number=number, contact=duplicate)
+    MessageFactory(conversation=gone)
+    elsewhere = ConversationFactory(contact=duplicate)  # another number: only the duplicate talks there
+    after = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    assert api.post(f"/api/contacts/{amara.pk}/merge/", {"duplicate": duplicate.pk}, format="json").status_code == 200
+    logged = {(e.type, e.number_id): e.payload for e in Event.objects.filter(id__gt=after)}
+    assert logged.keys() == {("conversation.merged", number.pk), ("conversation.updated", elsewhere.number_id)}
+    merged = logged[("conversation.merged", number.pk)]
+    assert merged["conversation_id"] == gone.pk
+    assert merged["into"]["id"] == kept_conversation.pk and merged["into"]["contact"]["id"] == amara.pk
+    updated = logged[("conversation.updated", elsewhere.number_id)]["conversation"]
+    assert updated["id"] == elsewhere.pk and updated["contact"]["id"] == amara.pk

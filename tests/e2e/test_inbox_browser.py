@@ -3,6 +3,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, MessageStatus
@@ -327,3 +328,29 @@ def test_conversations_this_tab_never_loaded_keep_title_and_badges_right(stack, 
     page.reload()  # what the server says agrees
     expect(page).to_have_title("(128) Inbox · WhatsApp Inbox")
     page.context.close()
+
+
+def test_a_merge_leaves_one_row_counting_both_and_moves_a_tab_that_had_the_other_open(stack, browser, number):
+    kept = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461", profile_name="Amara Okafor"))
+    MessageFactory(conversation=kept)
+    gone = ConversationFactory(number=number, contact=ContactFactory(wa_id="4407700900461", profile_name="Amara O."))
+    MessageFactory.create_batch(2, conversation=gone)
+    third = ConversationFactory(number=number)
+    MessageFactory(conversation=third)
+    page = open_inbox(logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{third.pk}/")
+    expect(page.locator(".conversation-row")).to_have_count(3)
+    expect(page).to_have_title("(3) Inbox · WhatsApp Inbox")
+    colleague_tab = open_inbox(logged_in_page(browser, stack.base_url, staff_member("bea", number)), f"/inbox/{gone.pk}/")
+
+    token = requests.post(f"{stack.base_url}/api/auth/token/", json={"username": "ana", "password": "pw-for-tests"}, timeout=10)
+    merged = requests.post(f"{stack.base_url}/api/contacts/{kept.contact_id}/merge/", json={"duplicate": gone.contact_id},
+                           headers={"Authorization": f"Bearer {token.json()['access']}"}, timeout=10)
+    assert merged.status_code == 200, merged.text
+
+    expect(page.locator(".conversation-row")).to_have_count(2)
+    expect(page.locator(f'.conversation-row[data-conversation-id="{kept.pk}"] .badge')).to_have_text("3")
+    expect(page).to_have_title("(3) Inbox · WhatsApp Inbox")
+    expect(colleague_tab).to_have_url(re.compile(rf"/inbox/{kept.pk}/$"))
+    expect(colleague_tab.locator("#messages .message")).to_have_count(3)
+    page.context.close()
+    colleague_tab.context.close()
