@@ -1,13 +1,22 @@
 """Celery's side of structured logs: every line a task logs carries its ``celery_task_id``, and the worker's
 own handlers (Celery replaces the root handlers Django configured) use the JSON formatter when
-``LOG_FORMAT=json``. Connected from ``config/celery.py``."""
+``LOG_FORMAT=json``; then what Celery prints rather than logs (its start-up banner, its shutdown notice) is
+logged instead, so every line the worker writes is JSON. Connected from ``config/celery.py``."""
 import logging
 
 from celery import signals
 
 from config.logs import JsonFormatter, celery_task_id_var, request_id_var
 
+logger = logging.getLogger("config.celery")
+
 _task_tokens: dict[str, tuple] = {}
+
+
+def _json_logs() -> bool:
+    from django.conf import settings
+
+    return getattr(settings, "LOG_FORMAT", "plain") == "json"
 
 
 @signals.before_task_publish.connect
@@ -47,3 +56,40 @@ def _json_worker_logs(logger: logging.Logger | None = None, **kwargs) -> None:
         return
     for handler in logger.handlers:
         handler.setFormatter(JsonFormatter())
+
+
+@signals.celeryd_init.connect
+def _no_printed_banner(instance=None, **kwargs) -> None:
+    # Celery prints its banner to stdout; with JSON logs it would be the only text a log shipper meets. The
+    # warnings it raises next (running as root) go through logging too, as JSON.
+    if instance is not None and _json_logs():
+        instance.quiet = True
+        logging.captureWarnings(True)
+
+
+@signals.celeryd_after_setup.connect
+def _log_start_up(sender=None, instance=None, **kwargs) -> None:
+    # What the banner said that an operator needs: which worker, how many processes, which queues.
+    if instance is not None and _json_logs():
+        logger.info(
+            "celery worker %s starting", sender,
+            extra={"concurrency": instance.concurrency, "pool": getattr(instance.pool_cls, "__module__", str(instance.pool_cls)),
+                   "queues": sorted(instance.app.amqp.queues)},
+        )
+
+
+@signals.worker_ready.connect
+def _no_printed_shutdown_notice(sender=None, **kwargs) -> None:
+    # Celery's SIGTERM handler prints "worker: Warm shutdown (MainProcess)". Installed again without the print
+    # (the same handler: it still stops the worker warm), and worker_shutting_down below logs the shutdown.
+    worker = getattr(sender, "controller", None)
+    if worker is not None and _json_logs():
+        from celery.apps.worker import install_worker_term_handler
+
+        install_worker_term_handler(worker, verbose=False)
+
+
+@signals.worker_shutting_down.connect
+def _log_shutdown(sig=None, how=None, exitcode=None, **kwargs) -> None:
+    if _json_logs():
+        logger.info("celery worker: %s shutdown on %s", str(how).lower(), sig, extra={"exitcode": exitcode})

@@ -4,6 +4,7 @@ passes them (Host of FRONTEND_URL, X-Forwarded-Proto: https). Everything started
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,13 +33,7 @@ class Production:
     logs: Path
 
     def log_lines(self, name: str) -> list[dict]:
-        lines = []
-        for raw in (self.logs / f"{name}.log").read_text(errors="replace").splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except json.JSONDecodeError:
-                pass  # Celery's start-up banner is not logging
-        return lines
+        return [json.loads(raw) for raw in (self.logs / f"{name}.log").read_text(errors="replace").splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +119,31 @@ def test_every_line_the_web_process_writes_is_one_json_object(production):
     gunicorn = [line["message"] for line in lines if line["logger"] == "gunicorn.error"]
     assert any(message.startswith("Starting gunicorn") for message in gunicorn), gunicorn
     assert sum(message.startswith("Booting worker") for message in gunicorn) == 2, gunicorn
+
+
+def test_every_line_the_worker_writes_from_start_to_warm_shutdown_is_one_json_object(tmp_path):
+    db = settings.DATABASES["default"]
+    redis = RedisServer(port=free_port(), workdir=str(tmp_path))
+    redis.start()
+    log = tmp_path / "worker.log"
+    env = production_env(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        REDIS_URL=redis.url, PYTHON=str(BIN / "python"), WORKER_CONCURRENCY="1", META_GRAPH_API_URL="http://127.0.0.1:9",
+    )
+    with log.open("ab") as out:
+        worker = subprocess.Popen([str(ROOT / "config" / "bin" / "worker")], cwd=ROOT, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: b"ready." in log.read_bytes(), timeout=40, what="celery worker")
+        worker.send_signal(signal.SIGTERM)  # what systemd and docker stop send
+        assert worker.wait(timeout=30) == 0
+    finally:
+        stop_process(worker)
+        redis.stop()
+    lines = [json.loads(line) for line in log.read_text().splitlines()]  # the banner and notices included
+    [start_up] = [line for line in lines if line["message"].endswith(" starting")]
+    assert start_up["concurrency"] == 1 and "celery" in start_up["queues"], start_up
+    assert any(line["message"] == "celery worker: warm shutdown on SIGTERM" for line in lines), lines
 
 
 def test_plain_http_is_redirected_to_https_and_unknown_hosts_refused(production):
