@@ -1,9 +1,11 @@
 """The inbox pages: server-rendered shells carrying their initial data; static/js keeps them live."""
 from urllib.parse import parse_qs, urlparse
 
+from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from rest_framework.request import Request
 
 from conversations import selectors
@@ -13,6 +15,7 @@ from conversations.snapshots import message_snapshot, number_snapshot
 from realtime.selectors import latest_event_id
 
 INBOX_PAGE_SIZE = 100
+UNAVAILABLE_CONVERSATION = "That conversation is not available: it was merged into another, or you no longer see its number."
 
 
 @login_required
@@ -32,7 +35,11 @@ def inbox_view(request, conversation_id: int | None = None):
     if conversation_id is not None:
         conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
         if conversation is None:
-            raise Http404
+            # Merged into another, on a number this user no longer sees (the open tab reloads when access
+            # changes), or never there: the inbox, saying so, rather than an error page. Nothing tells which.
+            flash.info(request, UNAVAILABLE_CONVERSATION)
+            query = request.GET.urlencode()
+            return redirect(f"{reverse('inbox:list')}{'?' + query if query else ''}")
         read_state = mark_conversation_read(user=request.user, conversation=conversation)
         page, has_more = selectors.messages_before(conversation=conversation)
         reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])

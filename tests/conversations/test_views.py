@@ -1,5 +1,6 @@
 """The inbox pages: login required, membership, filters, marking read, constant query counts."""
 import json
+import re
 
 import pytest
 
@@ -44,8 +45,20 @@ def test_inbox_lists_only_my_numbers_newest_first(staff_client, number):
     assert data["lastEventId"] >= 0
 
 
-def test_other_numbers_conversation_is_404(staff_client):
-    assert staff_client.get(f"/inbox/{ConversationFactory().pk}/").status_code == 404
+@pytest.mark.parametrize("which", ["another number's", "gone"])
+def test_a_conversation_one_may_not_open_leads_back_to_the_inbox_saying_so(staff_client, number, which):
+    conversation = ConversationFactory(contact__profile_name="Secret Customer")  # someone else's number
+    conversation_id = conversation.pk
+    if which == "gone":
+        conversation.delete()
+    response = staff_client.get(f"/inbox/{conversation_id}/?filter=unread&number={number.phone_number_id}")
+    assert response.status_code == 302
+    assert response["Location"] == f"/inbox/?filter=unread&number={number.phone_number_id}"
+    page = staff_client.get(response["Location"])
+    notice = re.search(r'<ul class="notices" role="status"><li>(.*?)</li></ul>', page.content.decode())
+    assert notice and "not available" in notice.group(1)
+    assert "Secret Customer" not in page.content.decode()
+    assert "not available" not in staff_client.get("/inbox/").content.decode()  # said once
 
 
 def test_opening_a_conversation_marks_it_read_for_me_only(staff_client, staff, number):
