@@ -183,7 +183,12 @@ def test_non_member_never_receives_the_numbers_events(stack, browser, number):
     outsider.wait_for_timeout(500)
     expect(outsider.locator(".conversation-row")).to_have_count(0)
     assert frames == [], "not even an event frame reaches a non-member's socket"
-    assert outsider.goto(f"/inbox/{Conversation.objects.get().pk}/").status == 404
+    # Its page leads back to the outsider's own inbox, with nothing of the conversation on it.
+    outsider.goto(f"/inbox/{Conversation.objects.get().pk}/")
+    expect(outsider).to_have_url(f"{stack.base_url}/inbox/")
+    expect(outsider.locator(".notices")).to_contain_text("not available")
+    expect(outsider.locator(".conversation-row")).to_have_count(0)
+    expect(outsider.locator("body")).not_to_contain_text("Amara Okafor")
     member.context.close()
     outsider.context.close()
 
