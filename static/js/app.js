@@ -98,9 +98,13 @@ const handlers = {
   [EVENTS.CONVERSATION_MERGED]({ conversation_id: goneId, into }) {
     list.merge(goneId, into);
     // The open conversation went into another, or took in another's messages: show the one that holds them
-    // (a draft survives the reload).
-    if (goneId === openId) window.location.assign(`/inbox/${into.id}/${window.location.search}`);
-    else if (into.id === openId) window.location.reload();
+    // (the draft goes along).
+    if (goneId === openId) {
+      if (composer) composer.moveDraftTo(into.id);
+      window.location.assign(`/inbox/${into.id}/${window.location.search}`);
+    } else if (into.id === openId) {
+      window.location.reload();
+    }
   },
   [EVENTS.CONVERSATION_READ]({ conversation_id: conversationId, last_read_message_id: lastRead }) {
     list.markRead(conversationId, lastRead);

@@ -53,8 +53,21 @@ export class Composer {
 
   // What the agent is typing survives a reload of the tab (the server asks for one when it catches a socket up
   // from too far behind, or when the agent's access to numbers changed), until it is sent.
-  draftKey() {
-    return `inbox:draft:${this.conversation.id}`;
+  draftKey(conversationId = this.conversation.id) {
+    return `inbox:draft:${conversationId}`;
+  }
+
+  // This conversation went into another (a contact merge) and the tab moves there: the draft goes along,
+  // unless that conversation has one of its own.
+  moveDraftTo(conversationId) {
+    try {
+      if (this.input.value && !sessionStorage.getItem(this.draftKey(conversationId))) {
+        sessionStorage.setItem(this.draftKey(conversationId), this.input.value);
+      }
+      sessionStorage.removeItem(this.draftKey());
+    } catch {
+      // Storage full or disabled: the draft stays behind.
+    }
   }
 
   keepDraft() {

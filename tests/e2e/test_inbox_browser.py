@@ -336,16 +336,20 @@ def test_conversations_this_tab_never_loaded_keep_title_and_badges_right(stack, 
 
 
 def test_a_merge_leaves_one_row_counting_both_and_moves_a_tab_that_had_the_other_open(stack, browser, number):
-    kept = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461", profile_name="Amara Okafor"))
-    MessageFactory(conversation=kept)
-    gone = ConversationFactory(number=number, contact=ContactFactory(wa_id="4407700900461", profile_name="Amara O."))
-    MessageFactory.create_batch(2, conversation=gone)
+    now = datetime.now(UTC)  # both customers wrote just now: the 24-hour window is open, the text composer shown
+    kept = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461", profile_name="Amara Okafor"),
+                               last_message_at=now, last_inbound_at=now)
+    MessageFactory(conversation=kept, timestamp=now)
+    gone = ConversationFactory(number=number, contact=ContactFactory(wa_id="4407700900461", profile_name="Amara O."),
+                               last_message_at=now, last_inbound_at=now)
+    MessageFactory.create_batch(2, conversation=gone, timestamp=now)
     third = ConversationFactory(number=number)
     MessageFactory(conversation=third)
     page = open_inbox(logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{third.pk}/")
     expect(page.locator(".conversation-row")).to_have_count(3)
     expect(page).to_have_title("(3) Inbox · WhatsApp Inbox")
     colleague_tab = open_inbox(logged_in_page(browser, stack.base_url, staff_member("bea", number)), f"/inbox/{gone.pk}/")
+    colleague_tab.fill("#composer-input", "Half-typed answer")
 
     token = requests.post(f"{stack.base_url}/api/auth/token/", json={"username": "ana", "password": "pw-for-tests"}, timeout=10)
     merged = requests.post(f"{stack.base_url}/api/contacts/{kept.contact_id}/merge/", json={"duplicate": gone.contact_id},
@@ -357,5 +361,6 @@ def test_a_merge_leaves_one_row_counting_both_and_moves_a_tab_that_had_the_other
     expect(page).to_have_title("(3) Inbox · WhatsApp Inbox")
     expect(colleague_tab).to_have_url(re.compile(rf"/inbox/{kept.pk}/$"))
     expect(colleague_tab.locator("#messages .message")).to_have_count(3)
+    expect(colleague_tab.locator("#composer-input")).to_have_value("Half-typed answer")  # the draft came along
     page.context.close()
     colleague_tab.context.close()
