@@ -73,8 +73,11 @@ def _log_start_up(sender=None, instance=None, **kwargs) -> None:
     if instance is not None and _json_logs():
         logger.info(
             "celery worker %s starting", sender,
-            extra={"concurrency": instance.concurrency, "pool": getattr(instance.pool_cls, "__module__", str(instance.pool_cls)),
-                   "queues": sorted(instance.app.amqp.queues)},
+            extra={
+                "concurrency": instance.concurrency,
+                "pool": getattr(instance.pool_cls, "__module__", str(instance.pool_cls)),
+                "queues": sorted(instance.app.amqp.queues),
+            },
         )
 
 

@@ -85,7 +85,9 @@ class ConversationDetailApi(APIView):
     """One conversation as the list shows it, with this user's ``unread_count``: how a tab learns the count of
     a conversation it first saw in an event."""
 
-    @extend_schema(operation_id="conversation_retrieve", responses={200: ConversationOut, 401: ErrorOut, 404: ErrorOut})
+    @extend_schema(
+        operation_id="conversation_retrieve", responses={200: ConversationOut, 401: ErrorOut, 404: ErrorOut}
+    )
     def get(self, request, conversation_id: int):
         conversation = selectors.conversation_list(user=request.user).filter(pk=conversation_id).first()
         if conversation is None:
@@ -98,7 +100,10 @@ class UnreadTotalApi(APIView):
     when a conversation it never loaded is read elsewhere, whose share of the total it cannot know."""
 
     @extend_schema(
-        responses={200: inline_serializer("UnreadTotal", fields={"unread_total": serializers.IntegerField()}), 401: ErrorOut},
+        responses={
+            200: inline_serializer("UnreadTotal", fields={"unread_total": serializers.IntegerField()}),
+            401: ErrorOut,
+        },
     )
     def get(self, request):
         return Response({"unread_total": selectors.unread_total(user=request.user)})

@@ -15,7 +15,9 @@ from conversations.snapshots import message_snapshot, number_snapshot
 from realtime.selectors import latest_event_id
 
 INBOX_PAGE_SIZE = 100
-UNAVAILABLE_CONVERSATION = "That conversation is not available: it was merged into another, or you no longer see its number."
+UNAVAILABLE_CONVERSATION = (
+    "That conversation is not available: it was merged into another, or you no longer see its number."
+)
 
 
 @login_required
