@@ -50,9 +50,7 @@ def _unbind_task_id(task_id=None, **kwargs) -> None:
 @signals.after_setup_logger.connect
 @signals.after_setup_task_logger.connect
 def _json_worker_logs(logger: logging.Logger | None = None, **kwargs) -> None:
-    from django.conf import settings
-
-    if logger is None or getattr(settings, "LOG_FORMAT", "plain") != "json":
+    if logger is None or not _json_logs():
         return
     for handler in logger.handlers:
         handler.setFormatter(JsonFormatter())
