@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The test database's URL for the processes a test starts (the end-to-end tests' fixture).
+from tests.e2e.conftest import e2e_database_url  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # 50+ random characters, as check --deploy wants (security.W009).

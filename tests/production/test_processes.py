@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings
 
 from tests.e2e.conftest import BIN, RedisServer, free_port, stop_process, wait_for
 from tests.production.conftest import HOST, ROOT, production_env
@@ -33,19 +32,22 @@ class Production:
     logs: Path
 
     def log_lines(self, name: str) -> list[dict]:
-        return [json.loads(raw) for raw in (self.logs / f"{name}.log").read_text(errors="replace").splitlines()]
+        return json_lines(self.logs / f"{name}.log")
+
+
+def json_lines(log: Path) -> list[dict]:
+    """Every line of a process's output, each parsed as one JSON object (a line that is not fails the test)."""
+    return [json.loads(raw) for raw in log.read_text(errors="replace").splitlines()]
 
 
 @pytest.fixture(scope="module")
-def production(django_db_setup, django_db_blocker) -> Iterator[Production]:
-    db = settings.DATABASES["default"]
-    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+def production(e2e_database_url, django_db_blocker) -> Iterator[Production]:
     logs = Path(tempfile.mkdtemp(prefix="production-logs-"))
     redis = RedisServer(port=free_port(), workdir=str(logs))
     redis.start()
     port = free_port()
     env = production_env(
-        DATABASE_URL=database_url,
+        DATABASE_URL=e2e_database_url,
         REDIS_URL=redis.url,
         META_APP_SECRET=APP_SECRET,
         INTERNAL_API_TOKEN=METRICS_TOKEN,
@@ -114,21 +116,19 @@ def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(producti
 
 def test_every_line_the_web_process_writes_is_one_json_object(production):
     requests.get(f"{production.base_url}/healthz", headers=NGINX_HEADERS, timeout=10)
-    raw = (production.logs / "web.log").read_text(errors="replace").splitlines()
-    lines = [json.loads(line) for line in raw]  # gunicorn's own lines included: a log shipper parses every one
+    lines = production.log_lines("web")  # gunicorn's own lines included: a log shipper parses every one
     gunicorn = [line["message"] for line in lines if line["logger"] == "gunicorn.error"]
     assert any(message.startswith("Starting gunicorn") for message in gunicorn), gunicorn
     assert sum(message.startswith("Booting worker") for message in gunicorn) == 2, gunicorn
 
 
-def test_every_line_the_worker_writes_from_start_to_warm_shutdown_is_one_json_object(tmp_path):
-    db = settings.DATABASES["default"]
+def test_every_line_the_worker_writes_from_start_to_warm_shutdown_is_one_json_object(e2e_database_url, tmp_path):
     redis = RedisServer(port=free_port(), workdir=str(tmp_path))
     redis.start()
     log = tmp_path / "worker.log"
     env = production_env(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        REDIS_URL=redis.url, PYTHON=str(BIN / "python"), WORKER_CONCURRENCY="1", META_GRAPH_API_URL="http://127.0.0.1:9",
+        DATABASE_URL=e2e_database_url, REDIS_URL=redis.url, PYTHON=str(BIN / "python"), WORKER_CONCURRENCY="1",
+        META_GRAPH_API_URL="http://127.0.0.1:9",
     )
     with log.open("ab") as out:
         worker = subprocess.Popen([str(ROOT / "config" / "bin" / "worker")], cwd=ROOT, env=env, stdout=out,
@@ -140,7 +140,7 @@ def test_every_line_the_worker_writes_from_start_to_warm_shutdown_is_one_json_ob
     finally:
         stop_process(worker)
         redis.stop()
-    lines = [json.loads(line) for line in log.read_text().splitlines()]  # the banner and notices included
+    lines = json_lines(log)  # the banner and notices included
     [start_up] = [line for line in lines if line["message"].endswith(" starting")]
     assert start_up["concurrency"] == 1 and "celery" in start_up["queues"], start_up
     assert any(line["message"] == "celery worker: warm shutdown on SIGTERM" for line in lines), lines
