@@ -96,14 +96,15 @@ const handlers = {
     if (thread && payload.conversation_id === openId) thread.setReactions(payload);
   },
   [EVENTS.CONVERSATION_MERGED]({ conversation_id: goneId, into }) {
-    list.merge(goneId, into);
     // The open conversation went into another, or took in another's messages: show the one that holds them
-    // (the draft goes along).
+    // (the draft goes along); the page that loads counts afresh. Otherwise only the list changes.
     if (goneId === openId) {
       if (composer) composer.moveDraftTo(into.id);
       window.location.assign(`/inbox/${into.id}/${window.location.search}`);
     } else if (into.id === openId) {
       window.location.reload();
+    } else {
+      list.merge(goneId, into);
     }
   },
   [EVENTS.CONVERSATION_READ]({ conversation_id: conversationId, last_read_message_id: lastRead }) {
