@@ -1,11 +1,14 @@
 """WSGI entry point: pages, admin, API and the webhook in production (gunicorn)."""
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+django.setup(set_prefix=False)  # what django.core.wsgi.get_wsgi_application() does, with the project's handler
 
-application = get_wsgi_application()
+from config.handlers import InboxWSGIHandler
+
+application = InboxWSGIHandler()
 
 # Django imports the URL map, and with it every view, DRF and the schema code, on the first request a
 # process serves, and the webhook's first drain request imports the Celery tasks and kombu's transport:

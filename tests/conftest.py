@@ -1,8 +1,11 @@
 """Shared fixtures: users, a business number, signed webhook posting."""
 import pytest
 from django.conf import settings
+from django.test import Client
+from django.test.client import ClientHandler
 from rest_framework.test import APIClient
 
+from config.handlers import InboxWSGIHandler
 from tests.factories import BusinessNumberFactory, UserFactory
 from webhooks.simulation import envelope, signed_request
 
@@ -13,6 +16,18 @@ def _no_drain_left_flagged():
     from webhooks.services import clear_drain_flags
 
     clear_drain_flags()
+
+
+class _ProductionClientHandler(ClientHandler, InboxWSGIHandler):
+    """Django's test-client handler over the one gunicorn serves: Meta's POSTs take the webhook's own chain."""
+
+
+@pytest.fixture
+def client():
+    """pytest-django's ``client``, serving requests with the production WSGI handler (config.handlers)."""
+    test_client = Client()
+    test_client.handler = _ProductionClientHandler(enforce_csrf_checks=False)
+    return test_client
 
 
 @pytest.fixture

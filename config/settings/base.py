@@ -57,6 +57,8 @@ MIDDLEWARE = [
     "config.middleware.LazyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Meta's webhook POSTs under gunicorn take only these (config/handlers.py says what else is kept, and why).
+WEBHOOK_MIDDLEWARE = ["config.logs.RequestIdMiddleware"]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
