@@ -7,7 +7,8 @@ export class ConversationList {
   constructor({ root, empty, conversations, filters, openId, numbers, nextCursor, sentinel, unreadTotal }) {
     this.nextCursor = nextCursor;
     this.loading = false;
-    this.readsApplied = 0;
+    // Reads applied here, per conversation: a count of that conversation asked for before one may be older.
+    this.readsApplied = new Map();
     this.numbers = new Map(numbers.map((n) => [n.id, n]));
     this.root = root;
     this.empty = empty;
@@ -74,11 +75,11 @@ export class ConversationList {
   // The server's count for one row (a row first seen in an event: its older unread messages too), then what
   // is left elsewhere. Until it answers, or if it fails, the row keeps counting what events bring.
   async refreshUnreadCount(conversationId) {
-    const readsBefore = this.readsApplied;
+    const readsBefore = this.readsApplied.get(conversationId) || 0;
     const fresh = await getJson(`/api/conversations/${conversationId}/`);
     const row = this.byId.get(conversationId);
-    // A read applied meanwhile may be newer than the answer: the row keeps it.
-    if (row && this.readsApplied === readsBefore && (fresh.last_message_id || 0) >= (row.last_message_id || 0)) {
+    // A read of this conversation applied meanwhile may be newer than the answer: the row keeps it.
+    if (row && (this.readsApplied.get(conversationId) || 0) === readsBefore && (fresh.last_message_id || 0) >= (row.last_message_id || 0)) {
       // Events for messages up to the server's newest are then already counted here.
       Object.assign(row, { unread_count: fresh.unread_count, last_message_id: fresh.last_message_id, olderUnreadElsewhere: false });
     }
@@ -99,7 +100,7 @@ export class ConversationList {
   // This user read the conversation up to a message (here or in another tab). An older read,
   // replayed after newer messages arrived, leaves the badge alone.
   markRead(conversationId, lastReadMessageId) {
-    this.readsApplied += 1; // a count asked for before this read may be older than it
+    this.readsApplied.set(conversationId, (this.readsApplied.get(conversationId) || 0) + 1);
     const conversation = this.byId.get(conversationId);
     if (!conversation || conversation.olderUnreadElsewhere) {
       // Read in another tab, and some of its unread messages were counted in unreadElsewhere: how many, this

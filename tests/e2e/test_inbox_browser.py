@@ -335,6 +335,34 @@ def test_conversations_this_tab_never_loaded_keep_title_and_badges_right(stack, 
     page.context.close()
 
 
+def test_a_read_of_one_conversation_keeps_the_count_another_row_was_waiting_for(stack, browser, number):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    # The oldest conversation is beyond the first page of 100; the newest has one unread message.
+    oldest = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461"), last_message_at=start)
+    MessageFactory.create_batch(3, conversation=oldest)
+    for i in range(1, 101):
+        newest = ConversationFactory(number=number, last_message_at=start + timedelta(minutes=i))
+        MessageFactory(conversation=newest)
+    user = staff_member("ana", number)
+    page = open_inbox(logged_in_page(browser, stack.base_url, user))
+    expect(page).to_have_title("(103) Inbox · WhatsApp Inbox")
+    held = []  # the oldest row's count from the server, held until the read below has reached this tab
+    page.route(f"**/api/conversations/{oldest.pk}/", lambda route: held.append(route))
+
+    with page.expect_request(f"**/api/conversations/{oldest.pk}/"):
+        deliver(stack, content={"text": {"body": "Still waiting"}})
+    row = page.locator(f'.conversation-row[data-conversation-id="{oldest.pk}"]')
+    expect(row.locator(".badge")).to_have_text("1")  # what the event brought, until the server's count comes
+    open_inbox(page.context.new_page(), f"/inbox/{newest.pk}/")
+    expect(page.locator(f'.conversation-row[data-conversation-id="{newest.pk}"] .badge')).to_have_count(0)
+    assert len(held) == 1
+    held[0].continue_()
+
+    expect(row.locator(".badge")).to_have_text("4")  # a read of another conversation did not void its count
+    expect(page).to_have_title("(103) Inbox · WhatsApp Inbox")
+    page.context.close()
+
+
 def test_a_merge_leaves_one_row_counting_both_and_moves_a_tab_that_had_the_other_open(stack, browser, number):
     now = datetime.now(UTC)  # both customers wrote just now: the 24-hour window is open, the text composer shown
     kept = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461", profile_name="Amara Okafor"),
