@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATABASE = f"bench_smoke_{os.getpid()}"
 EVERY_PHASE = {
     "ingest: webhook POSTs answered 2xx",
+    "worker: behind when the load stopped",
     "limit: do-nothing Django POST view",
     "ingest: CPU per webhook, all processes",
     "limit: PostgreSQL raw single-row INSERT",

@@ -34,7 +34,9 @@ class Row:
             ratio = self.value / self.target if self.target else 0.0
             ok = self.value >= self.target
         else:
-            ratio = self.target / self.value if self.value else float("inf")
+            if not self.value:
+                return "ok"  # nothing against a ceiling: no ratio to print
+            ratio = self.target / self.value
             ok = self.value <= self.target
         return f"{ratio:.2f}x {'ok' if ok else 'MISS'}"
 
