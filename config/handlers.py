@@ -11,6 +11,9 @@ Kept for the webhook, by the handler itself: the ``Host`` header is checked agai
 ``CommonMiddleware`` does for every request), and a delivery that did not come over HTTPS is redirected to it
 (``SecurityMiddleware``'s request half, with ``SECURE_SSL_REDIRECT``).
 
+And the webhook's URL is resolved once, when the handler loads (the URL map does not change while a process
+runs), instead of trying every pattern before it on each delivery: 1,580k → 1,477k instructions.
+
 Under Daphne (the embedded ``make run``) the webhook takes the whole chain: this is the production HTTP path.
 """
 from django.conf import settings
@@ -18,7 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 from django.middleware.security import SecurityMiddleware
-from django.urls import reverse, set_urlconf
+from django.urls import get_resolver, reverse, set_urlconf
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
@@ -29,6 +32,7 @@ class InboxWSGIHandler(WSGIHandler):
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async)
         self.webhook_path = reverse("webhook")
+        self._webhook_match = get_resolver().resolve(self.webhook_path)
         self._https_redirect = SecurityMiddleware(self._get_response)
         handler = convert_exception_to_response(self._get_webhook_response)
         for middleware_path in reversed(settings.WEBHOOK_MIDDLEWARE):
@@ -42,6 +46,13 @@ class InboxWSGIHandler(WSGIHandler):
                 )
             handler = convert_exception_to_response(middleware)
         self._webhook_chain = handler
+
+    def resolve_request(self, request):
+        # Every pattern before the webhook's tried and a ResolverMatch built, per delivery: 6.5 % of a webhook.
+        if request.path_info == self.webhook_path and not hasattr(request, "urlconf"):
+            request.resolver_match = self._webhook_match
+            return self._webhook_match
+        return super().resolve_request(request)
 
     def get_response(self, request):
         if request.method != "POST" or request.path_info != self.webhook_path:
