@@ -73,7 +73,8 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.headers.get("X-Request-ID", "")
+        # META, not request.headers: that builds a dict of every header, and Meta's deliveries need none other.
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         started = time.monotonic()
