@@ -1,9 +1,11 @@
 """What gunicorn takes from a config file and not from flags (``config/bin/web`` passes the rest): its own log
-lines (start-up, workers booted, exited or timed out) in the app's format. With ``LOG_FORMAT=json`` (production's
-default) every line the web process writes is then one JSON object, not JSON from Django and text from gunicorn."""
+lines (start-up, workers booted, exited or timed out) in the app's format, and no access line of its own (the app
+writes one). With ``LOG_FORMAT=json`` (production's default) every line the web process writes is then one JSON
+object, not JSON from Django and text from gunicorn."""
 import os
 
 from django.conf import settings
+from gunicorn.glogging import Logger
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
@@ -20,3 +22,17 @@ if settings.LOG_FORMAT == "json":
             "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
         },
     }
+
+
+class AppLogger(Logger):
+    """gunicorn's logger without gunicorn's access line. The app writes one line per request itself, with its request
+    id, status and duration (``config.logs.RequestIdMiddleware``); gunicorn turns its own on whenever a
+    ``logconfig_dict`` is set, which doubled every request's line and cost ~4 % of a webhook's time in the worker
+    (py-spy): the line's fields built, formatted and written for each delivery."""
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return False
+
+
+logger_class = AppLogger

@@ -107,6 +107,8 @@ def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(producti
     # The same request id on the web's line and on the worker's lines for this event, across processes.
     access = [line for line in production.log_lines("web") if line.get("request_id") == "req-gunicorn-1"]
     assert [line["message"] for line in access] == ["POST /api/webhook 200"]
+    # One access line per request, the app's: gunicorn's own would repeat it without the request id.
+    assert not [line for line in production.log_lines("web") if line.get("logger") == "gunicorn.access"]
     worker_lines = wait_for(
         lambda: [line for line in production.log_lines("worker") if line.get("webhook_event_id") == event_id],
         timeout=10, what="the worker's log lines for the event",
