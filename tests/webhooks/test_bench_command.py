@@ -71,8 +71,10 @@ def test_instructions_counts_the_webhook_and_the_do_nothing_view_under_callgrind
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     webhook, noop = (float(figures[name].split()[0].replace(",", "")) for name in
                      ("ingest: instructions per webhook", "limit: instructions per do-nothing request"))
-    # Thousands of instructions per request; the webhook does all the do-nothing view does, and more.
-    assert 100 < noop < webhook < 100_000, figures
+    # Hundreds of thousands of instructions per request, each. Not their order: over 20 calls one garbage
+    # collection inside a window moves a figure by more than the paths differ, and the webhook skips the page
+    # middleware that the do-nothing view keeps (config/handlers.py).
+    assert 100 < noop < 100_000 and 100 < webhook < 100_000, figures
 
 
 def test_an_unknown_phase_is_refused_before_anything_starts():
