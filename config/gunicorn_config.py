@@ -16,10 +16,9 @@ if settings.LOG_FORMAT == "json":
             "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
             "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
         },
-        # Not propagated to the root logger as well: each line once.
+        # Not propagated to the root logger as well: each line once. No gunicorn.access: AppLogger below.
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
         },
     }
 

@@ -21,8 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 from django.middleware.security import SecurityMiddleware
-from django.urls import get_resolver, reverse, set_urlconf
-from django.utils.log import log_response
+from django.urls import get_resolver, reverse
 from django.utils.module_loading import import_string
 
 
@@ -46,6 +45,13 @@ class InboxWSGIHandler(WSGIHandler):
                 )
             handler = convert_exception_to_response(middleware)
         self._webhook_chain = handler
+        # Django's get_response (urlconf, closers, error logging) calls this chain: it picks one of the two.
+        self._whole_chain, self._middleware_chain = self._middleware_chain, self._pick_chain
+
+    def _pick_chain(self, request):
+        if request.method == "POST" and request.path_info == self.webhook_path:
+            return self._webhook_chain(request)
+        return self._whole_chain(request)
 
     def resolve_request(self, request):
         # Every pattern before the webhook's tried and a ResolverMatch built, per delivery: 6.5 % of a webhook.
@@ -53,16 +59,6 @@ class InboxWSGIHandler(WSGIHandler):
             request.resolver_match = self._webhook_match
             return self._webhook_match
         return super().resolve_request(request)
-
-    def get_response(self, request):
-        if request.method != "POST" or request.path_info != self.webhook_path:
-            return super().get_response(request)
-        set_urlconf(settings.ROOT_URLCONF)
-        response = self._webhook_chain(request)
-        response._resource_closers.append(request.close)
-        if response.status_code >= 400:
-            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
-        return response
 
     def _get_webhook_response(self, request):
         request.get_host()  # DisallowedHost (400) for a Host not in ALLOWED_HOSTS, as on every other path

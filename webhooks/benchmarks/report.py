@@ -33,9 +33,9 @@ class Row:
         if self.higher_is_better:
             ratio = self.value / self.target if self.target else 0.0
             ok = self.value >= self.target
+        elif not self.value:
+            return "ok"  # nothing against a ceiling: no ratio to print
         else:
-            if not self.value:
-                return "ok"  # nothing against a ceiling: no ratio to print
             ratio = self.target / self.value
             ok = self.value <= self.target
         return f"{ratio:.2f}x {'ok' if ok else 'MISS'}"
