@@ -177,7 +177,8 @@ def first_phone_number_id(payload: dict[str, Any]) -> str:
             metadata = value.get("metadata") if isinstance(value, dict) else None
             number_id = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
             if number_id:
-                return str(number_id)[:64]
+                # Stored in a text column beside the body: no NUL, no half emoji (PostgreSQL would refuse the row).
+                return _storable(str(number_id))[:64]
     return ""
 
 

@@ -8,6 +8,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -307,24 +308,87 @@ class Bench:
                 raise RuntimeError(f"callgrind run of {path} failed: {result.stderr[-2000:]}")
             return int(collected[-1].rsplit(":", 1)[1])
 
+        def count_served(path: str, n: int, database: int) -> int:
+            return self.instructions_served(valgrind, path=path, calls=n, total=calls, redis_db=database)
+
         runs = [("/api/webhook", warm), ("/api/webhook", calls), ("/bench/noop", warm), ("/bench/noop", calls)]
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
             counted = pool.map(lambda run: count(*run[0], run[1]), zip(runs, databases, strict=True))
             counts = dict(zip(runs, counted, strict=True))
+            counted = pool.map(lambda run: count_served(*run[0], run[1]), zip(runs, databases, strict=True))
+            served = dict(zip(runs, counted, strict=True))
         per = {path: (counts[(path, calls)] - counts[(path, warm)]) / (calls - warm) for path, _n in runs}
+        per_served = {path: (served[(path, calls)] - served[(path, warm)]) / (calls - warm) for path, _n in runs}
         self.log(f"  counted in {time.perf_counter() - started:.0f}s")
         for database in databases:
             redis.Redis(port=self.o.redis_port, db=database).flushdb()
         self.discard_backlog()
         conds = (f"callgrind, config.wsgi handed calls {warm + 1}-{calls} directly (no HTTP), production settings, "
                  f"distinct signed deliveries; no drain running: one Redis round trip per webhook")
+        served_conds = (f"callgrind, the one worker of config/bin/web (gunicorn) serving requests {warm + 1}-{calls}, "
+                        f"each on a new connection: the app plus gunicorn's HTTP (kernel time not counted)")
         self.rows += [
             Row("1", "ingest: instructions per webhook", per["/api/webhook"] / 1000, "k", conds),
             Row("1", "limit: instructions per do-nothing request", per["/bench/noop"] / 1000, "k", conds),
             Row("1", "  ratio webhook / do-nothing (instructions)", per["/api/webhook"] / per["/bench/noop"], "x",
                 "the same in every run: compare versions with it"),
+            Row("1", "ingest: instructions per webhook, served", per_served["/api/webhook"] / 1000, "k", served_conds),
+            Row("1", "limit: instructions per do-nothing request, served", per_served["/bench/noop"] / 1000, "k",
+                served_conds),
         ]
+
+    def instructions_served(self, valgrind: str, *, path: str, calls: int, total: int, redis_db: int) -> int:
+        """Instructions of the gunicorn worker process ``config/bin/web`` runs with one worker, under callgrind,
+        after it served ``calls`` POSTs to ``path`` (of ``total`` distinct deliveries) and was stopped."""
+        from webhooks.benchmarks.instructions import signed_deliveries
+
+        bodies = signed_deliveries(count=total, secret=self.secret, customers=self.o.conversations)[:calls]
+        port = procs.free_port()
+        with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
+            # config/bin/web runs "$PYTHON -m gunicorn": the launcher puts valgrind in front (workers are forks,
+            # which valgrind follows; each process writes its own file).
+            launcher = Path(out) / "python"
+            launcher.write_text(f'#!/bin/sh\nexec "{valgrind}" --tool=callgrind --callgrind-out-file="{out}/callgrind.%p" '
+                                f'"{sys.executable}" "$@"\n')
+            launcher.chmod(0o755)
+            env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{redis_db}",
+                       WEB_BIND=f"127.0.0.1:{port}", WEB_WORKERS="1", WEB_TIMEOUT="1800", PYTHON=str(launcher))
+            argv, _label = procs.web_argv(port, 1)
+            started = procs.Processes(logs=self.o.log_dir)  # one per run: the runs are threads
+            name = f"gunicorn-callgrind-{redis_db}"
+            web = started.start(name, argv, env=env)
+
+            def worker_alive() -> bool:
+                # A worker killed under valgrind (SIGILL: an instruction it cannot run, e.g. a C extension built
+                # for newer CPUs) is replaced, and its request retried, for ever: stop at the first.
+                started.check_alive()
+                log = (self.o.log_dir / f"{name}.log").read_text(errors="replace")
+                if "was sent SIG" in log or "Worker exiting" in log:
+                    raise RuntimeError(f"gunicorn's worker died under callgrind:\n{log[-3000:]}")
+                return True
+
+            try:
+                # One request, waited for (refused until gunicorn listens): each request is counted, so the same
+                # number in every run.
+                procs.wait_for(lambda: worker_alive() and procs.http_status(port, "/api/webhook", timeout=600) == 403,
+                               timeout=900, interval=1, what="gunicorn under callgrind")
+                for body, signature in bodies:
+                    try:
+                        status = procs.http_status(port, path, method="POST", body=body, timeout=120, headers={
+                            "Content-Type": "application/json", "X-Hub-Signature-256": signature})
+                    except OSError:
+                        worker_alive()
+                        raise
+                    if status != 200:
+                        raise RuntimeError(f"{path} answered {status} under callgrind: see {self.o.log_dir}")
+            finally:
+                started.stop(web, timeout=600)
+            worker = [f for f in Path(out).glob("callgrind.*") if f.suffix != f".{web.pid}"]
+            if len(worker) != 1:
+                raise RuntimeError(f"expected one gunicorn worker's callgrind file, found {[f.name for f in worker]}")
+            totals = [line for line in worker[0].read_text().splitlines() if line.startswith(("summary:", "totals:"))]
+            return int(totals[-1].split(":", 1)[1].split()[0])
 
     # --- 2. processing -----------------------------------------------------------------------------
 

@@ -39,11 +39,12 @@ def wait_for(condition, *, timeout: float, what: str, interval: float = 0.1):
     raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
 
 
-def http_status(port: int, path: str, *, method: str = "GET", body: bytes = b"", headers: dict | None = None) -> int:
+def http_status(port: int, path: str, *, method: str = "GET", body: bytes = b"", headers: dict | None = None,
+                timeout: float = 5) -> int:
     """One plain HTTP/1.1 request; the status code (stdlib only, no keep-alive)."""
     import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body or None, headers={"X-Forwarded-Proto": "https", **(headers or {})})
         response = conn.getresponse()
