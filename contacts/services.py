@@ -70,7 +70,7 @@ def resolve_contacts(*, senders: list[Sender]) -> list[Contact]:
         if contact.user_id:
             by_user_id.setdefault(contact.user_id, contact)
 
-    for contact in Contact.objects.filter(Q(wa_id__in=wa_ids) | Q(user_id__in=user_ids)).order_by("pk"):
+    for contact in Contact.objects.filter(Q(wa_id__any=wa_ids) | Q(user_id__any=user_ids)).order_by("pk"):
         remember(contact)
     resolved = []
     for sender in senders:

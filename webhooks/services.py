@@ -389,6 +389,7 @@ def process_pending_webhook_events(*, limit: int) -> int:
         claimed = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
             .filter(state=WebhookEventState.PENDING)
+            .only("raw_body", "phone_number_id")  # what a round reads of them (the rest: one by one, below)
             .order_by("pk")[:limit]  # arrival order, straight off the partial index of pending rows
         )
         if not claimed:
@@ -410,7 +411,7 @@ class _BatchItems:
 
 def _numbers_for(events: list[WebhookEvent]) -> dict[str, BusinessNumber]:
     ids = {event.phone_number_id for event in events if event.phone_number_id}
-    return {number.phone_number_id: number for number in BusinessNumber.objects.filter(phone_number_id__in=ids)}
+    return {number.phone_number_id: number for number in BusinessNumber.objects.filter(phone_number_id__any=ids)}
 
 
 def _batchable(*, event: WebhookEvent, numbers: dict[str, BusinessNumber]) -> _BatchItems | None:
@@ -454,7 +455,7 @@ def _apply_batch(*, events: list[WebhookEvent], items: dict[int, _BatchItems]) -
         for event in events:
             process_webhook_event(event_id=event.pk)
         return
-    WebhookEvent.objects.filter(pk__in=[event.pk for event in events]).update(
+    WebhookEvent.objects.filter(pk__any=[event.pk for event in events]).update(
         state=WebhookEventState.PROCESSED, item_errors=[], error="", processed_at=timezone.now(), attempts=F("attempts") + 1
     )
 

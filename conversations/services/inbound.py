@@ -83,7 +83,7 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     if not items:
         return []
     conversations = _conversations_for(items=items)
-    known = set(Message.objects.filter(wamid__in={item.message.wamid for item in items}).values_list("wamid", flat=True))
+    known = set(Message.objects.filter(wamid__any={item.message.wamid for item in items}).values_list("wamid", flat=True))
     fresh: list[tuple[InboundItem, Message]] = []
     for item in items:
         if item.message.wamid in known:
@@ -107,7 +107,7 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     for conversation in touched.values():
         conversation.contact = contacts[conversation.contact_id]
     reactions: dict[str, list[Reaction]] = {}
-    for reaction in Reaction.objects.filter(message_wamid__in=[m.wamid for m in stored]).select_related("contact"):
+    for reaction in Reaction.objects.filter(message_wamid__any=[m.wamid for m in stored]).select_related("contact"):
         reactions.setdefault(reaction.message_wamid, []).append(reaction)
     snapshots = {pk: conversation_snapshot(conversation) for pk, conversation in touched.items()}
     by_number: dict[int, list[tuple[str, dict]]] = {}
@@ -128,7 +128,7 @@ def _conversations_for(*, items: list[InboundItem]) -> dict[tuple[int, int], Con
     found = {
         (c.number_id, c.contact_id): c
         for c in Conversation.objects.select_for_update(of=("self",))
-        .filter(number_id__in={n for n, _c in wanted}, contact_id__in={c for _n, c in wanted})
+        .filter(number_id__any={n for n, _c in wanted}, contact_id__any={c for _n, c in wanted})
         .order_by("pk")
     }
     for key, item in wanted.items():
@@ -265,7 +265,7 @@ def record_statuses(*, statuses: list[tuple[BusinessNumber, StatusUpdate]]) -> N
     messages = {
         message.wamid: message
         for message in Message.objects.select_for_update(of=("self",))
-        .filter(wamid__in=wamids, direction=Direction.OUTBOUND)
+        .filter(wamid__any=wamids, direction=Direction.OUTBOUND)
         .select_related("conversation")
         .order_by("pk")
     }

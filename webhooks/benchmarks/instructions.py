@@ -8,6 +8,7 @@ built in both runs) cancel out.
 
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         python -m webhooks.benchmarks.instructions --path /api/webhook --calls 400 --bodies 400
+        python -m webhooks.benchmarks.instructions --path - --calls 0 --bodies 0 --drain   # a worker's rounds
 
 Settings, database and Redis come from the environment the bench gives its servers.
 """
@@ -51,7 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, required=True, help="requests to hand to the application")
     parser.add_argument("--bodies", type=int, required=True, help="deliveries to build (>= calls; the same in both runs)")
     parser.add_argument("--customers", type=int, default=1000, help="seeded customers the deliveries come from")
+    parser.add_argument("--drain", action="store_true",
+                        help="instead: process the pending events (the bench stored them) as a worker's drain does")
     args = parser.parse_args(argv)
+
+    if args.drain:
+        import django
+
+        django.setup()
+        from django.conf import settings
+
+        from webhooks.services import process_pending_webhook_events
+
+        while process_pending_webhook_events(limit=settings.WEBHOOK_DRAIN_BATCH):
+            pass
+        return 0
 
     from django.conf import settings
 

@@ -320,6 +320,10 @@ class Bench:
             served = dict(zip(runs, counted, strict=True))
         per = {path: (counts[(path, calls)] - counts[(path, warm)]) / (calls - warm) for path, _n in runs}
         per_served = {path: (served[(path, calls)] - served[(path, warm)]) / (calls - warm) for path, _n in runs}
+        # One round, then one or more rounds more (two with the default --instruction-calls 1000).
+        few = settings.WEBHOOK_DRAIN_BATCH
+        more = few + max(few, self.o.instruction_calls)
+        per_event = (self.instructions_drained(valgrind, events=more) - self.instructions_drained(valgrind, events=few)) / (more - few)
         self.log(f"  counted in {time.perf_counter() - started:.0f}s")
         for database in databases:
             redis.Redis(port=self.o.redis_port, db=database).flushdb()
@@ -336,7 +340,31 @@ class Bench:
             Row("1", "ingest: instructions per webhook, served", per_served["/api/webhook"] / 1000, "k", served_conds),
             Row("1", "limit: instructions per do-nothing request, served", per_served["/bench/noop"] / 1000, "k",
                 served_conds),
+            Row("2", "processing: instructions per event", per_event / 1000, "k",
+                f"callgrind, one process draining {few:,} then {more:,} pending deliveries (each a seeded customer's "
+                f"new text) in rounds of {settings.WEBHOOK_DRAIN_BATCH}, as a worker's drain does; the difference"),
         ]
+
+    def instructions_drained(self, valgrind: str, *, events: int) -> int:
+        """Instructions one process takes to apply ``events`` new pending deliveries (webhooks.services' drain
+        rounds, realtime pushes included), start-up included."""
+        from webhooks.benchmarks.instructions import signed_deliveries
+
+        self.discard_backlog()
+        WebhookEvent.objects.bulk_create(
+            WebhookEvent(raw_body=body.decode(), signature=signature, phone_number_id=self.number.phone_number_id)
+            for body, signature in signed_deliveries(count=events, secret=self.secret, customers=self.o.conversations))
+        env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/13")
+        result = subprocess.run(
+            [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
+             "webhooks.benchmarks.instructions", "--path", "-", "--calls", "0", "--bodies", "0", "--drain"],
+            cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+        collected = [line for line in result.stderr.splitlines() if "Collected :" in line]
+        left = WebhookEvent.objects.filter(state=WebhookEventState.PENDING).count()
+        if result.returncode or not collected or left:
+            raise RuntimeError(f"callgrind drain of {events} events failed ({left} left): {result.stderr[-2000:]}")
+        redis.Redis(port=self.o.redis_port, db=13).flushdb()
+        return int(collected[-1].rsplit(":", 1)[1])
 
     def instructions_served(self, valgrind: str, *, path: str, calls: int, total: int, redis_db: int) -> int:
         """Instructions of the gunicorn worker process ``config/bin/web`` runs with one worker, under callgrind,
