@@ -6,6 +6,7 @@ cursor: these pin down that it still behaves as an ORM insert would (columns, tr
 import json
 
 import pytest
+from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
 from config.logs import log_context
@@ -74,3 +75,20 @@ def test_a_number_id_postgresql_text_cannot_hold_is_stored_cleaned_not_refused(n
     payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = number_id
     event = WebhookEvent.objects.get(pk=store(json.dumps(payload).encode()))
     assert event.phone_number_id in ("12", "1\ufffd2")
+
+
+def event_indexes() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'webhooks_webhookevent'")
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_stored_event_writes_no_pattern_index_entry_and_the_migration_reverses():
+    # LIKE 'prefix%' on phone_number_id is asked by nothing; its index cost two entries per delivery.
+    assert not [name for name, sql in event_indexes().items() if "varchar_pattern_ops" in sql]
+    assert any(sql.endswith("(phone_number_id)") for sql in event_indexes().values())  # routing's own index stays
+    call_command("migrate", "webhooks", "0004", verbosity=0)
+    assert [name for name, sql in event_indexes().items() if "varchar_pattern_ops" in sql]
+    call_command("migrate", "webhooks", verbosity=0)
+    assert not [name for name, sql in event_indexes().items() if "varchar_pattern_ops" in sql]
