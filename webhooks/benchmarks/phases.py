@@ -320,9 +320,9 @@ class Bench:
             served = dict(zip(runs, counted, strict=True))
         per = {path: (counts[(path, calls)] - counts[(path, warm)]) / (calls - warm) for path, _n in runs}
         per_served = {path: (served[(path, calls)] - served[(path, warm)]) / (calls - warm) for path, _n in runs}
-        # One round, then one or more rounds more (two with the default --instruction-calls 1000).
-        few = settings.WEBHOOK_DRAIN_BATCH
-        more = few + max(few, self.o.instruction_calls)
+        # One full round, then two more with the default --instruction-calls 1000 (fewer calls: smaller rounds).
+        few = min(settings.WEBHOOK_DRAIN_BATCH, self.o.instruction_calls)
+        more = few + self.o.instruction_calls
         per_event = (self.instructions_drained(valgrind, events=more) - self.instructions_drained(valgrind, events=few)) / (more - few)
         self.log(f"  counted in {time.perf_counter() - started:.0f}s")
         for database in databases:
