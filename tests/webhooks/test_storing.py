@@ -45,7 +45,7 @@ def test_each_delivery_is_one_pending_row_with_every_column_as_the_model_expects
 @pytest.mark.parametrize("read_first", [False, True], ids=["first statement of the transaction", "after a read"])
 def test_a_delivery_stored_inside_a_transaction_is_undone_with_it(read_first):
     # psycopg begins a transaction with its own first statement; one sent around it would have committed alone.
-    store()  # prepared outside, so the transaction below only executes it
+    store()  # one stored outside any transaction first (the prepared statement exists on the connection)
     with pytest.raises(RuntimeError), transaction.atomic():
         if read_first:
             assert WebhookEvent.objects.count() == 1

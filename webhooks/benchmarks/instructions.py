@@ -8,7 +8,7 @@ built in both runs) cancel out.
 
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         python -m webhooks.benchmarks.instructions --path /api/webhook --calls 400 --bodies 400
-        python -m webhooks.benchmarks.instructions --path - --calls 0 --bodies 0 --drain   # a worker's rounds
+        python -m webhooks.benchmarks.instructions --drain   # a worker's rounds over what is pending
 
 Settings, database and Redis come from the environment the bench gives its servers.
 """
@@ -48,13 +48,15 @@ def call(application, *, path: str, body: bytes, signature: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--path", required=True, help="/api/webhook or /bench/noop")
-    parser.add_argument("--calls", type=int, required=True, help="requests to hand to the application")
-    parser.add_argument("--bodies", type=int, required=True, help="deliveries to build (>= calls; the same in both runs)")
+    parser.add_argument("--path", help="/api/webhook or /bench/noop")
+    parser.add_argument("--calls", type=int, help="requests to hand to the application")
+    parser.add_argument("--bodies", type=int, help="deliveries to build (>= calls; the same in both runs)")
     parser.add_argument("--customers", type=int, default=1000, help="seeded customers the deliveries come from")
     parser.add_argument("--drain", action="store_true",
                         help="instead: process the pending events (the bench stored them) as a worker's drain does")
     args = parser.parse_args(argv)
+    if not args.drain and None in (args.path, args.calls, args.bodies):
+        parser.error("--path, --calls and --bodies are required (or --drain)")
 
     if args.drain:
         import django

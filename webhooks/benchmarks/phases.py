@@ -297,16 +297,9 @@ class Bench:
         self.log(f"(load {self.load()}) 1d. instructions: callgrind, {warm} then {calls} calls per path in one process ...")
 
         def count(path: str, n: int, database: int) -> int:
-            env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{database}")
-            result = subprocess.run(
-                [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
-                 "webhooks.benchmarks.instructions", "--path", path, "--calls", str(n), "--bodies", str(calls),
-                 "--customers", str(self.o.conversations)],
-                cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
-            collected = [line for line in result.stderr.splitlines() if "Collected :" in line]
-            if result.returncode or not collected:
-                raise RuntimeError(f"callgrind run of {path} failed: {result.stderr[-2000:]}")
-            return int(collected[-1].rsplit(":", 1)[1])
+            return self.callgrind_module_run(
+                valgrind, ["--path", path, "--calls", str(n), "--bodies", str(calls), "--customers", str(self.o.conversations)],
+                redis_db=database, what=path)
 
         def count_served(path: str, n: int, database: int) -> int:
             return self.instructions_served(valgrind, path=path, calls=n, total=calls, redis_db=database)
@@ -323,7 +316,8 @@ class Bench:
         # One full round, then two more with the default --instruction-calls 1000 (fewer calls: smaller rounds).
         few = min(settings.WEBHOOK_DRAIN_BATCH, self.o.instruction_calls)
         more = few + self.o.instruction_calls
-        per_event = (self.instructions_drained(valgrind, events=more) - self.instructions_drained(valgrind, events=few)) / (more - few)
+        per_event = (self.instructions_drained(valgrind, events=more)
+                     - self.instructions_drained(valgrind, events=few)) / (more - few)
         self.log(f"  counted in {time.perf_counter() - started:.0f}s")
         for database in databases:
             redis.Redis(port=self.o.redis_port, db=database).flushdb()
@@ -354,16 +348,23 @@ class Bench:
         WebhookEvent.objects.bulk_create(
             WebhookEvent(raw_body=body.decode(), signature=signature, phone_number_id=self.number.phone_number_id)
             for body, signature in signed_deliveries(count=events, secret=self.secret, customers=self.o.conversations))
-        env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/13")
+        counted = self.callgrind_module_run(valgrind, ["--drain"], redis_db=13, what=f"a drain of {events} events")
+        redis.Redis(port=self.o.redis_port, db=13).flushdb()
+        if left := WebhookEvent.objects.filter(state=WebhookEventState.PENDING).count():
+            raise RuntimeError(f"the drain under callgrind left {left} of {events} events pending")
+        return counted
+
+    def callgrind_module_run(self, valgrind: str, args: list[str], *, redis_db: int, what: str) -> int:
+        """Instructions of one ``python -m webhooks.benchmarks.instructions ARGS`` under callgrind, start-up included,
+        with the servers' environment and a Redis database of its own."""
+        env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{redis_db}")
         result = subprocess.run(
             [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
-             "webhooks.benchmarks.instructions", "--path", "-", "--calls", "0", "--bodies", "0", "--drain"],
+             "webhooks.benchmarks.instructions", *args],
             cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
         collected = [line for line in result.stderr.splitlines() if "Collected :" in line]
-        left = WebhookEvent.objects.filter(state=WebhookEventState.PENDING).count()
-        if result.returncode or not collected or left:
-            raise RuntimeError(f"callgrind drain of {events} events failed ({left} left): {result.stderr[-2000:]}")
-        redis.Redis(port=self.o.redis_port, db=13).flushdb()
+        if result.returncode or not collected:
+            raise RuntimeError(f"callgrind run of {what} failed: {result.stderr[-2000:]}")
         return int(collected[-1].rsplit(":", 1)[1])
 
     def instructions_served(self, valgrind: str, *, path: str, calls: int, total: int, redis_db: int) -> int:
