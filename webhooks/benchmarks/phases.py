@@ -286,46 +286,40 @@ class Bench:
         """Instructions one web process executes per webhook and per do-nothing request (callgrind): unlike every
         timing here, the same in every run, so the figure to compare two versions of the path with."""
         valgrind = shutil.which("valgrind")
-        if not valgrind:
+        if not (valgrind and shutil.which("callgrind_control")):
             self.log("1d. instructions: valgrind is not installed (apt-get install valgrind); phase skipped")
             return
-        warm, calls = self.INSTRUCTIONS_WARMUP, self.INSTRUCTIONS_WARMUP + self.o.instruction_calls
-        # Each run gets a Redis database of its own, where no worker listens: in every run the first webhook
-        # enqueues a drain (in both runs of a path, so it cancels out) and no drain runs, so every webhook makes its
-        # one Redis round trip (under traffic a running drain's promise spares most of them).
-        databases = range(9, 13)
-        self.log(f"(load {self.load()}) 1d. instructions: callgrind, {warm} then {calls} calls per path in one process ...")
-
-        def count(path: str, n: int, database: int) -> int:
-            return self.callgrind_module_run(
-                valgrind, ["--path", path, "--calls", str(n), "--bodies", str(calls), "--customers", str(self.o.conversations)],
-                redis_db=database, what=path)
-
-        def count_served(path: str, n: int, database: int) -> int:
-            return self.instructions_served(valgrind, path=path, calls=n, total=calls, redis_db=database)
-
-        runs = [("/api/webhook", warm), ("/api/webhook", calls), ("/bench/noop", warm), ("/bench/noop", calls)]
+        warm, calls = self.INSTRUCTIONS_WARMUP, self.o.instruction_calls
+        # Each path gets a Redis database of its own, where no worker listens: the first webhook enqueues a drain
+        # (a warm-up call) and no drain runs, so every counted webhook makes its one Redis round trip (under traffic
+        # a running drain's promise spares most of them).
+        paths = {"/api/webhook": 9, "/bench/noop": 10}
+        self.log(f"(load {self.load()}) 1d. instructions: callgrind, {calls} calls per path counted after {warm} ...")
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-            counted = pool.map(lambda run: count(*run[0], run[1]), zip(runs, databases, strict=True))
-            counts = dict(zip(runs, counted, strict=True))
-            counted = pool.map(lambda run: count_served(*run[0], run[1]), zip(runs, databases, strict=True))
-            served = dict(zip(runs, counted, strict=True))
-        per = {path: (counts[(path, calls)] - counts[(path, warm)]) / (calls - warm) for path, _n in runs}
-        per_served = {path: (served[(path, calls)] - served[(path, warm)]) / (calls - warm) for path, _n in runs}
-        # One full round, then two more with the default --instruction-calls 1000 (fewer calls: smaller rounds).
-        few = min(settings.WEBHOOK_DRAIN_BATCH, self.o.instruction_calls)
-        more = few + self.o.instruction_calls
-        per_event = (self.instructions_drained(valgrind, events=more)
-                     - self.instructions_drained(valgrind, events=few)) / (more - few)
+            per = dict(zip(paths, pool.map(lambda path: self.callgrind_module_run(
+                valgrind, ["--path", path, "--warm", str(warm), "--calls", str(calls),
+                           "--customers", str(self.o.conversations)],
+                redis_db=paths[path], what=path) / calls, paths), strict=True))
+            # Served: each path twice, with warm and with warm + calls requests (a Redis database each); the
+            # difference.
+            served_databases = {"/api/webhook": (11, 12), "/bench/noop": (13, 14)}
+            runs = [(path, n, database) for path, databases in served_databases.items()
+                    for n, database in zip((warm, warm + calls), databases, strict=True)]
+            served = dict(zip(((path, n) for path, n, _database in runs), pool.map(lambda run: self.instructions_served(
+                valgrind, path=run[0], calls=run[1], total=warm + calls, redis_db=run[2]), runs), strict=True))
+        per_served = {path: (served[(path, warm + calls)] - served[(path, warm)]) / calls for path in paths}
+        # One full round outside the window, then the rest (two more rounds with the default --instruction-calls).
+        few = min(settings.WEBHOOK_DRAIN_BATCH, calls)
+        per_event = self.instructions_drained(valgrind, warm=few, events=calls) / calls
         self.log(f"  counted in {time.perf_counter() - started:.0f}s")
-        for database in databases:
+        for database in range(9, 16):
             redis.Redis(port=self.o.redis_port, db=database).flushdb()
         self.discard_backlog()
-        conds = (f"callgrind, config.wsgi handed calls {warm + 1}-{calls} directly (no HTTP), production settings, "
-                 f"distinct signed deliveries; no drain running: one Redis round trip per webhook")
-        served_conds = (f"callgrind, the one worker of config/bin/web (gunicorn) serving requests {warm + 1}-{calls}, "
-                        f"each on a new connection: the app plus gunicorn's HTTP (kernel time not counted)")
+        conds = (f"callgrind, config.wsgi handed calls {warm + 1}-{warm + calls} directly (no HTTP), production "
+                 f"settings, distinct signed deliveries; no drain running: one Redis round trip per webhook")
+        served_conds = (f"callgrind, the one worker of config/bin/web (gunicorn) serving requests {warm + 2}-"
+                        f"{warm + calls + 1}, each on a new connection: the app plus gunicorn's HTTP (kernel time not counted)")
         self.rows += [
             Row("1", "ingest: instructions per webhook", per["/api/webhook"] / 1000, "k", conds),
             Row("1", "limit: instructions per do-nothing request", per["/bench/noop"] / 1000, "k", conds),
@@ -335,41 +329,45 @@ class Bench:
             Row("1", "limit: instructions per do-nothing request, served", per_served["/bench/noop"] / 1000, "k",
                 served_conds),
             Row("2", "processing: instructions per event", per_event / 1000, "k",
-                f"callgrind, one process draining {few:,} then {more:,} pending deliveries (each a seeded customer's "
-                f"new text) in rounds of {settings.WEBHOOK_DRAIN_BATCH}, as a worker's drain does; the difference"),
+                f"callgrind, one process draining {calls:,} pending deliveries (each a seeded customer's new text) in "
+                f"rounds of {settings.WEBHOOK_DRAIN_BATCH} after {few:,} others, as a worker's drain does"),
         ]
 
-    def instructions_drained(self, valgrind: str, *, events: int) -> int:
+    def instructions_drained(self, valgrind: str, *, warm: int, events: int) -> int:
         """Instructions one process takes to apply ``events`` new pending deliveries (webhooks.services' drain
-        rounds, realtime pushes included), start-up included."""
+        rounds, realtime pushes included) after ``warm`` others."""
         from webhooks.benchmarks.instructions import signed_deliveries
 
         self.discard_backlog()
         WebhookEvent.objects.bulk_create(
             WebhookEvent(raw_body=body.decode(), signature=signature, phone_number_id=self.number.phone_number_id)
-            for body, signature in signed_deliveries(count=events, secret=self.secret, customers=self.o.conversations))
-        counted = self.callgrind_module_run(valgrind, ["--drain"], redis_db=13, what=f"a drain of {events} events")
-        redis.Redis(port=self.o.redis_port, db=13).flushdb()
+            for body, signature in signed_deliveries(count=warm + events, secret=self.secret, customers=self.o.conversations))
+        counted = self.callgrind_module_run(valgrind, ["--drain", "--warm", str(warm)], redis_db=15,
+                                            what=f"a drain of {warm + events} events")
+        redis.Redis(port=self.o.redis_port, db=15).flushdb()
         if left := WebhookEvent.objects.filter(state=WebhookEventState.PENDING).count():
-            raise RuntimeError(f"the drain under callgrind left {left} of {events} events pending")
+            raise RuntimeError(f"the drain under callgrind left {left} of {warm + events} events pending")
         return counted
 
     def callgrind_module_run(self, valgrind: str, args: list[str], *, redis_db: int, what: str) -> int:
-        """Instructions of one ``python -m webhooks.benchmarks.instructions ARGS`` under callgrind, start-up included,
-        with the servers' environment and a Redis database of its own."""
+        """Instructions in the counted window of one ``python -m webhooks.benchmarks.instructions ARGS`` under
+        callgrind (with the servers' environment and a Redis database of its own): its third dump, less its second
+        (what asking for a dump costs)."""
         env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{redis_db}")
-        result = subprocess.run(
-            [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
-             "webhooks.benchmarks.instructions", *args],
-            cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
-        collected = [line for line in result.stderr.splitlines() if "Collected :" in line]
-        if result.returncode or not collected:
-            raise RuntimeError(f"callgrind run of {what} failed: {result.stderr[-2000:]}")
-        return int(collected[-1].rsplit(":", 1)[1])
+        with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
+            result = subprocess.run(
+                [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}/callgrind", sys.executable, "-m",
+                 "webhooks.benchmarks.instructions", *args],
+                cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+            if result.returncode:
+                raise RuntimeError(f"callgrind run of {what} failed: {result.stderr[-2000:]}")
+            return callgrind_dumped(Path(out) / "callgrind.3") - callgrind_dumped(Path(out) / "callgrind.2")
 
     def instructions_served(self, valgrind: str, *, path: str, calls: int, total: int, redis_db: int) -> int:
         """Instructions of the gunicorn worker process ``config/bin/web`` runs with one worker, under callgrind,
-        after it served ``calls`` POSTs to ``path`` (of ``total`` distinct deliveries) and was stopped."""
+        after it served ``calls`` POSTs to ``path`` (of ``total`` distinct deliveries) and was stopped. (Its
+        instructions cannot be counted in a window as the in-process runs' are: valgrind's gdbserver, which
+        ``callgrind_control`` talks to, does not follow a forked process.)"""
         from webhooks.benchmarks.instructions import signed_deliveries
 
         bodies = signed_deliveries(count=total, secret=self.secret, customers=self.o.conversations)[:calls]
@@ -416,8 +414,7 @@ class Bench:
             worker = [f for f in Path(out).glob("callgrind.*") if f.suffix != f".{web.pid}"]
             if len(worker) != 1:
                 raise RuntimeError(f"expected one gunicorn worker's callgrind file, found {[f.name for f in worker]}")
-            totals = [line for line in worker[0].read_text().splitlines() if line.startswith(("summary:", "totals:"))]
-            return int(totals[-1].split(":", 1)[1].split()[0])
+            return callgrind_dumped(worker[0])
 
     # --- 2. processing -----------------------------------------------------------------------------
 
@@ -639,6 +636,14 @@ class Bench:
 
 
 # The bench's phases, in the order they run: the name on the command line (--phases) -> the method.
+def callgrind_dumped(path: Path) -> int:
+    """The instructions a callgrind dump file counted (its ``summary:``/``totals:`` line)."""
+    totals = [line for line in path.read_text().splitlines() if line.startswith(("summary:", "totals:"))]
+    if not totals:
+        raise RuntimeError(f"{path} holds no totals")
+    return int(totals[-1].split(":", 1)[1].split()[0])
+
+
 PHASES = {"ingest": Bench.ingest, "instructions": Bench.instructions, "processing": Bench.processing,
           "e2e": Bench.end_to_end, "pages": Bench.pages, "websockets": Bench.websockets}
 # What ``make bench`` runs unless --phases says otherwise: ``instructions`` takes valgrind and a few minutes, and
