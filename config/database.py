@@ -1,5 +1,6 @@
 """How the app talks to PostgreSQL beyond Django's DATABASES setting: the psycopg adapters and the ``any``
-lookup installed at start-up (``config.apps``).
+lookup installed at start-up (``config.apps``), and the drains' many-row INSERT and UPDATE (``insert_rows``,
+``update_rows``).
 
 Django 5.2 inserts many rows as ``UNNEST`` of one text array per column, and psycopg escapes each array
 element with ``re.sub(rb'(["\\])', rb"\\\1", ...)``. On Python 3.11 a template with a group reference is
@@ -8,8 +9,15 @@ escaping the realtime events' and messages' JSON (42 µs for a 200-byte document
 calls take under 1 µs). The escaping rule itself is unchanged (PostgreSQL's array input syntax: a
 backslash before every ``"`` and ``\\`` inside a quoted element).
 """
+import json
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
 import psycopg
-from django.db.models import Field, ForeignObject, lookups
+from django.db import connection
+from django.db.models import Field, ForeignObject, JSONField, Model, lookups
+from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
 from django.db.models.fields.related_lookups import RelatedIn
 from psycopg.adapt import Buffer
 from psycopg.types import array
@@ -67,3 +75,125 @@ class RelatedAnyOf(AnyOf, RelatedIn):
 def install_any_lookup() -> None:
     Field.register_lookup(AnyOf)
     ForeignObject.register_lookup(RelatedAnyOf)
+
+
+# --- many rows in one statement ------------------------------------------------------------------------------
+#
+# A drain's round stores up to 500 messages and as many realtime events, and writes back as many conversations.
+# Django's ``bulk_create`` (and ``bulk_update``) prepare every value through the compiler, a chain of calls per
+# row and field (~50 µs a message row), and psycopg then quotes each array into the statement's text (Django
+# binds client-side). Here each column's values are read once into a list, checked by type, and sent as one
+# binary array parameter of a server-bound statement: ~11 µs a message row (500 rows: 27 -> 5.5 ms of CPU).
+# Values of a type the check does not expect (a Decimal in a CharField, an int in a TextField...) go through
+# the field's ``get_db_prep_save`` as Django would.
+
+_BINARY_TYPES = {
+    "CharField": (str,), "TextField": (str,), "SlugField": (str,), "EmailField": (str,), "URLField": (str,),
+    "IntegerField": (int,), "BigIntegerField": (int,), "SmallIntegerField": (int,), "PositiveIntegerField": (int,),
+    "PositiveBigIntegerField": (int,), "PositiveSmallIntegerField": (int,), "AutoField": (int,),
+    "BigAutoField": (int,), "SmallAutoField": (int,), "BooleanField": (bool,), "UUIDField": (uuid.UUID,),
+    "DateField": (date,), "DecimalField": (Decimal,),
+}
+
+
+def _column(field: Field, objects: list[Model], *, adding: bool) -> list:
+    """The values of ``field`` of ``objects`` as psycopg dumps them in a binary array."""
+    if adding and type(field).pre_save is not Field.pre_save:  # auto_now(_add), files: what save() would do
+        values = [field.pre_save(obj, True) for obj in objects]
+    else:
+        values = [getattr(obj, field.attname) for obj in objects]
+    if isinstance(field, JSONField):  # None is SQL NULL, as Django stores it
+        return [None if value is None else json.dumps(value, cls=field.encoder) for value in values]
+    internal = (field.target_field if field.is_relation else field).get_internal_type()
+    if internal == "DateTimeField":
+        expected = datetime
+        fits = all(value is None or (type(value) is datetime and value.tzinfo is not None) for value in values)
+    else:
+        expected = _BINARY_TYPES.get(internal)
+        fits = expected is not None and all(value is None or type(value) in expected for value in values)
+    if fits:
+        return values
+    return [field.get_db_prep_save(value, connection) for value in values]
+
+
+def _array_cast(field: Field) -> str:
+    # Without length: varchar[] rather than varchar(300)[] (the column checks the length), as Django does.
+    return "jsonb" if isinstance(field, JSONField) else field.db_type(connection).split("(")[0]
+
+
+def _server_bound_cursor():
+    """A cursor on Django's connection that binds parameters server-side (arrays sent in binary, not quoted
+    into the text), wrapped as ``connection.cursor()``'s are: execute wrappers, query logging, Django's
+    database exceptions (an ``IntegrityError`` callers catch)."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+
+
+def _plain_new_rows(model: type[Model], objects: list[Model]) -> bool:
+    meta = model._meta
+    return (
+        not meta.parents
+        and isinstance(meta.pk, AutoFieldMixin)
+        and all(type(obj) is model and obj.pk is None for obj in objects)
+        and all(field.db_default is NOT_PROVIDED and not field.generated for field in meta.concrete_fields)
+    )
+
+
+def insert_rows(*, objects: list[Model], ignore_conflicts: bool = False) -> list[Model]:
+    """``bulk_create(objects)`` of new rows of one model: on PostgreSQL one ``INSERT ... SELECT * FROM UNNEST``
+    of one binary array per column, ``RETURNING`` the ids it sets on ``objects`` (none with
+    ``ignore_conflicts``: ``ON CONFLICT DO NOTHING``, as ``bulk_create`` does). Anything else (another
+    database, a model with parents, database defaults or generated fields, rows with a primary key) goes to
+    ``bulk_create``."""
+    if not objects:
+        return objects
+    model = type(objects[0])
+    if connection.vendor != "postgresql" or not _plain_new_rows(model, objects):
+        return model.objects.bulk_create(objects, ignore_conflicts=ignore_conflicts)
+    meta = model._meta
+    for obj in objects:
+        obj._prepare_related_fields_for_save(operation_name="insert_rows")
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    arrays = ", ".join(f"%b::{_array_cast(field)}[]" for field in fields)
+    ending = "ON CONFLICT DO NOTHING" if ignore_conflicts else f"RETURNING {quote(meta.pk.column)}"
+    with _server_bound_cursor() as cursor:
+        cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT * FROM UNNEST({arrays}) {ending}",
+                       [_column(field, objects, adding=True) for field in fields])
+        ids = None if ignore_conflicts else [row[0] for row in cursor.fetchall()]
+    for obj in objects:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    if ids is not None:
+        for obj, pk in zip(objects, ids, strict=True):
+            obj.pk = pk
+    return objects
+
+
+def update_rows(*, objects: list[Model], fields: list[str]) -> None:
+    """Write ``fields`` of ``objects`` (saved rows of one model) as they are in memory, by primary key.
+
+    Django's ``bulk_update`` builds a ``CASE WHEN id = ... THEN ...`` per row and field; compiling it took ~150 ms
+    for 50 conversations. On PostgreSQL this joins the rows to ``UNNEST`` of one array per column instead: one
+    short statement whatever the number of rows. Other databases (the embedded SQLite) keep ``bulk_update``."""
+    if not objects:
+        return
+    model = type(objects[0])
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objects, fields)
+        return
+    meta = model._meta
+    columns = [meta.pk] + [meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    arrays = ", ".join(f"%b::{_array_cast(column)}[]" for column in columns)
+    assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns[1:])
+    names = ", ".join(quote(column.column) for column in columns)
+    table = quote(meta.db_table)
+    with _server_bound_cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} FROM UNNEST({arrays}) AS v({names}) "
+            f"WHERE {table}.{quote(meta.pk.column)} = v.{quote(meta.pk.column)}",
+            [_column(column, objects, adding=False) for column in columns],
+        )

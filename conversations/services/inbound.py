@@ -15,6 +15,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 
+from config.database import insert_rows, update_rows
 from contacts.models import Contact
 from conversations.models import (
     STATUS_RANK,
@@ -28,7 +29,6 @@ from conversations.models import (
     ReadState,
 )
 from conversations.selectors import last_message_id
-from conversations.services.batch_update import update_rows
 from conversations.services.media import expect_inbound_media
 from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
 from realtime import events
@@ -92,7 +92,7 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
         fresh.append((item, _inbound_row(conversation=conversations[(item.number.pk, item.contact.pk)], message=item.message)))
     if not fresh:
         return []
-    stored = Message.objects.bulk_create([row for _item, row in fresh])
+    stored = insert_rows(objects=[row for _item, row in fresh])
     for message in stored:
         Message.media.related.set_cached_value(message, expect_inbound_media(message=message))
     # The rows are locked and current (see _conversations_for): the summaries move forward in memory, by
@@ -231,7 +231,7 @@ def apply_reaction(
 def record_status(*, number: BusinessNumber, status: StatusUpdate) -> Message | None:
     """Keep the status event (even for a wamid we do not know yet) and advance the message if it exists."""
     error = status.first_error
-    MessageStatusEvent.objects.bulk_create([_status_event(number=number, status=status)], ignore_conflicts=True)
+    insert_rows(objects=[_status_event(number=number, status=status)], ignore_conflicts=True)
     message = Message.objects.select_for_update().filter(wamid=status.wamid, direction=Direction.OUTBOUND).first()
     if message is None:
         # Meta echoes our idempotency key: the status may be for a message whose send response (and so
@@ -260,7 +260,7 @@ def record_statuses(*, statuses: list[tuple[BusinessNumber, StatusUpdate]]) -> N
     """
     if not statuses:
         return
-    MessageStatusEvent.objects.bulk_create([_status_event(number=number, status=status) for number, status in statuses], ignore_conflicts=True)
+    insert_rows(objects=[_status_event(number=number, status=status) for number, status in statuses], ignore_conflicts=True)
     wamids = {status.wamid for _number, status in statuses}
     messages = {
         message.wamid: message

@@ -1,17 +1,20 @@
 """What config.database installs at start-up: the psycopg list dumper (the same arrays, escaped faster) and the
-``any`` lookup (IN as one array)."""
+``any`` lookup (IN as one array); and the drains' many-row statements (``insert_rows``, ``update_rows``)."""
 import re
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
+from django.utils.translation import gettext_lazy
 from psycopg.adapt import PyFormat
 from psycopg.types import array
 
-from config.database import ListDumper
+from config.database import ListDumper, insert_rows, update_rows
 from contacts.models import Contact
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Direction, Message, MessageStatusEvent
 from realtime.models import Event
 from tests.factories import BusinessNumberFactory, ConversationFactory
 
@@ -91,3 +94,91 @@ def test_any_is_one_statement_text_whatever_the_number_of_values():
     sql = [captured.captured_queries[0]["sql"] for captured in (few, many)]
     assert len(sql[1]) < len(sql[0]) + 500 * 12  # the values come as one array, not 500 placeholders
     assert "= ANY(" in sql[1] and " IN (" not in sql[1]
+
+
+# --- insert_rows and update_rows -----------------------------------------------------------------------------
+
+# Every field as the database gives it back (what bulk_create would have stored).
+STORED = ["conversation_id", "wamid", "direction", "type", "body", "preview", "content", "context", "reply_to_wamid",
+          "timestamp", "status", "status_at", "error_code", "error_title", "sent_by_id", "idempotency_key",
+          "send_attempts", "send_claimed_at"]
+
+
+def _messages(conversation, tag: str) -> list[Message]:
+    at = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    return [
+        Message(conversation=conversation, wamid=f"wamid.{tag}{n}", direction="in", type="text", body=text or "",
+                preview=(text or "")[:10], content={"text": {"body": text}, "n": n}, context={} if n % 2 else {"id": "x"},
+                timestamp=at + timedelta(seconds=n), status="received", error_code=None if n % 2 else 131051,
+                error_title="", send_attempts=n, idempotency_key=uuid.uuid4() if n == 3 else None)
+        for n, text in enumerate(value for value in TRICKY if value is not None)
+    ]
+
+
+def _stored(messages: list[Message], tag: str) -> list[dict]:
+    """The rows as read back, comparable between two tags (the wamid's and the idempotency key's tag dropped)."""
+    rows = [{name: getattr(message, name) for name in STORED} for message in messages]
+    for row in rows:
+        row["wamid"] = row["wamid"].removeprefix(f"wamid.{tag}")
+        row["idempotency_key"] = row["idempotency_key"] is not None
+    return rows
+
+
+@pytest.mark.django_db
+def test_insert_rows_stores_what_bulk_create_stores_in_one_statement_and_sets_the_ids():
+    conversation = ConversationFactory()
+    created = Message.objects.bulk_create(_messages(conversation, "django"))
+    rows = _messages(conversation, "ours")
+    with CaptureQueriesContext(connection) as captured:
+        inserted = insert_rows(objects=rows)
+    assert inserted is rows and len(captured) == 1  # one statement, visible to Django's query logging
+    assert "UNNEST" in captured.captured_queries[0]["sql"]
+    assert all(row.pk and not row._state.adding and row.created_at for row in rows)
+    reread = list(Message.objects.filter(pk__in=[row.pk for row in rows]).order_by("pk"))
+    assert [(m.pk, m.wamid, m.idempotency_key) for m in reread] == [(r.pk, r.wamid, r.idempotency_key) for r in rows]
+    by_django = Message.objects.filter(pk__in=[m.pk for m in created]).order_by("pk")
+    assert _stored(reread, "ours") == _stored(by_django, "django")
+
+
+@pytest.mark.django_db
+def test_insert_rows_prepares_a_value_of_another_type_as_django_would():
+    conversation = ConversationFactory()
+    # A lazy translation psycopg cannot send, a choices member, a number in a text column, text in a number's.
+    row = Message(conversation=conversation, wamid="wamid.typed", direction=Direction.INBOUND, type=gettext_lazy("text"),
+                  preview=12.5, timestamp=datetime(2026, 11, 27, tzinfo=UTC), status="received", error_code="131051")
+    insert_rows(objects=[row])
+    stored = Message.objects.get(pk=row.pk)
+    assert (stored.direction, stored.type, stored.preview, stored.error_code) == ("in", "text", "12.5", 131051)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_insert_rows_raises_djangos_integrity_error_and_skips_conflicts_when_asked():
+    conversation = ConversationFactory()
+    insert_rows(objects=_messages(conversation, "first")[:1])
+    # A drain's savepoint catches django.db's IntegrityError (another worker stored the wamid first).
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(objects=_messages(conversation, "first")[:2])
+    assert Message.objects.filter(wamid__startswith="wamid.first").count() == 1
+    at = datetime(2026, 11, 27, tzinfo=UTC)
+    statuses = [MessageStatusEvent(wamid=f"wamid.s{n % 2}", status="delivered", timestamp=at, number=conversation.number)
+                for n in range(3)]
+    insert_rows(objects=statuses, ignore_conflicts=True)
+    assert sorted(MessageStatusEvent.objects.values_list("wamid", flat=True)) == ["wamid.s0", "wamid.s1"]
+    assert all(status.received_at for status in statuses)
+
+
+@pytest.mark.django_db
+def test_update_rows_writes_each_rows_own_values():
+    conversations = [ConversationFactory() for _ in range(3)]
+    at = datetime(2026, 11, 27, 8, tzinfo=UTC)
+    for n, conversation in enumerate(conversations):
+        conversation.last_message_at = at + timedelta(minutes=n)
+        conversation.last_message_preview = TRICKY[n + 1]
+        conversation.last_inbound_at = None if n == 1 else at
+    with CaptureQueriesContext(connection) as captured:
+        update_rows(objects=conversations, fields=["last_message_at", "last_message_preview", "last_inbound_at"])
+    assert len(captured) == 1
+    for n, conversation in enumerate(conversations):
+        conversation.refresh_from_db()
+        assert (conversation.last_message_at, conversation.last_message_preview, conversation.last_inbound_at) == (
+            at + timedelta(minutes=n), TRICKY[n + 1], None if n == 1 else at)
