@@ -134,15 +134,28 @@ def parse_json_body(raw_body: bytes) -> dict[str, Any]:
 
 # JSON may escape characters PostgreSQL cannot store in text: NUL (\u0000) and lone UTF-16 surrogates
 # (half an emoji, from a client that cut a string). A cheap look at the raw text decides whether the
-# parsed strings need a closer look: Meta escapes every emoji as a surrogate pair, so most messages
-# with one match, and only those whose parsed text cannot be encoded (or holds NUL) get the walk.
+# parsed strings need a closer look. Meta escapes every emoji as a surrogate pair, so most messages with one
+# match the first pattern; where the text holds no escaped backslash, every \u in it is an escape and the
+# second pattern tells exactly whether a NUL or a half pair is there (a whole pair needs nothing: the
+# re-encoding check it spares cost 11 µs of a drain's ~13 µs per such delivery).
 _UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_NUL_OR_HALF_PAIR = re.compile(
+    r"\\u0000"
+    r"|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"  # a high half without its low half
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a low half without its high half
+)
+
+
+def _may_be_unstorable(raw_body: str) -> bool:
+    if not _UNSTORABLE_ESCAPE.search(raw_body):
+        return False
+    return "\\\\" in raw_body or _NUL_OR_HALF_PAIR.search(raw_body) is not None
 
 
 def load_stored_body(raw_body: str) -> dict[str, Any]:
     """A stored delivery's JSON, with every string safe to store (NUL dropped, lone surrogates U+FFFD)."""
     payload = json.loads(raw_body)
-    if _UNSTORABLE_ESCAPE.search(raw_body) and not _is_storable(payload):
+    if _may_be_unstorable(raw_body) and not _is_storable(payload):
         payload = _storable(payload)
     return payload if isinstance(payload, dict) else {}
 

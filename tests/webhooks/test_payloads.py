@@ -1,9 +1,11 @@
 """Every sample delivery in ../shared/meta/payloads parses, and posting it stores what a user would see."""
 import json
+import random
 from pathlib import Path
 
 import pytest
 
+from webhooks import payloads
 from webhooks.payloads import PayloadError, load_stored_body, parse_delivery, parse_message, parse_status
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -115,9 +117,26 @@ def test_username_user_without_phone():
         ('{"body": "low half \\ude42"}', {"body": "low half \ufffd"}),
         ('{"body": "\\ud83d\\ude42 then \\ud83d"}', {"body": "\U0001f642 then \ufffd"}),
         ('{"bo\\u0000dy": "a\\u0000b"}', {"body": "ab"}),
+        ('{"body": "\\uD83D\\uDE42 and \\ude42\\ud83d"}', {"body": "\U0001f642 and \ufffd\ufffd"}),
         # A literal backslash-u text is text, whatever it spells.
         ('{"body": "\\\\u0000 \\\\ud83d"}', {"body": "\\u0000 \\ud83d"}),
+        # ... and an escape right after one is still an escape: here half a pair.
+        ('{"body": "\\\\ud83d\\ude42"}', {"body": "\\ud83d\ufffd"}),
     ],
 )
 def test_stored_bodies_load_with_every_string_storable(raw, expected):
     assert load_stored_body(raw) == expected
+
+
+def test_the_quick_look_at_the_raw_text_never_skips_a_string_that_needs_repair():
+    # Random bodies of escapes, whole pairs, halves, NULs and escaped backslashes: the result is always what
+    # re-encoding every parsed string (the slow, sure check) gives.
+    fragments = ["a", " ", "\\ud83d\\ude42", "\\uD83D\\uDE42", "\\ud83d", "\\ude42", "\\udbff", "\\udc00", "\\u0000",
+                 "\\\\", "\\\\u0000", "\\\\ud83d", '\\"', "\\u00e9", "\\n"]
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rng.choice(fragments) for _ in range(rng.randint(1, 8)))
+        raw = f'{{"body": "{text}", "k{text}": 1}}'
+        parsed = json.loads(raw)
+        sure = parsed if payloads._is_storable(parsed) else payloads._storable(parsed)
+        assert load_stored_body(raw) == sure, raw
