@@ -84,11 +84,38 @@ def event_indexes() -> dict[str, str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_each_stored_event_writes_no_pattern_index_entry_and_the_migration_reverses():
+def test_each_stored_event_writes_no_pattern_index_entry_and_the_migrations_reverse():
     # LIKE 'prefix%' on phone_number_id is asked by nothing; its index cost two entries per delivery.
-    assert not [name for name, sql in event_indexes().items() if "varchar_pattern_ops" in sql]
-    assert any(sql.endswith("(phone_number_id)") for sql in event_indexes().values())  # routing's own index stays
+    def pattern_indexes():
+        return [name for name, sql in event_indexes().items() if "varchar_pattern_ops" in sql]
+
+    def number_indexes():
+        return sorted(name for name, sql in event_indexes().items() if sql.endswith("(phone_number_id)"))
+
+    assert not pattern_indexes()
+    assert number_indexes() == ["webhook_event_number"]  # routing's own index stays, under the name Django knows
+    call_command("migrate", "webhooks", "0005", verbosity=0)
+    assert not pattern_indexes() and number_indexes() == ["webhooks_webhookevent_phone_number_id_a6253944"]
     call_command("migrate", "webhooks", "0004", verbosity=0)
-    assert [name for name, sql in event_indexes().items() if "varchar_pattern_ops" in sql]
+    assert pattern_indexes()
     call_command("migrate", "webhooks", verbosity=0)
-    assert not [name for name, sql in event_indexes().items() if "varchar_pattern_ops" in sql]
+    assert not pattern_indexes() and number_indexes() == ["webhook_event_number"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changing_the_column_later_does_not_bring_the_pattern_index_back():
+    # What an AlterField of phone_number_id would do: with db_index=True in the state, Django created the
+    # varchar_pattern_ops index again beside the plain one.
+    old = WebhookEvent._meta.get_field("phone_number_id")
+    new = old.clone()
+    new.max_length = 80
+    new.set_attributes_from_name("phone_number_id")
+    new.model = WebhookEvent
+    with connection.schema_editor() as editor:
+        editor.alter_field(WebhookEvent, old, new, strict=True)
+    try:
+        assert not [name for name, sql in event_indexes().items() if "varchar_pattern_ops" in sql]
+        assert "webhook_event_number" in event_indexes()
+    finally:
+        with connection.schema_editor() as editor:
+            editor.alter_field(WebhookEvent, new, old, strict=True)

@@ -4,7 +4,8 @@ indexed CharField. It serves ``LIKE 'prefix%'`` only, and nothing asks that (the
 wrote an entry into it twice: at the INSERT, and at the processed-state UPDATE (not HOT: ``state`` is indexed).
 
 Dropped ``CONCURRENTLY`` (outside a transaction) so webhook INSERTs never wait on it. Django does not track this
-index in its migration state: a later AlterField of the column would create it again, and should drop it again.
+index in its migration state: a later AlterField of the column would create it again (until migration 0006,
+which makes the state say what is there).
 """
 from django.db import migrations
 
