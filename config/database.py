@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import psycopg
 from django.db import connection
-from django.db.models import Field, ForeignObject, JSONField, Model, lookups
+from django.db.models import DateField, Field, ForeignObject, JSONField, Model, lookups
 from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
 from django.db.models.fields.related_lookups import RelatedIn
 from psycopg.adapt import Buffer
@@ -88,30 +88,46 @@ def install_any_lookup() -> None:
 # the field's ``get_db_prep_save`` as Django would.
 
 _BINARY_TYPES = {
-    "CharField": (str,), "TextField": (str,), "SlugField": (str,), "EmailField": (str,), "URLField": (str,),
-    "IntegerField": (int,), "BigIntegerField": (int,), "SmallIntegerField": (int,), "PositiveIntegerField": (int,),
-    "PositiveBigIntegerField": (int,), "PositiveSmallIntegerField": (int,), "AutoField": (int,),
-    "BigAutoField": (int,), "SmallAutoField": (int,), "BooleanField": (bool,), "UUIDField": (uuid.UUID,),
-    "DateField": (date,), "DecimalField": (Decimal,),
+    "CharField": str, "TextField": str, "SlugField": str, "EmailField": str, "URLField": str,
+    "IntegerField": int, "BigIntegerField": int, "SmallIntegerField": int, "PositiveIntegerField": int,
+    "PositiveBigIntegerField": int, "PositiveSmallIntegerField": int, "AutoField": int, "BigAutoField": int,
+    "SmallAutoField": int, "BooleanField": bool, "UUIDField": uuid.UUID, "DecimalField": Decimal,
 }
+
+
+def _sendable(internal_type: str, values: list) -> bool:
+    """Whether psycopg sends every one of ``values`` as the column wants it. Subclasses count (a choices member
+    is a str or an int); a bool is not an int here, nor a datetime a date, and a datetime must know its time
+    zone. Checked per distinct type, not per value (a round's column holds one or two types)."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if internal_type == "DateTimeField":
+        return all(issubclass(kind, datetime) for kind in kinds) and all(
+            value is None or value.tzinfo is not None for value in values)
+    if internal_type == "DateField":
+        return all(issubclass(kind, date) and not issubclass(kind, datetime) for kind in kinds)
+    expected = _BINARY_TYPES.get(internal_type)
+    return expected is not None and all(
+        issubclass(kind, expected) and (expected is bool or not issubclass(kind, bool)) for kind in kinds)
+
+
+def _needs_pre_save(field: Field) -> bool:
+    """Whether ``save()`` would take the value from ``field.pre_save`` rather than the attribute: auto_now(_add)
+    dates, files, and any field that overrides ``pre_save`` for other reasons."""
+    if isinstance(field, DateField):  # DateTimeField too: its pre_save only matters with auto_now(_add)
+        return field.auto_now or field.auto_now_add
+    return type(field).pre_save is not Field.pre_save
 
 
 def _column(field: Field, objects: list[Model], *, adding: bool) -> list:
     """The values of ``field`` of ``objects`` as psycopg dumps them in a binary array."""
-    if adding and type(field).pre_save is not Field.pre_save:  # auto_now(_add), files: what save() would do
+    if adding and _needs_pre_save(field):
         values = [field.pre_save(obj, True) for obj in objects]
     else:
         values = [getattr(obj, field.attname) for obj in objects]
     if isinstance(field, JSONField):  # None is SQL NULL, as Django stores it
         return [None if value is None else json.dumps(value, cls=field.encoder) for value in values]
-    internal = (field.target_field if field.is_relation else field).get_internal_type()
-    if internal == "DateTimeField":
-        expected = datetime
-        fits = all(value is None or (type(value) is datetime and value.tzinfo is not None) for value in values)
-    else:
-        expected = _BINARY_TYPES.get(internal)
-        fits = expected is not None and all(value is None or type(value) in expected for value in values)
-    if fits:
+    if _sendable((field.target_field if field.is_relation else field).get_internal_type(), values):
         return values
     return [field.get_db_prep_save(value, connection) for value in values]
 
@@ -152,9 +168,12 @@ def insert_rows(*, objects: list[Model], ignore_conflicts: bool = False) -> list
     if connection.vendor != "postgresql" or not _plain_new_rows(model, objects):
         return model.objects.bulk_create(objects, ignore_conflicts=ignore_conflicts)
     meta = model._meta
-    for obj in objects:
-        obj._prepare_related_fields_for_save(operation_name="insert_rows")
     fields = [field for field in meta.concrete_fields if not field.primary_key]
+    foreign_keys = [field for field in fields if field.many_to_one]
+    for obj in objects:
+        # What bulk_create checks, only where it can matter: a related object assigned before it was saved.
+        if any(getattr(obj, fk.attname) is None and fk.is_cached(obj) for fk in foreign_keys):
+            obj._prepare_related_fields_for_save(operation_name="insert_rows")
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     arrays = ", ".join(f"%b::{_array_cast(field)}[]" for field in fields)

@@ -16,7 +16,7 @@ from config.database import ListDumper, insert_rows, update_rows
 from contacts.models import Contact
 from conversations.models import Conversation, Direction, Message, MessageStatusEvent
 from realtime.models import Event
-from tests.factories import BusinessNumberFactory, ConversationFactory
+from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory
 
 TRICKY = ["plain", 'with "quotes"', "back\\slash", '\\"both\\"', "", "comma, {braces}", "NULL", None, "emoji \U0001f642",
           '{"json": "doc \\"quoted\\" \\\\ here"}']
@@ -149,6 +149,21 @@ def test_insert_rows_prepares_a_value_of_another_type_as_django_would():
     insert_rows(objects=[row])
     stored = Message.objects.get(pk=row.pk)
     assert (stored.direction, stored.type, stored.preview, stored.error_code) == ("in", "text", "12.5", 131051)
+
+
+@pytest.mark.django_db
+def test_insert_rows_takes_a_related_row_saved_after_it_was_assigned_and_refuses_an_unsaved_one():
+    existing = ConversationFactory()
+    later = Conversation(number=existing.number, contact=ContactFactory(), last_message_at=existing.last_message_at)
+    at = datetime(2026, 11, 27, tzinfo=UTC)
+    row = Message(conversation=later, wamid="wamid.later", direction="in", type="text", timestamp=at, status="received")
+    later.save()  # after the assignment: the row's conversation_id is still None, as in bulk_create's case
+    insert_rows(objects=[row])
+    assert Message.objects.get(pk=row.pk).conversation_id == later.pk
+    unsaved = Conversation(number=existing.number, contact=ContactFactory(), last_message_at=at)
+    with pytest.raises(ValueError, match="unsaved related object"):
+        insert_rows(objects=[Message(conversation=unsaved, wamid="wamid.lost", direction="in", type="text",
+                                     timestamp=at, status="received")])
 
 
 @pytest.mark.django_db(transaction=True)
