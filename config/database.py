@@ -132,9 +132,10 @@ def _column(field: Field, objects: list[Model], *, adding: bool) -> list:
     return [field.get_db_prep_save(value, connection) for value in values]
 
 
-def _array_cast(field: Field) -> str:
-    # Without length: varchar[] rather than varchar(300)[] (the column checks the length), as Django does.
-    return "jsonb" if isinstance(field, JSONField) else field.db_type(connection).split("(")[0]
+def _unnest(fields: list[Field]) -> str:
+    """``UNNEST`` of one binary array parameter per field. Each cast without length: varchar[] rather than
+    varchar(300)[] (the column checks the length), as Django does."""
+    return "UNNEST({})".format(", ".join(f"%b::{field.db_type(connection).split('(')[0]}[]" for field in fields))
 
 
 def _server_bound_cursor():
@@ -176,18 +177,16 @@ def insert_rows(*, objects: list[Model], ignore_conflicts: bool = False) -> list
             obj._prepare_related_fields_for_save(operation_name="insert_rows")
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
-    arrays = ", ".join(f"%b::{_array_cast(field)}[]" for field in fields)
     ending = "ON CONFLICT DO NOTHING" if ignore_conflicts else f"RETURNING {quote(meta.pk.column)}"
     with _server_bound_cursor() as cursor:
-        cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT * FROM UNNEST({arrays}) {ending}",
+        cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT * FROM {_unnest(fields)} {ending}",
                        [_column(field, objects, adding=True) for field in fields])
-        ids = None if ignore_conflicts else [row[0] for row in cursor.fetchall()]
+        if not ignore_conflicts:
+            for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
+                obj.pk = pk
     for obj in objects:
         obj._state.adding = False
         obj._state.db = connection.alias
-    if ids is not None:
-        for obj, pk in zip(objects, ids, strict=True):
-            obj.pk = pk
     return objects
 
 
@@ -206,13 +205,12 @@ def update_rows(*, objects: list[Model], fields: list[str]) -> None:
     meta = model._meta
     columns = [meta.pk] + [meta.get_field(name) for name in fields]
     quote = connection.ops.quote_name
-    arrays = ", ".join(f"%b::{_array_cast(column)}[]" for column in columns)
     assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns[1:])
     names = ", ".join(quote(column.column) for column in columns)
     table = quote(meta.db_table)
     with _server_bound_cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {assignments} FROM UNNEST({arrays}) AS v({names}) "
+            f"UPDATE {table} SET {assignments} FROM {_unnest(columns)} AS v({names}) "
             f"WHERE {table}.{quote(meta.pk.column)} = v.{quote(meta.pk.column)}",
             [_column(column, objects, adding=False) for column in columns],
         )

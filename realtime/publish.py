@@ -42,7 +42,9 @@ def publish_events(*, number_id: int, events: list[tuple[str, dict]], user_id: i
     for type, _payload in events:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown realtime event type {type!r}")
-    logged = insert_rows(objects=[Event(number_id=number_id, user_id=user_id, type=type, payload=payload) for type, payload in events])
+    logged = insert_rows(
+        objects=[Event(number_id=number_id, user_id=user_id, type=type, payload=payload) for type, payload in events]
+    )
     group = user_group(user_id) if user_id is not None else number_group(number_id)
     for event in logged:
         envelope: Envelope = {"id": event.pk, "type": event.type, "number_id": number_id, "payload": event.payload}

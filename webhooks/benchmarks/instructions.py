@@ -18,7 +18,6 @@ Settings, database and Redis come from the environment the bench gives its serve
 import argparse
 import io
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -54,8 +53,7 @@ def call(application, *, path: str, body: bytes, signature: str) -> str:
 def callgrind_dump() -> None:
     """Ask the callgrind this process runs under for a dump now: the counts since the last one go to a file of
     their own and start again from zero. Returns once the file is written."""
-    asking = subprocess.Popen([shutil.which("callgrind_control") or "callgrind_control", "--dump", str(os.getpid())],
-                              stdout=subprocess.DEVNULL)
+    asking = subprocess.Popen(["callgrind_control", "--dump", str(os.getpid())], stdout=subprocess.DEVNULL)
     # Not a blocking wait: valgrind takes the request when this process runs, or through ptrace while it is blocked
     # in a system call, which a user other than root may not be allowed to use (kernel.yama.ptrace_scope).
     while asking.poll() is None:

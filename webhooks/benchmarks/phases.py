@@ -290,10 +290,13 @@ class Bench:
             self.log("1d. instructions: valgrind is not installed (apt-get install valgrind); phase skipped")
             return
         warm, calls = self.INSTRUCTIONS_WARMUP, self.o.instruction_calls
-        # Each path gets a Redis database of its own, where no worker listens: the first webhook enqueues a drain
+        # Each run gets a Redis database of its own, where no worker listens: the first webhook enqueues a drain
         # (a warm-up call) and no drain runs, so every counted webhook makes its one Redis round trip (under traffic
         # a running drain's promise spares most of them).
         paths = {"/api/webhook": 9, "/bench/noop": 10}
+        # Served: each path twice, with warm and with warm + calls requests; the difference.
+        served_runs = {("/api/webhook", warm): 11, ("/api/webhook", warm + calls): 12,
+                       ("/bench/noop", warm): 13, ("/bench/noop", warm + calls): 14}
         self.log(f"(load {self.load()}) 1d. instructions: callgrind, {calls} calls per path counted after {warm} ...")
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
@@ -301,19 +304,14 @@ class Bench:
                 valgrind, ["--path", path, "--warm", str(warm), "--calls", str(calls),
                            "--customers", str(self.o.conversations)],
                 redis_db=paths[path], what=path) / calls, paths), strict=True))
-            # Served: each path twice, with warm and with warm + calls requests (a Redis database each); the
-            # difference.
-            served_databases = {"/api/webhook": (11, 12), "/bench/noop": (13, 14)}
-            runs = [(path, n, database) for path, databases in served_databases.items()
-                    for n, database in zip((warm, warm + calls), databases, strict=True)]
-            served = dict(zip(((path, n) for path, n, _database in runs), pool.map(lambda run: self.instructions_served(
-                valgrind, path=run[0], calls=run[1], total=warm + calls, redis_db=run[2]), runs), strict=True))
+            served = dict(zip(served_runs, pool.map(lambda run: self.instructions_served(
+                valgrind, path=run[0], calls=run[1], redis_db=served_runs[run]), served_runs), strict=True))
         per_served = {path: (served[(path, warm + calls)] - served[(path, warm)]) / calls for path in paths}
         # One full round outside the window, then the rest (two more rounds with the default --instruction-calls).
         few = min(settings.WEBHOOK_DRAIN_BATCH, calls)
         per_event = self.instructions_drained(valgrind, warm=few, events=calls) / calls
         self.log(f"  counted in {time.perf_counter() - started:.0f}s")
-        for database in range(9, 16):
+        for database in (*paths.values(), *served_runs.values()):
             redis.Redis(port=self.o.redis_port, db=database).flushdb()
         self.discard_backlog()
         conds = (f"callgrind, config.wsgi handed calls {warm + 1}-{warm + calls} directly (no HTTP), production "
@@ -363,14 +361,14 @@ class Bench:
                 raise RuntimeError(f"callgrind run of {what} failed: {result.stderr[-2000:]}")
             return callgrind_dumped(Path(out) / "callgrind.3") - callgrind_dumped(Path(out) / "callgrind.2")
 
-    def instructions_served(self, valgrind: str, *, path: str, calls: int, total: int, redis_db: int) -> int:
+    def instructions_served(self, valgrind: str, *, path: str, calls: int, redis_db: int) -> int:
         """Instructions of the gunicorn worker process ``config/bin/web`` runs with one worker, under callgrind,
-        after it served ``calls`` POSTs to ``path`` (of ``total`` distinct deliveries) and was stopped. (Its
+        after it served ``calls`` POSTs of distinct deliveries to ``path`` and was stopped. (Its
         instructions cannot be counted in a window as the in-process runs' are: valgrind's gdbserver, which
         ``callgrind_control`` talks to, does not follow a forked process.)"""
         from webhooks.benchmarks.instructions import signed_deliveries
 
-        bodies = signed_deliveries(count=total, secret=self.secret, customers=self.o.conversations)[:calls]
+        bodies = signed_deliveries(count=calls, secret=self.secret, customers=self.o.conversations)
         port = procs.free_port()
         with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
             # config/bin/web runs "$PYTHON -m gunicorn": the launcher puts valgrind in front (workers are forks,
@@ -635,7 +633,6 @@ class Bench:
         return len(sockets), alive, seconds
 
 
-# The bench's phases, in the order they run: the name on the command line (--phases) -> the method.
 def callgrind_dumped(path: Path) -> int:
     """The instructions a callgrind dump file counted (its ``summary:``/``totals:`` line)."""
     totals = [line for line in path.read_text().splitlines() if line.startswith(("summary:", "totals:"))]
@@ -644,6 +641,7 @@ def callgrind_dumped(path: Path) -> int:
     return int(totals[-1].split(":", 1)[1].split()[0])
 
 
+# The bench's phases, in the order they run: the name on the command line (--phases) -> the method.
 PHASES = {"ingest": Bench.ingest, "instructions": Bench.instructions, "processing": Bench.processing,
           "e2e": Bench.end_to_end, "pages": Bench.pages, "websockets": Bench.websockets}
 # What ``make bench`` runs unless --phases says otherwise: ``instructions`` takes valgrind and a few minutes, and

@@ -9,12 +9,13 @@ NEW_NAME = "webhook_event_number"
 COLUMN = "phone_number_id"
 
 
-def _plain_index_on_column(schema_editor, table: str, *, other_than: str) -> str | None:
-    """The name of the one-column btree index on phone_number_id (not the pattern-ops one), if there is one."""
+def _plain_index_on_column(schema_editor, table: str) -> str | None:
+    """The name Django gave the one-column btree index on phone_number_id (not the pattern-ops one), if there is
+    one still under it."""
     with schema_editor.connection.cursor() as cursor:
         constraints = schema_editor.connection.introspection.get_constraints(cursor, table)
     for name, info in constraints.items():
-        if (info["index"] and not info["unique"] and info["columns"] == [COLUMN] and name != other_than
+        if (info["index"] and not info["unique"] and info["columns"] == [COLUMN] and name != NEW_NAME
                 and not name.endswith("_like")):
             return name
     return None
@@ -31,7 +32,7 @@ def _rename(schema_editor, table: str, old: str, new: str) -> None:
 
 def name_it(apps, schema_editor):
     table = apps.get_model("webhooks", "WebhookEvent")._meta.db_table
-    old = _plain_index_on_column(schema_editor, table, other_than=NEW_NAME)
+    old = _plain_index_on_column(schema_editor, table)
     if old is not None:
         _rename(schema_editor, table, old, NEW_NAME)
 
