@@ -31,6 +31,7 @@ def test_a_delivery_skips_the_page_middleware_but_keeps_its_request_id_and_acces
         response = post(client, body, signature, **{"X-Request-ID": "meta-delivery-1"})
 
     assert response.status_code == 200
+    assert response["Content-Length"] == str(len(response.content))  # else gunicorn answers chunked
     assert WebhookEvent.objects.filter(request_id="meta-delivery-1").count() == 1
     assert response["X-Request-ID"] == "meta-delivery-1"
     assert [r.getMessage() for r in caplog.records if r.name == "inbox.request"] == ["POST /api/webhook 200"]
@@ -83,6 +84,7 @@ def test_an_error_in_the_view_is_a_500_that_names_the_request(client, number, mo
 
     assert response.status_code == 500
     assert response["X-Request-ID"] == "meta-delivery-2"
+    assert response["Content-Length"] == str(len(response.content))
     assert any("Internal Server Error: /api/webhook" in r.getMessage() for r in caplog.records)
 
 
@@ -91,3 +93,12 @@ def test_a_webhook_middleware_with_hooks_the_short_chain_never_calls_is_refused(
 
     with pytest.raises(ImproperlyConfigured, match="CsrfViewMiddleware has process_view"):
         InboxWSGIHandler()
+
+
+@pytest.mark.django_db
+def test_every_answer_to_a_delivery_says_its_length(client, number):
+    body, signature = signed_delivery()
+    for response in (post(client, body, "sha256=" + "0" * 64), post(client, b"{not json", signature),
+                     post(client, body, signature, Host="webhooks.attacker.example")):
+        assert response.status_code in (400, 403)
+        assert response["Content-Length"] == str(len(response.content))

@@ -92,6 +92,9 @@ def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(producti
     )
     assert response.status_code == 200, response.text
     assert response.headers["X-Request-ID"] == "req-gunicorn-1"
+    # Sized, not chunked: gunicorn chunks an HTTP/1.1 answer that has no Content-Length (a write more per delivery).
+    assert response.headers["Content-Length"] == str(len(response.content))
+    assert "Transfer-Encoding" not in response.headers
     # Meta's answer takes the webhook's short middleware chain (config.handlers); pages keep every header.
     assert "Strict-Transport-Security" not in response.headers
     page = requests.get(f"{production.base_url}/login/", headers=NGINX_HEADERS, timeout=10)
