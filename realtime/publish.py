@@ -46,10 +46,13 @@ def publish_events(*, number_id: int, events: list[tuple[str, dict]], user_id: i
         objects=[Event(number_id=number_id, user_id=user_id, type=type, payload=payload) for type, payload in events]
     )
     group = user_group(user_id) if user_id is not None else number_group(number_id)
-    for event in logged:
-        envelope: Envelope = {"id": event.pk, "type": event.type, "number_id": number_id, "payload": event.payload}
-        # One callback per event (not one per transaction): a rolled-back savepoint drops its own events.
-        transaction.on_commit(lambda envelope=envelope: push_to_group(group=group, envelope=envelope))
+    envelopes: list[Envelope] = [
+        {"id": event.pk, "type": event.type, "number_id": number_id, "payload": event.payload} for event in logged
+    ]
+    # One callback for the events of this INSERT, which a rolled-back savepoint drops together (not one per
+    # transaction: an inner savepoint rolled back must drop only its own). It was one per event: a drain's round
+    # of 500 messages queued 500 callbacks and woke the pusher's loop 500 times.
+    transaction.on_commit(lambda: push_to_group(group=group, envelopes=envelopes))
     return logged
 
 
@@ -58,16 +61,23 @@ def group_message(envelopes: list[Envelope]) -> dict:
     return {"type": GROUP_MESSAGE_TYPE, "events": envelopes}
 
 
-def push_to_group(*, group: str, envelope: Envelope) -> None:
+def push_to_group(*, group: str, envelopes: list[Envelope]) -> None:
+    """Send these events, in order, to a group's sockets: at most ``MAX_EVENTS_PER_MESSAGE`` per message."""
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer):
         # Embedded mode and unit tests: the layer lives in the caller's event loop (asgiref finds it).
-        try:
-            async_to_sync(layer.group_send)(group, group_message([envelope]))
-        except Exception:
-            logger.exception("realtime push of event %s to %s failed", envelope["id"], group)
+        for chunk in _chunks(envelopes):
+            try:
+                async_to_sync(layer.group_send)(group, group_message(chunk))
+            except Exception:
+                logger.exception("realtime push of events %s to %s failed", [e["id"] for e in chunk], group)
         return
-    RedisPusher.for_this_process(layer).submit(group=group, envelope=envelope)
+    RedisPusher.for_this_process(layer).submit(group=group, envelopes=envelopes)
+
+
+def _chunks(envelopes: list[Envelope]) -> list[list[Envelope]]:
+    size = MAX_EVENTS_PER_MESSAGE
+    return [envelopes[start : start + size] for start in range(0, len(envelopes), size)]
 
 
 def notify_access_changed(*, user_ids) -> None:
@@ -120,8 +130,8 @@ class RedisPusher:
         self.thread = threading.Thread(target=self._run, name="realtime-pusher", daemon=True)
         self.thread.start()
 
-    def submit(self, *, group: str, envelope: Envelope) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, envelope))
+    def submit(self, *, group: str, envelopes: list[Envelope]) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, envelopes))
 
     def flush(self, *, timeout: float) -> bool:
         try:
@@ -141,9 +151,7 @@ class RedisPusher:
                 batch.append(self.queue.get_nowait())
             # Consecutive pushes to the same group travel together; the order of all pushes is kept.
             for group, items in groupby(batch, key=lambda item: item[0]):
-                envelopes = [envelope for _group, envelope in items]
-                for start in range(0, len(envelopes), MAX_EVENTS_PER_MESSAGE):
-                    chunk = envelopes[start : start + MAX_EVENTS_PER_MESSAGE]
+                for chunk in _chunks([envelope for _group, envelopes in items for envelope in envelopes]):
                     try:
                         await self.layer.group_send(group, group_message(chunk))
                     except Exception:
