@@ -294,9 +294,7 @@ class Bench:
         # (a warm-up call) and no drain runs, so every counted webhook makes its one Redis round trip (under traffic
         # a running drain's promise spares most of them).
         paths = {"/api/webhook": 9, "/bench/noop": 10}
-        # Served: each path twice, with warm and with warm + calls requests; the difference.
-        served_runs = {("/api/webhook", warm): 11, ("/api/webhook", warm + calls): 12,
-                       ("/bench/noop", warm): 13, ("/bench/noop", warm + calls): 14}
+        served_paths = {"/api/webhook": 11, "/bench/noop": 12}
         self.log(f"(load {self.load()}) 1d. instructions: callgrind, {calls} calls per path counted after {warm} ...")
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
@@ -304,20 +302,20 @@ class Bench:
                 valgrind, ["--path", path, "--warm", str(warm), "--calls", str(calls),
                            "--customers", str(self.o.conversations)],
                 redis_db=paths[path], what=path) / calls, paths), strict=True))
-            served = dict(zip(served_runs, pool.map(lambda run: self.instructions_served(
-                valgrind, path=run[0], calls=run[1], redis_db=served_runs[run]), served_runs), strict=True))
-        per_served = {path: (served[(path, warm + calls)] - served[(path, warm)]) / calls for path in paths}
+            per_served = dict(zip(served_paths, pool.map(lambda path: self.instructions_served(
+                valgrind, path=path, warm=warm, calls=calls, redis_db=served_paths[path]) / calls, served_paths),
+                strict=True))
         # One full round outside the window, then the rest (two more rounds with the default --instruction-calls).
         few = min(settings.WEBHOOK_DRAIN_BATCH, calls)
         per_event = self.instructions_drained(valgrind, warm=few, events=calls) / calls
         self.log(f"  counted in {time.perf_counter() - started:.0f}s")
-        for database in (*paths.values(), *served_runs.values()):
+        for database in (*paths.values(), *served_paths.values()):
             redis.Redis(port=self.o.redis_port, db=database).flushdb()
         self.discard_backlog()
         conds = (f"callgrind, config.wsgi handed calls {warm + 1}-{warm + calls} directly (no HTTP), production "
                  f"settings, distinct signed deliveries; no drain running: one Redis round trip per webhook")
-        served_conds = (f"callgrind, the one worker of config/bin/web (gunicorn) serving requests {warm + 2}-"
-                        f"{warm + calls + 1}, each on a new connection: the app plus gunicorn's HTTP (kernel time not counted)")
+        served_conds = (f"callgrind, the one worker of config/bin/web (gunicorn) serving {calls} requests after "
+                        f"{warm + 1}, each on a new connection: the app plus gunicorn's HTTP (kernel time not counted)")
         self.rows += [
             Row("1", "ingest: instructions per webhook", per["/api/webhook"] / 1000, "k", conds),
             Row("1", "limit: instructions per do-nothing request", per["/bench/noop"] / 1000, "k", conds),
@@ -340,9 +338,10 @@ class Bench:
         WebhookEvent.objects.bulk_create(
             WebhookEvent(raw_body=body.decode(), signature=signature, phone_number_id=self.number.phone_number_id)
             for body, signature in signed_deliveries(count=warm + events, secret=self.secret, customers=self.o.conversations))
-        counted = self.callgrind_module_run(valgrind, ["--drain", "--warm", str(warm)], redis_db=15,
+        redis_db = 15  # of its own, as every callgrind run's
+        counted = self.callgrind_module_run(valgrind, ["--drain", "--warm", str(warm)], redis_db=redis_db,
                                             what=f"a drain of {warm + events} events")
-        redis.Redis(port=self.o.redis_port, db=15).flushdb()
+        redis.Redis(port=self.o.redis_port, db=redis_db).flushdb()
         if left := WebhookEvent.objects.filter(state=WebhookEventState.PENDING).count():
             raise RuntimeError(f"the drain under callgrind left {left} of {warm + events} events pending")
         return counted
@@ -361,21 +360,26 @@ class Bench:
                 raise RuntimeError(f"callgrind run of {what} failed: {result.stderr[-2000:]}")
             return callgrind_dumped(Path(out) / "callgrind.3") - callgrind_dumped(Path(out) / "callgrind.2")
 
-    def instructions_served(self, valgrind: str, *, path: str, calls: int, redis_db: int) -> int:
-        """Instructions of the gunicorn worker process ``config/bin/web`` runs with one worker, under callgrind,
-        after it served ``calls`` POSTs of distinct deliveries to ``path`` and was stopped. (Its
-        instructions cannot be counted in a window as the in-process runs' are: valgrind's gdbserver, which
-        ``callgrind_control`` talks to, does not follow a forked process.)"""
+    def instructions_served(self, valgrind: str, *, path: str, warm: int, calls: int, redis_db: int) -> int:
+        """Instructions the one gunicorn worker of ``config/bin/web`` executes serving ``calls`` POSTs of distinct
+        deliveries to ``path`` after ``warm`` others, under callgrind, each on a new connection.
+
+        The window is marked from inside the worker: valgrind's gdbserver, which ``callgrind_control`` talks to,
+        does not follow a forked process. callgrind runs with ``--dump-before=sched_yield`` and the bench's
+        ``/bench/callgrind-dump`` view calls ``os.sched_yield()``, which nothing else in the worker calls; as in
+        process, a dump after the warm-up, one right after it and one after the counted calls, and the third less
+        the second (each holds the tail of one dump request and the head of the next). Until session 11 each path
+        booted twice, with ``warm`` and with ``warm + calls`` requests, and the difference was divided."""
         from webhooks.benchmarks.instructions import signed_deliveries
 
-        bodies = signed_deliveries(count=calls, secret=self.secret, customers=self.o.conversations)
+        bodies = signed_deliveries(count=warm + calls, secret=self.secret, customers=self.o.conversations)
         port = procs.free_port()
         with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
             # config/bin/web runs "$PYTHON -m gunicorn": the launcher puts valgrind in front (workers are forks,
-            # which valgrind follows; each process writes its own file).
+            # which valgrind follows; each process writes its own files).
             launcher = Path(out) / "python"
             launcher.write_text(f'#!/bin/sh\nexec "{valgrind}" --tool=callgrind --callgrind-out-file="{out}/callgrind.%p" '
-                                f'"{sys.executable}" "$@"\n')
+                                f'--dump-before=sched_yield "{sys.executable}" "$@"\n')
             launcher.chmod(0o755)
             env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{redis_db}",
                        WEB_BIND=f"127.0.0.1:{port}", WEB_WORKERS="1", WEB_TIMEOUT="1800", PYTHON=str(launcher))
@@ -393,26 +397,34 @@ class Bench:
                     raise RuntimeError(f"gunicorn's worker died under callgrind:\n{log[-3000:]}")
                 return True
 
+            def post(to: str, body: bytes = b"", headers: dict | None = None, expected: int = 200) -> None:
+                try:
+                    status = procs.http_status(port, to, method="POST", body=body, timeout=120, headers=headers)
+                except OSError:
+                    worker_alive()
+                    raise
+                if status != expected:
+                    raise RuntimeError(f"{to} answered {status} under callgrind: see {self.o.log_dir}")
+
+            def serve(deliveries: list[tuple[bytes, str]]) -> None:
+                for body, signature in deliveries:
+                    post(path, body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature})
+
             try:
-                # One request, waited for (refused until gunicorn listens): each request is counted, so the same
-                # number in every run.
+                # The first request waits until gunicorn listens.
                 procs.wait_for(lambda: worker_alive() and procs.http_status(port, "/api/webhook", timeout=600) == 403,
                                timeout=900, interval=1, what="gunicorn under callgrind")
-                for body, signature in bodies:
-                    try:
-                        status = procs.http_status(port, path, method="POST", body=body, timeout=120, headers={
-                            "Content-Type": "application/json", "X-Hub-Signature-256": signature})
-                    except OSError:
-                        worker_alive()
-                        raise
-                    if status != 200:
-                        raise RuntimeError(f"{path} answered {status} under callgrind: see {self.o.log_dir}")
+                serve(bodies[:warm])
+                post("/bench/callgrind-dump", expected=204)
+                post("/bench/callgrind-dump", expected=204)
+                serve(bodies[warm:])
+                post("/bench/callgrind-dump", expected=204)
             finally:
                 started.stop(web, timeout=600)
-            worker = [f for f in Path(out).glob("callgrind.*") if f.suffix != f".{web.pid}"]
-            if len(worker) != 1:
-                raise RuntimeError(f"expected one gunicorn worker's callgrind file, found {[f.name for f in worker]}")
-            return callgrind_dumped(worker[0])
+            dumps = sorted(Path(out).glob("callgrind.*.*"), key=lambda f: int(f.suffix[1:]))
+            if [f.suffix for f in dumps] != [".1", ".2", ".3"]:
+                raise RuntimeError(f"expected three dumps of gunicorn's worker, found {[f.name for f in dumps]}")
+            return callgrind_dumped(dumps[2]) - callgrind_dumped(dumps[1])
 
     # --- 2. processing -----------------------------------------------------------------------------
 
