@@ -8,8 +8,10 @@ it took a web process from 1,806k to 1,580k instructions per webhook, -12.5 % (c
 other request, the webhook's handshake GET included, through the whole chain as before.
 
 Kept for the webhook, by the handler itself: the ``Host`` header is checked against ``ALLOWED_HOSTS`` (as
-``CommonMiddleware`` does for every request), and a delivery that did not come over HTTPS is redirected to it
-(``SecurityMiddleware``'s request half, with ``SECURE_SSL_REDIRECT``).
+``CommonMiddleware`` does for every request), a delivery that did not come over HTTPS is redirected to it
+(``SecurityMiddleware``'s request half, with ``SECURE_SSL_REDIRECT``), and every answer says its length
+(``CommonMiddleware``'s response half: without a ``Content-Length`` gunicorn sends an HTTP/1.1 answer chunked,
+three writes to the socket instead of two).
 
 And the webhook's URL is resolved once, when the handler loads (the URL map does not change while a process
 runs), instead of trying every pattern before it on each delivery: 1,580k → 1,477k instructions.
@@ -20,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
+from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import get_resolver, reverse
 from django.utils.module_loading import import_string
@@ -33,6 +36,7 @@ class InboxWSGIHandler(WSGIHandler):
         self.webhook_path = reverse("webhook")
         self._webhook_match = get_resolver().resolve(self.webhook_path)
         self._https_redirect = SecurityMiddleware(self._get_response)
+        self._sized = CommonMiddleware(self._get_response)
         handler = convert_exception_to_response(self._get_webhook_response)
         for middleware_path in reversed(settings.WEBHOOK_MIDDLEWARE):
             middleware = import_string(middleware_path)(handler)
@@ -50,7 +54,7 @@ class InboxWSGIHandler(WSGIHandler):
 
     def _pick_chain(self, request):
         if request.method == "POST" and request.path_info == self.webhook_path:
-            return _with_content_length(self._webhook_chain(request))
+            return self._sized.process_response(request, self._webhook_chain(request))
         return self._whole_chain(request)
 
     def resolve_request(self, request):
@@ -64,12 +68,3 @@ class InboxWSGIHandler(WSGIHandler):
         request.get_host()  # DisallowedHost (400) for a Host not in ALLOWED_HOSTS, as on every other path
         # Django's _get_response still runs the whole chain's view hooks: CSRF's, which DRF views are exempt from.
         return self._https_redirect.process_request(request) or self._get_response(request)
-
-
-def _with_content_length(response):
-    """``CommonMiddleware``'s part that the webhook still needs: without a ``Content-Length`` gunicorn sends an
-    HTTP/1.1 answer chunked, three writes to the socket (head, chunk, last chunk) instead of two, and Meta's
-    client reads chunk framing for a 40-byte body."""
-    if not response.streaming and not response.has_header("Content-Length"):
-        response.headers["Content-Length"] = str(len(response.content))
-    return response

@@ -4,6 +4,8 @@ import contextlib
 import os
 import threading
 
+import pytest
+from channels.layers import channel_layers
 from channels_redis.core import RedisChannelLayer
 from django.db import transaction
 
@@ -30,7 +32,17 @@ async def receive_events(layer, channel, count: int, *, timeout: float = 5.0) ->
 # As in production (config/settings/base.py): with the layer's default of 100 messages a channel, pushes that
 # happened to go out one message each overflowed it and were dropped, and the test failed now and then.
 CAPACITY = 1500
-REDIS_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+
+
+@pytest.fixture
+def redis_layer(settings):
+    """The settings' channel layer is this Redis (as in production), built anew for the test."""
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 def test_pushes_from_many_threads_arrive_in_order():
@@ -123,66 +135,53 @@ def test_flush_reports_a_push_that_cannot_finish():
     assert pusher.flush(timeout=0.3) is False
 
 
-def test_push_to_group_goes_through_this_process_pusher_to_redis(settings):
-    settings.CHANNEL_LAYERS = REDIS_LAYERS
-    from channels.layers import channel_layers
+def test_push_to_group_goes_through_this_process_pusher_to_redis(redis_layer):
+    async def scenario():
+        listener = RedisChannelLayer(hosts=[REDIS_URL])
+        channel = await listener.new_channel()
+        await listener.group_add("number.905", channel)
+        for n in (1, 2):
+            push_to_group(group="number.905", envelopes=[envelope(n)])
+        assert await asyncio.get_running_loop().run_in_executor(None, lambda: flush_pushes(timeout=10))
+        events, _ = await receive_events(listener, channel, 2)
+        await listener.flush()
+        return events
 
-    channel_layers.backends.clear()
-    try:
-        async def scenario():
-            listener = RedisChannelLayer(hosts=[REDIS_URL])
-            channel = await listener.new_channel()
-            await listener.group_add("number.905", channel)
-            for n in (1, 2):
-                push_to_group(group="number.905", envelopes=[envelope(n)])
-            assert await asyncio.get_running_loop().run_in_executor(None, lambda: flush_pushes(timeout=10))
-            events, _ = await receive_events(listener, channel, 2)
-            await listener.flush()
-            return events
-
-        assert [e["id"] for e in asyncio.run(scenario())] == [1, 2]
-        assert RedisPusher.current.pid == os.getpid()
-    finally:
-        channel_layers.backends.clear()
+    assert [e["id"] for e in asyncio.run(scenario())] == [1, 2]
+    assert RedisPusher.current.pid == os.getpid()
 
 
 def test_a_publish_goes_out_as_one_message_and_a_rolled_back_savepoint_takes_its_own_events(
-    settings, number, django_capture_on_commit_callbacks
+    redis_layer, number, django_capture_on_commit_callbacks
 ):
-    settings.CHANNEL_LAYERS = REDIS_LAYERS
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
     group = number_group(number.pk)
-    try:
-        async def listen():
-            listener = RedisChannelLayer(hosts=[REDIS_URL])
-            channel = await listener.new_channel()
-            await listener.group_add(group, channel)
-            return listener, channel
 
-        async def received(listener, channel):
-            messages = [await asyncio.wait_for(listener.receive(channel), timeout=5)]
-            with contextlib.suppress(TimeoutError):  # anything more would come right behind it
-                messages.append(await asyncio.wait_for(listener.receive(channel), timeout=0.5))
-            await listener.flush()
-            return messages
+    async def listen():
+        listener = RedisChannelLayer(hosts=[REDIS_URL])
+        channel = await listener.new_channel()
+        await listener.group_add(group, channel)
+        return listener, channel
 
-        loop = asyncio.new_event_loop()
-        listener, channel = loop.run_until_complete(listen())
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            kept = publish_events(number_id=number.pk, events=[(MESSAGE_CREATED, {"n": n}) for n in range(3)])
-            with contextlib.suppress(RuntimeError), transaction.atomic():
-                publish_events(number_id=number.pk, events=[(MESSAGE_CREATED, {"n": n}) for n in range(3, 5)])
-                raise RuntimeError("rolled back")
-        assert len(callbacks) == 1  # one per publish (it was one per event), none for the rolled-back one
-        assert flush_pushes(timeout=10)
-        messages = loop.run_until_complete(received(listener, channel))
-        loop.close()
-        assert [[event["id"] for event in message["events"]] for message in messages] == [[event.pk for event in kept]]
-        assert [event["payload"] for event in messages[0]["events"]] == [{"n": 0}, {"n": 1}, {"n": 2}]
-    finally:
-        channel_layers.backends.clear()
+    async def received(listener, channel):
+        messages = [await asyncio.wait_for(listener.receive(channel), timeout=5)]
+        with contextlib.suppress(TimeoutError):  # anything more would come right behind it
+            messages.append(await asyncio.wait_for(listener.receive(channel), timeout=0.5))
+        await listener.flush()
+        return messages
+
+    loop = asyncio.new_event_loop()
+    listener, channel = loop.run_until_complete(listen())
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        kept = publish_events(number_id=number.pk, events=[(MESSAGE_CREATED, {"n": n}) for n in range(3)])
+        with contextlib.suppress(RuntimeError), transaction.atomic():
+            publish_events(number_id=number.pk, events=[(MESSAGE_CREATED, {"n": n}) for n in range(3, 5)])
+            raise RuntimeError("rolled back")
+    assert len(callbacks) == 1  # one per publish (it was one per event), none for the rolled-back one
+    assert flush_pushes(timeout=10)
+    messages = loop.run_until_complete(received(listener, channel))
+    loop.close()
+    assert [[event["id"] for event in message["events"]] for message in messages] == [[event.pk for event in kept]]
+    assert [event["payload"] for event in messages[0]["events"]] == [{"n": 0}, {"n": 1}, {"n": 2}]
 
 
 def test_one_push_of_more_events_than_a_message_holds_is_split_in_order():

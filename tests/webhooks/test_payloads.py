@@ -128,14 +128,19 @@ def test_stored_bodies_load_with_every_string_storable(raw, expected):
     assert load_stored_body(raw) == expected
 
 
+def random_texts(fragments: list[str], *, seed: int, count: int = 3000):
+    """``count`` strings of 1 to 8 fragments each, the same for a seed."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        yield "".join(rng.choice(fragments) for _ in range(rng.randint(1, 8)))
+
+
 def test_the_quick_look_at_the_raw_text_never_skips_a_string_that_needs_repair():
     # Random bodies of escapes, whole pairs, halves, NULs and escaped backslashes: the result is always what
     # re-encoding every parsed string (the slow, sure check) gives.
     fragments = ["a", " ", "\\ud83d\\ude42", "\\uD83D\\uDE42", "\\ud83d", "\\ude42", "\\udbff", "\\udc00", "\\u0000",
                  "\\\\", "\\\\u0000", "\\\\ud83d", '\\"', "\\u00e9", "\\n"]
-    rng = random.Random(7)
-    for _ in range(3000):
-        text = "".join(rng.choice(fragments) for _ in range(rng.randint(1, 8)))
+    for text in random_texts(fragments, seed=7):
         raw = f'{{"body": "{text}", "k{text}": 1}}'
         parsed = json.loads(raw)
         sure = parsed if payloads._is_storable(parsed) else payloads._storable(parsed)
@@ -148,10 +153,8 @@ def test_without_an_escaped_backslash_the_quick_look_is_exact():
     # re-encoding. (A look that flagged too much would still pass the test above, only slower.)
     fragments = ["a", "u", "D8", " ", "\\ud83d\\ude42", "\\uD83D\\uDE42", "\\ud83d", "\\ude42", "\\udbff", "\\udc00",
                  "\\uDBFF\\uDFFF", "\\udfff", "\\uDC00", "\\u0000", "\\u00e9", "\\ud7ff", "\\ue000", '\\"', "\\n"]
-    rng = random.Random(11)
     flagged = 0
-    for _ in range(3000):
-        text = "".join(rng.choice(fragments) for _ in range(rng.randint(1, 8)))
+    for text in random_texts(fragments, seed=11):
         raw = f'{{"body": "{text}"}}'
         needs_repair = not payloads._is_storable(json.loads(raw))
         assert payloads._may_be_unstorable(raw) == needs_repair, raw

@@ -368,8 +368,7 @@ class Bench:
         does not follow a forked process. callgrind runs with ``--dump-before=sched_yield`` and the bench's
         ``/bench/callgrind-dump`` view calls ``os.sched_yield()``, which nothing else in the worker calls; as in
         process, a dump after the warm-up, one right after it and one after the counted calls, and the third less
-        the second (each holds the tail of one dump request and the head of the next). Until session 11 each path
-        booted twice, with ``warm`` and with ``warm + calls`` requests, and the difference was divided."""
+        the second (each holds the tail of one dump request and the head of the next)."""
         from webhooks.benchmarks.instructions import signed_deliveries
 
         bodies = signed_deliveries(count=warm + calls, secret=self.secret, customers=self.o.conversations)
