@@ -10,7 +10,6 @@ from rest_framework.request import Request
 
 from conversations import selectors
 from conversations.apis import ConversationCursor, conversation_item
-from conversations.services import mark_conversation_read
 from conversations.snapshots import message_snapshot, number_snapshot
 from realtime.selectors import latest_event_id
 
@@ -33,7 +32,6 @@ def inbox_view(request, conversation_id: int | None = None):
     conversation = None
     messages: list = []
     has_more = False
-    read_state = None
     if conversation_id is not None:
         conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
         if conversation is None:
@@ -42,7 +40,8 @@ def inbox_view(request, conversation_id: int | None = None):
             flash.info(request, UNAVAILABLE_CONVERSATION)
             query = request.GET.urlencode()
             return redirect(f"{reverse('inbox:list')}{'?' + query if query else ''}")
-        read_state = mark_conversation_read(user=request.user, conversation=conversation)
+        # A GET changes nothing (a link from another site could trigger it): the page marks the
+        # conversation read with a POST once it shows it (static/js/app.js), which also sends the receipt.
         page, has_more = selectors.messages_before(conversation=conversation)
         reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
         messages = [message_snapshot(m, reactions.get(m.wamid, ())) for m in page]
@@ -68,7 +67,7 @@ def inbox_view(request, conversation_id: int | None = None):
         "conversations": conversation_items,
         "unreadTotal": selectors.unread_total(user=request.user, numbers=numbers),
         "nextCursor": parse_qs(urlparse(next_link).query).get("cursor", [None])[0] if next_link else None,
-        "conversation": open_conversation_item(conversation, read_state) if conversation else None,
+        "conversation": open_conversation_item(user=request.user, numbers=numbers, conversation=conversation),
         "messages": messages,
         "hasMore": has_more,
     }
@@ -79,12 +78,13 @@ def inbox_view(request, conversation_id: int | None = None):
     )
 
 
-def open_conversation_item(conversation, read_state) -> dict:
-    """The open conversation's header data; it was just marked read up to its newest message, so nothing
-    in it is unread."""
-    conversation.unread_count = 0
-    conversation.last_message_id = read_state.last_read_message_id
-    return conversation_item(conversation)
+def open_conversation_item(*, user, numbers, conversation) -> dict | None:
+    """The open conversation as the list gives it (this user's unread count and its newest message id),
+    before the page marks it read."""
+    if conversation is None:
+        return None
+    listed = selectors.conversation_list(user=user, numbers=numbers).filter(pk=conversation.pk).first()
+    return conversation_item(listed) if listed is not None else None
 
 
 INLINE_MEDIA = ("image/", "audio/", "video/")

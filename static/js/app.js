@@ -60,9 +60,13 @@ function markOpenConversationRead() {
     return;
   }
   pendingRead = false;
-  postJson(`/api/conversations/${openId}/read/`).catch(() => { pendingRead = true; });
+  postJson(`/api/conversations/${openId}/read/`)
+    .then(({ last_read_message_id: lastRead }) => list.markRead(openId, lastRead))
+    .catch(() => { pendingRead = true; });
 }
 document.addEventListener("visibilitychange", () => { if (!document.hidden && pendingRead) markOpenConversationRead(); });
+// Opening the page reads nothing by itself (a GET changes no state): the page marks what it shows as read.
+markOpenConversationRead();
 
 const handlers = {
   // The conversation comes as it is after the message: applied as a conversation.updated would be.

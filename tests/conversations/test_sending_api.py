@@ -151,18 +151,19 @@ def test_a_status_carrying_our_key_attaches_the_wamid_and_stops_a_resend(api, co
     assert deliver_outbound_message(message_id=message.pk) == "skipped"
 
 
-def test_opening_a_conversation_queues_a_read_receipt_unless_turned_off(client, staff, conversation, monkeypatch, django_capture_on_commit_callbacks):
+def test_reading_a_conversation_queues_a_read_receipt_unless_turned_off(client, staff, conversation, monkeypatch, django_capture_on_commit_callbacks):
     queued = []
     monkeypatch.setattr("conversations.tasks.send_read_receipt_task.delay", lambda pk: queued.append(pk))
     client.force_login(staff)
     with django_capture_on_commit_callbacks(execute=True):
         client.get(f"/inbox/{conversation.pk}/")
+    assert queued == []  # opening the page (a GET, which any site can link to) tells the customer nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/api/conversations/{conversation.pk}/read/")
     assert queued == [conversation.pk]
     conversation.number.send_read_receipts = False
     conversation.number.save()
     MessageFactory(conversation=conversation)
     with django_capture_on_commit_callbacks(execute=True):
-        client.get(f"/inbox/{conversation.pk}/")
+        client.post(f"/api/conversations/{conversation.pk}/read/")
     assert queued == [conversation.pk]
-
-

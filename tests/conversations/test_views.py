@@ -61,15 +61,30 @@ def test_a_conversation_one_may_not_open_leads_back_to_the_inbox_saying_so(staff
     assert "not available" not in staff_client.get("/inbox/").content.decode()  # said once
 
 
-def test_opening_a_conversation_marks_it_read_for_me_only(staff_client, staff, number):
+def test_opening_a_conversation_changes_nothing_until_the_page_posts_that_it_was_read(staff_client, staff, number):
     conversation = ConversationFactory(number=number)
     messages = MessageFactory.create_batch(2, conversation=conversation)
     data = page_data(staff_client.get(f"/inbox/{conversation.pk}/"))
     assert [m["id"] for m in data["messages"]] == [m.pk for m in messages]
-    assert data["conversation"]["unread_count"] == 0
+    # A link from another site opens the page too: the GET shows the conversation as it is.
+    assert data["conversation"]["unread_count"] == 2
     assert data["conversation"]["last_message_id"] == messages[-1].pk
+    assert not ReadState.objects.filter(user=staff).exists()
+    read = staff_client.post(f"/api/conversations/{conversation.pk}/read/")
+    assert read.json() == {"conversation_id": conversation.pk, "last_read_message_id": messages[-1].pk}
     assert ReadState.objects.get(user=staff).last_read_message_id == messages[-1].pk
     assert page_data(staff_client.get("/inbox/"))["conversations"][0]["unread_count"] == 0
+
+
+def test_the_read_post_needs_the_csrf_token_of_the_page(staff, number):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(staff)
+    conversation = ConversationFactory(number=number)
+    MessageFactory(conversation=conversation)
+    assert browser.post(f"/api/conversations/{conversation.pk}/read/").status_code == 403
+    assert not ReadState.objects.filter(user=staff).exists()
 
 
 def test_opening_a_conversation_whose_newest_message_is_our_reply_reads_up_to_the_reply(staff_client, staff, number):
@@ -78,6 +93,7 @@ def test_opening_a_conversation_whose_newest_message_is_our_reply_reads_up_to_th
     reply = OutboundMessageFactory(conversation=conversation)
     data = page_data(staff_client.get(f"/inbox/{conversation.pk}/"))
     assert data["conversation"]["last_message_id"] == reply.pk
+    staff_client.post(f"/api/conversations/{conversation.pk}/read/")
     assert ReadState.objects.get(user=staff).last_read_message_id == reply.pk
 
 
