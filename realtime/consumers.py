@@ -10,6 +10,8 @@ The consumer renders nothing from the database per event: payload snapshots were
 publishing service. It reads the database only when a socket opens, resumes or reports typing.
 """
 import logging
+import time
+from collections import deque
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -25,6 +27,28 @@ from realtime.selectors import events_since
 
 logger = logging.getLogger(__name__)
 
+# The page reports typing at most every 3 s; a socket that reports more is not a page. Each report costs a
+# database read and a message to every colleague's socket, so the rest are dropped.
+TYPING_FRAMES_PER_WINDOW = 5
+TYPING_WINDOW_SECONDS = 10.0
+
+
+class FrameLimiter:
+    """At most ``limit`` frames in any ``window`` seconds, per socket."""
+
+    def __init__(self, *, limit: int, window: float, clock=time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self.seen: deque[float] = deque()
+
+    def allow(self) -> bool:
+        now = self.clock()
+        while self.seen and now - self.seen[0] >= self.window:
+            self.seen.popleft()
+        if len(self.seen) >= self.limit:
+            return False
+        self.seen.append(now)
+        return True
+
 
 class InboxConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
@@ -33,6 +57,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4401)
             return
         self.number_ids = await database_sync_to_async(_visible_number_ids)(self.user)
+        self.typing_limiter = FrameLimiter(limit=TYPING_FRAMES_PER_WINDOW, window=TYPING_WINDOW_SECONDS)
         self.groups_joined = []
         await self._follow_groups()
         await self._count_open(opened=True)
@@ -71,7 +96,7 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"id": event.pk, "type": event.type, "number_id": event.number_id, "payload": event.payload})
 
     async def _typing(self, conversation_id) -> None:
-        if not isinstance(conversation_id, int):
+        if not isinstance(conversation_id, int) or not self.typing_limiter.allow():
             return
         number_id = await self._number_of_and_notify_customer(conversation_id)
         if number_id is None:

@@ -162,6 +162,39 @@ async def test_typing_reaches_colleagues_but_not_the_typist_or_outsiders():
         await socket.disconnect()
 
 
+async def test_a_socket_that_floods_typing_frames_reaches_colleagues_a_few_times_only():
+    from realtime.consumers import TYPING_FRAMES_PER_WINDOW
+
+    number, ana = await member_of_sample_number("ana")
+    bo = await sync_to_async(UserFactory)(username="bo")
+    await sync_to_async(number.members.add)(bo)
+    await sync_to_async(ingest_sample)("message_text.json")
+    conversation_id = await sync_to_async(lambda: Conversation.objects.get().pk)()
+    ana_socket, _ = await connect(ana)
+    bo_socket, _ = await connect(bo)
+    for _ in range(40):
+        await ana_socket.send_json_to({"action": "typing", "conversation_id": conversation_id})
+    received = 0
+    while not await bo_socket.receive_nothing(timeout=0.3):
+        assert (await bo_socket.receive_json_from())["type"] == events.TYPING
+        received += 1
+    assert received == TYPING_FRAMES_PER_WINDOW
+    for socket in (ana_socket, bo_socket):
+        await socket.disconnect()
+
+
+def test_the_typing_limit_frees_up_as_its_window_passes():
+    from realtime.consumers import FrameLimiter
+
+    now = [100.0]
+    limiter = FrameLimiter(limit=2, window=10.0, clock=lambda: now[0])
+    assert [limiter.allow() for _ in range(3)] == [True, True, False]
+    now[0] += 9.9
+    assert not limiter.allow()
+    now[0] += 0.1
+    assert limiter.allow()
+
+
 async def test_reading_syncs_only_the_readers_own_sockets():
     number, ana = await member_of_sample_number("ana")
     bo = await sync_to_async(UserFactory)(username="bo")

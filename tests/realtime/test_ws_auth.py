@@ -34,16 +34,45 @@ async def member():
     return user
 
 
-async def test_browser_session_from_an_allowed_origin_connects():
+@pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1:8000"])
+async def test_browser_session_from_the_pages_own_origin_connects(host):
     cookie = await sync_to_async(session_cookie_for)(await member())
-    _, connected = await connect(headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)])
+    headers = [(b"host", host.encode()), (b"origin", f"http://{host}".encode()), (b"cookie", cookie)]
+    _, connected = await connect(headers=headers)
     assert connected
 
 
-async def test_session_from_a_foreign_origin_is_refused():
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://localhost:9999",  # another program's page on the same host: only the port differs
+        "https://localhost:8000",  # only the scheme differs
+        "null",  # a sandboxed frame or a file:// page
+    ],
+)
+async def test_session_from_another_origin_is_refused(origin):
     cookie = await sync_to_async(session_cookie_for)(await member())
-    _, connected = await connect(headers=[(b"origin", b"https://evil.example"), (b"cookie", cookie)])
+    headers = [(b"host", b"localhost:8000"), (b"origin", origin.encode()), (b"cookie", cookie)]
+    _, connected = await connect(headers=headers)
     assert not connected
+
+
+async def test_behind_the_tls_proxy_the_public_origin_is_trusted(settings):
+    # nginx terminates TLS: Daphne sees ws:// with the public Host, the browser sends the https:// origin.
+    settings.ALLOWED_HOSTS = ["inbox.example.com"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://inbox.example.com", "https://*.agents.example.com"]
+    cookie = await sync_to_async(session_cookie_for)(await member())
+    for origin, allowed in [
+        ("https://inbox.example.com", True),
+        ("https://eu.agents.example.com", True),
+        ("http://inbox.example.com", True),  # the socket's own origin as Daphne sees it
+        ("https://inbox.example.com:8443", False),
+        ("https://evil-inbox.example.com", False),
+    ]:
+        headers = [(b"host", b"inbox.example.com"), (b"origin", origin.encode()), (b"cookie", cookie)]
+        _, connected = await connect(headers=headers)
+        assert connected is allowed, origin
 
 
 async def test_a_client_without_origin_connects_with_a_jwt():
