@@ -3,11 +3,12 @@
 - ``/healthz``: the process answers; no I/O, so a slow database never gets a healthy process restarted.
 - ``/readyz``: the database, Redis (when ``REDIS_URL`` is set), a Celery worker answering a ping and the
   oldest pending webhook event younger than ``READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS``; 200 when all pass,
-  503 naming the failing checks otherwise.
+  503 naming the failing checks otherwise. For probes inside the network: nginx answers it 404 to the public.
 - ``/metrics``: Prometheus text format, only with ``Authorization: Bearer <INTERNAL_API_TOKEN>``; 404 when no
   token is configured, so the endpoint does not exist unless an operator turned it on.
 """
 import hmac
+import logging
 import time
 from collections.abc import Callable
 
@@ -25,6 +26,12 @@ from realtime.connections import open_sockets
 from webhooks.models import WebhookEvent, WebhookEventState
 
 CELERY_QUEUE = "celery"
+
+logger = logging.getLogger(__name__)
+
+
+class ProbeFailed(Exception):
+    """A check's own finding, worded for the operator and safe to show in the probe's answer."""
 
 
 @require_GET
@@ -54,7 +61,7 @@ def check_celery_worker() -> dict:
     # limit=1: return as soon as one worker answered instead of waiting the whole timeout for all.
     replies = celery_app.control.ping(timeout=settings.READYZ_CELERY_PING_TIMEOUT_SECONDS, limit=1)
     if not replies:
-        raise RuntimeError("no Celery worker answered a ping")
+        raise ProbeFailed("no Celery worker answered a ping")
     return {"workers": sorted(name for reply in replies for name in reply)}
 
 
@@ -67,16 +74,21 @@ def check_webhook_lag() -> dict:
     age = oldest_pending_webhook_age()
     limit = settings.READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS
     if age is not None and age > limit:
-        raise RuntimeError(f"oldest pending webhook event is {age:.0f}s old (limit {limit:.0f}s)")
+        raise ProbeFailed(f"oldest pending webhook event is {age:.0f}s old (limit {limit:.0f}s)")
     return {"oldest_pending_seconds": None if age is None else round(age, 1)}
 
 
-def _run(check: Callable[[], dict]) -> dict:
+def _run(name: str, check: Callable[[], dict]) -> dict:
+    """One check's result. An exception's text (host names, database names, driver messages) goes to the log,
+    not into the answer: the answer names only its kind."""
     started = time.monotonic()
     try:
         result = {"ok": True, **check()}
+    except ProbeFailed as failure:
+        result = {"ok": False, "error": str(failure)}
     except Exception as exc:  # noqa: BLE001 - a probe reports every failure, it never raises
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        logger.warning("readiness check %s failed", name, exc_info=True)
+        result = {"ok": False, "error": f"{type(exc).__name__} (details in the log)"}
     result["ms"] = round((time.monotonic() - started) * 1000, 1)
     return result
 
@@ -84,16 +96,16 @@ def _run(check: Callable[[], dict]) -> dict:
 @require_GET
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _run(check_database)}
+    checks = {"database": _run("database", check_database)}
     if settings.REDIS_URL:
-        checks["redis"] = _run(check_redis)
+        checks["redis"] = _run("redis", check_redis)
         if checks["redis"]["ok"]:
-            checks["celery_worker"] = _run(check_celery_worker)
+            checks["celery_worker"] = _run("celery_worker", check_celery_worker)
         else:
             # The ping goes through Redis: with Redis down it could only hang until its timeout.
             checks["celery_worker"] = {"ok": False, "error": "skipped: Redis (the broker) is unreachable"}
     if checks["database"]["ok"]:
-        checks["webhook_lag"] = _run(check_webhook_lag)
+        checks["webhook_lag"] = _run("webhook_lag", check_webhook_lag)
     else:
         checks["webhook_lag"] = {"ok": False, "error": "skipped: the database is unreachable"}
     failing = sorted(name for name, result in checks.items() if not result["ok"])
@@ -106,7 +118,7 @@ def _bearer_token(request: HttpRequest) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class _Exposition:
+class Exposition:
     """Prometheus text exposition format 0.0.4."""
 
     def __init__(self):
@@ -142,7 +154,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not hmac.compare_digest(token.encode(), settings.INTERNAL_API_TOKEN.encode()):
         return HttpResponse("Forbidden", status=403, content_type="text/plain")
 
-    out = _Exposition()
+    out = Exposition()
     by_state = dict(WebhookEvent.objects.values_list("state").annotate(n=Count("id")).order_by())
     out.metric(
         "inbox_webhooks_received_total", "counter", "Webhook deliveries stored (rows in the webhook event table).",
@@ -171,6 +183,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
             out.metric("inbox_celery_broker_up", "gauge", "1 when the Celery broker answered.", [({}, 1)])
     if depth is not None:
         out.metric("inbox_celery_queue_depth", "gauge", "Tasks waiting in the Celery queue.", [({}, depth)])
+    if settings.REDIS_URL:
+        _redis_metrics(out)
+    if connection.vendor == "postgresql":
+        database_metrics(out, db=connection)
     out.metric(
         "inbox_websockets_open", "gauge", "Inbox WebSockets open across every Daphne process.",
         [({}, open_sockets())],
@@ -183,3 +199,71 @@ def metrics(request: HttpRequest) -> HttpResponse:
         [({"status": status}, outbound.get(status, 0)) for status in ("pending", "sent", "delivered", "read", "played", "failed")],
     )
     return HttpResponse(out.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _redis_metrics(out: Exposition) -> None:
+    """Redis holds the broker's queue and the channel layer: memory near its limit means evictions (lost
+    tasks and events) or refused writes, depending on its ``maxmemory-policy``."""
+    try:
+        info = _redis_client().info()
+    except redis.RedisError:
+        out.metric("inbox_redis_up", "gauge", "1 when Redis answered.", [({}, 0)])
+        return
+    out.metric("inbox_redis_up", "gauge", "1 when Redis answered.", [({}, 1)])
+    out.metric("inbox_redis_memory_used_bytes", "gauge", "Memory Redis uses.", [({}, info.get("used_memory", 0))])
+    out.metric(
+        "inbox_redis_memory_max_bytes", "gauge", "Redis maxmemory (0: no limit).", [({}, info.get("maxmemory", 0))]
+    )
+    out.metric("inbox_redis_connected_clients", "gauge", "Clients connected to Redis.", [({}, info.get("connected_clients", 0))])
+    out.metric(
+        "inbox_redis_evicted_keys_total", "counter", "Keys Redis evicted to stay under maxmemory.",
+        [({}, info.get("evicted_keys", 0))],
+    )
+
+
+# The slowest statements by mean time, when pg_stat_statements is installed (CREATE EXTENSION pg_stat_statements,
+# with shared_preload_libraries = 'pg_stat_statements'); a query id is looked up in the view for its text.
+SLOW_STATEMENTS_SHOWN = 5
+
+
+def database_metrics(out: Exposition, *, db) -> None:
+    """Connections, size and, with pg_stat_statements, the slowest statements of ``db``'s database (a Django or
+    a psycopg connection)."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity WHERE datname = current_database() GROUP BY 1"
+        )
+        by_state = cursor.fetchall()
+        cursor.execute("SELECT pg_database_size(current_database()), current_setting('max_connections')::int")
+        size, max_connections = cursor.fetchone()
+        cursor.execute(
+            "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"
+            " AND 'pg_stat_statements' = ANY(string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))"
+        )
+        # Installed but not preloaded, its view raises: counted as off.
+        statements_on = cursor.fetchone() is not None
+        slowest = []
+        if statements_on:
+            cursor.execute(
+                "SELECT queryid, mean_exec_time / 1000.0, calls FROM pg_stat_statements"
+                " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls >= 10"
+                " ORDER BY mean_exec_time DESC LIMIT %s",
+                [SLOW_STATEMENTS_SHOWN],
+            )
+            slowest = cursor.fetchall()
+    out.metric(
+        "inbox_database_connections", "gauge", "Connections to this database by state (pg_stat_activity).",
+        [({"state": state}, count) for state, count in by_state],
+    )
+    out.metric("inbox_database_max_connections", "gauge", "PostgreSQL max_connections.", [({}, max_connections)])
+    out.metric("inbox_database_size_bytes", "gauge", "Size of this database on disk.", [({}, size)])
+    out.metric(
+        "inbox_database_statement_stats_enabled", "gauge", "1 when pg_stat_statements is loaded and installed here.",
+        [({}, 1 if statements_on else 0)],
+    )
+    if statements_on:
+        out.metric(
+            "inbox_database_slowest_statement_mean_seconds", "gauge",
+            f"Mean time of the {SLOW_STATEMENTS_SHOWN} slowest statements (10+ calls), by pg_stat_statements query id.",
+            [({"queryid": str(queryid)}, mean) for queryid, mean, _calls in slowest],
+        )

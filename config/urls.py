@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api import ThrottledLoginView, TokenObtainApi, TokenRefreshApi
+from config.middleware import API_DOCS_CONTENT_SECURITY_POLICY, content_security_policy
 from contacts.apis import ContactDetailApi, ContactListApi, ContactMergeApi
 from conversations.apis import (
     ConversationDetailApi,
@@ -24,7 +25,11 @@ api_patterns = [
     path("api/auth/token/", TokenObtainApi.as_view(), name="token_obtain"),
     path("api/auth/token/refresh/", TokenRefreshApi.as_view(), name="token_refresh"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api_docs"),
+    path(
+        "api/docs/",
+        content_security_policy(API_DOCS_CONTENT_SECURITY_POLICY)(SpectacularSwaggerView.as_view(url_name="schema")),
+        name="api_docs",
+    ),
     path("api/numbers/", NumberListApi.as_view(), name="number_list"),
     path("api/contacts/", ContactListApi.as_view(), name="contact_list"),
     path("api/contacts/<int:contact_id>/", ContactDetailApi.as_view(), name="contact_detail"),

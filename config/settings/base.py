@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "config.middleware.LazyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
 ]
 # Meta's webhook POSTs under gunicorn take only these (config/handlers.py says what else is kept, and why).
 WEBHOOK_MIDDLEWARE = ["config.logs.RequestIdMiddleware"]

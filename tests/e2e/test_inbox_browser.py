@@ -80,6 +80,26 @@ def test_webhook_appears_live_with_unread_badge_and_title_then_opening_clears_th
     page.context.close()
 
 
+def test_opening_a_conversation_reads_it_from_the_page_under_its_content_security_policy(stack, browser, number):
+    from conversations.models import ReadState
+
+    conversation = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461", profile_name="Amara"))
+    MessageFactory.create_batch(2, conversation=conversation)
+    ana = staff_member("ana", number)
+    page = logged_in_page(browser, stack.base_url, ana)
+    violations = []
+    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    response = page.goto(f"/inbox/{conversation.pk}/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
+    # The GET changed nothing; the page's POST marks it read, and the row's badge goes.
+    expect(page.locator(f'[data-conversation-id="{conversation.pk}"] .badge')).to_have_count(0)
+    wait_for(lambda: ReadState.objects.filter(user=ana, conversation=conversation).exists(), what="the page's read")
+    expect(page.locator("#messages .message")).to_have_count(2)
+    assert violations == []
+    page.context.close()
+
+
 def test_reading_in_one_tab_clears_the_badge_in_the_other(stack, browser, number):
     user = staff_member("ana", number)
     deliver(stack, name="Amara Okafor")

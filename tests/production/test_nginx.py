@@ -108,6 +108,32 @@ def test_pages_carry_hsts_and_static_files_are_hashed_compressed_and_cached_for_
     assert "immutable" in response.headers["Cache-Control"]
 
 
+def test_pages_and_api_answers_are_compressed(edge):
+    page = requests.get(edge.url("/login/"), headers={"Host": HOST, "Accept-Encoding": "gzip"}, verify=False, timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in page.headers["Vary"]
+    user = UserFactory(username="gzip-ops", is_superuser=True, is_staff=True)
+    user.password = make_password("pw-for-tests", hasher="pbkdf2_sha256")
+    user.save(update_fields=["password"])
+    access = requests.post(
+        edge.url("/api/auth/token/"), json={"username": "gzip-ops", "password": "pw-for-tests"},
+        headers={"Host": HOST}, verify=False, timeout=10,
+    ).json()["access"]
+    schema = requests.get(
+        edge.url("/api/schema/?format=json"),
+        headers={"Host": HOST, "Accept-Encoding": "gzip", "Authorization": f"Bearer {access}"}, verify=False, timeout=10,
+    )
+    assert schema.status_code == 200 and schema.headers["Content-Encoding"] == "gzip"
+
+
+def test_readiness_and_metrics_are_not_served_to_the_public(edge):
+    for path in ("/readyz", "/metrics"):
+        response = requests.get(edge.url(path), headers={"Host": HOST}, verify=False, timeout=10)
+        assert response.status_code == 404, path
+        assert "database" not in response.text
+    assert requests.get(edge.url("/healthz"), headers={"Host": HOST}, verify=False, timeout=10).text == "ok"
+
+
 def _websocket_handshake(edge: Edge, path: str) -> str:
     context = ssl.create_default_context()
     context.check_hostname = False
