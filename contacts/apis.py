@@ -26,6 +26,10 @@ def _contact_or_404(request, contact_id: int):
     return contact
 
 
+def _refused(refusal: services.ContactChangeForbidden):
+    return error_response(status=403, code=refusal.code, detail=refusal.detail)
+
+
 def contact_item(contact) -> dict:
     return {**contact_snapshot(contact), "profile_name": contact.profile_name, "custom_name": contact.custom_name or None}
 
@@ -47,7 +51,8 @@ class ContactListApi(APIView):
 
 
 class ContactDetailApi(APIView):
-    """``GET`` one contact; ``PATCH {"name": "..."}`` renames it (an empty name returns to the WhatsApp name)."""
+    """``GET`` one contact; ``PATCH {"name": "..."}`` renames it (an empty name returns to the WhatsApp name):
+    403 unless you may see every number the contact talks to."""
 
     class RenameInput(serializers.Serializer):
         name = serializers.CharField(allow_blank=True, max_length=256)
@@ -56,22 +61,30 @@ class ContactDetailApi(APIView):
     def get(self, request, contact_id: int):
         return Response(contact_item(_contact_or_404(request, contact_id)))
 
-    @extend_schema(request=RenameInput, responses={200: ContactDetailOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut})
+    @extend_schema(
+        request=RenameInput, responses={200: ContactDetailOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+    )
     def patch(self, request, contact_id: int):
         contact = _contact_or_404(request, contact_id)
         data = self.RenameInput(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(contact_item(services.rename_contact(contact=contact, name=data.validated_data["name"])))
+        try:
+            renamed = services.rename_contact(contact=contact, name=data.validated_data["name"], user=request.user)
+        except services.ContactChangeForbidden as refusal:
+            return _refused(refusal)
+        return Response(contact_item(renamed))
 
 
 class ContactMergeApi(APIView):
     """``POST /api/contacts/<id>/merge/ {"duplicate": <id>}``: the duplicate's conversations and messages
-    move to this contact, and the duplicate is deleted."""
+    move to this contact, and the duplicate is deleted. 403 unless you may see every number either talks to."""
 
     class MergeInput(serializers.Serializer):
         duplicate = serializers.IntegerField()
 
-    @extend_schema(request=MergeInput, responses={200: ContactDetailOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut})
+    @extend_schema(
+        request=MergeInput, responses={200: ContactDetailOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+    )
     def post(self, request, contact_id: int):
         keep = _contact_or_404(request, contact_id)
         data = self.MergeInput(data=request.data)
@@ -79,5 +92,8 @@ class ContactMergeApi(APIView):
         duplicate = _contact_or_404(request, data.validated_data["duplicate"])
         if duplicate.pk == keep.pk:
             return error_response(status=400, code="same_contact", detail="A contact cannot be merged into itself.")
-        merge = services.merge_contacts(keep=keep, duplicate=duplicate)
+        try:
+            merge = services.merge_contacts(keep=keep, duplicate=duplicate, user=request.user)
+        except services.ContactChangeForbidden as refusal:
+            return _refused(refusal)
         return Response(contact_item(merge.keep))

@@ -10,10 +10,37 @@ from django.db.models import Max, Q
 from contacts.models import Contact
 from contacts.phone_variants import digits_of, same_person_key
 from contacts.phones import e164_from_wa_id
+from contacts.selectors import can_change_contact
 
 
 class ContactIdentityConflict(Exception):
     """Meta's identity change names an id that another contact already holds."""
+
+
+class ContactChangeForbidden(Exception):
+    """The contact also talks to a number the user may not see (``selectors.can_change_contact``)."""
+
+    code = "contact_on_other_numbers"
+
+    def __init__(self, contact: Contact):
+        self.contact = contact
+        self.detail = (
+            f"{contact} also writes to a business number you are not a member of; only someone who may see "
+            "every number the contact talks to can rename or merge it."
+        )
+        super().__init__(self.detail)
+
+
+def _lock_changeable(*, user, contact_ids: list[int]) -> dict[int, Contact]:
+    """Lock the contacts and check that ``user`` may change each (``None``: the system itself, e.g.
+    contacts_normalize). Checked under the lock: a new conversation references its contact, so none
+    can start on another number between the check and the change."""
+    locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=contact_ids).order_by("pk")}
+    if user is not None:
+        for contact in locked.values():
+            if not can_change_contact(user=user, contact=contact):
+                raise ContactChangeForbidden(contact)
+    return locked
 
 
 def resolve_contact(*, wa_id: str | None, user_id: str | None, profile_name: str = "", username: str = "") -> Contact:
@@ -138,8 +165,11 @@ def change_contact_identity(*, contact: Contact, new_wa_id: str | None, new_user
     return contact
 
 
-def rename_contact(*, contact: Contact, name: str) -> Contact:
-    """Staff's name for the contact; an empty name goes back to the WhatsApp profile name."""
+@transaction.atomic
+def rename_contact(*, contact: Contact, name: str, user=None) -> Contact:
+    """Staff's name for the contact; an empty name goes back to the WhatsApp profile name. With ``user``,
+    raises ``ContactChangeForbidden`` unless they may change the contact."""
+    _lock_changeable(user=user, contact_ids=[contact.pk])
     contact.custom_name = name.strip()
     contact.save(update_fields=["custom_name", "updated_at"])
     return contact
@@ -197,7 +227,7 @@ def describe_contact_merge(*, keep: Contact, duplicate: Contact) -> ContactMerge
 
 
 @transaction.atomic
-def merge_contacts(*, keep: Contact, duplicate: Contact) -> ContactMerge:
+def merge_contacts(*, keep: Contact, duplicate: Contact, user=None) -> ContactMerge:
     """Fold ``duplicate`` into ``keep`` (the same WhatsApp user under two rows) and delete it.
 
     - A conversation only the duplicate has on a number moves to ``keep``. When both have one on the same
@@ -207,13 +237,14 @@ def merge_contacts(*, keep: Contact, duplicate: Contact) -> ContactMerge:
     - ``custom_name``, ``profile_name``, ``user_id``, ``username`` (and ``wa_id`` if ``keep`` has none)
       come from the duplicate only where ``keep`` has no value: the kept contact wins.
 
-    Both contacts are locked for the merge, so an inbound message for either waits for it to finish.
+    Both contacts are locked for the merge, so an inbound message for either waits for it to finish. With
+    ``user``, raises ``ContactChangeForbidden`` (and changes nothing) unless they may change both.
     """
     from conversations.models import Conversation, Message, Reaction, ReadState
 
     if keep.pk == duplicate.pk:
         raise ValueError("a contact cannot be merged into itself")
-    locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=[keep.pk, duplicate.pk])}
+    locked = _lock_changeable(user=user, contact_ids=[keep.pk, duplicate.pk])
     keep, duplicate = locked[keep.pk], locked[duplicate.pk]
     merge = describe_contact_merge(keep=keep, duplicate=duplicate)
 
@@ -355,11 +386,17 @@ def normalize_contacts(
     return ContactNormalization(phone_changes=phone_changes, merges=merges, applied=not dry_run)
 
 
+@transaction.atomic
 def merge_contact_group(
-    *, contacts: list[Contact], dry_run: bool = False, on_merge: Callable[[ContactMerge], None] | None = None
+    *,
+    contacts: list[Contact],
+    dry_run: bool = False,
+    on_merge: Callable[[ContactMerge], None] | None = None,
+    user=None,
 ) -> list[ContactMerge]:
     """Fold contacts known to be one person into the one the customer last wrote from (its wa_id is the
-    one Meta uses now); ``dry_run`` only describes it. Used by ``contacts_normalize`` and the admin."""
+    one Meta uses now); ``dry_run`` only describes it. Used by ``contacts_normalize`` and the admin. All or
+    nothing: with ``user``, one contact they may not change (``ContactChangeForbidden``) merges none."""
     from conversations.models import Direction, Message
 
     by_contact = Message.objects.filter(conversation__contact_id__in=[c.pk for c in contacts]).values(
@@ -379,7 +416,11 @@ def merge_contact_group(
     )
     keep, merges = ordered[0], []
     for duplicate in ordered[1:]:
-        merge = describe_contact_merge(keep=keep, duplicate=duplicate) if dry_run else merge_contacts(keep=keep, duplicate=duplicate)
+        merge = (
+            describe_contact_merge(keep=keep, duplicate=duplicate)
+            if dry_run
+            else merge_contacts(keep=keep, duplicate=duplicate, user=user)
+        )
         merges.append(merge)
         if on_merge is not None:
             on_merge(merge)

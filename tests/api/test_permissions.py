@@ -55,6 +55,8 @@ def endpoints(w):
         ("get", "/api/contacts/", None, True),
         ("get", f"/api/contacts/{contact}/", None, False),
         ("patch", f"/api/contacts/{contact}/", {"name": "Renamed"}, False),
+        # Last: the duplicate is gone after it.
+        ("post", f"/api/contacts/{contact}/merge/", {"duplicate": w["duplicate"].pk}, False),
     ]
 
 
@@ -108,6 +110,68 @@ def test_merge_needs_both_contacts_visible(world):
     assert call(None, "post", url, {"duplicate": world["duplicate"].pk}).status_code == 401
     same = call(world["users"]["member"], "post", url, {"duplicate": world["contact"].pk})
     assert same.status_code == 400 and same.json()["error"]["code"] == "same_contact"
+
+
+def test_a_members_own_conversation_reaches_no_other_numbers_messages_or_templates(world):
+    """What a send refers to (the message replied or reacted to, the template) must be the conversation's own."""
+    other = BusinessNumberFactory(waba_id="999888777")
+    theirs = MessageFactory(conversation=ConversationFactory(number=other, contact=world["contact"]))
+    their_template = MessageTemplate.objects.create(
+        waba_id=other.waba_id, name="theirs", language="en_US", status="APPROVED", components=[]
+    )
+    url = f"/api/conversations/{world['conversation'].pk}/messages/"
+    sends = {
+        "unknown_message": [
+            {"type": "reaction", "message": theirs.wamid, "emoji": "👍"},
+            {"type": "text", "text": "hello", "reply_to": theirs.wamid},
+        ],
+        "template_unavailable": [{"type": "template", "template": their_template.pk, "params": []}],
+    }
+    for code, bodies in sends.items():
+        for body in bodies:
+            response = call(world["users"]["member"], "post", url, body)
+            assert response.status_code == 400 and response.json()["error"]["code"] == code, body
+    assert not world["conversation"].messages.exclude(pk=world["message"].pk).exists()
+
+
+@pytest.fixture
+def shared_contact(world):
+    """A customer who writes to the member's number and to another one."""
+    contact = ContactFactory(profile_name="Noor")
+    ConversationFactory(number=world["number"], contact=contact)
+    elsewhere = ConversationFactory(contact=contact)
+    return contact, elsewhere
+
+
+def test_a_contact_shared_with_another_number_is_not_renamed_or_merged_by_a_member_of_one(world, shared_contact):
+    contact, elsewhere = shared_contact
+    member, kept = world["users"]["member"], world["contact"]
+    refusals = [
+        call(member, "patch", f"/api/contacts/{contact.pk}/", {"name": "Noor (our VIP)"}),
+        call(member, "post", f"/api/contacts/{kept.pk}/merge/", {"duplicate": contact.pk}),
+        call(member, "post", f"/api/contacts/{contact.pk}/merge/", {"duplicate": kept.pk}),
+    ]
+    for response in refusals:
+        assert response.status_code == 403, response.content
+        error = response.json()["error"]
+        assert error["code"] == "contact_on_other_numbers" and error["detail"]
+    contact.refresh_from_db()
+    assert contact.custom_name == ""
+    # The other number's team still writes to the same person.
+    elsewhere.refresh_from_db()
+    assert elsewhere.contact_id == contact.pk
+
+
+def test_who_sees_every_number_of_a_shared_contact_may_rename_and_merge_it(world, shared_contact):
+    contact, elsewhere = shared_contact
+    root = world["users"]["superuser"]
+    assert call(root, "patch", f"/api/contacts/{contact.pk}/", {"name": "Noor"}).status_code == 200
+    member = world["users"]["member"]
+    elsewhere.number.members.add(member)
+    response = call(member, "post", f"/api/contacts/{world['contact'].pk}/merge/", {"duplicate": contact.pk})
+    assert response.status_code == 200, response.content
+    elsewhere.refresh_from_db()
+    assert elsewhere.contact_id == world["contact"].pk
 
 
 def test_validation_errors_share_the_shape(world):
