@@ -1,47 +1,128 @@
-"""Admin for numbers, conversations and messages (messages are read-only: they are Meta's record)."""
+"""Admin for numbers, conversations and messages (messages are read-only: they are Meta's record). Staff who
+are not superusers see only the rows of the numbers they are members of; access tokens are never shown."""
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
 
 from conversations.graph_api import GraphError
 from conversations.models import BusinessNumber, Conversation, Message, MessageStatusEvent, MessageTemplate, Reaction
+from conversations.selectors import visible_numbers
 from conversations.services.errors import RetryLater
 from conversations.services.numbers import check_number_health
 from conversations.services.templates import sync_templates
 
 
+class MembersOnlyAdmin(admin.ModelAdmin):
+    """Staff who are not superusers see, change and act on only the rows of the business numbers they are
+    members of (lists, change pages, history, bulk actions all start from ``get_queryset``). Django's model
+    permissions (view/change/delete) stay global; this narrows the rows they apply to."""
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return self.rows_of_numbers(queryset, numbers=members_numbers(request))
+
+    def rows_of_numbers(self, queryset, *, numbers: list[BusinessNumber]):
+        raise NotImplementedError
+
+
+def members_numbers(request) -> list[BusinessNumber]:
+    """The numbers the request's user may see, read once per request: a list page asks for its queryset
+    several times. Their ids go into the queries as values, so each table's (number, ...) index serves."""
+    if not hasattr(request, "_members_numbers"):
+        request._members_numbers = list(visible_numbers(user=request.user).only("pk", "phone_number_id", "waba_id"))
+    return request._members_numbers
+
+
+class VisibleNumberFilter(admin.RelatedFieldListFilter):
+    """The "number" filter offers only the numbers the staff member may see."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        visible = {} if request.user.is_superuser else {"pk__in": [n.pk for n in members_numbers(request)]}
+        return field.get_choices(include_blank=False, ordering=ordering, limit_choices_to=visible)
+
+
+# A token this long gives little away by its last four characters; a shorter one shows none.
+TOKEN_TAIL_SHOWN_FROM_LENGTH = 20
+
+
+def describe_access_token(token: str) -> str:
+    """Whether a token is set, and its last four characters to tell tokens apart: never the token."""
+    if not token:
+        return "not set (uses META_ACCESS_TOKEN)"
+    if len(token) < TOKEN_TAIL_SHOWN_FROM_LENGTH:
+        return "set"
+    return f"set, ends in …{token[-4:]}"
+
+
 class BusinessNumberForm(forms.ModelForm):
-    # Write-only: the stored token is never rendered back into the page.
-    access_token = forms.CharField(
+    # Write-only: the stored token is not a form field, so no page (change, view-only, history) renders it.
+    new_access_token = forms.CharField(
         required=False,
+        label="New access token",
         widget=forms.PasswordInput(render_value=False),
         help_text="Leave empty to keep the current token.",
     )
 
     class Meta:
         model = BusinessNumber
-        fields = "__all__"
+        exclude = ("access_token",)
 
-    def clean_access_token(self):
-        token = self.cleaned_data.get("access_token", "")
-        return token or (self.instance.access_token if self.instance.pk else "")
+    def save(self, commit=True):
+        token = self.cleaned_data.get("new_access_token")
+        if token:
+            self.instance.access_token = token
+            # A new token is the fix for Meta's 190: sending resumes.
+            self.instance.needs_reauthorization = False
+        return super().save(commit)
 
 
 @admin.register(BusinessNumber)
-class BusinessNumberAdmin(admin.ModelAdmin):
+class BusinessNumberAdmin(MembersOnlyAdmin):
     form = BusinessNumberForm
     list_display = ("display_phone_number", "name", "phone_number_id", "waba_id", "has_token", "needs_reauthorization")
     list_filter = ("needs_reauthorization",)
     search_fields = ("display_phone_number", "name", "phone_number_id")
     filter_horizontal = ("members",)
     actions = ["check_connection", "sync_message_templates"]
+    fields = (
+        "phone_number_id",
+        "display_phone_number",
+        "waba_id",
+        "name",
+        "access_token_status",
+        "new_access_token",
+        "needs_reauthorization",
+        "send_read_receipts",
+        "members",
+    )
+    readonly_fields = ("access_token_status",)
 
-    def save_model(self, request, obj, form, change):
-        if "access_token" in form.changed_data and form.cleaned_data.get("access_token"):
-            # A new token is the fix for Meta's 190: sending resumes.
-            obj.needs_reauthorization = False
-        super().save_model(request, obj, form, change)
+    def rows_of_numbers(self, queryset, *, numbers):
+        return queryset.filter(pk__in=[n.pk for n in numbers])
 
-    @admin.action(description="Check the connection to Meta (token, number, webhook subscription)")
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # A view-only page renders every field read-only; there is nothing to type a token into.
+            fields = [name for name in fields if name != "new_access_token"]
+        return fields
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # The changelist takes any lookup on a local field from its URL: ?access_token__startswith=E… would
+        # let anyone who may view numbers read the token one character at a time.
+        if lookup.split("__")[0] == "access_token":
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="access token")
+    def access_token_status(self, obj):
+        return describe_access_token(obj.access_token if obj else "")
+
+    # Both write: the check flags or clears needs_reauthorization, the sync replaces the account's templates.
+    @admin.action(description="Check the connection to Meta (token, number, webhook subscription)", permissions=["change"])
     def check_connection(self, request, queryset):
         for number in queryset:
             health = check_number_health(number=number)
@@ -58,7 +139,7 @@ class BusinessNumberAdmin(admin.ModelAdmin):
                 messages.SUCCESS if health.subscription_ok is not False else messages.WARNING,
             )
 
-    @admin.action(description="Sync message templates from Meta")
+    @admin.action(description="Sync message templates from Meta", permissions=["change"])
     def sync_message_templates(self, request, queryset):
         for number in queryset:
             try:
@@ -85,23 +166,33 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(MembersOnlyAdmin):
     list_display = ("id", "contact", "number", "last_message_at", "last_message_preview")
-    list_filter = ("number",)
+    list_filter = (("number", VisibleNumberFilter),)
     list_select_related = ("contact", "number")
     search_fields = ("contact__profile_name", "contact__custom_name", "contact__wa_id", "contact__phone")
-    raw_id_fields = ("contact",)
-    readonly_fields = ("last_message_at", "last_message_preview", "last_message_direction", "last_inbound_at")
+    # A conversation is the thread Meta keeps between one number and one customer: it is not moved to another
+    # number or contact (that is a contact merge), nor made up here.
+    readonly_fields = ("number", "contact", "last_message_at", "last_message_preview", "last_message_direction", "last_inbound_at")
     inlines = [MessageInline]
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        return queryset.filter(number_id__in=[n.pk for n in numbers])
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(MembersOnlyAdmin):
     list_display = ("id", "timestamp", "direction", "type", "preview", "status", "error_code", "conversation")
     list_filter = ("direction", "status", "type")
     list_select_related = ("conversation__contact", "conversation__number")
     search_fields = ("wamid", "body")
     show_full_result_count = False
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        return queryset.filter(conversation__number_id__in=[n.pk for n in numbers])
 
     def has_add_permission(self, request):
         return False
@@ -111,11 +202,14 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(MessageStatusEvent)
-class MessageStatusEventAdmin(admin.ModelAdmin):
+class MessageStatusEventAdmin(MembersOnlyAdmin):
     list_display = ("wamid", "status", "timestamp", "error_code", "error_title", "received_at")
     list_filter = ("status",)
     search_fields = ("wamid",)
     show_full_result_count = False
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        return queryset.filter(number_id__in=[n.pk for n in numbers])
 
     def has_add_permission(self, request):
         return False
@@ -125,9 +219,17 @@ class MessageStatusEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reaction)
-class ReactionAdmin(admin.ModelAdmin):
+class ReactionAdmin(MembersOnlyAdmin):
     list_display = ("message_wamid", "contact", "emoji", "reacted_at")
     list_select_related = ("contact",)
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        # A reaction belongs to the number of the message it reacts to; one to a message we never stored,
+        # to no number (superusers only).
+        reacted_to = Message.objects.filter(
+            wamid=OuterRef("message_wamid"), conversation__number_id__in=[n.pk for n in numbers]
+        )
+        return queryset.filter(Exists(reacted_to))
 
     def has_add_permission(self, request):
         return False
@@ -137,11 +239,15 @@ class ReactionAdmin(admin.ModelAdmin):
 
 
 @admin.register(MessageTemplate)
-class MessageTemplateAdmin(admin.ModelAdmin):
+class MessageTemplateAdmin(MembersOnlyAdmin):
     list_display = ("name", "language", "status", "category", "waba_id", "synced_at")
     list_filter = ("status", "category", "language")
     search_fields = ("name",)
     actions = ["sync_from_meta"]
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        # Templates belong to a WhatsApp Business Account: those of the accounts of the member's numbers.
+        return queryset.filter(waba_id__in={n.waba_id for n in numbers if n.waba_id})
 
     def has_add_permission(self, request):
         return False
@@ -149,10 +255,12 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Sync all templates of these WhatsApp Business Accounts from Meta")
+    @admin.action(description="Sync all templates of these WhatsApp Business Accounts from Meta", permissions=["sync"])
     def sync_from_meta(self, request, queryset):
         waba_ids = set(queryset.values_list("waba_id", flat=True))
-        one_number_per_waba = {n.waba_id: n for n in BusinessNumber.objects.filter(waba_id__in=waba_ids)}
+        # Synced with the token of a number the staff member may see, never another team's.
+        numbers = visible_numbers(user=request.user).filter(waba_id__in=waba_ids)
+        one_number_per_waba = {n.waba_id: n for n in numbers}
         for number in one_number_per_waba.values():
             try:
                 count = sync_templates(number=number)
@@ -160,3 +268,8 @@ class MessageTemplateAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{number.waba_id}: {error}", messages.ERROR)
             else:
                 self.message_user(request, f"{number.waba_id}: {count} template(s) synced.", messages.SUCCESS)
+
+    def has_sync_permission(self, request):
+        # Templates are never edited here (has_change_permission), but the permission to change them is
+        # what a sync needs; superusers have it.
+        return request.user.has_perm("conversations.change_messagetemplate")

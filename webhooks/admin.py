@@ -1,9 +1,11 @@
-"""Admin for webhook events: state, errors, the raw payload (read-only) and a replay action."""
+"""Admin for webhook events: state, errors, the raw payload (read-only) and a replay action. Staff who are not
+superusers see only the events addressed to their numbers; events for no known number, only superusers."""
 import json
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from conversations.admin import MembersOnlyAdmin
 from webhooks.models import WebhookEvent
 from webhooks.services import replay_webhook_events
 
@@ -24,7 +26,7 @@ class HasItemErrorsFilter(admin.SimpleListFilter):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(MembersOnlyAdmin):
     list_display = ("id", "received_at", "state", "phone_number_id", "attempts", "item_error_count", "processed_at")
     list_filter = ("state", HasItemErrorsFilter, "phone_number_id")
     search_fields = ("=id", "phone_number_id")
@@ -43,6 +45,9 @@ class WebhookEventAdmin(admin.ModelAdmin):
         "signature",
         "formatted_payload",
     )
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        return queryset.filter(phone_number_id__in=[n.phone_number_id for n in numbers])
 
     def has_add_permission(self, request):
         return False
@@ -65,5 +70,3 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     def has_replay_permission(self, request):
         return request.user.is_superuser or request.user.has_perm("webhooks.change_webhookevent")
-
-

@@ -303,4 +303,7 @@ if SENTRY_DSN:
         environment=env("SENTRY_ENVIRONMENT", default="production"),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
         send_default_pii=False,  # customers' messages and phone numbers stay out of error reports
+        # Nor frames' local variables: they hold message bodies, and the Graph API token itself (an argument,
+        # requests' headers, the raw request bytes http.client buffers), where no scrubbing by name reaches.
+        include_local_variables=False,
     )

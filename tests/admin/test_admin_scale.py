@@ -1,6 +1,7 @@
 """Admin list pages with 100,000 rows: a constant, small number of queries (no N+1, no full counts),
 whatever the filter. Rows are generated in PostgreSQL itself (generate_series) to keep the test quick."""
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.urls import reverse
 
@@ -56,8 +57,18 @@ PAGES = [
 ]
 
 
-def test_list_pages_use_few_queries_with_100k_rows(client, crowded, django_assert_max_num_queries):
-    client.force_login(UserFactory(username="root", is_superuser=True))
+def staff_who_may_view(number):
+    """Not a superuser: lists are narrowed to the numbers they are members of."""
+    user = UserFactory(username="viewer")
+    user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    number.members.add(user)
+    return user
+
+
+@pytest.mark.parametrize("who", ["superuser", "member"])
+def test_list_pages_use_few_queries_with_100k_rows(client, number, crowded, who, django_assert_max_num_queries):
+    user = UserFactory(username="root", is_superuser=True) if who == "superuser" else staff_who_may_view(number)
+    client.force_login(user)
     for model, query in PAGES:
         with django_assert_max_num_queries(12):
             response = client.get(reverse(f"admin:{model}_changelist") + query)

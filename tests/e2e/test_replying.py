@@ -462,7 +462,7 @@ def test_admin_checks_the_connection_and_a_new_token_clears_the_flag(sandbox, nu
     number.refresh_from_db()
     assert number.needs_reauthorization
     form = {"phone_number_id": number.phone_number_id, "display_phone_number": number.display_phone_number,
-            "waba_id": number.waba_id, "name": number.name, "access_token": "a-fresh-token", "send_read_receipts": "on"}
+            "waba_id": number.waba_id, "name": number.name, "new_access_token": "a-fresh-token", "send_read_receipts": "on"}
     assert client.post(reverse("admin:conversations_businessnumber_change", args=[number.pk]), form).status_code == 302
     number.refresh_from_db()
     assert not number.needs_reauthorization and number.access_token == "a-fresh-token"
