@@ -7,12 +7,17 @@ build logic on the error code, not on titles or HTTP status (REFERENCE.md §5).
 from __future__ import annotations
 
 import enum
+import hashlib
+import re
+import tempfile
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from urllib3.util import parse_url
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 20
@@ -52,6 +57,65 @@ class GraphError(Exception):
         if self.code is None and (self.http_status is None or self.http_status >= 500):
             return Outcome.RETRY  # no Meta error body: a timeout, a connection failure or a bare 5xx
         return Outcome.PERMANENT
+
+
+@dataclass
+class MediaRefused(GraphError):
+    """A media download the app will not make or finish: an id that is not Meta's, a URL off Meta's media
+    hosts, a redirect, a file over its limit. Trying again gets the same answer."""
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.PERMANENT
+
+
+# Meta's media ids are ASCII digits (str.isdigit() also takes '²'); anything else would make the Graph
+# path another endpoint.
+DIGITS = re.compile(r"[0-9]+")
+DOWNLOAD_CHUNK = 64 * 1024
+# A download larger than this goes to a temporary file instead of memory.
+DOWNLOAD_IN_MEMORY = 1024 * 1024
+
+
+def is_media_id(value: object) -> bool:
+    return isinstance(value, str) and DIGITS.fullmatch(value) is not None
+
+
+def media_url_allowed(url: str) -> bool:
+    """Whether the bearer token may go to this URL: https on one of META_MEDIA_HOSTS (a host or any host
+    under it), or an exact origin listed there (``http://127.0.0.1:8787`` for the sandbox)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        # What requests (urllib3) will connect to must be the host checked here.
+        connects_to = (parse_url(url).host or "").lower()
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    if not host or host != connects_to or parts.username is not None or parts.password is not None:
+        return False
+    for entry in settings.META_MEDIA_HOSTS:
+        entry = entry.strip().lower().rstrip("/")
+        if "://" in entry:
+            allowed = urlsplit(entry)
+            if (parts.scheme, host, port or None) == (allowed.scheme, allowed.hostname, allowed.port or None):
+                return True
+        elif entry and parts.scheme == "https" and port in (None, 443):
+            suffix = entry.lstrip(".")
+            if host == suffix or host.endswith(f".{suffix}"):
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class DownloadedMedia:
+    file: IO[bytes]  # at position 0; the caller closes it
+    size: int
+    sha256: bytes  # the digest of exactly these bytes
+    content_type: str
 
 
 @dataclass(frozen=True)
@@ -112,6 +176,8 @@ class GraphClient:
         return str(data["id"])
 
     def media_info(self, *, media_id: str, phone_number_id: str | None = None) -> MediaInfo:
+        if not is_media_id(media_id):
+            raise MediaRefused(code=None, title=f"not a Meta media id (digits only): {media_id[:40]!r}")
         params = {"phone_number_id": phone_number_id} if phone_number_id else None
         data = self._request("GET", media_id, params=params)
         size = data.get("file_size")
@@ -119,20 +185,57 @@ class GraphClient:
             url=str(data["url"]),
             mime_type=str(data.get("mime_type") or ""),
             sha256=str(data.get("sha256") or ""),
-            file_size=int(size) if str(size or "").isdigit() else None,
+            file_size=int(size) if DIGITS.fullmatch(str(size)) else None,
         )
 
-    def download(self, *, url: str) -> tuple[bytes, str]:
-        """The media bytes; Meta's media URLs need the bearer token too (REFERENCE.md §7)."""
+    def download(self, *, url: str, max_bytes: int) -> DownloadedMedia:
+        """The media bytes, streamed. Meta's media URLs need the bearer token too (REFERENCE.md §7), so the
+        token goes only to META_MEDIA_HOSTS and redirects are not followed; more than ``max_bytes`` aborts."""
+        if not media_url_allowed(url):
+            raise MediaRefused(code=None, title=f"media URL not on Meta's media hosts: {urlsplit(url).netloc[:100]!r}")
         try:
             response = _session().get(
-                url, headers=self._auth(), timeout=(CONNECT_TIMEOUT, UPLOAD_READ_TIMEOUT)
+                url,
+                headers=self._auth(),
+                timeout=(CONNECT_TIMEOUT, UPLOAD_READ_TIMEOUT),
+                stream=True,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise GraphError(code=None, title=f"media download failed: {type(exc).__name__}") from exc
-        if response.status_code != 200:
-            raise self._error(response)
-        return response.content, response.headers.get("Content-Type", "")
+        with response:
+            if 300 <= response.status_code < 400:
+                raise MediaRefused(
+                    code=None, title=f"media download redirected (HTTP {response.status_code})", http_status=response.status_code
+                )
+            if response.status_code != 200:
+                raise self._error(response)
+            declared = response.headers.get("Content-Length", "")
+            if DIGITS.fullmatch(declared) and int(declared) > max_bytes:
+                raise MediaRefused(code=None, title=f"media file of {declared} bytes is over its {max_bytes}-byte limit")
+            return self._receive(response, max_bytes=max_bytes)
+
+    @staticmethod
+    def _receive(response: requests.Response, *, max_bytes: int) -> DownloadedMedia:
+        file = tempfile.SpooledTemporaryFile(max_size=DOWNLOAD_IN_MEMORY)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            for chunk in response.iter_content(chunk_size=DOWNLOAD_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise MediaRefused(code=None, title=f"media file over its {max_bytes}-byte limit: download aborted")
+                digest.update(chunk)
+                file.write(chunk)
+        except BaseException as exc:
+            file.close()
+            if isinstance(exc, requests.RequestException):
+                raise GraphError(code=None, title=f"media download failed: {type(exc).__name__}") from exc
+            raise
+        file.seek(0)
+        return DownloadedMedia(
+            file=file, size=size, sha256=digest.digest(), content_type=response.headers.get("Content-Type", "")
+        )
 
     # --- templates and number health -----------------------------------------------------------------
 

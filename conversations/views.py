@@ -10,6 +10,7 @@ from rest_framework.request import Request
 
 from conversations import selectors
 from conversations.apis import ConversationCursor, conversation_item
+from conversations.services.media import INLINE_MEDIA_TYPES, base_mime_type
 from conversations.snapshots import message_snapshot, number_snapshot
 from realtime.selectors import latest_event_id
 
@@ -87,19 +88,17 @@ def open_conversation_item(*, user, numbers, conversation) -> dict | None:
     return conversation_item(listed) if listed is not None else None
 
 
-INLINE_MEDIA = ("image/", "audio/", "video/")
-
-
 @login_required
 def media_file_view(request, message_id: int):
     """A message's media, for staff who may see its conversation only; never a public URL."""
     media = selectors.media_for_user(user=request.user, message_id=message_id)
     if media is None:
         raise Http404
-    inline = media.mime_type.startswith(INLINE_MEDIA)
+    # The type is the customer's word: only allow-listed raster, audio and video types show in the page.
+    inline = base_mime_type(media.mime_type) in INLINE_MEDIA_TYPES
     response = FileResponse(
         media.file.open("rb"),
-        content_type=media.mime_type or "application/octet-stream",
+        content_type=base_mime_type(media.mime_type) if inline else media.mime_type or "application/octet-stream",
         as_attachment=not inline,
         filename=media.filename or media.file.name.rsplit("/", 1)[-1],
     )

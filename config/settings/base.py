@@ -281,6 +281,9 @@ META_BUSINESS_ACCOUNT_ID = env("META_BUSINESS_ACCOUNT_ID", default="")
 META_DISPLAY_PHONE_NUMBER = env("META_DISPLAY_PHONE_NUMBER", default="")
 META_GRAPH_API_URL = env("META_GRAPH_API_URL", default="https://graph.facebook.com")
 META_GRAPH_API_VERSION = env("META_GRAPH_API_VERSION", default="v23.0")
+# Where media downloads (which carry the access token) may go: https hosts, each with its subdomains, or
+# exact origins such as the sandbox's http://127.0.0.1:8787. Meta's media URLs are on lookaside.fbsbx.com.
+META_MEDIA_HOSTS = env.list("META_MEDIA_HOSTS", default=["fbsbx.com", "fbcdn.net", "whatsapp.net"])
 
 # --- Operations: health, metrics, logs -----------------------------------------------------------
 LOG_FORMAT = LOGGING["handlers"]["console"]["formatter"]

@@ -6,14 +6,13 @@ its ``MediaFile`` says pending until the bytes are stored and their sha256 verif
 the reason, shown in the thread) only after every retry: a message never silently lacks its media.
 """
 import base64
-import hashlib
 import logging
 import uuid
 
-from django.core.files.base import ContentFile
+from django.core.files import File
 from django.db import transaction
 
-from conversations.graph_api import GraphClient, GraphError, Outcome
+from conversations.graph_api import GraphClient, GraphError, MediaRefused, Outcome
 from conversations.models import Conversation, MediaFile, MediaState, Message
 from conversations.services.errors import RetryLater, SendRefused
 from conversations.snapshots import message_snapshot
@@ -44,10 +43,20 @@ MEDIA_LIMITS = {
     "sticker": ({"image/webp"}, 500 * 1024),
 }
 INBOUND_MEDIA_TYPES = {"image", "video", "audio", "document", "sticker"}
+# What the browser may show in the page: raster images and the audio and video WhatsApp carries. Anything
+# else a customer sends (an SVG or HTML "image" among them) is served as a download.
+INLINE_MEDIA_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "image/gif"} | MEDIA_LIMITS["audio"][0] | MEDIA_LIMITS["video"][0]
+)
+
+
+def base_mime_type(mime_type: str) -> str:
+    """``audio/ogg; codecs=opus`` -> ``audio/ogg``."""
+    return mime_type.split(";")[0].strip().lower()
 
 
 def media_kind(mime_type: str) -> str:
-    base = mime_type.split(";")[0].strip().lower()
+    base = base_mime_type(mime_type)
     for kind, (types, _limit) in MEDIA_LIMITS.items():
         if base in types:
             return kind
@@ -56,7 +65,7 @@ def media_kind(mime_type: str) -> str:
 
 def check_outbound_media(*, upload) -> str:
     """The upload's MIME type if Meta will take it; ``SendRefused`` with a clear reason otherwise."""
-    mime_type = (getattr(upload, "content_type", "") or "").split(";")[0].strip().lower()
+    mime_type = base_mime_type(getattr(upload, "content_type", "") or "")
     kind = media_kind(mime_type)
     limit = MEDIA_LIMITS[kind][1]
     if upload.size > limit:
@@ -72,9 +81,11 @@ def expect_inbound_media(*, message: Message) -> MediaFile | None:
 
     if message.type not in INBOUND_MEDIA_TYPES or not message.content.get("id"):
         return None
+    id_max = MediaFile._meta.get_field("meta_media_id").max_length
     media = MediaFile.objects.create(
         message=message,
-        meta_media_id=str(message.content["id"]),
+        # Checked before any Graph call (GraphClient.media_info); cut to the column so storing never fails.
+        meta_media_id=str(message.content["id"])[:id_max],
         mime_type=str(message.content.get("mime_type") or ""),
         sha256=str(message.content.get("sha256") or ""),
         filename=str(message.content.get("filename") or ""),
@@ -83,9 +94,8 @@ def expect_inbound_media(*, message: Message) -> MediaFile | None:
     return media
 
 
-def sha256_matches(*, content: bytes, expected: str) -> bool:
+def sha256_matches(*, digest: bytes, expected: str) -> bool:
     """Meta gives the digest base64-encoded in webhooks and hex-encoded from the media endpoint."""
-    digest = hashlib.sha256(content).digest()
     return expected in (base64.b64encode(digest).decode(), digest.hex())
 
 
@@ -100,30 +110,41 @@ def download_inbound_media(*, message_id: int) -> str:
     try:
         # A fresh URL every attempt: Meta's media URLs expire after 5 minutes.
         info = client.media_info(media_id=media.meta_media_id, phone_number_id=number.phone_number_id)
-        content, content_type = client.download(url=info.url)
+        download = client.download(url=info.url, max_bytes=_download_limit(kind=media.message.type, info=info))
     except GraphError as error:
         if error.outcome is Outcome.PERMANENT or error.outcome is Outcome.TOKEN_EXPIRED:
             fail_inbound_media(message_id=message_id, error=str(error))
             return "failed"
         raise RetryLater(str(error)) from error
-    expected = media.sha256 or info.sha256
-    if expected and not sha256_matches(content=content, expected=expected):
-        raise RetryLater(f"sha256 mismatch for media {media.meta_media_id}: the download is not the file Meta described")
-    mime_type = media.mime_type or info.mime_type or content_type.split(";")[0]
-    extension = (mime_type.split("/")[-1].split(";")[0] or "bin")[:10]
-    name = media.filename or f"{media.meta_media_id}.{extension}"
-    with transaction.atomic():
-        media = MediaFile.objects.select_for_update().get(pk=media.pk)
-        if media.state == MediaState.READY:
-            return "ready"
-        media.file.save(f"{uuid.uuid4().hex}-{name}", ContentFile(content), save=False)
-        media.size = len(content)
-        media.mime_type = mime_type
-        media.state = MediaState.READY
-        media.error = ""
-        media.save()
-        _publish_message_updated(media.message_id)
+    with download.file:
+        expected = media.sha256 or info.sha256
+        if expected and not sha256_matches(digest=download.sha256, expected=expected):
+            raise RetryLater(f"sha256 mismatch for media {media.meta_media_id}: the download is not the file Meta described")
+        mime_type = media.mime_type or info.mime_type or base_mime_type(download.content_type)
+        extension = (mime_type.split("/")[-1].split(";")[0] or "bin")[:10]
+        name = media.filename or f"{media.meta_media_id}.{extension}"
+        with transaction.atomic():
+            media = MediaFile.objects.select_for_update().get(pk=media.pk)
+            if media.state == MediaState.READY:
+                return "ready"
+            media.file.save(f"{uuid.uuid4().hex}-{name}", File(download.file), save=False)
+            media.size = download.size
+            media.mime_type = mime_type
+            media.state = MediaState.READY
+            media.error = ""
+            media.save()
+            _publish_message_updated(media.message_id)
     return "ready"
+
+
+def _download_limit(*, kind: str, info) -> int:
+    """The most a download may bring: Meta's limit for the kind, or the size Meta declared if smaller."""
+    limit = MEDIA_LIMITS.get(kind, MEDIA_LIMITS["document"])[1]
+    if info.file_size is None:
+        return limit
+    if info.file_size > limit:
+        raise MediaRefused(code=None, title=f"Meta declares {info.file_size} bytes, over WhatsApp's {limit}-byte limit for {kind} files")
+    return info.file_size
 
 
 @transaction.atomic

@@ -1,5 +1,6 @@
 """Media in an S3-compatible bucket (MEDIA_S3_BUCKET): stored through Django's storage API, private, and
-served to members through the app. The bucket is a real S3-compatible server (moto) on a free port."""
+served to members through the app. The bucket is a real S3-compatible server (moto) on a free port. What
+the app serves for the browser to show, and what only as a download."""
 import subprocess
 import sys
 from datetime import timedelta
@@ -8,13 +9,14 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.utils import timezone
 
-from conversations.models import MediaFile
+from conversations.models import MediaFile, MediaState
 from tests.e2e.conftest import free_port, stop_process, wait_for
-from tests.factories import ContactFactory, ConversationFactory
+from tests.factories import ContactFactory, ConversationFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +80,33 @@ def test_an_attachment_is_stored_privately_in_the_bucket_and_served_to_members(s
     client.force_login(staff)
     served = client.get(response.json()["media"]["url"])
     assert served.status_code == 200 and b"".join(served.streaming_content) == pdf
+
+
+@pytest.mark.parametrize(
+    ("declared", "served_as", "disposition"),
+    [
+        ("image/jpeg", "image/jpeg", "inline"),
+        ("image/png", "image/png", "inline"),
+        ("image/webp", "image/webp", "inline"),
+        ("image/gif", "image/gif", "inline"),
+        ("audio/ogg; codecs=opus", "audio/ogg", "inline"),
+        ("video/mp4", "video/mp4", "inline"),
+        # What the customer calls an image or a video is not shown in the page unless it is one of these.
+        ("image/svg+xml", "image/svg+xml", "attachment"),
+        ("image/x-icon", "image/x-icon", "attachment"),
+        ("video/x-ms-asf", "video/x-ms-asf", "attachment"),
+        ("audio/x-scpls", "audio/x-scpls", "attachment"),
+        ("text/html", "text/html", "attachment"),
+        ("application/pdf", "application/pdf", "attachment"),
+    ],
+)
+def test_media_is_shown_inline_only_for_raster_images_audio_and_video(client, staff, number, declared, served_as, disposition):
+    message = MessageFactory(conversation=ConversationFactory(number=number, contact=ContactFactory()), type="image")
+    media = MediaFile.objects.create(message=message, mime_type=declared, filename="file", state=MediaState.READY)
+    media.file.save("file", ContentFile(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'))
+    client.force_login(staff)
+    response = client.get(f"/media/{message.pk}/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == served_as
+    assert response["Content-Disposition"].startswith(disposition)
+    assert response["X-Content-Type-Options"] == "nosniff"

@@ -67,7 +67,7 @@ def sandbox_process(e2e_database_url) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def stack_overrides(sandbox_process) -> dict[str, str]:
-    return {"META_GRAPH_API_URL": sandbox_process.base_url, "META_ACCESS_TOKEN": TOKEN}
+    return {"META_GRAPH_API_URL": sandbox_process.base_url, "META_MEDIA_HOSTS": sandbox_process.base_url, "META_ACCESS_TOKEN": TOKEN}
 
 
 @pytest.fixture
