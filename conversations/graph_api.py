@@ -31,7 +31,9 @@ class Outcome(enum.Enum):
     PERMANENT = "permanent"  # anything else: fail the message with Meta's code and title
 
 
-RATE_LIMIT_CODES = {4, 80007, 130429, 131056}
+# Meta's throttling codes: Graph's app (4), user (17), application (341) and per-endpoint (613) call limits,
+# the WABA's (80007), the number's throughput (130429), the spam (131048) and pair (131056) rate limits.
+RATE_LIMIT_CODES = {4, 17, 341, 613, 80007, 130429, 131048, 131056}
 TRANSIENT_CODES = {1, 2, 131000, 131016, 131057, 133004}
 TOKEN_CODES = {190}
 

@@ -14,8 +14,9 @@ from conversations.graph_api import GraphClient, GraphError, Outcome
 from conversations.models import BusinessNumber
 from webhooks.services import WebhookHealth, summarize_webhook_health
 
-# Meta's "unsupported get request" / "object does not exist": an id this token cannot see (or no such id).
-UNKNOWN_OBJECT_CODE = 100
+# Meta's "unsupported get request" / "object does not exist" (100) and "unknown object" (803, "some of the
+# aliases you requested do not exist"): an id this token cannot see, or no such id.
+UNKNOWN_OBJECT_CODES = {100, 803}
 
 
 class NumberVerificationFailed(Exception):
@@ -65,10 +66,10 @@ def _verification_error(error: GraphError, *, phone_number_id: str) -> NumberVer
         return NumberVerificationFailed(
             "token_invalid", f"Meta says the access token is expired/invalid (190): {error.title}"
         )
-    if error.code == UNKNOWN_OBJECT_CODE:
+    if error.code in UNKNOWN_OBJECT_CODES:
         return NumberVerificationFailed(
             "unknown_number",
-            f"Meta does not know phone number id {phone_number_id} for this token (100): {error.title}",
+            f"Meta does not know phone number id {phone_number_id} for this token ({error.code}): {error.title}",
         )
     if error.outcome is Outcome.RETRY:
         return NumberVerificationFailed("unreachable", f"the Graph API did not answer usably, try again: {error}")
@@ -216,7 +217,7 @@ def _subscription(*, number: BusinessNumber, token_ok: bool) -> tuple[str, bool 
         apps = GraphClient.for_number(number).subscribed_apps(waba_id=number.waba_id)
     except GraphError as error:
         # Stand-ins such as the sandbox do not implement the endpoint: not knowing is not a failure.
-        if error.code == UNKNOWN_OBJECT_CODE and error.http_status in (400, 404):
+        if error.code in UNKNOWN_OBJECT_CODES and error.http_status in (400, 404):
             return "unknown (endpoint not available)", None
         return f"unknown ({error})", None
     if not apps:

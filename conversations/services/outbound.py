@@ -279,7 +279,8 @@ def _graph_payload(*, message: Message, client: GraphClient) -> dict:
                 )
             media.save(update_fields=["meta_media_id", "updated_at"])
         media_object: dict = {"id": media.meta_media_id}
-        if content.get("caption") and message.type != "audio":
+        # Meta's audio and sticker objects take no caption: one there fails the send.
+        if content.get("caption") and message.type in ("image", "video", "document"):
             media_object["caption"] = content["caption"]
         if message.type == "document":
             media_object["filename"] = media.filename

@@ -400,6 +400,50 @@ def test_invalid_bodies_get_meta_error_shape(sandbox, payload, code):
     assert_meta_error(sandbox.graph("POST", f"{PHONE_NUMBER_ID}/messages", json=body), status=400, code=code)
 
 
+TEXT = {"to": CUSTOMER, "type": "text", "text": {"body": "x"}}
+HELLO = {"name": "hello_world", "language": {"code": "en_US"}}
+
+
+@pytest.mark.parametrize(
+    ("payload", "key"),
+    [
+        ({**TEXT, "text": {"body": "x", "preview_ur1": True}}, '"preview_ur1" on param "text"'),
+        ({**TEXT, "biz_opaque_callback": "order:1"}, '"biz_opaque_callback"'),
+        ({**TEXT, "image": {"id": "123"}}, '"image"'),  # only the object of the message's type
+        ({**TEXT, "to": int(CUSTOMER)}, "to"),
+        ({**TEXT, "text": {"body": 42}}, "text['body']"),
+        ({**TEXT, "context": {"message_id": "wamid.IN1", "from": CUSTOMER}}, '"from" on param "context"'),
+        ({"to": CUSTOMER, "type": "reaction", "reaction": {"message_id": "wamid.IN1", "emoji": "👍", "emoij": ""}},
+         '"emoij" on param "reaction"'),
+        ({"to": CUSTOMER, "type": "sticker", "sticker": {"id": "123", "caption": "hi"}}, '"caption" on param "sticker"'),
+        ({"to": CUSTOMER, "type": "audio", "audio": {"id": "123", "caption": "hi"}}, '"caption" on param "audio"'),
+        ({"to": CUSTOMER, "type": "image", "image": {"id": "123", "filename": "a.png"}}, '"filename" on param "image"'),
+        ({"to": CUSTOMER, "type": "template", "template": {**HELLO, "namespace": "x"}}, '"namespace" on param "template"'),
+        ({"to": CUSTOMER, "type": "template", "template": {**HELLO, "language": {"code": "en_US", "locale": "en"}}},
+         '"locale"'),
+        ({"to": CUSTOMER, "type": "template", "template": {**HELLO, "components": [{"type": "body", "params": []}]}},
+         '"params"'),
+        ({"to": CUSTOMER, "type": "template",
+          "template": {**HELLO, "components": [{"type": "body", "parameters": [{"type": "text", "txt": "Sam"}]}]}},
+         '"txt"'),
+        ({"status": "read", "message_id": "wamid.IN1", "typing": {"type": "text"}}, '"typing"'),
+    ],
+)  # fmt: skip
+def test_a_key_meta_does_not_define_or_of_the_wrong_type_is_100_naming_it(sandbox, payload, key):
+    sandbox.open_window()
+    error = assert_meta_error(sandbox.send(payload), status=400, code=100)
+    assert error["message"] == "(#100) Invalid parameter"
+    assert key in error["error_data"]["details"]
+    assert sandbox.control("GET", "messages") == []
+
+
+def test_an_alias_instead_of_an_id_is_803(sandbox):
+    """Graph takes a path segment that is not a numeric id for an alias: ``(#803)``, not ``(#100)``."""
+    error = assert_meta_error(sandbox.graph("GET", "support-line"), status=404, code=803)
+    assert error["message"] == "(#803) Some of the aliases you requested do not exist: support-line"
+    assert_meta_error(sandbox.graph("DELETE", "not-a-media-id"), status=404, code=803)
+
+
 def test_non_json_body_is_100(sandbox):
     headers = {"Content-Type": "application/json"}
     response = sandbox.graph("POST", f"{PHONE_NUMBER_ID}/messages", data=b"{nope", headers=headers)

@@ -19,8 +19,13 @@ TITLES: dict[int, str] = {
     1: "API Unknown",
     2: "Service temporarily unavailable",
     4: "Application request limit reached",
+    17: "User request limit reached",
     100: "Invalid parameter",
     190: "Invalid OAuth access token",
+    341: "Application limit reached",
+    613: "Calls to this api have exceeded the rate limit",
+    803: "Some of the aliases you requested do not exist",
+    80007: "Rate limit issues",
     130429: "Rate limit hit",
     131000: "Something went wrong",
     131008: "Required parameter is missing",
@@ -29,6 +34,7 @@ TITLES: dict[int, str] = {
     131021: "Recipient cannot be sender",
     131026: "Message undeliverable",
     131047: "Re-engagement message",
+    131048: "Spam rate limit hit",
     131049: "This message was not delivered to maintain healthy ecosystem engagement.",
     131050: "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on "
     "WhatsApp from your business",
@@ -148,3 +154,9 @@ def unsupported(method: str, object_id: str) -> GraphError:
         title=f"Unsupported {method.lower()} request",
         subcode=33,
     )
+
+
+def unknown_alias(object_id: str) -> GraphError:
+    """What Graph answers for a path segment that is not a numeric id: it takes it for an alias (a username)."""
+    title = f"{TITLES[803]}: {object_id}"
+    return GraphError(803, title, title=title, http_status=404)

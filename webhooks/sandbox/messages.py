@@ -1,10 +1,11 @@
 """Meta's validation of ``POST /{phone-number-id}/messages`` bodies (REFERENCE.md §5 and §6).
 
 Which code an error gets follows the Graph API's layering: the top-level Graph parameters
-(``messaging_product``, ``to``/``recipient``, ``type``) answer ``100 Invalid parameter``; the WhatsApp
-message contents answer ``131008`` (required parameter missing) or ``131009`` (parameter value not valid);
-template problems answer the 132xxx codes. Nothing here touches the sandbox's state except through the
-``media_exists`` callback.
+(``messaging_product``, ``to``/``recipient``, ``type``) and any key an object does not define, or of the
+wrong JSON type (``schema.check_object``, as strict as Meta's OpenAPI description), answer ``100 Invalid
+parameter``; the WhatsApp message contents answer ``131008`` (required parameter missing) or ``131009``
+(parameter value not valid); template problems answer the 132xxx codes. Nothing here touches the sandbox's
+state except through the ``media_exists`` callback.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import GraphError, invalid, missing
+from .schema import NUMBER, check_object
 from .templates import validate_template_send
 
 MESSAGE_TYPES = (
@@ -21,7 +23,27 @@ MESSAGE_TYPES = (
     "contacts",
 )  # fmt: skip
 MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
-CAPTION_TYPES = ("image", "video", "document")
+# The keys each object may have (Meta's OAS ``BaseMessageProperties`` and message schemas; captions only on
+# image, video and document, a filename only on documents).
+TOP_LEVEL_FIELDS = {
+    "messaging_product": str, "recipient_type": str, "to": str, "recipient": str, "type": str,
+    "biz_opaque_callback_data": str, "context": dict,
+}  # fmt: skip
+READ_RECEIPT_FIELDS = {
+    "messaging_product": str, "recipient_type": str, "status": str, "message_id": str, "typing_indicator": dict,
+}  # fmt: skip
+TYPING_INDICATOR_FIELDS = {"type": str}
+CONTEXT_FIELDS = {"message_id": str}
+TEXT_FIELDS = {"body": str, "preview_url": bool}
+REACTION_FIELDS = {"message_id": str, "emoji": str}
+MEDIA_FIELDS = {
+    "image": {"id": str, "link": str, "caption": str},
+    "video": {"id": str, "link": str, "caption": str},
+    "document": {"id": str, "link": str, "caption": str, "filename": str},
+    "audio": {"id": str, "link": str},
+    "sticker": {"id": str, "link": str},
+}
+LOCATION_FIELDS = {"latitude": (*NUMBER, str), "longitude": (*NUMBER, str), "name": str, "address": str}
 INTERACTIVE_TYPES = (
     "button", "list", "cta_url", "flow", "product", "product_list", "catalog_message", "location_request_message",
     "address_message", "call_permission_request",
@@ -31,6 +53,7 @@ CAPTION_MAX = 1024
 OPAQUE_MAX = 512
 BSUID = re.compile(r"^[A-Z]{2}(\.ENT)?\.[A-Za-z0-9]{1,128}$")
 PHONE_FORMATTING = re.compile(r"[\s+\-().]")
+PHONE_DIGITS = re.compile(r"[0-9]{7,15}")
 
 
 @dataclass(frozen=True)
@@ -69,16 +92,17 @@ def validate(
     if "status" in body:
         return _read_receipt(body)
 
-    recipient_type = body.get("recipient_type", "individual")
-    if recipient_type != "individual":
-        raise invalid("recipient_type", f'must be "individual" in the sandbox - got "{recipient_type}".')
-    wa_id, user_id, recipient_input = _recipient(body)
-
     message_type = body.get("type", "text")
     if message_type not in MESSAGE_TYPES:
         raise GraphError(
             100, f'Param type must be one of {{{", ".join(t.upper() for t in MESSAGE_TYPES)}}} - got "{message_type}".'
         )
+    check_object(body, where=None, fields={**TOP_LEVEL_FIELDS, message_type: list if message_type == "contacts" else dict})
+    recipient_type = body.get("recipient_type", "individual")
+    if recipient_type != "individual":
+        raise invalid("recipient_type", f'must be "individual" in the sandbox - got "{recipient_type}".')
+    wa_id, user_id, recipient_input = _recipient(body)
+
     content = body.get(message_type)
     if content is None:
         raise missing(message_type)
@@ -102,11 +126,12 @@ def validate(
     context = body.get("context")
     context_id = None
     if context is not None:
-        if not isinstance(context, dict) or not isinstance(context.get("message_id"), str) or not context["message_id"]:
+        check_object(context, where="context", fields=CONTEXT_FIELDS)
+        if not context.get("message_id"):
             raise invalid("context['message_id']", "must be the wamid of a message in this conversation.")
         context_id = context["message_id"]
     opaque = body.get("biz_opaque_callback_data")
-    if opaque is not None and (not isinstance(opaque, str) or len(opaque.encode()) > OPAQUE_MAX):
+    if opaque is not None and len(opaque.encode()) > OPAQUE_MAX:
         raise invalid("biz_opaque_callback_data", f"must be a string of at most {OPAQUE_MAX} bytes.")
     return OutboundMessage(
         recipient_input=recipient_input,
@@ -121,13 +146,14 @@ def validate(
 
 
 def _read_receipt(body: dict[str, Any]) -> ReadReceipt:
+    check_object(body, where=None, fields=READ_RECEIPT_FIELDS)
     if body["status"] != "read":
         raise GraphError(100, f'Param status must be one of {{READ}} - got "{body["status"]}".')
     message_id = body.get("message_id")
     if not isinstance(message_id, str) or not message_id:
         raise GraphError(100, "The parameter message_id is required.")
     typing = body.get("typing_indicator")
-    if typing is not None and (not isinstance(typing, dict) or typing.get("type") != "text"):
+    if typing is not None and check_object(typing, where="typing_indicator", fields=TYPING_INDICATOR_FIELDS).get("type") != "text":
         raise invalid("typing_indicator['type']", "must be one of {TEXT}.")
     return ReadReceipt(message_id=message_id, typing=typing is not None)
 
@@ -136,60 +162,46 @@ def _recipient(body: dict[str, Any]) -> tuple[str | None, str | None, str]:
     to = body.get("to")
     recipient = body.get("recipient")
     if to is not None:  # "if both to and recipient are given, to wins" (M-BSUID)
-        if not isinstance(to, str | int):
-            raise invalid("to", "must be a phone number string.")
-        digits = PHONE_FORMATTING.sub("", str(to))
-        if not digits.isdigit() or not 7 <= len(digits) <= 15:
+        digits = PHONE_FORMATTING.sub("", to)
+        if not PHONE_DIGITS.fullmatch(digits):
             raise invalid("to", f'is not a valid phone number - got "{to}".')
-        return digits, None, str(to)
+        return digits, None, to
     if recipient is not None:
-        if not isinstance(recipient, str) or not BSUID.match(recipient):
+        if not BSUID.match(recipient):
             raise invalid("recipient", f'is not a valid business-scoped user id - got "{recipient}".')
         return None, recipient, recipient
     raise GraphError(100, "The parameter to is required.")
 
 
 def _text(content: Any) -> None:
-    if not isinstance(content, dict):
-        raise invalid("text", "must be an object.")
-    text = content.get("body")
-    if not isinstance(text, str) or not text:
+    text = check_object(content, where="text", fields=TEXT_FIELDS).get("body")
+    if not text:
         raise missing("text['body']")
     if len(text) > TEXT_MAX:
         raise invalid("text['body']", f"must be at most {TEXT_MAX} characters long.")
-    if "preview_url" in content and not isinstance(content["preview_url"], bool):
-        raise invalid("text['preview_url']", "must be a boolean.")
 
 
 def _media(kind: str, content: Any, media_exists: Callable[[str], bool]) -> None:
-    if not isinstance(content, dict):
-        raise invalid(kind, "must be an object.")
+    check_object(content, where=kind, fields=MEDIA_FIELDS[kind])
     media_id, link = content.get("id"), content.get("link")
     if media_id and link:
         raise invalid(kind, "must have only one of id or link.")
     if not media_id and not link:
         raise missing(f"{kind}['id'] or {kind}['link']")
-    if media_id is not None and (not isinstance(media_id, str) or not media_exists(media_id)):
+    if media_id is not None and not media_exists(media_id):
         raise GraphError(100, f"Param {kind}['id'] is not a valid whatsapp business account media attachment ID")
-    if link is not None and (not isinstance(link, str) or not link.startswith(("http://", "https://"))):
+    if link is not None and not link.startswith(("http://", "https://")):
         raise invalid(f"{kind}['link']", "must be an http(s) URL.")
-    caption = content.get("caption")
-    if caption is not None:
-        if kind not in CAPTION_TYPES:
-            raise invalid(f"{kind}['caption']", f"is not allowed for {kind} messages.")
-        if not isinstance(caption, str) or len(caption) > CAPTION_MAX:
-            raise invalid(f"{kind}['caption']", f"must be at most {CAPTION_MAX} characters long.")
-    if "filename" in content and kind != "document":
-        raise invalid(f"{kind}['filename']", "is only allowed for document messages.")
+    if len(content.get("caption", "")) > CAPTION_MAX:
+        raise invalid(f"{kind}['caption']", f"must be at most {CAPTION_MAX} characters long.")
 
 
 def _reaction(content: Any) -> None:
-    if not isinstance(content, dict):
-        raise invalid("reaction", "must be an object.")
-    if not isinstance(content.get("message_id"), str) or not content["message_id"]:
+    check_object(content, where="reaction", fields=REACTION_FIELDS)
+    if not content.get("message_id"):
         raise missing("reaction['message_id']")
     # An empty emoji removes the reaction; the key itself is required.
-    if not isinstance(content.get("emoji"), str):
+    if "emoji" not in content:
         raise missing("reaction['emoji']")
 
 
@@ -233,8 +245,7 @@ def _interactive(content: Any) -> None:
 
 
 def _location(content: Any) -> None:
-    if not isinstance(content, dict):
-        raise invalid("location", "must be an object.")
+    check_object(content, where="location", fields=LOCATION_FIELDS)
     for key, bound in (("latitude", 90), ("longitude", 180)):
         if key not in content:
             raise missing(f"location['{key}']")

@@ -67,7 +67,7 @@ from webhooks.simulation import envelope, message_change, new_wamid, status_chan
 
 from .customers import CustomerSimulator
 from .dispatcher import DeliveryTarget, WebhookDispatcher
-from .errors import GraphError, expired_token, invalid_token, unsupported
+from .errors import GraphError, expired_token, invalid_token, unknown_alias, unsupported
 from .media import MAX_UPLOAD_BYTES, FormPart, MediaItem, base_mime, check_upload, new_media_id, parse_multipart
 from .messages import OutboundMessage, ReadReceipt, validate
 from .state import CONFIG_SETTERS, FailNext, SandboxConfig, SandboxState, ServerErrorNext, fresh_config
@@ -75,6 +75,7 @@ from .state import CONFIG_SETTERS, FailNext, SandboxConfig, SandboxState, Server
 logger = logging.getLogger("webhooks.sandbox")
 
 VERSION = re.compile(r"^v\d+(\.\d+)?$")
+OBJECT_ID = re.compile(r"[0-9]+")
 DEFAULT_CUSTOMER_NAME = "Sandbox Customer"
 TEMPLATE_PAGE_DEFAULT = 25
 
@@ -417,6 +418,8 @@ class MetaSandbox:
         return json_reply(200, {"id": item.id})
 
     def _get_object(self, object_id: str) -> Reply:
+        if not OBJECT_ID.fullmatch(object_id):
+            raise unknown_alias(object_id)
         with self.lock:
             item = self.state.media.get(object_id)
             if item is not None:
@@ -450,6 +453,8 @@ class MetaSandbox:
         raise unsupported("GET", object_id)
 
     def _delete_media(self, media_id: str) -> Reply:
+        if not OBJECT_ID.fullmatch(media_id):
+            raise unknown_alias(media_id)
         with self.lock:
             if self.state.media.pop(media_id, None) is None:
                 raise unsupported("DELETE", media_id)

@@ -10,6 +10,17 @@ import re
 from typing import Any
 
 from .errors import GraphError, invalid, missing
+from .schema import check_object
+
+# The keys of a template send's objects (Meta's OAS ``TemplateObject``, ``LanguageObject``, ``TemplateComponent``).
+TEMPLATE_FIELDS = {"name": str, "language": dict, "components": list}
+LANGUAGE_FIELDS = {"code": str, "policy": str}
+COMPONENT_FIELDS = {"type": str, "sub_type": str, "index": (str, int), "parameters": list}
+# A parameter carries its value under its type's name (OAS ``ParameterObject``), a named one its parameter_name.
+PARAMETER_VALUES = {
+    "text": str, "payload": str, "coupon_code": str, "currency": dict, "date_time": dict, "image": dict,
+    "video": dict, "document": dict, "location": dict, "action": dict, "product": dict,
+}  # fmt: skip
 
 DEFAULT_TEMPLATES: list[dict[str, Any]] = [
     {
@@ -128,30 +139,25 @@ def find_template(templates: list[dict[str, Any]], *, name: str, language: str) 
 
 def validate_template_send(templates: list[dict[str, Any]], template: Any) -> dict[str, Any]:
     """Checks of ``{"name", "language": {"code"}, "components"?}`` against the stored template."""
-    if not isinstance(template, dict):
-        raise missing("template")
+    check_object(template, where="template", fields=TEMPLATE_FIELDS)
     name = template.get("name")
-    if not isinstance(name, str) or not name:
+    if not name:
         raise missing("template['name']")
     language = template.get("language")
-    if not isinstance(language, dict):
+    if language is None:
         raise missing("template['language']")
-    code = language.get("code")
-    if not isinstance(code, str) or not code:
+    code = check_object(language, where="template['language']", fields=LANGUAGE_FIELDS).get("code")
+    if not code:
         raise missing("template['language']['code']")
     stored = find_template(templates, name=name, language=code)
 
-    components = template.get("components", [])
-    if not isinstance(components, list):
-        raise invalid("template['components']", "must be an array")
     sent: dict[str, list[Any]] = {}
-    for index, component in enumerate(components):
-        if not isinstance(component, dict) or not isinstance(component.get("type"), str):
+    for index, component in enumerate(template.get("components", [])):
+        check_object(component, where=f"template['components'][{index}]", fields=COMPONENT_FIELDS)
+        if not component.get("type"):
             raise missing(f"template['components'][{index}]['type']")
         kind = component["type"].lower()
         parameters = component.get("parameters", [])
-        if not isinstance(parameters, list):
-            raise invalid(f"template['components'][{index}]['parameters']", "must be an array")
         for p_index, parameter in enumerate(parameters):
             _check_parameter(parameter, where=f"template['components'][{index}]['parameters'][{p_index}]")
         if kind in ("header", "body"):
@@ -181,15 +187,15 @@ def _check_parameter(parameter: Any, *, where: str) -> None:
     if not isinstance(parameter, dict) or not isinstance(parameter.get("type"), str):
         raise missing(f"{where}['type']")
     kind = parameter["type"]
-    if kind == "text":
-        if not isinstance(parameter.get("text"), str) or not parameter["text"]:
-            raise missing(f"{where}['text']")
-    elif kind in ("image", "video", "document"):
-        media = parameter.get(kind)
-        if not isinstance(media, dict) or not (media.get("id") or media.get("link")):
-            raise missing(f"{where}['{kind}']")
-    elif kind not in ("currency", "date_time", "payload", "location", "coupon_code", "action", "product"):
+    if kind not in PARAMETER_VALUES:
         raise invalid(f"{where}['type']", f'must be one of {{text, currency, date_time, image, ...}} - got "{kind}".')
+    check_object(parameter, where=where, fields={"type": str, "parameter_name": str, kind: PARAMETER_VALUES[kind]})
+    if kind == "text" and not parameter.get("text"):
+        raise missing(f"{where}['text']")
+    if kind in ("image", "video", "document"):
+        media = parameter.get(kind) or {}
+        if not (media.get("id") or media.get("link")):
+            raise missing(f"{where}['{kind}']")
 
 
 def _expect_count(kind: str, expected: int, parameters: list[Any]) -> None:
