@@ -10,7 +10,9 @@ Shapes: ../shared/meta/REFERENCE.md §3 (Meta's webhook reference and OpenAPI ``
 from __future__ import annotations
 
 import json
+import math
 import re
+import reprlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -125,7 +127,9 @@ def parse_json_body(raw_body: bytes) -> dict[str, Any]:
     """The webhook's check of a body before it is stored: UTF-8 text holding a JSON object."""
     try:
         payload = json.loads(raw_body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: bad UTF-8, bad JSON, or an integer past Python's 4,300 digits; RecursionError: nesting
+        # deeper than the parser's stack (a signed body is still only text we refuse).
         raise PayloadError(f"body is not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise PayloadError("body is not a JSON object")
@@ -155,9 +159,21 @@ def _may_be_unstorable(raw_body: str) -> bool:
     return "\\\\" in raw_body or _NUL_OR_HALF_PAIR.search(raw_body) is not None
 
 
+def _finite_or_none(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+# JSON has no NaN or Infinity (RFC 8259) and PostgreSQL's jsonb refuses them, yet Python's parser reads the
+# literals NaN and Infinity, and 1e400 as infinity: a stored body reads each of them as null, so a message
+# carrying one is still stored. The callbacks run only for such literals and for floats (rare in Meta's bodies).
+_STORED_BODY_DECODER = json.JSONDecoder(parse_constant=lambda _literal: None, parse_float=_finite_or_none)
+
+
 def load_stored_body(raw_body: str) -> dict[str, Any]:
-    """A stored delivery's JSON, with every string safe to store (NUL dropped, lone surrogates U+FFFD)."""
-    payload = json.loads(raw_body)
+    """A stored delivery's JSON, with every string safe to store (NUL dropped, lone surrogates U+FFFD) and
+    every number finite."""
+    payload = _STORED_BODY_DECODER.decode(raw_body)
     if _may_be_unstorable(raw_body) and not _is_storable(payload):
         payload = _storable(payload)
     return payload if isinstance(payload, dict) else {}
@@ -166,22 +182,43 @@ def load_stored_body(raw_body: str) -> dict[str, Any]:
 def _is_storable(payload: Any) -> bool:
     """Whether every string (keys too) is free of NUL and lone surrogates, at the speed of the C encoder
     (the walk in ``_storable`` costs ~20x more; a literal backslash-u0000 text only costs a needless walk)."""
-    text = json.dumps(payload, ensure_ascii=False)  # NUL comes out escaped, as \u0000
     try:
+        text = json.dumps(payload, ensure_ascii=False)  # NUL comes out escaped, as \u0000
         text.encode("utf-8")
-    except UnicodeEncodeError:
+    except (UnicodeEncodeError, RecursionError):  # too deep for the encoder's stack: the walk decides
         return False
     return "\\u0000" not in text
 
 
 def _storable(value: Any) -> Any:
+    """``value`` with every string (keys too) made storable, containers changed in place. A loop over a
+    stack of containers, not a recursion: a body the parser could read is never too deep for it."""
     if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_storable(item) for item in value]
+        return storable_text(value)
+    pending = [value] if isinstance(value, dict | list) else []
+    while pending:
+        container = pending.pop()
+        if isinstance(container, list):
+            for index, item in enumerate(container):
+                if isinstance(item, str):
+                    container[index] = storable_text(item)
+                elif isinstance(item, dict | list):
+                    pending.append(item)
+            continue
+        items = list(container.items())
+        container.clear()
+        for key, item in items:
+            if isinstance(item, str):
+                item = storable_text(item)
+            elif isinstance(item, dict | list):
+                pending.append(item)
+            container[storable_text(key)] = item
     return value
+
+
+def storable_text(text: str) -> str:
+    """``text`` as PostgreSQL can store it: NUL dropped, lone surrogates (half an emoji) U+FFFD."""
+    return text.replace("\x00", "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def first_phone_number_id(payload: dict[str, Any]) -> str:
@@ -191,10 +228,10 @@ def first_phone_number_id(payload: dict[str, Any]) -> str:
         for change in _list(entry.get("changes") if isinstance(entry, dict) else None):
             value = change.get("value") if isinstance(change, dict) else None
             metadata = value.get("metadata") if isinstance(value, dict) else None
-            number_id = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+            number_id = _text(metadata.get("phone_number_id")) if isinstance(metadata, dict) else ""
             if number_id:
                 # Stored in a text column beside the body: no NUL, no half emoji (PostgreSQL would refuse the row).
-                return _storable(str(number_id))[:64]
+                return storable_text(number_id)[:64]
     return ""
 
 
@@ -208,7 +245,7 @@ def parse_delivery(payload: dict[str, Any]) -> Delivery:
         for change_index, change in enumerate(_list(entry.get("changes"))):
             path = f"entry[{entry_index}].changes[{change_index}]"
             try:
-                changes.append(_parse_change(path, str(entry.get("id") or ""), change))
+                changes.append(_parse_change(path, _text(entry.get("id")), change))
             except PayloadError as exc:
                 broken.append((path, str(exc)))
     return Delivery(changes=tuple(changes), broken=tuple(broken))
@@ -229,16 +266,16 @@ def _parse_change(path: str, waba_id: str, change: Any) -> Change:
                 SenderProfile(
                     wa_id=_digits_or_none(item.get("wa_id")),
                     user_id=_str_or_none(item.get("user_id")),
-                    name=str(profile.get("name") or ""),
-                    username=str(profile.get("username") or ""),
+                    name=_text(profile.get("name")),
+                    username=_text(profile.get("username")),
                 )
             )
     return Change(
         path=path,
-        field=str(change.get("field") or ""),
+        field=_text(change.get("field")),
         waba_id=waba_id,
-        phone_number_id=str(metadata.get("phone_number_id") or ""),
-        display_phone_number=str(metadata.get("display_phone_number") or ""),
+        phone_number_id=_text(metadata.get("phone_number_id")),
+        display_phone_number=_text(metadata.get("display_phone_number")),
         contacts=tuple(contacts),
         raw_messages=tuple(_list(value.get("messages"))),
         raw_statuses=tuple(_list(value.get("statuses"))),
@@ -265,12 +302,12 @@ def parse_message(raw: Any) -> InboundMessage:
         target = content.get("message_id")
         if not isinstance(target, str) or not target:
             raise PayloadError("reaction has no message_id")
-        reaction = ReactionChange(message_wamid=target, emoji=str(content.get("emoji") or ""))
+        reaction = ReactionChange(message_wamid=target, emoji=_text(content.get("emoji")))
 
     identity_change = None
     if message_type == "system":
         identity_change = IdentityChange(
-            kind=str(content.get("type") or ""),
+            kind=_text(content.get("type")),
             new_wa_id=_digits_or_none(content.get("wa_id")),
             new_user_id=_str_or_none(content.get("user_id")),
         )
@@ -288,7 +325,7 @@ def parse_message(raw: Any) -> InboundMessage:
         preview=preview,
         content=content,
         context=context,
-        reply_to_wamid=str(context.get("id") or ""),
+        reply_to_wamid=_text(context.get("id")),
         errors=errors,
         reaction=reaction,
         identity_change=identity_change,
@@ -300,7 +337,7 @@ def parse_status(raw: Any) -> StatusUpdate:
         raise PayloadError("status is not an object")
     status = _required_str(raw, "status")
     if status not in STATUSES:
-        raise PayloadError(f"unknown status {status!r}")
+        raise PayloadError(f"unknown status {_shown(status)}")
     return StatusUpdate(
         wamid=_required_str(raw, "id"),
         status=status,
@@ -331,57 +368,58 @@ _MEDIA_LABELS = {"image": "📷 Photo", "video": "🎥 Video", "sticker": "Stick
 
 def _body_and_preview(message_type: str, content: dict[str, Any], errors: tuple[MetaError, ...]) -> tuple[str, str]:
     """The message's own text (body) and one human line for the inbox (preview)."""
-    caption = str(content.get("caption") or "")
+    caption = _text(content.get("caption"))
     if message_type == "text":
-        body = str(content.get("body") or "")
+        body = _text(content.get("body"))
         return body, body
     if message_type in _MEDIA_LABELS:
         label = _MEDIA_LABELS[message_type]
-        if message_type == "document" and content.get("filename"):
-            label = f"📄 {content['filename']}"
+        if message_type == "document" and (filename := _text(content.get("filename"))):
+            label = f"📄 {filename}"
         return caption, f"{label}: {caption}" if caption else label
     if message_type == "audio":
         return "", "🎤 Voice message" if content.get("voice") else "🎵 Audio"
     if message_type == "location":
-        name = str(content.get("name") or content.get("address") or "")
+        name = _text(content.get("name")) or _text(content.get("address"))
         return name, f"📍 {name}" if name else "📍 Location"
     if message_type == "contacts":
         names = [
-            str((card.get("name") or {}).get("formatted_name") or "")
+            _text(card["name"].get("formatted_name"))
             for card in content["contacts"]
             if isinstance(card.get("name"), dict)
         ]
         names = [n for n in names if n]
         return "", "👤 " + (", ".join(names) if names else "Contact card")
     if message_type == "interactive":
-        kind = str(content.get("type") or "")
+        kind = _text(content.get("type"))
         reply = content.get(kind) if isinstance(content.get(kind), dict) else {}
         if kind in ("button_reply", "list_reply"):
-            title = str(reply.get("title") or "")
+            title = _text(reply.get("title"))
             return title, title or "Reply"
         if kind == "nfm_reply":
-            return str(reply.get("body") or ""), "📝 " + str(reply.get("body") or reply.get("name") or "Form reply")
+            body = _text(reply.get("body"))
+            return body, "📝 " + (body or _text(reply.get("name")) or "Form reply")
         return "", "Interactive reply"
     if message_type == "button":
-        text = str(content.get("text") or content.get("payload") or "")
+        text = _text(content.get("text")) or _text(content.get("payload"))
         return text, text or "Button"
     if message_type == "reaction":
-        emoji = str(content.get("emoji") or "")
+        emoji = _text(content.get("emoji"))
         return emoji, f"Reacted {emoji}" if emoji else "Removed a reaction"
     if message_type == "order":
         items = [i for i in _list(content.get("product_items")) if isinstance(i, dict)]
-        count = sum(int(i.get("quantity") or 0) for i in items)
-        text = str(content.get("text") or "")
+        count = sum(_bounded_int(i.get("quantity"), low=0, high=_MAX_QUANTITY) or 0 for i in items)
+        text = _text(content.get("text"))
         return text, f"🛒 Order: {count} item{'s' if count != 1 else ''}"
     if message_type == "system":
-        body = str(content.get("body") or "")
+        body = _text(content.get("body"))
         return body, body or "System message"
     if message_type == "request_welcome":
         return "", "Opened the chat"
     if message_type == "revoke":
         return "", "Deleted a message"
     # unsupported, unknown, and any type Meta adds later: kept, shown as a placeholder.
-    inner = str(content.get("type") or "")
+    inner = _text(content.get("type"))
     reason = errors[0].title if errors else ""
     label = f"Unsupported message ({inner})" if inner else "Unsupported message"
     return "", f"{label}: {reason}" if reason else label
@@ -398,12 +436,51 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _text(value: Any) -> str:
+    """A text field, read leniently: a number as its digits; null, booleans, objects and lists as ""."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+_ASCII_DIGITS = frozenset("0123456789")
+
+
 def _digits_or_none(value: Any) -> str | None:
-    """Meta's wa_id and from are digits; a documented example carries a '+', so strip formatting."""
-    if value is None:
+    """Meta's wa_id and from are digits; a documented example carries a '+', so strip formatting. Only ASCII
+    digits count: str.isdigit() also accepts '²' and '①', which no phone number holds (int('²') raises)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
         return None
-    digits = "".join(ch for ch in str(value) if ch.isdigit())
+    if value.isascii() and value.isdigit():
+        return value
+    digits = "".join(ch for ch in value if ch in _ASCII_DIGITS)
     return digits or None
+
+
+def _bounded_int(value: Any, *, low: int, high: int) -> int | None:
+    """An integer field (an int, a float's whole part, or ASCII digits) within [low, high], else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    if isinstance(value, str) and not value.isascii():
+        return None  # '²'.isdigit() is True, and int('²') raises
+    try:
+        number = int(value)
+    except (ValueError, OverflowError):  # not digits, NaN, infinity, past 4,300 digits
+        return None
+    return number if low <= number <= high else None
+
+
+_BOUNDED_REPR = reprlib.Repr()
+_BOUNDED_REPR.maxlevel, _BOUNDED_REPR.maxstring, _BOUNDED_REPR.maxother, _BOUNDED_REPR.maxlong = 2, 60, 60, 40
+
+
+def _shown(value: Any) -> str:
+    """``repr`` for an error text, bounded: a value may be megabytes long or hundreds of levels deep."""
+    return _BOUNDED_REPR.repr(value)
 
 
 def _required_str(raw: dict[str, Any], key: str) -> str:
@@ -413,11 +490,18 @@ def _required_str(raw: dict[str, Any], key: str) -> str:
     return value
 
 
+# The seconds a datetime can hold (years 1 to 9999); PostgreSQL's timestamptz holds them all.
+_EARLIEST_SECONDS = int(datetime(1, 1, 2, tzinfo=UTC).timestamp())
+_LATEST_SECONDS = int(datetime(9999, 12, 30, tzinfo=UTC).timestamp())
+# Meta's error codes and Message.error_code are 32-bit integers.
+_MAX_ERROR_CODE = 2**31 - 1
+_MAX_QUANTITY = 10**9
+
+
 def _timestamp(value: Any) -> datetime:
-    try:
-        seconds = int(value)
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(f"bad timestamp {value!r}") from exc
+    seconds = _bounded_int(value, low=_EARLIEST_SECONDS, high=_LATEST_SECONDS)
+    if seconds is None:
+        raise PayloadError(f"bad timestamp {_shown(value)}")
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
@@ -426,14 +510,14 @@ def _errors(value: Any) -> list[MetaError]:
     for item in _list(value):
         if not isinstance(item, dict):
             continue
-        code = item.get("code")
         error_data = item.get("error_data") if isinstance(item.get("error_data"), dict) else {}
+        message = _text(item.get("message"))
         errors.append(
             MetaError(
-                code=int(code) if isinstance(code, int | str) and str(code).isdigit() else None,
-                title=str(item.get("title") or item.get("message") or ""),
-                message=str(item.get("message") or ""),
-                details=str(error_data.get("details") or ""),
+                code=_bounded_int(item.get("code"), low=0, high=_MAX_ERROR_CODE),
+                title=_text(item.get("title")) or message,
+                message=message,
+                details=_text(error_data.get("details")),
             )
         )
     return errors

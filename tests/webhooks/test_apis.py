@@ -100,8 +100,18 @@ def test_wrong_signature_is_403(client):
     assert not WebhookEvent.objects.exists()
 
 
-def test_signed_body_that_is_not_json_is_400(client):
-    body = b"<xml>nope</xml>"
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<xml>nope</xml>",
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than the parser's stack: RecursionError
+        b'{"entry": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"entry": [], "n": ' + b"7" * 5000 + b"}",  # past Python's 4,300 digits: ValueError
+        b"\xff\xfe{}",
+    ],
+    ids=["xml", "deep-array", "deep-in-an-object", "5000-digit-number", "not-utf-8"],
+)
+def test_signed_body_that_is_not_json_is_400(client, body):
     response = client.post(
         "/api/webhook",
         data=body,

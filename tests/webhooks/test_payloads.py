@@ -160,3 +160,83 @@ def test_without_an_escaped_backslash_the_quick_look_is_exact():
         assert payloads._may_be_unstorable(raw) == needs_repair, raw
         flagged += needs_repair
     assert 300 < flagged < 2700  # both answers were asked for
+
+
+def test_a_body_hundreds_of_levels_deep_has_its_strings_cleaned_without_recursing():
+    # json.loads reads 600 levels; the cleaning once recursed two frames a level and raised RecursionError.
+    raw = '{"a": ' * 600 + '"x\\u0000y \\ud83d"' + "}" * 600
+    value = load_stored_body(raw)
+    for _ in range(600):
+        value = value["a"]
+    assert value == "xy \ufffd"
+
+
+def test_nan_infinity_and_floats_past_the_range_read_as_null():
+    # Python's parser accepts them; PostgreSQL's jsonb refuses them, which would lose the message.
+    raw = '{"a": NaN, "b": Infinity, "c": -Infinity, "d": 1e400, "e": -1e400, "f": 51.5072, "g": 10}'
+    assert load_stored_body(raw) == {"a": None, "b": None, "c": None, "d": None, "e": None, "f": 51.5072, "g": 10}
+
+
+def text_message(**fields) -> dict:
+    return {"id": "wamid.X", "from": "447700900461", "timestamp": "1767261800", "type": "text", "text": {"body": "hi"}, **fields}
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [float("nan"), float("inf"), float("-inf"), 1e300, 10**30, -(10**30), pytest.param(10**4000, id="4001-digits"), "²",
+     "١٧٦٧٢٦١٨٠٠", "1767261800.5", "", True, None, [1767261800]],
+)  # fmt: skip
+def test_a_timestamp_no_date_can_hold_is_a_payload_error(timestamp):
+    # int(inf) raises OverflowError, datetime.fromtimestamp(1e300) OverflowError or ValueError, int('²') ValueError.
+    with pytest.raises(PayloadError, match="bad timestamp"):
+        parse_message(text_message(timestamp=timestamp))
+    with pytest.raises(PayloadError, match="bad timestamp"):
+        parse_status({"id": "wamid.X", "status": "read", "timestamp": timestamp, "recipient_id": "447700900461"})
+
+
+def test_a_bad_timestamp_is_shown_briefly_in_the_error():
+    with pytest.raises(PayloadError) as raised:
+        parse_message(text_message(timestamp="9" * 100_000))
+    assert len(str(raised.value)) < 120
+
+
+@pytest.mark.parametrize("sender", ["²", "①②", "٣٣", True, 1.5, [447700900461], {"wa_id": "447700900461"}])
+def test_a_sender_without_ascii_digits_is_no_sender(sender):
+    # '²'.isdigit() is True, and no phone number holds it (int('²') raises).
+    with pytest.raises(PayloadError, match="neither from nor from_user_id"):
+        parse_message(text_message(**{"from": sender}))
+
+
+@pytest.mark.parametrize(("sender", "wa_id"), [("+44 7700 900461", "447700900461"), ("44²7700900461", "447700900461"), (447700900461, "447700900461")])
+def test_a_sender_keeps_only_its_ascii_digits(sender, wa_id):
+    assert parse_message(text_message(**{"from": sender})).sender.wa_id == wa_id
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [(131047, 131047), ("131047", 131047), ("²", None), ("١٣١", None), (-1, None), (2**31, None),
+     pytest.param(10**4000, None, id="4001-digits"), (float("nan"), None), (True, None), ([131047], None)],
+)  # fmt: skip
+def test_meta_error_codes_are_read_only_as_32_bit_numbers(code, expected):
+    status = parse_status({"id": "wamid.X", "status": "failed", "timestamp": "1767261800", "recipient_id": "1555",
+                           "errors": [{"code": code, "title": ["not", "text"], "message": "Re-engagement message"}]})
+    assert (status.first_error.code, status.first_error.title) == (expected, "Re-engagement message")
+
+
+def test_an_order_counts_only_the_quantities_it_can_read():
+    order = {"product_items": [{"quantity": 2}, {"quantity": "1"}, {"quantity": "²"}, {"quantity": float("inf")},
+                               {"quantity": [3]}, {"quantity": 10**4000}, {"quantity": None}, "not an item"]}
+    assert parse_message(text_message(type="order", order=order)).preview == "🛒 Order: 3 items"
+
+
+def test_text_fields_of_the_wrong_type_read_as_empty_not_as_their_repr():
+    change = parse_delivery(
+        {"entry": [{"id": ["318273645502211"], "changes": [{"field": "messages", "value": {
+            "metadata": {"phone_number_id": {"id": "427715309981234"}, "display_phone_number": 15557730142},
+            "contacts": [{"wa_id": {"a": 1}, "profile": {"name": [["x"] * 3] * 3, "username": True}}],
+        }}]}]}  # fmt: skip
+    ).changes[0]
+    assert (change.waba_id, change.phone_number_id, change.display_phone_number) == ("", "", "15557730142")
+    assert change.contacts[0] == payloads.SenderProfile(wa_id=None, user_id=None, name="", username="")
+    message = parse_message(text_message(type="document", document={"filename": {"deep": [1]}, "caption": 7}, context={"id": []}))
+    assert (message.preview, message.body, message.reply_to_wamid) == ("📄 Document: 7", "7", "")
