@@ -48,6 +48,7 @@ from webhooks.payloads import (
     parse_message,
     parse_status,
     profile_for,
+    storable_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -381,7 +382,9 @@ def process_pending_webhook_events(*, limit: int) -> int:
     Deliveries made only of statuses and plain customer messages for known numbers (nearly all traffic)
     are applied together, in one short transaction and a few queries per batch. Every other delivery
     (reactions, number changes, errors, malformed items, unknown numbers) gets its own transaction
-    afterwards, item by item, which records exactly what went wrong where.
+    afterwards, item by item, which records exactly what went wrong where. Whatever goes wrong with one
+    event (a body that cannot be read, a bug) is pinned on that event alone, in the pre-pass or after it;
+    only transient database errors stop the round (the drain is retried).
     """
     with transaction.atomic():
         _commit_without_waiting_for_disk()
@@ -399,7 +402,7 @@ def process_pending_webhook_events(*, limit: int) -> int:
             _apply_batch(events=[e for e in claimed if e.pk in batched], items=batched)
     # Released by the commit above; another drain may take some of them first (then they are skipped here).
     others = [event.pk for event in claimed if event.pk not in batched]
-    return len(batched) + sum(1 for event_id in others if process_webhook_event(event_id=event_id) is not None)
+    return len(batched) + sum(1 for event_id in others if _process_alone(event_id=event_id))
 
 
 @dataclass(frozen=True)
@@ -415,23 +418,27 @@ def _numbers_for(events: list[WebhookEvent]) -> dict[str, BusinessNumber]:
 
 def _batchable(*, event: WebhookEvent, numbers: dict[str, BusinessNumber]) -> _BatchItems | None:
     """The parsed items of a delivery that can join a batch, else ``None`` (it goes item by item)."""
-    delivery = parse_delivery(event.payload)
-    if delivery.broken or not delivery.changes:
-        return None
-    items = _BatchItems(messages=[], statuses=[])
-    for change in delivery.changes:
-        number = numbers.get(change.phone_number_id)
-        if change.field not in PROCESSED_FIELDS or number is None or change.errors:
+    try:
+        delivery = parse_delivery(event.payload)
+        if delivery.broken or not delivery.changes:
             return None
-        try:
+        items = _BatchItems(messages=[], statuses=[])
+        for change in delivery.changes:
+            number = numbers.get(change.phone_number_id)
+            if change.field not in PROCESSED_FIELDS or number is None or change.errors:
+                return None
             for raw in change.raw_messages:
                 message = parse_message(raw)
                 if message.reaction is not None or message.identity_change is not None:
                     return None
                 items.messages.append((number, _sender_of(change=change, message=message), message))
             items.statuses.extend((number, parse_status(raw)) for raw in change.raw_statuses)
-        except Exception:  # malformed: the item-by-item path records it as an item error
-            return None
+    except TRANSIENT_DB_ERRORS:
+        raise
+    except Exception:
+        # Malformed, unreadable, or a bug: the item-by-item path records it against this event (an item
+        # error, or the event failed) and the rest of the round is not held up.
+        return None
     return items if items.messages or items.statuses else None
 
 
@@ -452,11 +459,32 @@ def _apply_batch(*, events: list[WebhookEvent], items: dict[int, _BatchItems]) -
         # applying the events one by one copes with the former and pins the latter on its item.
         logger.warning("a batch of %s deliveries failed; applying them one by one", len(events), exc_info=True)
         for event in events:
-            process_webhook_event(event_id=event.pk)
+            _process_alone(event_id=event.pk)
         return
     WebhookEvent.objects.filter(pk__any=[event.pk for event in events]).update(
         state=WebhookEventState.PROCESSED, item_errors=[], error="", processed_at=timezone.now(), attempts=F("attempts") + 1
     )
+
+
+def _process_alone(*, event_id: int) -> bool:
+    """``process_webhook_event`` for a drain: ``False`` if another worker holds the event. An exception it
+    lets through (none is expected: ``_process_claimed`` marks a broken event failed) marks the event failed
+    here, in a statement of its own, so it is never claimed again ahead of the others."""
+    try:
+        return process_webhook_event(event_id=event_id) is not None
+    except TRANSIENT_DB_ERRORS:
+        raise
+    except Exception as exc:
+        logger.exception("webhook event %s could not be processed; marked failed", event_id)
+        WebhookEvent.objects.filter(pk=event_id, state=WebhookEventState.PENDING).update(
+            state=WebhookEventState.FAILED, error=_failure_text(exc), attempts=F("attempts") + 1
+        )
+        return True
+
+
+def _failure_text(exc: BaseException) -> str:
+    """What an event failed of, with the traceback, as its ``error`` column can store it."""
+    return storable_text(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")[:5000]
 
 
 def process_webhook_event(*, event_id: int, force: bool = False) -> WebhookEvent | None:
@@ -487,7 +515,7 @@ def _process_claimed(*, event: WebhookEvent) -> WebhookEvent:
         except Exception as exc:
             logger.exception("webhook event %s could not be processed; marked failed", event.pk)
             event.state = WebhookEventState.FAILED
-            event.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"[:5000]
+            event.error = _failure_text(exc)
             event.attempts += 1
             event.save(update_fields=["state", "error", "attempts"])
             return event

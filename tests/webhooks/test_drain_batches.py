@@ -103,6 +103,21 @@ def test_a_batch_that_breaks_is_applied_event_by_event_instead(sent, monkeypatch
     assert list(Message.objects.filter(pk__in=[sent[0].pk, sent[1].pk]).order_by("pk").values_list("status", flat=True)) == ["delivered", "read"]
 
 
+def test_a_body_the_drain_cannot_read_fails_alone_and_the_rest_of_the_round_is_applied(sent, number):
+    # Nested deeper than any parser's stack: the webhook answers such a body 400 now, but a row stored by an
+    # older release (or one put back by hand) must not stop every drain at the same place, oldest first.
+    before = pending(status(sent[0], "read", 1767262000))
+    unreadable = WebhookEvent.objects.create(raw_body='{"entry": ' + "[" * 100_000 + "]" * 100_000 + "}", phone_number_id=NUMBER["phone_number_id"])
+    inbound_wamid = new_wamid()
+    after = pending(message_change(**NUMBER, wa_id=CUSTOMER, wamid=inbound_wamid, content={"text": {"body": "still here"}}))
+    assert services.process_pending_webhook_events(limit=100) == 3
+    unreadable.refresh_from_db()
+    assert unreadable.state == WebhookEventState.FAILED and unreadable.error.startswith("RecursionError")
+    assert {e.state for e in WebhookEvent.objects.filter(pk__in=[before.pk, after.pk])} == {WebhookEventState.PROCESSED}
+    assert Message.objects.get(pk=sent[0].pk).status == "read"
+    assert Message.objects.get(wamid=inbound_wamid).body == "still here"
+
+
 def test_statuses_for_an_unknown_number_are_unroutable_not_batched(sent):
     change = status_change(phone_number_id="999", display_phone_number="1555", wamid=sent[0].wamid, status="read", recipient_wa_id=CUSTOMER)
     event = pending(change)

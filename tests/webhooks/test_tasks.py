@@ -74,6 +74,44 @@ def test_a_bug_marks_its_event_failed_and_the_drain_goes_on(number, monkeypatch)
     assert list(Message.objects.values_list("wamid", flat=True)) == ["wamid.FINE"]
 
 
+def test_a_delivery_600_levels_deep_with_a_nul_is_processed_and_holds_up_nothing(post_webhook, number):
+    # 3.6 KB that json.loads reads; cleaning its strings once recursed a level per object, past Python's limit,
+    # and every drain stopped at this delivery, oldest first, the ones after it never processed.
+    deep = json.loads((PAYLOADS / "message_text.json").read_text())
+    nested: object = "a\x00b"
+    for _ in range(600):
+        nested = {"a": nested}
+    deep["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["referral"] = nested
+    assert post_webhook(deep).status_code == 200
+    after = json.loads((PAYLOADS / "message_text.json").read_text())
+    after["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.AFTER"
+    assert post_webhook(after).status_code == 200
+
+    assert list(WebhookEvent.objects.order_by("pk").values_list("state", flat=True)) == [WebhookEventState.PROCESSED] * 2
+    assert Message.objects.count() == 2
+    bottom = Message.objects.exclude(wamid="wamid.AFTER").get().content["referral"]
+    for _ in range(600):
+        bottom = bottom["a"]
+    assert bottom == "ab"
+
+
+def test_an_event_that_breaks_outside_its_own_handling_is_marked_failed_and_the_drain_goes_on(number, monkeypatch):
+    broken, fine = stored_event("message_reaction.json"), stored_event(wamid="wamid.FINE")
+    real = services.process_webhook_event
+
+    def breaking(*, event_id):
+        if event_id == broken.pk:
+            raise ValueError("broke before its transaction")
+        return real(event_id=event_id)
+
+    monkeypatch.setattr(services, "process_webhook_event", breaking)
+    assert drain_webhook_events_task.apply().get() == 2
+    broken.refresh_from_db()
+    assert (broken.state, broken.attempts) == (WebhookEventState.FAILED, 1)
+    assert broken.error.startswith("ValueError: broke before its transaction")
+    assert state_of(fine) == WebhookEventState.PROCESSED
+
+
 def test_draining_twice_changes_nothing(number):
     event = stored_event()
     drain_webhook_events_task.apply()
