@@ -1,21 +1,22 @@
-"""Cross-cutting API pieces: the one error shape every endpoint answers with, and the throttled
-authentication endpoints (token, refresh, the sign-in page).
+"""Cross-cutting API pieces: the one error shape every endpoint answers with, and the token endpoints
+behind the sign-in limit.
 
 ``{"error": {"code": "<stable machine code>", "detail": "<for people>", "fields": {...}?}}``
 """
-from django.contrib.auth import views as auth_views
-from django.core.cache import cache
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found, server_error
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from config.openapi import ErrorOut
+from config.sign_in import TooManySignInAttempts, start_sign_in_attempt
 
 
 def error_response(*, status: int, code: str, detail: str, fields: dict | None = None, headers=None) -> Response:
@@ -39,20 +40,60 @@ def api_exception_handler(exc, context):
             status=response.status_code, code="invalid", detail="The request has invalid fields.", fields=fields,
             headers=_passthrough_headers(response),
         )
-    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-    code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
-    if isinstance(code, dict | list):
-        code = "error"
-    return error_response(
-        status=response.status_code, code=str(code), detail=str(detail), headers=_passthrough_headers(response)
-    )
+    if isinstance(exc, exceptions.APIException):
+        code, detail = _error_code(exc), plain_text(exc.detail)
+    else:
+        code, detail = "error", str(exc)
+    return error_response(status=response.status_code, code=code, detail=detail, headers=_passthrough_headers(response))
+
+
+def plain_text(detail) -> str:
+    """An exception's detail as a sentence for people. Details can be dicts and lists (simplejwt's InvalidToken
+    carries ``{"detail": ..., "code": ..., "messages": [...]}``); their ``str()`` is a Python repr."""
+    if isinstance(detail, dict):
+        if "detail" in detail:
+            return plain_text(detail["detail"])
+        return " ".join(f"{key}: {plain_text(value)}" for key, value in detail.items())
+    if isinstance(detail, list | tuple):
+        return " ".join(plain_text(item) for item in detail)
+    return str(detail)
+
+
+def _error_code(exc: exceptions.APIException) -> str:
+    # simplejwt's exceptions carry their code as a value: {"detail": "...", "code": "password_changed"}.
+    if isinstance(exc.detail, dict) and isinstance(exc.detail.get("code"), str):
+        return str(exc.detail["code"])
+    codes = exc.get_codes()
+    if isinstance(codes, dict):
+        codes = codes.get("detail")
+    if isinstance(codes, list) and len(codes) == 1:
+        codes = codes[0]
+    return codes if isinstance(codes, str) else exc.default_code
 
 
 def _passthrough_headers(response) -> dict:
     return {k: v for k, v in response.items() if k in ("WWW-Authenticate", "Retry-After", "Allow")}
 
-# --- authentication endpoints: throttled harder than the rest ---------------------------------------
+# --- authentication endpoints: behind the sign-in limit (config/sign_in.py) -------------------------
 
+
+class SignInLimitedApi:
+    """A token endpoint behind ``start_sign_in_attempt``; over the limit it answers the API's 429 (``throttled``,
+    with Retry-After). A 200 is a success; anything else counts as a failed attempt."""
+
+    username_field: str | None = None
+
+    def post(self, request, *args, **kwargs):
+        # Any JSON is accepted here (the serializer refuses what is not an object): only a string is a username.
+        username = request.data.get(self.username_field) if self.username_field and isinstance(request.data, dict) else None
+        try:
+            attempt = start_sign_in_attempt(request, username=username if isinstance(username, str) else None)
+        except TooManySignInAttempts as refusal:
+            raise exceptions.Throttled(wait=refusal.retry_after, detail=str(refusal)) from None
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 200:
+            attempt.succeeded()
+        return response
 
 
 @extend_schema(
@@ -63,41 +104,36 @@ def _passthrough_headers(response) -> dict:
         429: ErrorOut,
     }
 )
-class TokenObtainApi(TokenObtainPairView):
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
+class TokenObtainApi(SignInLimitedApi, TokenObtainPairView):
+    username_field = get_user_model().USERNAME_FIELD
 
 
 @extend_schema(
     responses={
-        200: inline_serializer("AccessToken", fields={"access": serializers.CharField()}),
+        200: inline_serializer(
+            "RefreshedTokenPair",
+            fields={
+                "access": serializers.CharField(),
+                "refresh": serializers.CharField(help_text="A new refresh token: the one sent is now revoked"),
+            },
+        ),
         400: ErrorOut,
         401: ErrorOut,
         429: ErrorOut,
     }
 )
-class TokenRefreshApi(TokenRefreshView):
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
+class TokenRefreshApi(SignInLimitedApi, TokenRefreshView):
+    pass
 
 
-class ThrottledLoginView(auth_views.LoginView):
-    """The inbox's sign-in page, with the API's ``auth`` rate per client address for POSTs."""
+class RevocableTokenRefreshSerializer(TokenRefreshSerializer):
+    """Refresh as simplejwt does (rotating the token, revoking the one sent), but only for a user whose access
+    tokens would still be accepted: the same per-user check as every API request (``JWTAuthentication.get_user``:
+    the account exists and is active, and its password is the one the token was issued under)."""
 
-    redirect_authenticated_user = True
-
-    def post(self, request, *args, **kwargs):
-        throttle = ScopedRateThrottle()
-        throttle.scope = "auth"
-        throttle.rate = throttle.get_rate()
-        throttle.num_requests, throttle.duration = throttle.parse_rate(throttle.rate)
-        key = f"login-throttle:{throttle.get_ident(request)}"
-        history = [t for t in cache.get(key, []) if t > throttle.timer() - throttle.duration]
-        if len(history) >= throttle.num_requests:
-            wait = int(throttle.duration - (throttle.timer() - history[0])) + 1
-            return HttpResponse("Too many sign-in attempts; try again shortly.", status=429, headers={"Retry-After": str(wait)})
-        cache.set(key, [*history, throttle.timer()], throttle.duration)
-        return super().post(request, *args, **kwargs)
+    def validate(self, attrs):
+        JWTAuthentication().get_user(self.token_class(attrs["refresh"]))
+        return super().validate(attrs)
 
 
 # --- Django-level errors under /api/ keep the JSON shape (e.g. a URL that matches no route) -------------

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -232,6 +234,17 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Client addresses and sign-in limits ---------------------------------------------------------
+# How many proxies of this deployment stand in front of the app, each appending to X-Forwarded-For: 0 under
+# `make run` (the header is then the client's own word and ignored), 1 behind nginx (docker-compose.yml and
+# config/deploy/systemd set it). Every per-address limit takes the client address from it (config.sign_in.client_ip,
+# DRF's NUM_PROXIES below).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT must be 0 or more, not {TRUSTED_PROXY_COUNT}")
+# Failed sign-ins allowed per client address and per username, inbox, admin and API tokens alike (config/sign_in.py).
+SIGN_IN_FAILURE_RATE = env("API_THROTTLE_AUTH", default="10/min")
+
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -249,9 +262,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", default="60/min"),
         "user": env("API_THROTTLE_USER", default="1200/min"),
-        # Token and login endpoints: password guessing is the attack to slow down.
-        "auth": env("API_THROTTLE_AUTH", default="10/min"),
     },
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -262,6 +274,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema and its docs page describe every endpoint: for signed-in staff only (session or JWT).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -269,8 +283,20 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-JWT_SECRET = env("JWT_SECRET", default=SECRET_KEY)
-SIMPLE_JWT = {"SIGNING_KEY": JWT_SECRET}
+# Empty counts as unset: the tokens are then signed with SECRET_KEY, never with an empty key.
+JWT_SECRET = env("JWT_SECRET", default="")
+if not JWT_SECRET.strip():
+    JWT_SECRET = SECRET_KEY
+SIMPLE_JWT = {
+    "SIGNING_KEY": JWT_SECRET,
+    # Each refresh hands out a new refresh token and revokes the one sent (token_blacklist).
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a hash of the password hash: a password change revokes every token issued before it.
+    "CHECK_REVOKE_TOKEN": True,
+    # Refreshing checks the user as every request does (active, password unchanged): config.api.
+    "TOKEN_REFRESH_SERIALIZER": "config.api.RevocableTokenRefreshSerializer",
+}
 
 # --- Meta WhatsApp Cloud API -------------------------------------------------------------------
 META_VERIFY_TOKEN = env("META_VERIFY_TOKEN", default="")

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *
-from .base import DATABASES, LOGGING, STORAGES, env
+from .base import DATABASES, INTERNAL_API_TOKEN, JWT_SECRET, LOGGING, META_APP_SECRET, STORAGES, env
 
 REQUIRED = ("DJANGO_SECRET_KEY", "FRONTEND_URL", "META_APP_SECRET", "META_VERIFY_TOKEN", "DATABASE_URL", "REDIS_URL")
 for _name in REQUIRED:
@@ -18,16 +18,29 @@ for _name in REQUIRED:
         raise ImproperlyConfigured(f"{_name} must be set in production (see .env.example and README.md, Production)")
 
 # --- Secrets ------------------------------------------------------------------------------------
+
+
+def require_strong_secret(name: str, value: str, *, min_length: int, hint: str) -> None:
+    """One rule for every secret: not a development value (base.py's default starts with "insecure-", Django's
+    generated keys with "django-insecure-"), at least ``min_length`` characters, and not one character repeated
+    (check --deploy's W009 rules for SECRET_KEY)."""
+    if value.startswith(("insecure-", "django-insecure-")) or len(value) < min_length or len(set(value)) < 5:
+        raise ImproperlyConfigured(f"{name} is a development key or too weak: {hint}")
+
+
+_RANDOM_50 = "use 50+ random characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 SECRET_KEY = env("DJANGO_SECRET_KEY")
-# The development default in base.py starts with "insecure-"; Django's own generated ones with
-# "django-insecure-". Neither, nor a short key, may sign production sessions (check --deploy's W009 rules).
-if SECRET_KEY.startswith(("insecure-", "django-insecure-")) or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
-    raise ImproperlyConfigured(
-        "DJANGO_SECRET_KEY is a development key or too weak: use 50+ random characters, e.g. "
-        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+require_strong_secret("DJANGO_SECRET_KEY", SECRET_KEY, min_length=50, hint=_RANDOM_50)
+# base.py: an unset or empty JWT_SECRET is DJANGO_SECRET_KEY; a JWT_SECRET of its own must be as strong.
+require_strong_secret("JWT_SECRET", JWT_SECRET, min_length=50, hint=_RANDOM_50)
+# Meta's app secrets are 32 hexadecimal characters (App Dashboard, App settings, Basic).
+require_strong_secret("META_APP_SECRET", META_APP_SECRET, min_length=32, hint="copy the app secret from Meta's App Dashboard")
+# Empty: /metrics answers 404. Set: it is the only guard of /metrics.
+if INTERNAL_API_TOKEN:
+    require_strong_secret(
+        "INTERNAL_API_TOKEN", INTERNAL_API_TOKEN, min_length=32,
+        hint="use 32+ random characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'",
     )
-JWT_SECRET = env("JWT_SECRET", default=SECRET_KEY)
-SIMPLE_JWT = {"SIGNING_KEY": JWT_SECRET}
 DEBUG = False
 
 # --- Hosts and origins, from FRONTEND_URL -------------------------------------------------------

@@ -22,7 +22,8 @@ MEDIA_ROOT = "/tmp/whatsapp-inbox-test-media"
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_whatsapp_inbox")}  # noqa: F405
 # PBKDF2 stays available so users made here can log in to the real servers of the end-to-end tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-# Throttle counters live in the cache across the whole in-process suite; the throttle test sets its own.
-REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "10000/min", "user": "100000/min", "auth": "10000/min"}}  # noqa: F405
+# Throttle and sign-in counters live in the cache across the whole in-process suite; their tests set their own.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "10000/min", "user": "100000/min"}}  # noqa: F405
+SIGN_IN_FAILURE_RATE = "10000/min"
 # Celery runs eagerly here: a lingering drain would hold up every request that stores a webhook.
 WEBHOOK_DRAIN_LINGER_SECONDS = 0.0

@@ -1,14 +1,19 @@
 """/api/schema/ describes the API truthfully: schemathesis generates requests from it, and every
-response must be a non-5xx with a documented status, content type and body shape."""
+response must be a non-5xx with a documented status, content type and body shape. The schema and its
+docs page are for signed-in staff only."""
+import json
 from datetime import timedelta
 
 import pytest
 import schemathesis
+from django.contrib.auth import get_user_model
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from django.utils import timezone
+from drf_spectacular.views import SpectacularAPIView
 from hypothesis import HealthCheck, settings
+from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework_simplejwt.tokens import AccessToken
 from schemathesis.checks import (
     content_type_conformance,
@@ -20,19 +25,44 @@ from schemathesis.checks import (
 from conversations.models import MessageTemplate
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory, UserFactory
 
-schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+
+def _schema_as_staff_get_it() -> dict:
+    """/api/schema/ as a signed-in staff member gets it, at import time (no database yet: an unsaved user)."""
+    request = APIRequestFactory().get("/api/schema/", {"format": "json"})
+    force_authenticate(request, user=get_user_model()(username="schema-reader", is_staff=True))
+    response = SpectacularAPIView.as_view()(request)
+    assert response.status_code == 200
+    return json.loads(response.render().content)
 
 
-def test_schema_and_docs_are_served(client):
+schema = schemathesis.openapi.from_dict(_schema_as_staff_get_it())
+schema.app = get_wsgi_application()
+
+
+@pytest.mark.django_db
+def test_schema_and_docs_are_served_to_staff(client):
+    client.force_login(UserFactory(username="docs-reader", is_staff=True))
     assert client.get("/api/schema/").status_code == 200
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/schema/?format=json", "/api/docs/"])
+def test_schema_and_docs_are_closed_to_anonymous_and_non_staff_users(client, path):
+    assert client.get(path).status_code == 401
+    client.force_login(UserFactory(username="agent", is_staff=False))
+    assert client.get(path).status_code == 403
+    if path.startswith("/api/schema/"):
+        assert client.get(path).json() == {
+            "error": {"code": "permission_denied", "detail": "You do not have permission to perform this action."}
+        }
+
+
+@pytest.mark.django_db
 def test_a_body_without_a_content_type_gets_the_documented_415(client):
     # Found by schemathesis: DRF answers 415 when it cannot tell the body's type; the schema now says so.
-    refresh = client.get("/api/schema/?format=json").json()["paths"]["/api/auth/token/refresh/"]["post"]
+    refresh = _schema_as_staff_get_it()["paths"]["/api/auth/token/refresh/"]["post"]
     assert refresh["responses"]["415"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     response = client.generic("POST", "/api/auth/token/refresh/", b'{"refresh": "x"}', content_type="")
     assert response.status_code == 415

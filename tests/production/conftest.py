@@ -15,6 +15,8 @@ BIN = Path(sys.executable).parent
 # 50+ random characters, as check --deploy wants (security.W009).
 SECRET_KEY = "Zt3mV9qLr8sK2pXw7yB4nHc6fJd1gQe5aUo0iTl-_RzMvNbYxWkPjS"
 HOST = "inbox.example.com"
+# 32 characters, as Meta's app secrets are (production refuses shorter).
+APP_SECRET = "prod-app-secret-0123456789abcdef"
 
 
 def production_env(**overrides: str | None) -> dict[str, str]:
@@ -25,7 +27,7 @@ def production_env(**overrides: str | None) -> dict[str, str]:
         DJANGO_READ_DOT_ENV_FILE="0",
         DJANGO_SECRET_KEY=SECRET_KEY,
         FRONTEND_URL=f"https://{HOST}",
-        META_APP_SECRET="prod-app-secret",
+        META_APP_SECRET=APP_SECRET,
         META_VERIFY_TOKEN="prod-verify-token",
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres",
         REDIS_URL="redis://127.0.0.1:6379/0",

@@ -17,7 +17,7 @@ from django.contrib.auth.hashers import make_password
 
 from tests.e2e.conftest import BIN, RedisServer, free_port, stop_process, wait_for
 from tests.factories import UserFactory
-from tests.production.conftest import HOST, NGINX, ROOT, manage, production_env, render_nginx
+from tests.production.conftest import APP_SECRET, HOST, NGINX, ROOT, manage, production_env, render_nginx
 from webhooks.models import WebhookEvent
 from webhooks.simulation import envelope, signed_request
 
@@ -50,7 +50,8 @@ def edge(django_db_setup) -> Iterator[Edge]:
     env = production_env(
         DATABASE_URL=database_url, REDIS_URL=redis.url, PYTHON=str(BIN / "python"), DJANGO_STATIC_ROOT=str(static_root),
         WEB_BIND=f"127.0.0.1:{web_port}", WEB_WORKERS="2", WS_BIND_HOST="127.0.0.1", WS_PORT=str(ws_port),
-        META_APP_SECRET="prod-app-secret", API_THROTTLE_AUTH="1000/min",
+        # As docker-compose.yml: nginx is the one proxy. Failed sign-ins only count: the others here succeed.
+        META_APP_SECRET=APP_SECRET, API_THROTTLE_AUTH="5/min", TRUSTED_PROXY_COUNT="1",
     )
     collected = manage("collectstatic", "--noinput", env=env)
     assert collected.returncode == 0, collected.stderr
@@ -89,7 +90,7 @@ def test_http_redirects_to_https(edge):
 
 
 def test_signed_webhook_through_nginx_reaches_gunicorn(edge):
-    body, headers = signed_request(envelope(waba_id="1", changes=[]), app_secret="prod-app-secret")
+    body, headers = signed_request(envelope(waba_id="1", changes=[]), app_secret=APP_SECRET)
     response = requests.post(edge.url("/api/webhook"), data=body, headers={**headers, "Host": HOST}, verify=False, timeout=10)
     # 200, not the 301 to HTTPS: Django saw nginx's X-Forwarded-Proto.
     assert response.status_code == 200, response.text
@@ -148,6 +149,37 @@ def _websocket_handshake(edge: Edge, path: str) -> str:
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
         )
         return sock.recv(4096).decode(errors="replace")
+
+
+class _FromAddress(requests.adapters.HTTPAdapter):
+    """Connects from another loopback address (127.0.0.0/8 is all local): another client, as nginx sees it."""
+
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
+def _client_at(address: str) -> requests.Session:
+    session = requests.Session()
+    session.mount("https://", _FromAddress(address))
+    return session
+
+
+def test_sign_in_limit_counts_the_address_nginx_saw_not_the_clients_x_forwarded_for(edge):
+    def fail_sign_in(client: requests.Session, username: str, forwarded_for: str) -> int:
+        return client.post(
+            edge.url("/api/auth/token/"), json={"username": username, "password": "wrong"},
+            headers={"Host": HOST, "X-Forwarded-For": forwarded_for}, verify=False, timeout=10,
+        ).status_code
+
+    guesser = _client_at("127.0.0.2")
+    codes = [fail_sign_in(guesser, f"guess{n}", f"203.0.113.{n}") for n in range(7)]
+    assert codes == [401] * 5 + [429] * 2
+    # Another client behind the same nginx keeps its own count.
+    assert fail_sign_in(_client_at("127.0.0.3"), "guess-other", "203.0.113.2") == 401
 
 
 def test_websocket_upgrade_through_nginx_reaches_daphne(edge):

@@ -15,14 +15,13 @@ import pytest
 import requests
 
 from tests.e2e.conftest import BIN, RedisServer, free_port, stop_process, wait_for
-from tests.production.conftest import HOST, ROOT, production_env
+from tests.production.conftest import APP_SECRET, HOST, ROOT, production_env
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.simulation import envelope, message_change, signed_request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-APP_SECRET = "prod-app-secret"
-METRICS_TOKEN = "metrics-token-for-tests"
+METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 NGINX_HEADERS = {"Host": HOST, "X-Forwarded-Proto": "https"}
 
 

@@ -2,9 +2,12 @@
 import json
 import re
 
-import pytest
+import configparser
 
-from tests.production.conftest import HOST, manage, production_env, python
+import pytest
+import yaml
+
+from tests.production.conftest import HOST, ROOT, SECRET_KEY, manage, production_env, python
 
 
 SETTINGS_DUMP = """
@@ -20,6 +23,8 @@ print(json.dumps({
     "CSRF_COOKIE_SECURE": s.CSRF_COOKIE_SECURE, "STATICFILES": s.STORAGES["staticfiles"]["BACKEND"],
     "CONN_MAX_AGE": db["CONN_MAX_AGE"], "CONN_HEALTH_CHECKS": db["CONN_HEALTH_CHECKS"],
     "POOL": db.get("OPTIONS", {}).get("pool"), "LOG_FORMAT": s.LOG_FORMAT,
+    "JWT_SIGNING_KEY": s.SIMPLE_JWT["SIGNING_KEY"], "TRUSTED_PROXY_COUNT": s.TRUSTED_PROXY_COUNT,
+    "NUM_PROXIES": s.REST_FRAMEWORK["NUM_PROXIES"],
 }))
 """
 
@@ -94,6 +99,57 @@ def test_development_or_weak_secret_key_is_refused(secret_key):
     result = manage("check", env=production_env(DJANGO_SECRET_KEY=secret_key))
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is a development key or too weak" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("JWT_SECRET", "a"),
+        ("JWT_SECRET", "insecure-dev-key-change-me-0123456789abcdefghijklmnop"),
+        ("JWT_SECRET", "x" * 60),  # long, but one character
+        ("META_APP_SECRET", "prod-app-secret"),
+        ("INTERNAL_API_TOKEN", "metrics-token"),
+    ],
+)
+def test_weak_secrets_are_refused_naming_them(name, value):
+    result = manage("check", env=production_env(**{name: value}))
+    assert result.returncode != 0
+    assert f"{name} is a development key or too weak" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_jwt_secret_counts_as_unset_and_tokens_are_signed_with_the_secret_key(value):
+    assert _settings(JWT_SECRET=value)["JWT_SIGNING_KEY"] == SECRET_KEY
+
+
+def test_strong_secrets_and_an_empty_metrics_token_start():
+    jwt_secret = "J7wq-" + SECRET_KEY[::-1]
+    s = _settings(JWT_SECRET=jwt_secret, META_APP_SECRET="9f86d081884c7d659a2feaa0c55ad015", INTERNAL_API_TOKEN="")
+    assert s["JWT_SIGNING_KEY"] == jwt_secret
+
+
+def test_one_proxy_count_for_every_client_address():
+    s = _settings()
+    assert (s["TRUSTED_PROXY_COUNT"], s["NUM_PROXIES"]) == (0, 0)  # nothing in front unless the deployment says so
+    s = _settings(TRUSTED_PROXY_COUNT="1")
+    assert (s["TRUSTED_PROXY_COUNT"], s["NUM_PROXIES"]) == (1, 1)
+
+
+def test_the_deployments_behind_nginx_count_it_as_one_proxy():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("web", "ws"):
+        assert compose["services"][name]["environment"]["TRUSTED_PROXY_COUNT"] == "${TRUSTED_PROXY_COUNT:-1}"
+    for unit in ("inbox-web", "inbox-ws"):
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        parser.optionxform = str
+        parser.read(ROOT / "config" / "deploy" / "systemd" / f"{unit}.service")
+        assert "TRUSTED_PROXY_COUNT=1" in parser["Service"]["Environment"].split()
+    # nginx appends the address it saw, so the last X-Forwarded-For entry is the one to trust; it never passes the
+    # client's header on unchanged nor lets a location go without it.
+    nginx = (ROOT / "config" / "deploy" / "nginx.conf").read_text()
+    proxied = nginx.count("proxy_pass ")
+    assert nginx.count("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;") == proxied == 2
+    assert "$http_x_forwarded_for" not in nginx
 
 
 def test_base_default_secret_key_never_reaches_production():

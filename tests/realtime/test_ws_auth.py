@@ -87,3 +87,16 @@ async def test_no_origin_needs_a_valid_jwt(query):
     await member()
     _, connected = await connect(f"/ws/inbox/{query}")
     assert not connected
+
+
+@pytest.mark.parametrize("revoke", ["password_change", "deactivation"])
+async def test_a_revoked_jwt_no_longer_connects(revoke):
+    user = await member()
+    token = await sync_to_async(lambda: str(AccessToken.for_user(user)))()
+    if revoke == "password_change":
+        await sync_to_async(user.set_password)("a-new-password-4417")
+    else:
+        user.is_active = False
+    await sync_to_async(user.save)()
+    _, connected = await connect(f"/ws/inbox/?token={token}")
+    assert not connected
