@@ -196,7 +196,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
     )
     out.metric(
         "inbox_outbound_messages", "gauge", "Outbound messages by their current status.",
-        [({"status": status}, outbound.get(status, 0)) for status in ("pending", "sent", "delivered", "read", "played", "failed")],
+        [
+            ({"status": status}, outbound.get(status, 0))
+            for status in ("pending", "unconfirmed", "sent", "delivered", "read", "played", "failed")
+        ],
     )
     return HttpResponse(out.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -15,6 +15,7 @@ from conversations.apis import (
     ConversationMessagesApi,
     ConversationReadApi,
     ConversationTemplateListApi,
+    MessageDecisionApi,
     NumberListApi,
     UnreadTotalApi,
 )
@@ -42,6 +43,11 @@ api_patterns = [
         "api/conversations/<int:conversation_id>/messages/",
         ConversationMessagesApi.as_view(),
         name="conversation_messages",
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/messages/<int:message_id>/decision/",
+        MessageDecisionApi.as_view(),
+        name="message_decision",
     ),
     path("api/conversations/<int:conversation_id>/read/", ConversationReadApi.as_view(), name="conversation_read"),
     path(

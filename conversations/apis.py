@@ -251,6 +251,34 @@ class ConversationMessagesApi(APIView):
         return serializer.validated_data
 
 
+class MessageDecisionApi(APIView):
+    """A person's decision on a reply Meta has not confirmed (the send's answer was lost, so Meta may or may
+    not have it): ``send_again`` puts it back in the outbox, ``discard`` leaves it unsent (failed). 409
+    ``not_unconfirmed`` for any other message (e.g. a status webhook confirmed it meanwhile)."""
+
+    class DecisionInput(serializers.Serializer):
+        decision = serializers.ChoiceField(choices=["send_again", "discard"])
+
+    @extend_schema(
+        request=DecisionInput, responses={200: MessageOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+    )
+    def post(self, request, conversation_id: int, message_id: int):
+        conversation = _conversation_or_404(request, conversation_id)
+        message = conversation.messages.filter(pk=message_id).first()
+        if message is None:
+            raise Http404
+        serializer = self.DecisionInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            if serializer.validated_data["decision"] == "send_again":
+                message = outbound.resend_unconfirmed_message(message=message)
+            else:
+                message = outbound.discard_unconfirmed_message(user=request.user, message=message)
+        except SendRefused as refused:
+            return error_response(status=409, code=refused.code, detail=refused.detail)
+        return Response(message_snapshot(message))
+
+
 def template_item(template) -> dict:
     return {
         "id": template.pk,

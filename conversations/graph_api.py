@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util import parse_url
 
 CONNECT_TIMEOUT = 3.05
-READ_TIMEOUT = 20
 UPLOAD_READ_TIMEOUT = 120
 
 
@@ -44,6 +44,10 @@ class GraphError(Exception):
     title: str
     details: str = ""
     http_status: int | None = None
+    # The request went out but its answer was lost (a read timeout, the connection dropped after sending):
+    # Meta may have acted on it. False when nothing reached Meta (a refused or timed-out connect) or Meta
+    # answered.
+    answer_lost: bool = False
 
     def __str__(self) -> str:
         return f"Graph API error {self.code}: {self.title} {self.details}".strip()
@@ -274,14 +278,15 @@ class GraphClient:
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
 
-    def _request(self, method: str, path: str, *, read_timeout: float = READ_TIMEOUT, **kwargs) -> dict[str, Any]:
+    def _request(self, method: str, path: str, *, read_timeout: float | None = None, **kwargs) -> dict[str, Any]:
         url = f"{self.base_url}/{self.version}/{path}"
+        timeout = (CONNECT_TIMEOUT, read_timeout or settings.META_GRAPH_API_READ_TIMEOUT)
         try:
-            response = _session().request(
-                method, url, headers=self._auth(), timeout=(CONNECT_TIMEOUT, read_timeout), **kwargs
-            )
+            response = _session().request(method, url, headers=self._auth(), timeout=timeout, **kwargs)
         except requests.RequestException as exc:
-            raise GraphError(code=None, title=f"{type(exc).__name__} calling the Graph API") from exc
+            raise GraphError(
+                code=None, title=f"{type(exc).__name__} calling the Graph API", answer_lost=_answer_lost(exc)
+            ) from exc
         if response.status_code >= 400:
             raise self._error(response)
         try:
@@ -306,3 +311,14 @@ class GraphClient:
             details=details,
             http_status=response.status_code,
         )
+
+
+def _answer_lost(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached Meta without its answer reaching us. Only what surely sent
+    nothing says no: a connect that was refused or timed out (urllib3 names it as the reason of its retry
+    error), a name that did not resolve, a request that could not be built. A read timeout, a connection
+    broken once the request was under way, anything else: it may have gone out."""
+    if isinstance(exc, requests.ConnectTimeout | ValueError | requests.exceptions.InvalidJSONError):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return not (isinstance(exc, requests.ConnectionError) and isinstance(reason, ConnectTimeoutError))

@@ -55,6 +55,10 @@ class Conversation(models.Model):
     # (migration 0003), whoever inserts, moves or deletes them; unread counts are this minus what each
     # staff member had read (ReadState.read_inbound_count), with no count over the messages table.
     inbound_count = models.BigIntegerField(default=0, db_default=0, editable=False)
+    # A read receipt owed to the customer: up to this (inbound) message, asked for at that time. Kept until
+    # Meta took it, so a receipt whose task was lost (Redis down) is sent by the outbound sweep.
+    read_receipt_message_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    read_receipt_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -62,7 +66,15 @@ class Conversation(models.Model):
             models.UniqueConstraint(fields=["number", "contact"], name="conversation_one_per_number_contact"),
             models.CheckConstraint(condition=models.Q(inbound_count__gte=0), name="conversation_inbound_count_not_negative"),
         ]
-        indexes = [models.Index(fields=["number", "-last_message_at", "-id"], name="conversation_activity")]
+        indexes = [
+            models.Index(fields=["number", "-last_message_at", "-id"], name="conversation_activity"),
+            # The sweep's look for receipts owed: only the few rows that owe one are in it.
+            models.Index(
+                fields=["read_receipt_requested_at"],
+                condition=Q(read_receipt_message_id__isnull=False),
+                name="conversation_receipt_owed",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.contact} ↔ {self.number}"
@@ -85,6 +97,9 @@ class Direction(models.TextChoices):
 class MessageStatus(models.TextChoices):
     RECEIVED = "received", "Received"  # every inbound message
     PENDING = "pending", "Pending"  # outbound, not yet accepted by Meta
+    # Outbound: the send's answer was lost (a read timeout, a dropped connection) and no status webhook has
+    # come since: Meta may or may not have the message. Never resent by itself; a person decides.
+    UNCONFIRMED = "unconfirmed", "Not confirmed by Meta"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     DELIVERED = "delivered", "Delivered"
@@ -97,6 +112,7 @@ class MessageStatus(models.TextChoices):
 STATUS_RANK = {
     MessageStatus.RECEIVED: 0,
     MessageStatus.PENDING: 0,
+    MessageStatus.UNCONFIRMED: 0,
     MessageStatus.SENT: 10,
     MessageStatus.FAILED: 15,
     MessageStatus.DELIVERED: 20,
@@ -123,7 +139,7 @@ class Message(models.Model):
     reply_to_wamid = models.CharField(max_length=200, blank=True, default="")
     # Meta's timestamp: threads are ordered by it, not by arrival.
     timestamp = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    status = models.CharField(max_length=12, choices=MessageStatus.choices)
     status_at = models.DateTimeField(null=True, blank=True)
     error_code = models.IntegerField(null=True, blank=True)
     error_title = models.CharField(max_length=300, blank=True, default="")
@@ -136,6 +152,9 @@ class Message(models.Model):
     send_attempts = models.PositiveSmallIntegerField(default=0)
     # Set while a worker is calling the Graph API for this message: no second worker sends it.
     send_claimed_at = models.DateTimeField(null=True, blank=True)
+    # When a worker last claimed it: a message still pending long after (more than a retry's longest wait)
+    # lost its retry, and the outbound sweep hands it to a worker again.
+    send_attempted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -149,6 +168,9 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "timestamp", "id"], name="message_thread_order"),
             models.Index(fields=["conversation", "direction", "id"], name="message_unread_scan"),
+            # The outbound sweep's look for replies Meta has not accepted: a wamid is set once, so status
+            # updates (most of the writes) leave this index alone.
+            models.Index(fields=["created_at"], condition=Q(wamid__isnull=True), name="message_awaiting_wamid"),
         ]
 
     def __str__(self) -> str:
@@ -163,7 +185,10 @@ class MessageStatusEvent(models.Model):
     """Every status webhook, kept even for a wamid not (yet) known: it is applied when the message appears."""
 
     wamid = models.CharField(max_length=200)
-    status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    # What Meta reports: never our own "unconfirmed".
+    status = models.CharField(
+        max_length=10, choices=[choice for choice in MessageStatus.choices if choice[0] != MessageStatus.UNCONFIRMED]
+    )
     timestamp = models.DateTimeField()
     number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="+")
     recipient_wa_id = models.CharField(max_length=32, blank=True, default="")
@@ -259,6 +284,12 @@ class MediaFile(models.Model):
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # The outbound sweep's look for downloads left pending.
+            models.Index(fields=["updated_at"], condition=Q(state="pending"), name="media_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.mime_type} for message {self.message_id} ({self.state})"

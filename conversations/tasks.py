@@ -8,7 +8,8 @@ from conversations.services.errors import RetryLater
 RETRY_POLICY = {
     "autoretry_for": (RetryLater,),
     "retry_backoff": settings.TASK_RETRY_BACKOFF_SECONDS,
-    "retry_backoff_max": 300,
+    # The outbound sweep counts on no retry waiting longer than this.
+    "retry_backoff_max": settings.TASK_RETRY_BACKOFF_MAX_SECONDS,
     "retry_jitter": True,
 }
 
@@ -43,6 +44,11 @@ def send_typing_indicator_task(conversation_id: int) -> bool:
         return outbound.send_typing_indicator(conversation_id=conversation_id)
     except RetryLater:
         return False
+
+
+@shared_task(acks_late=False)  # periodic and idempotent: a lost run is the next run
+def sweep_outbound_work_task() -> dict[str, int]:
+    return outbound.sweep_outbound_work()
 
 
 @shared_task(acks_late=True, max_retries=3, **RETRY_POLICY)

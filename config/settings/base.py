@@ -178,6 +178,9 @@ EMBEDDED = not (DATABASE_URL and REDIS_URL)
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = False
+# Tasks run in-process (embedded): a retry waits its backoff on a timer thread, as it would in the broker
+# under a worker, instead of running at once (config.celery.InboxTask).
+EAGER_RETRIES_WAIT = CELERY_TASK_ALWAYS_EAGER
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
@@ -203,6 +206,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 # Graph API retries (sends, media downloads): exponential backoff from this base, with jitter.
 TASK_RETRY_BACKOFF_SECONDS = env.float("TASK_RETRY_BACKOFF_SECONDS", default=2.0)
+TASK_RETRY_BACKOFF_MAX_SECONDS = 300
 MEDIA_DOWNLOAD_MAX_RETRIES = env.int("MEDIA_DOWNLOAD_MAX_RETRIES", default=6)
 WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=30.0)
 # An event still pending this long after it was stored makes the sweep request a drain.
@@ -215,10 +219,18 @@ WEBHOOK_DRAIN_CONCURRENCY = env.int("WEBHOOK_DRAIN_CONCURRENCY", default=2)
 WEBHOOK_DRAIN_SECONDS = env.float("WEBHOOK_DRAIN_SECONDS", default=20.0)
 WEBHOOK_DRAIN_LINGER_SECONDS = env.float("WEBHOOK_DRAIN_LINGER_SECONDS", default=1.0)
 WEBHOOK_DRAIN_CLAIM_SECONDS = env.int("WEBHOOK_DRAIN_CLAIM_SECONDS", default=60)
+# Outbound work whose task was lost (Redis down when a reply, a media download or a read receipt was
+# enqueued; a retry that never came back) is enqueued again by a sweep this often, once it has waited this long.
+OUTBOUND_SWEEP_INTERVAL_SECONDS = env.float("OUTBOUND_SWEEP_INTERVAL_SECONDS", default=30.0)
+OUTBOUND_SWEEP_GRACE_SECONDS = env.float("OUTBOUND_SWEEP_GRACE_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-unprocessed-webhook-events": {
         "task": "webhooks.tasks.sweep_pending_webhook_events",
         "schedule": WEBHOOK_SWEEP_INTERVAL_SECONDS,
+    },
+    "sweep-stranded-outbound-work": {
+        "task": "conversations.tasks.sweep_outbound_work_task",
+        "schedule": OUTBOUND_SWEEP_INTERVAL_SECONDS,
     },
 }
 
@@ -256,8 +268,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "config.throttling.AnonRateThrottle",
+        "config.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", default="60/min"),
@@ -307,6 +319,9 @@ META_BUSINESS_ACCOUNT_ID = env("META_BUSINESS_ACCOUNT_ID", default="")
 META_DISPLAY_PHONE_NUMBER = env("META_DISPLAY_PHONE_NUMBER", default="")
 META_GRAPH_API_URL = env("META_GRAPH_API_URL", default="https://graph.facebook.com")
 META_GRAPH_API_VERSION = env("META_GRAPH_API_VERSION", default="v23.0")
+# Seconds to wait for Meta's answer once a request is sent (uploads and media downloads wait longer). A send
+# whose answer does not come in time is not resent: it may have gone out (conversations/services/outbound.py).
+META_GRAPH_API_READ_TIMEOUT = env.float("META_GRAPH_API_READ_TIMEOUT", default=20.0)
 # Where media downloads (which carry the access token) may go: https hosts, each with its subdomains, or
 # exact origins such as the sandbox's http://127.0.0.1:8787. Meta's media URLs are on lookaside.fbsbx.com.
 META_MEDIA_HOSTS = env.list("META_MEDIA_HOSTS", default=["fbsbx.com", "fbcdn.net", "whatsapp.net"])

@@ -13,6 +13,8 @@ from .base import env  # noqa: E402
 
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = "memory://"
+# A retry runs at once, in the test's own thread and transaction; a test of the embedded retry turns it on.
+EAGER_RETRIES_WAIT = False
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 META_APP_SECRET = "test-app-secret"
 META_VERIFY_TOKEN = "test-verify-token"

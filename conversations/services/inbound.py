@@ -374,9 +374,9 @@ def mark_conversation_read(*, user, conversation: Conversation) -> ReadState:
     )
     state.refresh_from_db()
     if moved and conversation.number.send_read_receipts:
-        from conversations.tasks import send_read_receipt_task
+        from conversations.services.outbound import request_read_receipt
 
-        transaction.on_commit(lambda: send_read_receipt_task.delay(conversation.pk))
+        request_read_receipt(conversation=conversation)
     if moved:
         payload: events.ConversationRead = {"conversation_id": conversation.pk, "last_read_message_id": latest}
         publish_event(number_id=conversation.number_id, type=events.CONVERSATION_READ, payload=payload, user_id=user.pk)

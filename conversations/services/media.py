@@ -8,10 +8,15 @@ the reason, shown in the thread) only after every retry: a message never silentl
 import base64
 import logging
 import uuid
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
+from config.celery import enqueue_on_commit
 from conversations.graph_api import GraphClient, GraphError, MediaRefused, Outcome
 from conversations.models import Conversation, MediaFile, MediaState, Message
 from conversations.services.errors import RetryLater, SendRefused
@@ -90,8 +95,31 @@ def expect_inbound_media(*, message: Message) -> MediaFile | None:
         sha256=str(message.content.get("sha256") or ""),
         filename=str(message.content.get("filename") or ""),
     )
-    transaction.on_commit(lambda: download_inbound_media_task.delay(message.pk))
+    enqueue_on_commit(download_inbound_media_task, message.pk)
     return media
+
+
+# A download still pending this long after anything last happened to it has lost its task's retries (each
+# waits a few minutes at most); a newer one that has been tried is left to its task.
+STRANDED_DOWNLOAD_AFTER = timedelta(minutes=15)
+
+
+def requeue_stranded_media(*, limit: int) -> int:
+    """For the outbound sweep: enqueue downloads left pending (never started, or whose retries were lost),
+    oldest first; how many."""
+    from conversations.tasks import download_inbound_media_task
+
+    now = timezone.now()
+    grace = timedelta(seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS)
+    stranded = MediaFile.objects.filter(state=MediaState.PENDING).filter(
+        Q(attempts=0, updated_at__lt=now - grace) | Q(updated_at__lt=now - grace - STRANDED_DOWNLOAD_AFTER)
+    )
+    message_ids = list(stranded.order_by("updated_at").values_list("message_id", flat=True)[:limit])
+    # Handed over now: the next sweeps leave them to this task for a while.
+    MediaFile.objects.filter(message_id__in=message_ids, state=MediaState.PENDING).update(updated_at=now)
+    for message_id in message_ids:
+        enqueue_on_commit(download_inbound_media_task, message_id)
+    return len(message_ids)
 
 
 def sha256_matches(*, digest: bytes, expected: str) -> bool:

@@ -7,16 +7,27 @@ any transaction, stores the wamid, and lets status webhooks advance it. Every ou
 an idempotency key that Meta echoes in its status webhooks (``biz_opaque_callback_data``): if the send
 response is lost but Meta accepted the message, the first status webhook attaches the wamid, and a retry
 sees it and does not send twice.
+
+Meta offers no idempotent send: ``biz_opaque_callback_data`` is only echoed back, a second POST is a second
+message. So a send whose answer was lost after the request went out (a read timeout, a dropped connection)
+is never retried by itself: it becomes ``unconfirmed``, the status webhook that may still come attaches its
+wamid and moves it on, and otherwise a person decides (``resend_unconfirmed_message`` /
+``discard_unconfirmed_message``). A send that never reached Meta (refused or timed-out connect) is retried.
+
+Work whose task was lost (Redis down when it was enqueued, a retry that never came back) is found by the
+periodic ``sweep_outbound_work``.
 """
 import logging
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.celery import enqueue_on_commit
 from conversations.graph_api import GraphClient, GraphError, Outcome
 from conversations.models import (
     BusinessNumber,
@@ -30,7 +41,12 @@ from conversations.models import (
     Reaction,
 )
 from conversations.services.errors import RetryLater, SendRefused
-from conversations.services.inbound import advance_message_status, register_sent_message, touch_conversation
+from conversations.services.inbound import (
+    _status_changed_payload,
+    advance_message_status,
+    register_sent_message,
+    touch_conversation,
+)
 from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
 from realtime import events
 from realtime.publish import publish_event
@@ -39,8 +55,10 @@ logger = logging.getLogger(__name__)
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
-# A claim older than this belongs to a worker that died mid-send; another may take the message over.
+# A claim older than this belongs to a worker that died mid-send: whether Meta got the message is unknown.
 STALE_CLAIM = timedelta(minutes=5)
+# Rows the outbound sweep hands to workers per kind and run, oldest first; the next run takes the rest.
+SWEEP_BATCH = 500
 # Meta dismisses a typing indicator after 25 s; sending one more often than this is noise.
 TYPING_INDICATOR_EVERY = timedelta(seconds=20)
 
@@ -144,14 +162,7 @@ def _queue(
 ) -> Message:
     from conversations.tasks import deliver_outbound_message_task
 
-    number = conversation.number
-    if number.needs_reauthorization:
-        raise SendRefused("reauthorization_required", "Meta says this number's access token expired; an admin must set a new one.")
-    if type != "template" and not conversation.window_is_open():
-        raise SendRefused(
-            "window_closed",
-            "The 24-hour window is closed: the customer has not written in the last 24 hours. Send a template.",
-        )
+    _check_sendable(conversation=conversation, type=type)
     if reply_to_wamid and not conversation.messages.filter(wamid=reply_to_wamid).exists():
         raise SendRefused("unknown_message", "You can only reply to a message of this conversation.")
     with transaction.atomic():
@@ -172,8 +183,18 @@ def _queue(
             touch_conversation(conversation=conversation, message=message)
             if publish:
                 _publish_created(message)
-        transaction.on_commit(lambda: deliver_outbound_message_task.delay(message.pk))
+        enqueue_on_commit(deliver_outbound_message_task, message.pk)
     return message
+
+
+def _check_sendable(*, conversation: Conversation, type: str) -> None:
+    if conversation.number.needs_reauthorization:
+        raise SendRefused("reauthorization_required", "Meta says this number's access token expired; an admin must set a new one.")
+    if type != "template" and not conversation.window_is_open():
+        raise SendRefused(
+            "window_closed",
+            "The 24-hour window is closed: the customer has not written in the last 24 hours. Send a template.",
+        )
 
 
 def _publish_created(message: Message) -> None:
@@ -196,10 +217,15 @@ def deliver_outbound_message(*, message_id: int) -> str:
     (a redelivered task) sees it and stays away.
     """
     now = timezone.now()
-    claimed = (
-        Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND, status=MessageStatus.PENDING, wamid__isnull=True)
-        .filter(Q(send_claimed_at__isnull=True) | Q(send_claimed_at__lt=now - STALE_CLAIM))
-        .update(send_claimed_at=now, send_attempts=F("send_attempts") + 1)
+    unsent = Message.objects.filter(
+        pk=message_id, direction=Direction.OUTBOUND, status=MessageStatus.PENDING, wamid__isnull=True
+    )
+    if unsent.filter(send_claimed_at__lt=now - STALE_CLAIM).exists():
+        # Its worker died during the call to Meta, and no status webhook has attached a wamid since.
+        taken_over = mark_send_unconfirmed(message_id=message_id, claimed_before=now - STALE_CLAIM)
+        return "unconfirmed" if taken_over else "skipped"
+    claimed = unsent.filter(send_claimed_at__isnull=True).update(
+        send_claimed_at=now, send_attempted_at=now, send_attempts=F("send_attempts") + 1
     )
     if not claimed:
         return "skipped"
@@ -211,8 +237,14 @@ def deliver_outbound_message(*, message_id: int) -> str:
     client = GraphClient.for_number(number)
     try:
         payload = _graph_payload(message=message, client=client)
+    except GraphError as error:  # uploading the media: nothing of the message itself reached Meta
+        return _handle_send_error(message=message, error=error)
+    try:
         wamid = client.send_message(phone_number_id=number.phone_number_id, payload=payload)
     except GraphError as error:
+        if error.answer_lost:
+            mark_send_unconfirmed(message_id=message_id)
+            return "unconfirmed"
         return _handle_send_error(message=message, error=error)
     with transaction.atomic():
         register_sent_message(message=message, wamid=wamid)
@@ -234,6 +266,74 @@ def _handle_send_error(*, message: Message, error: GraphError) -> str:
         title = f"{error.title}: the 24-hour window closed; send a template"
     fail_outbound_message(message_id=message.pk, code=error.code, title=title)
     return "failed"
+
+
+@transaction.atomic
+def mark_send_unconfirmed(*, message_id: int, claimed_before=None) -> bool:
+    """The send may have reached Meta but no answer came back: ``unconfirmed`` until a status webhook
+    attaches the wamid (``record_status`` finds it by its idempotency key) or a person decides. Only a
+    message still without a wamid changes (a webhook may have been quicker); ``claimed_before`` limits it
+    to a claim that old. Whether it changed."""
+    message = (
+        Message.objects.select_for_update()
+        .filter(pk=message_id, status=MessageStatus.PENDING, wamid__isnull=True)
+        .filter(Q(send_claimed_at__lt=claimed_before) if claimed_before else Q())
+        .first()
+    )
+    if message is None:
+        if claimed_before is None:  # our own claim, on a message a status webhook has meanwhile attached
+            Message.objects.filter(pk=message_id).update(send_claimed_at=None)
+        return False
+    message.status = MessageStatus.UNCONFIRMED
+    message.status_at = timezone.now()
+    message.send_claimed_at = None
+    message.save(update_fields=["status", "status_at", "send_claimed_at"])
+    logger.warning("message %s: the send's answer was lost; unconfirmed until a status webhook or a decision", message_id)
+    _publish_status_changed(message)
+    return True
+
+
+@transaction.atomic
+def resend_unconfirmed_message(*, message: Message) -> Message:
+    """A person's decision on an unconfirmed message: Meta did not get it, send it again. It goes back to
+    the outbox with the same idempotency key, so a status webhook of the first try that comes before the
+    resend still attaches its wamid and the resend is skipped."""
+    locked = _unconfirmed_for_update(message)
+    conversation = Conversation.objects.select_related("number").get(pk=locked.conversation_id)
+    _check_sendable(conversation=conversation, type=locked.type)
+    locked.status = MessageStatus.PENDING
+    locked.status_at = timezone.now()
+    locked.save(update_fields=["status", "status_at"])
+    _publish_status_changed(locked)
+    from conversations.tasks import deliver_outbound_message_task
+
+    enqueue_on_commit(deliver_outbound_message_task, locked.pk)
+    return locked
+
+
+@transaction.atomic
+def discard_unconfirmed_message(*, user, message: Message) -> Message:
+    """A person's decision on an unconfirmed message: leave it unsent. It shows as failed; if Meta did have
+    it after all, its status webhooks still attach the wamid and a ``delivered`` or ``read`` shows that."""
+    locked = _unconfirmed_for_update(message)
+    who = user.get_username() if user is not None else "staff"
+    title = f"Not confirmed by Meta; discarded by {who}"
+    advance_message_status(
+        message=locked, status=MessageStatus.FAILED, at=timezone.now(), error_code=None, error_title=title
+    )
+    return locked
+
+
+def _unconfirmed_for_update(message: Message) -> Message:
+    locked = Message.objects.select_for_update().filter(pk=message.pk, direction=Direction.OUTBOUND).first()
+    if locked is None or locked.status != MessageStatus.UNCONFIRMED or locked.wamid is not None:
+        raise SendRefused("not_unconfirmed", "Only a message Meta has not confirmed can be sent again or discarded.")
+    return locked
+
+
+def _publish_status_changed(message: Message) -> None:
+    number_id = Conversation.objects.filter(pk=message.conversation_id).values_list("number_id", flat=True).get()
+    publish_event(number_id=number_id, type=events.MESSAGE_STATUS_CHANGED, payload=_status_changed_payload(message))
 
 
 @transaction.atomic
@@ -292,22 +392,47 @@ def _graph_payload(*, message: Message, client: GraphClient) -> dict:
 
 
 def latest_inbound_wamid(*, conversation_id: int) -> str | None:
-    return (
-        Message.objects.filter(conversation_id=conversation_id, direction=Direction.INBOUND)
-        .order_by("-timestamp", "-id")
-        .values_list("wamid", flat=True)
-        .first()
+    return _latest_inbound(conversation_id).values_list("wamid", flat=True).first()
+
+
+def _latest_inbound(conversation_id: int):
+    inbound = Message.objects.filter(conversation_id=conversation_id, direction=Direction.INBOUND)
+    return inbound.order_by("-timestamp", "-id")
+
+
+def request_read_receipt(*, conversation: Conversation) -> bool:
+    """Owe the customer blue ticks up to their latest message, and enqueue sending them on commit. The debt
+    is written on the conversation first, so a receipt whose task is lost is still sent by the sweep."""
+    from conversations.tasks import send_read_receipt_task
+
+    latest = _latest_inbound(conversation.pk).values_list("pk", flat=True).first()
+    if latest is None:
+        return False
+    Conversation.objects.filter(pk=conversation.pk).update(
+        read_receipt_message_id=latest, read_receipt_requested_at=timezone.now()
     )
+    enqueue_on_commit(send_read_receipt_task, conversation.pk)
+    return True
 
 
 def send_read_receipt(*, conversation_id: int) -> bool:
-    """Blue ticks on the customer's phone for everything up to their latest message."""
+    """Blue ticks on the customer's phone for everything up to the message the conversation owes a receipt
+    for. The debt is cleared once Meta took the receipt or refused it for good; a transient failure raises
+    ``RetryLater`` and leaves it owed. Idempotent: a second task finds nothing owed and calls nobody."""
     conversation = Conversation.objects.select_related("number").get(pk=conversation_id)
-    wamid = latest_inbound_wamid(conversation_id=conversation_id)
-    if not wamid or not conversation.number.send_read_receipts or conversation.number.needs_reauthorization:
+    owed = conversation.read_receipt_message_id
+    if owed is None:
         return False
-    _call_read_endpoint(number=conversation.number, wamid=wamid, typing=False)
-    return True
+    number = conversation.number
+    wamid = Message.objects.filter(pk=owed).values_list("wamid", flat=True).first()
+    sent = False
+    if wamid and number.send_read_receipts and not number.needs_reauthorization:
+        sent = _call_read_endpoint(number=number, wamid=wamid, typing=False)
+    # Only this debt: a read meanwhile may owe a receipt up to a later message, which stays owed.
+    Conversation.objects.filter(pk=conversation_id, read_receipt_message_id=owed).update(
+        read_receipt_message_id=None, read_receipt_requested_at=None
+    )
+    return sent
 
 
 def request_typing_indicator(*, conversation: Conversation) -> bool:
@@ -336,7 +461,9 @@ def send_typing_indicator(*, conversation_id: int) -> bool:
     return True
 
 
-def _call_read_endpoint(*, number: BusinessNumber, wamid: str, typing: bool) -> None:
+def _call_read_endpoint(*, number: BusinessNumber, wamid: str, typing: bool) -> bool:
+    """Whether Meta took it; ``RetryLater`` when it may next time. Marking read twice is harmless, so a
+    lost answer is retried like any transient failure."""
     try:
         GraphClient.for_number(number).mark_read(phone_number_id=number.phone_number_id, wamid=wamid, typing=typing)
     except GraphError as error:
@@ -345,3 +472,61 @@ def _call_read_endpoint(*, number: BusinessNumber, wamid: str, typing: bool) -> 
         if error.outcome is Outcome.TOKEN_EXPIRED:
             BusinessNumber.objects.filter(pk=number.pk).update(needs_reauthorization=True)
         logger.warning("read receipt/typing indicator for %s refused: %s", wamid, error)
+        return False
+    return True
+
+
+# --- the outbound sweep (Celery beat) ---------------------------------------------------------------------
+
+
+def sweep_outbound_work() -> dict[str, int]:
+    """Hand to workers again the outbound work whose task was lost: replies Meta has not accepted, customer
+    media not downloaded, read receipts not sent, each only once it has waited longer than its task would
+    (``OUTBOUND_SWEEP_GRACE_SECONDS``). Idempotent: a task that finds its row already done does nothing,
+    and a send is claimed with a conditional UPDATE. Returns how many of each were enqueued."""
+    from conversations.services.media import requeue_stranded_media
+
+    return {
+        "messages": requeue_stranded_messages(),
+        "media": requeue_stranded_media(limit=SWEEP_BATCH),
+        "read_receipts": requeue_owed_read_receipts(),
+    }
+
+
+def requeue_stranded_messages() -> int:
+    from conversations.tasks import deliver_outbound_message_task
+
+    now = timezone.now()
+    grace = timedelta(seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS)
+    longest_retry_wait = timedelta(seconds=settings.TASK_RETRY_BACKOFF_MAX_SECONDS)
+    stranded = (
+        Message.objects.filter(wamid__isnull=True, direction=Direction.OUTBOUND, status=MessageStatus.PENDING)
+        .filter(
+            # never claimed by a worker: its task was not enqueued (Redis down) or was lost
+            Q(send_attempts=0, created_at__lt=now - grace)
+            # tried, and not tried again for longer than a retry ever waits: the retry was lost
+            | Q(send_claimed_at__isnull=True, send_attempted_at__lt=now - grace - longest_retry_wait)
+            # claimed by a worker that died during the call: the task marks it unconfirmed
+            | Q(send_claimed_at__lt=now - STALE_CLAIM)
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    ids = list(stranded)
+    for message_id in ids:
+        enqueue_on_commit(deliver_outbound_message_task, message_id)
+    return len(ids)
+
+
+def requeue_owed_read_receipts() -> int:
+    from conversations.tasks import send_read_receipt_task
+
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS)
+    owed = Conversation.objects.filter(read_receipt_message_id__isnull=False, read_receipt_requested_at__lt=cutoff)
+    ids = list(owed.order_by("read_receipt_requested_at").values_list("pk", flat=True)[:SWEEP_BATCH])
+    # Asked for again now: the next sweeps leave them to this task for another grace period.
+    Conversation.objects.filter(pk__in=ids, read_receipt_message_id__isnull=False).update(read_receipt_requested_at=now)
+    for conversation_id in ids:
+        enqueue_on_commit(send_read_receipt_task, conversation_id)
+    return len(ids)

@@ -3,6 +3,8 @@ import { appendLinkified, element, timeLabel } from "./format.js";
 
 const TICKS = {
   pending: { symbol: "🕓", label: "Pending" },
+  // The send's answer was lost: Meta may have it. A status webhook still confirms it; otherwise staff decide.
+  unconfirmed: { symbol: "❓", label: "Not confirmed by Meta: it may or may not have gone out" },
   sent: { symbol: "✓", label: "Sent" },
   delivered: { symbol: "✓✓", label: "Delivered" },
   read: { symbol: "✓✓", label: "Read" },

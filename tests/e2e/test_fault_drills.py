@@ -1,5 +1,6 @@
-"""Fault drills with real processes: each stops the part it drills (its own Redis, worker, database link)
-while webhooks keep arriving, then checks that nothing was lost or doubled once the part is back."""
+"""Fault drills with real processes: each stops the part it drills (its own Redis, worker, database link,
+Meta's answer) while webhooks keep arriving or staff keep replying, then checks that nothing was lost or
+doubled once the part is back. Replies go to the Meta sandbox, a real server that records every send."""
 import os
 import signal
 import socket
@@ -24,10 +25,29 @@ from tests.e2e.conftest import (
     stop_process,
     wait_for,
 )
+from tests.e2e.test_replying import (  # noqa: F401 (sandbox_process, sandbox and conversation are fixtures)
+    TOKEN,
+    conversation,
+    sandbox,
+    sandbox_process,
+    wait_status,
+)
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.simulation import envelope, message_change, new_wamid, signed_request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def stack_overrides(sandbox_process) -> dict[str, str]:
+    # The outbound sweep looks every second for work a broker outage left behind.
+    return {
+        "META_GRAPH_API_URL": sandbox_process.base_url,
+        "META_MEDIA_HOSTS": sandbox_process.base_url,
+        "META_ACCESS_TOKEN": TOKEN,
+        "OUTBOUND_SWEEP_INTERVAL_SECONDS": "1",
+        "OUTBOUND_SWEEP_GRACE_SECONDS": "1",
+    }
 
 
 def one_message(wamid: str | None = None, **kwargs) -> dict:
@@ -167,3 +187,36 @@ def test_poison_item_is_recorded_the_rest_continue_and_replay_works_after_the_fi
     assert result.returncode == 0, result.stderr
     wait_for(lambda: WebhookEvent.objects.get(pk=unroutable.pk).state == WebhookEventState.PROCESSED, what="replayed")
     assert Message.objects.filter(conversation__number__phone_number_id="555000555").count() == 1
+
+
+def test_replies_sent_while_redis_is_down_are_each_delivered_once_it_is_back(stack, sandbox, api, conversation):
+    texts = [f"Reply {n} while Redis is down" for n in range(20)]
+    stack.redis.stop()
+    try:
+        responses = [api.send(conversation.pk, type="text", text=text) for text in texts]
+        read = api.session.post(f"{stack.base_url}/api/conversations/{conversation.pk}/read/", timeout=10)
+    finally:
+        stack.redis.start()
+    assert [response.status_code for response in responses] == [202] * 20
+    assert read.status_code == 200
+    ids = [response.json()["id"] for response in responses]
+    wait_for(
+        lambda: Message.objects.filter(pk__in=ids, wamid__isnull=False).count() == 20,
+        timeout=90,
+        what="every reply accepted by Meta after Redis came back",
+    )
+    wait_for(lambda: sandbox.reads(), timeout=30, what="the read receipt owed since Redis was down")
+    time.sleep(3)  # three more sweeps: none sends anything again
+    sent = sorted(item["request"]["text"]["body"] for item in sandbox.sent() if item["type"] == "text")
+    assert sent == sorted(texts), "each reply sent exactly once"
+    assert len(sandbox.reads()) == 1
+
+
+def test_a_send_whose_answer_is_lost_is_not_sent_again_and_its_status_webhook_confirms_it(sandbox, api, conversation):
+    # Statuses come late, so a resend after the usual backoff would go out before they could attach the wamid.
+    sandbox.configure(answer_lost_next={"mode": "drop"}, status_delay=3.0)
+    message_id = api.send(conversation.pk, type="text", text="Did this arrive?").json()["id"]
+    wait_status(api, conversation, message_id, "unconfirmed")
+    item = wait_status(api, conversation, message_id, "read", timeout=30)
+    [sent] = sandbox.sent()
+    assert sent["wamid"] == item["wamid"]

@@ -495,6 +495,24 @@ def test_server_error_next_is_transient(sandbox):
     assert_meta_error(sandbox.try_text(), status=503, code=2)
 
 
+def test_answer_lost_next_accepts_the_send_but_the_client_gets_no_answer(sandbox, recorder):
+    sandbox.open_window()
+    sandbox.configure(answer_lost_next={"mode": "drop"})
+    with pytest.raises(requests.ConnectionError):
+        sandbox.try_text("dropped")
+    sandbox.configure(answer_lost_next={"mode": "delay", "seconds": 1.0})
+    body = {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "text", "text": {"body": "delayed"}}
+    with pytest.raises(requests.ReadTimeout):
+        url = f"{sandbox.base_url}/v23.0/{PHONE_NUMBER_ID}/messages"
+        sandbox.http.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=(3, 0.3))
+    sent = sandbox.control("GET", "messages")
+    assert [item["request"]["text"]["body"] for item in sent] == ["dropped", "delayed"], "both went out"
+    recorder.wait_statuses(sent[0]["wamid"], 3)
+    assert sandbox.send_text()  # only the next ones lose their answer
+    with pytest.raises(AssertionError, match="mode"):
+        sandbox.configure(answer_lost_next={"mode": "never"})
+
+
 def test_expired_token_answers_190_everywhere(sandbox):
     media_id = sandbox.upload(PNG, "image/png").json()["id"]
     sandbox.configure(expire_token=True)

@@ -21,6 +21,7 @@ Control API (not Meta's; no auth; JSON; for tests and demos), under ``/_sandbox/
 - ``POST config`` with any of: ``status_delay``, ``statuses`` (default sent/delivered/read),
   ``duplicate_statuses``, ``shuffle_statuses``, ``fail_next`` (``{"code", "title"?, "details"?,
   "mode": "sync"|"async", "count"?}``), ``server_error_next`` (N, or ``{"count", "code": 131000|2|1|131016}``),
+  ``answer_lost_next`` (N, or ``{"mode": "drop"|"delay", "count"?, "seconds"?}``: sends accepted, answers lost),
   ``expire_token``, ``rate_limit_mps``, ``pair_limit``/``pair_window``, ``templates``, ``webhook_url``,
   ``webhook_retry_delays``, ``webhook_timeout``, ``assume_window_open``, ``sniff_media``, ``media_url_ttl``,
   ``numbers`` ({phone_number_id: display}), ``waba_id``, ``app_secret``, ``access_token``. Injected failures
@@ -70,13 +71,27 @@ from .dispatcher import DeliveryTarget, WebhookDispatcher
 from .errors import GraphError, expired_token, invalid_token, unknown_alias, unsupported
 from .media import MAX_UPLOAD_BYTES, FormPart, MediaItem, base_mime, check_upload, new_media_id, parse_multipart
 from .messages import OutboundMessage, ReadReceipt, validate
-from .state import CONFIG_SETTERS, FailNext, SandboxConfig, SandboxState, ServerErrorNext, fresh_config
+from .state import (
+    CONFIG_SETTERS,
+    AnswerLostNext,
+    FailNext,
+    SandboxConfig,
+    SandboxState,
+    ServerErrorNext,
+    fresh_config,
+)
 
 logger = logging.getLogger("webhooks.sandbox")
 
 VERSION = re.compile(r"^v\d+(\.\d+)?$")
 OBJECT_ID = re.compile(r"[0-9]+")
 DEFAULT_CUSTOMER_NAME = "Sandbox Customer"
+# Failures ``POST /_sandbox/config`` injects into the next sends (kept in the state, so ``reset`` drops them).
+INJECTIONS = {
+    "fail_next": FailNext.parse,
+    "server_error_next": ServerErrorNext.parse,
+    "answer_lost_next": AnswerLostNext.parse,
+}
 TEMPLATE_PAGE_DEFAULT = 25
 
 
@@ -87,6 +102,9 @@ class Reply:
     content_type: str = "application/json; charset=UTF-8"
     headers: dict[str, str] = field(default_factory=dict)
     json: Any = None
+    # answer_lost_next: wait this long before answering, or close the connection without an answer.
+    delay: float = 0.0
+    drop: bool = False
 
 
 def json_reply(status: int, payload: Any) -> Reply:
@@ -262,7 +280,15 @@ class MetaSandbox:
             self._check_throughput(phone_number_id, parsed)
             if parsed.wa_id is not None and parsed.wa_id == display:
                 raise GraphError(131021, "The recipient phone number is the sender's own business phone number.")
-            return self._accept(phone_number_id, display, parsed)
+            reply = self._accept(phone_number_id, display, parsed)
+            lost = self.state.answer_lost_next
+            if lost is not None and lost.count > 0:
+                lost.count -= 1
+                if lost.mode == "drop":
+                    reply.drop = True
+                else:
+                    reply.delay = lost.seconds
+            return reply
 
     def _injected_sync_failure(self) -> None:
         server_error = self.state.server_error_next
@@ -690,25 +716,23 @@ class MetaSandbox:
             self.config = fresh_config(self._initial_config)
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """``POST /_sandbox/config``: any of ``CONFIG_SETTERS`` plus ``fail_next`` and ``server_error_next``.
+        """``POST /_sandbox/config``: any of ``CONFIG_SETTERS`` plus the injected failures (``INJECTIONS``).
         All keys are checked before any is applied."""
         updates: dict[str, Any] = {}
         for key, value in changes.items():
             try:
-                if key == "fail_next":
-                    updates[key] = FailNext.parse(value)
-                elif key == "server_error_next":
-                    updates[key] = ServerErrorNext.parse(value)
+                if key in INJECTIONS:
+                    updates[key] = INJECTIONS[key](value)
                 elif key in CONFIG_SETTERS:
                     updates[key] = CONFIG_SETTERS[key](value)
                 else:
-                    allowed = sorted([*CONFIG_SETTERS, "fail_next", "server_error_next"])
+                    allowed = sorted([*CONFIG_SETTERS, *INJECTIONS])
                     raise ControlError(f"unknown config key {key!r}; allowed: {', '.join(allowed)}")
             except (TypeError, ValueError) as exc:
                 raise ControlError(f"{key}: {exc}") from None
         with self.lock:
             for key, value in updates.items():
-                if key in ("fail_next", "server_error_next"):
+                if key in INJECTIONS:
                     setattr(self.state, key, value)
                 else:
                     setattr(self.config, key, value)
@@ -716,8 +740,9 @@ class MetaSandbox:
 
     def _config_view(self) -> dict[str, Any]:
         view = self.config.public()
-        view["fail_next"] = vars(self.state.fail_next) if self.state.fail_next else None
-        view["server_error_next"] = vars(self.state.server_error_next) if self.state.server_error_next else None
+        for key in INJECTIONS:
+            injected = getattr(self.state, key)
+            view[key] = vars(injected) if injected else None
         view["base_url"] = self.base_url
         return view
 
@@ -823,6 +848,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("sandbox: unhandled error on %s %s", method, self.path)
             reply = json_reply(500, GraphError(1, "Unexpected sandbox error.").body())
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.drop:
+            self.close_connection = True  # the server closes the socket with nothing written
+            return
         self._write(reply)
 
     def _write(self, reply: Reply) -> None:

@@ -177,6 +177,31 @@ class ServerErrorNext:
 
 
 @dataclass
+class AnswerLostNext:
+    """``answer_lost_next``: the next ``count`` valid sends are accepted (the message goes out and its status
+    webhooks follow) but their answer is lost: the connection is closed without one (``drop``, a client sees
+    the connection reset) or the answer waits ``seconds`` first (``delay``, longer than a client's read
+    timeout). What a client cannot tell from a send Meta never got."""
+
+    mode: str
+    count: int
+    seconds: float
+
+    @classmethod
+    def parse(cls, value: Any) -> AnswerLostNext | None:
+        if value in (None, False, 0):
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls(mode="drop", count=_integer(value), seconds=0.0)
+        if not isinstance(value, dict):
+            raise TypeError('must be a count or {"mode"?: "drop"|"delay", "count"?, "seconds"?}')
+        mode = value.get("mode", "drop")
+        if mode not in ("drop", "delay"):
+            raise ValueError('mode must be "drop" or "delay"')
+        return cls(mode=mode, count=_integer(value.get("count", 1)), seconds=_number(value.get("seconds", 30.0)))
+
+
+@dataclass
 class SandboxState:
     requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
     messages: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
@@ -192,6 +217,7 @@ class SandboxState:
     sends_by_pair: defaultdict[tuple[str, str], deque[float]] = field(default_factory=lambda: defaultdict(deque))
     fail_next: FailNext | None = None
     server_error_next: ServerErrorNext | None = None
+    answer_lost_next: AnswerLostNext | None = None
     request_seq: int = 0
 
     def window_open(self, phone_number_id: str, customer: str, *, now: float | None = None) -> bool:

@@ -89,6 +89,12 @@ class Command(BaseCommand):
                 f"message {message.pk} still pending after {options['wait']:g}s ({message.send_attempts} attempt(s)); "
                 "is the Celery worker running? It stays queued and goes out when a worker takes it."
             )
+        if message.status == MessageStatus.UNCONFIRMED:
+            raise CommandError(
+                f"message {message.pk}: Meta's answer to the send was lost, so it may or may not have gone out; it is "
+                "not resent by itself. A status webhook still confirms it; otherwise send it again or discard it in "
+                "the inbox."
+            )
         if message.status == MessageStatus.FAILED:
             raise CommandError(
                 f"message {message.pk} failed: {message.error_code or '-'} {message.error_title}".rstrip()
