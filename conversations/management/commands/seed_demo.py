@@ -5,7 +5,14 @@ Idempotent: the superuser is created only when there is none, the number is look
 phone_number_id, and demo conversations are added only to the demo number and only while it has none.
 The conversations are real webhook deliveries (built by ``webhooks.simulation``) stored and processed
 by the same services as Meta's, so the demo data is exactly what the pipeline makes of them.
+
+The demo's photo and invoice are made here and uploaded through the Graph API first (under ``make run``
+that is the Meta sandbox, started before this command), so their webhooks name media ids that the Graph
+API serves and the download that follows finds them. Media the Graph API would not take is left out.
 """
+import base64
+import hashlib
+import random
 import time
 
 from django.conf import settings
@@ -13,8 +20,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from conversations.graph_api import GraphClient, GraphError
 from conversations.models import BusinessNumber, Conversation
 from webhooks.models import WebhookEventState
+from webhooks.sandbox.customers import png_bytes
 from webhooks.services import process_webhook_event, store_webhook_event
 from webhooks.simulation import (
     DEMO_DISPLAY_PHONE_NUMBER,
@@ -39,18 +48,7 @@ DEMO_CONVERSATIONS = [
         "Priya Shah",
         [
             (185, "text", {"text": {"body": "Hi! Is my order #4821 on its way? 🙂"}}),
-            (
-                182,
-                "image",
-                {
-                    "image": {
-                        "id": "1479537139650973",
-                        "mime_type": "image/jpeg",
-                        "sha256": "nWsaBZOn1/DgkDxjlvkIanEY5ga4uG9QV+ZsSg1+Yyo=",
-                        "caption": "The box arrived damaged",
-                    }
-                },
-            ),
+            (182, "image", {"image": {"caption": "The box arrived damaged"}}),
             (181, "text", {"text": {"body": "Could you send a replacement?"}}),
         ],
     ),
@@ -94,19 +92,7 @@ DEMO_CONVERSATIONS = [
         "2348031234567",
         "Amara Okafor",
         [
-            (
-                6,
-                "document",
-                {
-                    "document": {
-                        "id": "3829583567329234",
-                        "mime_type": "application/pdf",
-                        "sha256": "x",
-                        "filename": "invoice-4790.pdf",
-                        "caption": "Invoice for last month",
-                    }
-                },
-            ),
+            (6, "document", {"document": {"filename": "invoice-4790.pdf", "caption": "Invoice for last month"}}),
             (5, "text", {"text": {"body": "The total looks wrong to me, can someone check?"}}),
         ],
     ),
@@ -184,8 +170,13 @@ class Command(BaseCommand):
         """Deliver each demo message as its own webhook through the real pipeline; returns how many."""
         now = int(time.time())
         delivered = 0
+        media = {kind: self._upload(number=number, kind=kind) for kind in DEMO_MEDIA}
         for wa_id, name, messages in DEMO_CONVERSATIONS:
             for minutes_ago, message_type, content in messages:
+                if message_type in DEMO_MEDIA:
+                    if media[message_type] is None:
+                        continue
+                    content = {message_type: {**content[message_type], **media[message_type]}}
                 payload = envelope(
                     waba_id=number.waba_id or DEMO_NUMBER["waba_id"],
                     changes=[
@@ -209,3 +200,60 @@ class Command(BaseCommand):
                     self.stderr.write(f"webhook event {event_id}: {processed.state} {processed.item_errors}")
                 delivered += 1
         return delivered
+
+    def _upload(self, *, number: BusinessNumber, kind: str) -> dict | None:
+        """The webhook fields of a demo file uploaded through the Graph API, or ``None`` (said on stderr)."""
+        filename, mime_type, make = DEMO_MEDIA[kind]
+        content = make()
+        client = GraphClient.for_number(number)
+        try:
+            media_id = client.upload_media(
+                phone_number_id=number.phone_number_id, content=content, mime_type=mime_type, filename=filename
+            )
+        except GraphError as error:
+            self.stderr.write(f"The demo {kind} is left out: {client.base_url} did not take it ({error}).")
+            return None
+        # Webhooks carry the base64 form of the digest.
+        sha256 = base64.b64encode(hashlib.sha256(content).digest()).decode()
+        return {"id": media_id, "mime_type": mime_type, "sha256": sha256}
+
+
+def demo_photo() -> bytes:
+    return png_bytes(width=192, height=144, rng=random.Random(4821))
+
+
+def invoice_pdf() -> bytes:
+    """A one-page PDF invoice (no PDF library: five objects and their cross-reference table)."""
+    lines = [
+        "Invoice 4790",
+        "Amara Okafor",
+        "2 x Desk lamp       NGN 38,000",
+        "Delivery            NGN  4,500",
+        "Total               NGN 46,000",
+    ]
+    text = "".join(f"BT /F1 14 Tf 72 {720 - 24 * n} Td ({line}) Tj ET\n" for n, line in enumerate(lines)).encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%sendstream" % (len(text), text),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>",
+    ]
+    pdf = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(pdf)
+    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(pdf)
+
+
+# Meta message type -> (file name, MIME type, how to make the file)
+DEMO_MEDIA = {
+    "image": ("damaged-box.png", "image/png", demo_photo),
+    "document": ("invoice-4790.pdf", "application/pdf", invoice_pdf),
+}
