@@ -57,7 +57,7 @@ clean:
 	rm -rf $(VENV) .run staticfiles .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# Benchmarks (issue 7): starts its own gunicorn, Daphne, Celery worker, redis-server and PostgreSQL database
+# Benchmarks: starts its own gunicorn, Daphne, Celery worker, redis-server and PostgreSQL database
 # (whatsapp_bench, dropped and recreated), prints a table against the targets, stops all it started.
 # ~4 minutes on 2 cores; pass flags with `make bench BENCH_ARGS="--quick"` or "--backlog 50000 --sockets 5000".
 BENCH_ARGS ?=

@@ -1,5 +1,5 @@
 """Which wa_ids belong to the same person: one key per person for the variants WhatsApp is known to keep
-side by side (REFERENCE.md §9; community rules, not Meta-documented).
+side by side (docs/meta.md §9; community rules, not Meta-documented).
 
 - Brazil (55): mobiles gained a leading 9 (2012–2016). An account registered earlier may have the 12-digit
   wa_id ``55 DD 8 digits`` while the number is dialled ``55 DD 9 8 digits``. Only mobile subscriber numbers

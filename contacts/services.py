@@ -128,7 +128,7 @@ def _refresh_contact(*, contact: Contact, wa_id: str | None, user_id: str | None
     if wa_id and contact.wa_id != wa_id and contact.wa_id is None:
         changes.update(wa_id=wa_id, phone=e164_from_wa_id(wa_id))
     if user_id and contact.user_id != user_id and contact.wa_id == wa_id:
-        # Same phone, new BSUID: Meta regenerated it (REFERENCE.md §9).
+        # Same phone, new BSUID: Meta regenerated it (docs/meta.md §9).
         changes["user_id"] = user_id
     if profile_name and contact.profile_name != profile_name:
         changes["profile_name"] = profile_name

@@ -2,7 +2,7 @@
 
 One ``requests.Session`` per process (connection reuse), timeouts on every call, the API version from
 settings. Meta's errors become ``GraphError`` with a typed ``outcome`` the callers act on; Meta says to
-build logic on the error code, not on titles or HTTP status (REFERENCE.md §5).
+build logic on the error code, not on titles or HTTP status (docs/meta.md §5).
 """
 from __future__ import annotations
 
@@ -195,7 +195,7 @@ class GraphClient:
         )
 
     def download(self, *, url: str, max_bytes: int) -> DownloadedMedia:
-        """The media bytes, streamed. Meta's media URLs need the bearer token too (REFERENCE.md §7), so the
+        """The media bytes, streamed. Meta's media URLs need the bearer token too (docs/meta.md §7), so the
         token goes only to META_MEDIA_HOSTS and redirects are not followed; more than ``max_bytes`` aborts."""
         if not media_url_allowed(url):
             raise MediaRefused(code=None, title=f"media URL not on Meta's media hosts: {urlsplit(url).netloc[:100]!r}")

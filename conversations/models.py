@@ -35,7 +35,7 @@ class BusinessNumber(models.Model):
         return self.access_token or settings.META_ACCESS_TOKEN
 
 
-# Meta: free-form messages only within 24 hours of the customer's last message (REFERENCE.md §8).
+# Meta: free-form messages only within 24 hours of the customer's last message (docs/meta.md §8).
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 
 

@@ -32,7 +32,7 @@ def client():
 
 @pytest.fixture
 def number(db):
-    """The business number of the shared sample payloads (../shared/meta/payloads)."""
+    """The business number of the shared sample payloads (tests/webhooks/payloads)."""
     return BusinessNumberFactory(phone_number_id="427715309981234", display_phone_number="15557730142")
 
 

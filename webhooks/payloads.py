@@ -5,7 +5,7 @@ Meta's schema requires (unknown keys ignored, optional fields optional, unknown 
 strict only where a value is unusable: an item that cannot be parsed raises ``PayloadError`` so the caller
 can record it against the event and go on with the other items of the batch.
 
-Shapes: ../shared/meta/REFERENCE.md §3 (Meta's webhook reference and OpenAPI ``WebhookPayload``).
+Shapes: docs/meta.md §3 (Meta's webhook reference and OpenAPI ``WebhookPayload``).
 """
 from __future__ import annotations
 

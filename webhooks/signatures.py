@@ -1,7 +1,7 @@
 """Meta's webhook authentication: the verify-token handshake and the X-Hub-Signature-256 HMAC.
 
 Both compare in constant time. The HMAC is computed over the raw request bytes exactly as received:
-Meta signs its own escaped serialisation, so a re-serialised body would not verify (REFERENCE.md §2).
+Meta signs its own escaped serialisation, so a re-serialised body would not verify (docs/meta.md §2).
 """
 import hashlib
 import hmac

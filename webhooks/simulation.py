@@ -1,4 +1,4 @@
-"""Realistic Meta webhook bodies, built the way Meta builds them (REFERENCE.md §3).
+"""Realistic Meta webhook bodies, built the way Meta builds them (docs/meta.md §3).
 
 Used by ``manage.py simulate_inbound`` to drive a running server for demos and load, and by the tests.
 Bodies are serialised with ``to_wire`` (non-ASCII and '/' escaped as Meta does), then signed.
@@ -166,7 +166,7 @@ def status_change(
 
 
 def to_wire(payload: dict) -> bytes:
-    """Serialise as Meta does: ASCII only, with '/' escaped (REFERENCE.md §2)."""
+    """Serialise as Meta does: ASCII only, with '/' escaped (docs/meta.md §2)."""
     return json.dumps(payload, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode()
 
 

@@ -20,7 +20,7 @@ META_APP_SECRET = "test-app-secret"
 META_VERIFY_TOKEN = "test-verify-token"
 META_GRAPH_API_URL = env("TEST_META_GRAPH_API_URL", default="http://127.0.0.1:9")
 MEDIA_ROOT = "/tmp/whatsapp-inbox-test-media"
-# Two suites running at once (a developer and CI, or parallel sessions) each need their own database.
+# Two suites running at once (a developer and CI, or two developers) each need their own database.
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_whatsapp_inbox")}  # noqa: F405
 # PBKDF2 stays available so users made here can log in to the real servers of the end-to-end tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]

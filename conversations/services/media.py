@@ -1,5 +1,5 @@
 """Media: inbound files fetched from Meta and stored with Django's storage API; outbound files checked
-against Meta's limits before anything is uploaded (REFERENCE.md §7).
+against Meta's limits before anything is uploaded (docs/meta.md §7).
 
 Downloads never run inside a database transaction (they take seconds); the message row exists first,
 its ``MediaFile`` says pending until the bytes are stored and their sha256 verified, and failed (with

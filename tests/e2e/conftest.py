@@ -27,7 +27,7 @@ from tests.factories import BusinessNumberFactory, UserFactory
 from webhooks.simulation import signed_request
 
 ROOT = Path(__file__).resolve().parents[2]
-# The business number of the shared sample payloads (../shared/meta/payloads).
+# The business number of the shared sample payloads (tests/webhooks/payloads).
 NUMBER = {"phone_number_id": "427715309981234", "display_phone_number": "15557730142"}
 WABA = "318273645502211"
 BIN = Path(sys.executable).parent

@@ -308,7 +308,7 @@ def test_reply_context_and_reaction_are_accepted(sandbox, recorder):
     )
     assert response.status_code == 200, response.text
     reaction = response.json()["messages"][0]["id"]
-    # "Reactions you send trigger only a sent status" (REFERENCE.md §3.4).
+    # "Reactions you send trigger only a sent status" (docs/meta.md §3.4).
     assert [s.status for s in recorder.wait_statuses(reaction, 1)] == ["sent"]
     assert recorder.status_names(reply) == ["sent", "delivered", "read"]
     sent = {m["wamid"]: m for m in sandbox.control("GET", "messages")}

@@ -1,4 +1,4 @@
-"""The measurements: the five of issue 7, and instruction counts when asked for. ``Bench.run()`` starts the topology,
+"""The measurements: the five the bench reports, and instruction counts when asked for. ``Bench.run()`` starts the topology,
 measures in order, stops what it started."""
 import asyncio
 import json

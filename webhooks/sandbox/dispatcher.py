@@ -1,4 +1,4 @@
-"""Signed webhook deliveries to the app, on a timer queue, retried the way Meta retries (REFERENCE.md §4).
+"""Signed webhook deliveries to the app, on a timer queue, retried the way Meta retries (docs/meta.md §4).
 
 One background thread pops jobs when they fall due and POSTs them one at a time, so webhooks scheduled
 in order arrive in order (the sandbox shuffles them on purpose only when asked to). A delivery that fails
@@ -63,7 +63,7 @@ def signed_headers(body: bytes, *, app_secret: str) -> dict[str, str]:
         "Content-Type": "application/json",
         "User-Agent": "facebookexternalua",
         "X-Hub-Signature-256": sign_body(raw_body=body, app_secret=app_secret),
-        # The legacy SHA-1 header Graph webhooks still carry (REFERENCE.md §2); apps should ignore it.
+        # The legacy SHA-1 header Graph webhooks still carry (docs/meta.md §2); apps should ignore it.
         "X-Hub-Signature": "sha1=" + hmac.new(app_secret.encode(), body, hashlib.sha1).hexdigest(),
     }
 

@@ -1,4 +1,4 @@
-"""Meta's Graph API errors as the sandbox answers them (REFERENCE.md §5, "Error response").
+"""Meta's Graph API errors as the sandbox answers them (docs/meta.md §5, "Error response").
 
 Every error body has the one shape Meta documents (OAS ``GraphAPIError``)::
 
@@ -114,7 +114,7 @@ class GraphError(Exception):
         return {"error": error}
 
     def status_item(self) -> dict[str, Any]:
-        """The same error as it appears in a ``failed`` status webhook's ``errors[]`` (REFERENCE.md §3.4)."""
+        """The same error as it appears in a ``failed`` status webhook's ``errors[]`` (docs/meta.md §3.4)."""
         return {
             "code": self.code,
             "title": self.title,

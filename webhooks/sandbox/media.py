@@ -1,6 +1,6 @@
 """Media the sandbox holds: Meta's upload limits, a light content sniff, multipart parsing, the two hash forms.
 
-Limits (REFERENCE.md §7, M-MEDIA): image jpeg/png 5 MB; video mp4/3gp 16 MB; audio aac/amr/mp3/m4a/ogg 16 MB;
+Limits (docs/meta.md §7): image jpeg/png 5 MB; video mp4/3gp 16 MB; audio aac/amr/mp3/m4a/ogg 16 MB;
 sticker webp 100 KB static / 500 KB animated; documents 100 MB. A type outside the list, a file over its
 limit, or bytes that are plainly not what the declared type says (Meta's usual cause of 131053) answer
 ``131053 Media upload error``.

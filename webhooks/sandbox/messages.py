@@ -1,4 +1,4 @@
-"""Meta's validation of ``POST /{phone-number-id}/messages`` bodies (REFERENCE.md §5 and §6).
+"""Meta's validation of ``POST /{phone-number-id}/messages`` bodies (docs/meta.md §5 and §6).
 
 Which code an error gets follows the Graph API's layering: the top-level Graph parameters
 (``messaging_product``, ``to``/``recipient``, ``type``) and any key an object does not define, or of the

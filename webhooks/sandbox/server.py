@@ -35,8 +35,8 @@ Control API (not Meta's; no auth; JSON; for tests and demos), under ``/_sandbox/
 The sha256 of a media file comes in two forms, both of the same bytes and both as Meta sends them:
 
 - in ``messages`` webhooks (``image.sha256`` etc.) it is the **base64 of the SHA-256 digest**
-  (``"nWsaBZOn1/DgkDxjlvkIanEY5ga4uG9QV+ZsSg1+Yyo="``): REFERENCE.md §3.3 and every webhook sample;
-- in ``GET /{media-id}`` it is the **lowercase hex digest** (64 characters): REFERENCE.md §7 leaves the
+  (``"nWsaBZOn1/DgkDxjlvkIanEY5ga4uG9QV+ZsSg1+Yyo="``): docs/meta.md §3.3 and every webhook sample;
+- in ``GET /{media-id}`` it is the **lowercase hex digest** (64 characters): docs/meta.md §7 leaves the
   form open; hex is what the media endpoint answers.
 
 A client checking a download must therefore accept either form (44-character base64 or 64-character hex).
@@ -328,7 +328,7 @@ class MetaSandbox:
             and not self.config.assume_window_open
             and not self.state.window_open(phone_number_id, message.recipient_key)
         ):
-            # Meta accepts the send and reports the closed window only in the status webhook (REFERENCE.md §8).
+            # Meta accepts the send and reports the closed window only in the status webhook (docs/meta.md §8).
             failure = GraphError(131047)
         self.state.messages.append(
             {
@@ -492,7 +492,7 @@ class MetaSandbox:
         return f"{self.base_url}/media-download/{token}"
 
     def _download(self, token: str, headers: Mapping[str, str], query: dict[str, str]) -> Reply:
-        # Meta's media URLs need the bearer token too (REFERENCE.md §7); an expired URL answers 404.
+        # Meta's media URLs need the bearer token too (docs/meta.md §7); an expired URL answers 404.
         self._authenticate(headers, {})
         with self.lock:
             media_id, expires = self.state.downloads.get(token, ("", 0.0))
@@ -652,7 +652,7 @@ class MetaSandbox:
             corrupt_sha256=corrupt,
         )
         self.state.media[item.id] = item
-        # Webhooks carry the base64 form of the digest (REFERENCE.md §3.3); see the module docstring.
+        # Webhooks carry the base64 form of the digest (docs/meta.md §3.3); see the module docstring.
         obj: dict[str, Any] = {
             "id": item.id,
             "mime_type": mime_type,

@@ -18,7 +18,7 @@ from .errors import TITLES
 from .media import MediaItem
 from .templates import check_templates, default_templates
 
-WINDOW_SECONDS = 24 * 60 * 60  # the customer service window (REFERENCE.md §8)
+WINDOW_SECONDS = 24 * 60 * 60  # the customer service window (docs/meta.md §8)
 LOG_LIMIT = 10000
 STATUSES = ("sent", "delivered", "read", "played")
 
@@ -35,7 +35,7 @@ class SandboxConfig:
     statuses: list[str] = field(default_factory=lambda: ["sent", "delivered", "read"])
     duplicate_statuses: bool = False
     shuffle_statuses: bool = False
-    rate_limit_mps: int = 80  # Meta's default throughput per number (REFERENCE.md §5)
+    rate_limit_mps: int = 80  # Meta's default throughput per number (docs/meta.md §5)
     pair_limit: int = 0  # messages per pair_window to one customer; 0 = off (Meta: about 1 per 6 s, bursts to 45)
     pair_window: float = 6.0
     expire_token: bool = False
@@ -43,7 +43,7 @@ class SandboxConfig:
     # the sandbox, e.g. seed_demo); by default only customers who wrote through the sandbox have a window.
     assume_window_open: bool = False
     sniff_media: bool = True
-    media_url_ttl: float = 300.0  # Meta's media URLs live 5 minutes (REFERENCE.md §7)
+    media_url_ttl: float = 300.0  # Meta's media URLs live 5 minutes (docs/meta.md §7)
     webhook_retry_delays: list[float] = field(default_factory=lambda: [1.0, 4.0, 15.0, 60.0])
     webhook_timeout: float = 5.0
     templates: list[dict[str, Any]] = field(default_factory=default_templates)

@@ -1,4 +1,4 @@
-"""The sandbox's message templates and Meta's checks of a template send (REFERENCE.md §5 and §8).
+"""The sandbox's message templates and Meta's checks of a template send (docs/meta.md §5 and §8).
 
 Templates are listed by ``GET /{waba-id}/message_templates`` in Meta's shape and replaced through
 ``POST /_sandbox/config {"templates": [...]}``. Only positional parameters (``{{1}}``) are modelled.

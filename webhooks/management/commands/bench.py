@@ -2,7 +2,7 @@
 
 Starts its own PostgreSQL database (dropped and recreated), its own redis-server on a free port, gunicorn
 for HTTP, Daphne for /ws/ and a Celery worker; measures ingest, processing, end to end latency, the inbox
-pages and idle WebSockets; prints a table with each figure's conditions and its target from issue 7; stops
+pages and idle WebSockets; prints a table with each figure's conditions and its target; stops
 everything it started (by PID). A command, never a test. Defaults fit ~4 minutes on 2 cores; the flags
 scale every part up (e.g. ``--backlog 50000 --sockets 5000``) or down (``--quick``).
 
