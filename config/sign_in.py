@@ -22,25 +22,17 @@ from django.contrib.auth.signals import user_logged_in
 from django.core.cache import cache
 from django.dispatch import receiver
 from django.shortcuts import render
+from rest_framework.throttling import BaseThrottle
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def client_ip(request) -> str:
-    """The address of the client that sent ``request``, as far as the deployment's own proxies vouch for it.
-
-    With ``TRUSTED_PROXY_COUNT`` = 0 (``make run``, nothing in front) it is the peer address: an
-    X-Forwarded-For header is then the client's own word and ignored. With N proxies in front, each appending
-    the address it saw (nginx's ``$proxy_add_x_forwarded_for``), it is the N-th entry from the right, the one
-    the outermost trusted proxy wrote; whatever the client put before it is ignored. DRF's throttles follow
-    the same rule (``REST_FRAMEWORK["NUM_PROXIES"]`` is the same setting)."""
-    remote_addr = request.META.get("REMOTE_ADDR", "")
-    forwarded_for = request.META.get("HTTP_X_FORWARDED_FOR")
-    proxies = settings.TRUSTED_PROXY_COUNT
-    if not proxies or not forwarded_for:
-        return remote_addr
-    addresses = forwarded_for.split(",")
-    return addresses[-min(proxies, len(addresses))].strip()
+    """The address of the client that sent ``request``, as far as the deployment's own proxies vouch for it:
+    DRF's rule, read from ``REST_FRAMEWORK["NUM_PROXIES"]`` (= ``TRUSTED_PROXY_COUNT``). With 0 (``make run``,
+    nothing in front) the peer address, an X-Forwarded-For header being the client's own word; with N proxies,
+    each appending the address it saw, the N-th entry from the right."""
+    return BaseThrottle().get_ident(request)
 
 
 class TooManySignInAttempts(Exception):

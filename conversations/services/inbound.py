@@ -356,6 +356,11 @@ def advance_message_status(*, message: Message, status: str, at: datetime, error
     if not _advance_in_memory(message=message, status=status, at=at, error_code=error_code, error_title=error_title):
         return
     message.save(update_fields=["status", "status_at", "error_code", "error_title"])
+    publish_status_changed(message)
+
+
+def publish_status_changed(message: Message) -> None:
+    """Open inboxes learn the message's new status (inside the caller's transaction)."""
     number_id = BusinessNumber.objects.filter(conversations__id=message.conversation_id).values_list("pk", flat=True).get()
     publish_event(number_id=number_id, type=events.MESSAGE_STATUS_CHANGED, payload=_status_changed_payload(message))
 

@@ -42,8 +42,8 @@ from conversations.models import (
 )
 from conversations.services.errors import RetryLater, SendRefused
 from conversations.services.inbound import (
-    _status_changed_payload,
     advance_message_status,
+    publish_status_changed,
     register_sent_message,
     touch_conversation,
 )
@@ -289,7 +289,7 @@ def mark_send_unconfirmed(*, message_id: int, claimed_before=None) -> bool:
     message.send_claimed_at = None
     message.save(update_fields=["status", "status_at", "send_claimed_at"])
     logger.warning("message %s: the send's answer was lost; unconfirmed until a status webhook or a decision", message_id)
-    _publish_status_changed(message)
+    publish_status_changed(message)
     return True
 
 
@@ -304,7 +304,7 @@ def resend_unconfirmed_message(*, message: Message) -> Message:
     locked.status = MessageStatus.PENDING
     locked.status_at = timezone.now()
     locked.save(update_fields=["status", "status_at"])
-    _publish_status_changed(locked)
+    publish_status_changed(locked)
     from conversations.tasks import deliver_outbound_message_task
 
     enqueue_on_commit(deliver_outbound_message_task, locked.pk)
@@ -329,11 +329,6 @@ def _unconfirmed_for_update(message: Message) -> Message:
     if locked is None or locked.status != MessageStatus.UNCONFIRMED or locked.wamid is not None:
         raise SendRefused("not_unconfirmed", "Only a message Meta has not confirmed can be sent again or discarded.")
     return locked
-
-
-def _publish_status_changed(message: Message) -> None:
-    number_id = Conversation.objects.filter(pk=message.conversation_id).values_list("number_id", flat=True).get()
-    publish_event(number_id=number_id, type=events.MESSAGE_STATUS_CHANGED, payload=_status_changed_payload(message))
 
 
 @transaction.atomic
