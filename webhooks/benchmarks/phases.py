@@ -463,9 +463,11 @@ class Bench:
     # --- 3. end to end -----------------------------------------------------------------------------
 
     def access_token(self) -> str:
-        from rest_framework_simplejwt.tokens import RefreshToken
+        # An access token alone: a refresh token is recorded in the database (the blacklist's outstanding tokens),
+        # which an async caller (the end-to-end and socket phases) may not do.
+        from rest_framework_simplejwt.tokens import AccessToken
 
-        return str(RefreshToken.for_user(self.user).access_token)
+        return str(AccessToken.for_user(self.user))
 
     def end_to_end(self) -> None:
         o = self.o
