@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "corsheaders",
     "contacts",
     "conversations",
     "webhooks",
@@ -52,6 +53,8 @@ MIDDLEWARE = [
     "config.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before CommonMiddleware, so a preflight is answered before anything else looks at it.
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -256,6 +259,14 @@ if TRUSTED_PROXY_COUNT < 0:
     raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT must be 0 or more, not {TRUSTED_PROXY_COUNT}")
 # Failed sign-ins allowed per client address and per username, inbox, admin and API tokens alike (config/sign_in.py).
 SIGN_IN_FAILURE_RATE = env("API_THROTTLE_AUTH", default="10/min")
+
+# --- Cross-origin requests -----------------------------------------------------------------------
+# None by default: the pages call the API from their own origin, and browsers refuse other sites' reads. A browser
+# app on another origin needs its origin listed; it then authenticates with a JWT in the Authorization header, never
+# with the session cookie (no credentials cross origins). Meta's webhook is a server, not a browser: not concerned.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_CREDENTIALS = False
+CORS_URLS_REGEX = r"^/api/(?!webhook).*$"
 
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

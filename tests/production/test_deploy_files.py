@@ -42,6 +42,9 @@ def test_compose_health_checks_and_persistence(compose):
     assert services["ws"]["healthcheck"]["test"] == ["CMD", "config/bin/healthcheck", "8001", "/healthz"]
     assert "inspect ping" in services["worker"]["healthcheck"]["test"][1]
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
+    command = services["redis"]["command"]
+    # Capped, never evicting: an evicted key would be a lost task.
+    assert command[command.index("--maxmemory") + 1] and command[command.index("--maxmemory-policy") + 1] == "noeviction"
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "static:/app/staticfiles" in services["web"]["volumes"]
     assert "static:/srv/inbox/static:ro" in services["nginx"]["volumes"]
