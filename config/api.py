@@ -16,7 +16,7 @@ from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from config.openapi import ErrorOut
-from config.sign_in import TooManySignInAttempts, start_sign_in_attempt
+from accounts.sign_in import TooManySignInAttempts, start_sign_in_attempt
 
 
 def error_response(*, status: int, code: str, detail: str, fields: dict | None = None, headers=None) -> Response:
@@ -74,7 +74,7 @@ def _error_code(exc: exceptions.APIException) -> str:
 def _passthrough_headers(response) -> dict:
     return {k: v for k, v in response.items() if k in ("WWW-Authenticate", "Retry-After", "Allow")}
 
-# --- authentication endpoints: behind the sign-in limit (config/sign_in.py) -------------------------
+# --- authentication endpoints: behind the sign-in limit (accounts/sign_in.py) -------------------------
 
 
 class SignInLimitedApi:

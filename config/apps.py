@@ -7,7 +7,7 @@ class ProjectConfig(AppConfig):
     verbose_name = "Project"
 
     def ready(self):
-        from config.database import install_any_lookup, install_psycopg_adapters
+        from database.bulk import install_any_lookup, install_psycopg_adapters
 
         install_psycopg_adapters()
         install_any_lookup()

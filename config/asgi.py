@@ -10,7 +10,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from config.heap import freeze_startup_objects  # noqa: E402
+from ops.heap import freeze_startup_objects  # noqa: E402
 from realtime.auth import JwtAuthMiddleware, OriginValidatorUnlessToken  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 

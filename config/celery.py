@@ -74,13 +74,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Task ids on every log line and JSON worker logs (LOG_FORMAT=json).
-import config.celery_signals  # noqa: E402,F401
+import ops.celery_logs  # noqa: E402,F401
 
 
 @signals.worker_process_init.connect
 def _freeze_startup_objects(**kwargs) -> None:
     # Each prefork child, once started: the collector's full passes skip what the worker built before forking.
-    from config.heap import freeze_startup_objects
+    from ops.heap import freeze_startup_objects
 
     freeze_startup_objects()
 

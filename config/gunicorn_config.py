@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 if settings.LOG_FORMAT == "json":
     logconfig_dict = {
-        "formatters": {"json": {"()": "config.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "ops.logs.JsonFormatter"}},
         "handlers": {
             "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
             "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
@@ -25,7 +25,7 @@ if settings.LOG_FORMAT == "json":
 
 class AppLogger(Logger):
     """gunicorn's logger without gunicorn's access line. The app writes one line per request itself, with its request
-    id, status and duration (``config.logs.RequestIdMiddleware``); gunicorn turns its own on whenever a
+    id, status and duration (``ops.logs.RequestIdMiddleware``); gunicorn turns its own on whenever a
     ``logconfig_dict`` is set, which doubled every request's line and cost ~4 % of a webhook's time in the worker
     (py-spy): the line's fields built, formatted and written for each delivery."""
 

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api import TokenObtainApi, TokenRefreshApi
 from config.middleware import API_DOCS_CONTENT_SECURITY_POLICY, content_security_policy
-from config.sign_in import sign_in_limited
+from accounts.sign_in import sign_in_limited
 from contacts.apis import ContactDetailApi, ContactListApi, ContactMergeApi
 from conversations.apis import (
     ConversationDetailApi,
@@ -58,7 +58,7 @@ api_patterns = [
 ]
 
 urlpatterns = [
-    # Before admin.site.urls: the admin's sign-in form takes the same limit as the inbox's (config/sign_in.py).
+    # Before admin.site.urls: the admin's sign-in form takes the same limit as the inbox's (accounts/sign_in.py).
     path("admin/login/", sign_in_limited(admin.site.login)),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(pattern_name="inbox:list", permanent=False)),
@@ -72,8 +72,8 @@ urlpatterns = [
 handler404 = "config.api.json_or_html_404"
 handler500 = "config.api.json_or_html_500"
 
-# Probes for load balancers and Prometheus (config/health.py); outside /api/ so nginx can keep them internal.
-from config import health
+# Probes for load balancers and Prometheus (ops/health.py); outside /api/ so nginx can keep them internal.
+from ops import health
 
 urlpatterns += [
     path("healthz", health.healthz, name="healthz"),

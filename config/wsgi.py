@@ -6,7 +6,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 django.setup(set_prefix=False)  # what django.core.wsgi.get_wsgi_application() does, with the project's handler
 
-from config.handlers import InboxWSGIHandler
+from webhooks.fastpath import InboxWSGIHandler
 
 application = InboxWSGIHandler()
 
@@ -18,7 +18,7 @@ application = InboxWSGIHandler()
 from django.urls import get_resolver
 
 from config.celery import prepare_producer
-from config.heap import freeze_startup_objects
+from ops.heap import freeze_startup_objects
 
 get_resolver().url_patterns  # noqa: B018
 prepare_producer()

@@ -20,7 +20,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
-from config.database import insert_rows
+from database.bulk import insert_rows
 from realtime.events import EVENT_TYPES, GROUP_ACCESS_CHANGED_TYPE, GROUP_MESSAGE_TYPE, Envelope
 from realtime.groups import number_group, user_group
 from realtime.models import Event

@@ -5,9 +5,9 @@ from django.test import Client
 from django.test.client import ClientHandler
 from rest_framework.test import APIClient
 
-from config.handlers import InboxWSGIHandler
+from webhooks.fastpath import InboxWSGIHandler
 from tests.factories import BusinessNumberFactory, UserFactory
-from webhooks.simulation import envelope, signed_request
+from sandbox.simulation import envelope, signed_request
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,7 @@ class _ProductionClientHandler(ClientHandler, InboxWSGIHandler):
 
 @pytest.fixture
 def client():
-    """pytest-django's ``client``, serving requests with the production WSGI handler (config.handlers)."""
+    """pytest-django's ``client``, serving requests with the production WSGI handler (webhooks.fastpath)."""
     test_client = Client()
     test_client.handler = _ProductionClientHandler(enforce_csrf_checks=False)
     return test_client

@@ -27,7 +27,7 @@ from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 from psycopg.pq import ConnStatus, ExecStatus
 
-from config.logs import log_context, request_id_var
+from ops.logs import log_context, request_id_var
 from contacts.services import Sender, change_contact_identity, resolve_contact, resolve_contacts
 from conversations.models import BusinessNumber
 from conversations.services import (

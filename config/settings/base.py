@@ -5,6 +5,7 @@ layer, Celery tasks run in-process) so ``make run`` works on any machine with Py
 runs the real topology: PostgreSQL, Redis as Celery broker and channel layer, a separate worker.
 Every variable is documented in ``.env.example``.
 """
+import importlib.util
 import warnings
 from pathlib import Path
 
@@ -46,11 +47,15 @@ INSTALLED_APPS = [
     "conversations",
     "webhooks",
     "realtime",
+    "sandbox",  # manage.py meta_sandbox and simulate_inbound: Meta's stand-in for make run and the tests
 ]
+# manage.py bench, where the checkout has it (the production image leaves it out: .dockerignore).
+if importlib.util.find_spec("bench") is not None:
+    INSTALLED_APPS.append("bench")
 
 MIDDLEWARE = [
     # First, so every line logged for a request carries its id (X-Request-ID in and out).
-    "config.logs.RequestIdMiddleware",
+    "ops.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before CommonMiddleware, so a preflight is answered before anything else looks at it.
@@ -63,8 +68,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
 ]
-# Meta's webhook POSTs under gunicorn take only these (config/handlers.py says what else is kept, and why).
-WEBHOOK_MIDDLEWARE = ["config.logs.RequestIdMiddleware"]
+# Meta's webhook POSTs under gunicorn take only these (webhooks/fastpath.py says what else is kept, and why).
+WEBHOOK_MIDDLEWARE = ["ops.logs.RequestIdMiddleware"]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -160,13 +165,13 @@ WEBHOOK_MAX_BODY_BYTES = 4 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 
 # LOG_FORMAT=json: one JSON object per line with request_id, webhook_event_id and celery_task_id when the
-# line belongs to one (config/logs.py); production.py makes json the default.
+# line belongs to one (ops/logs.py); production.py makes json the default.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "config.logs.JsonFormatter"},
+        "json": {"()": "ops.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": env("LOG_FORMAT", default="plain")},
@@ -252,12 +257,12 @@ else:
 # --- Client addresses and sign-in limits ---------------------------------------------------------
 # How many proxies of this deployment stand in front of the app, each appending to X-Forwarded-For: 0 under
 # `make run` (the header is then the client's own word and ignored), 1 behind nginx (docker-compose.yml and
-# config/deploy/systemd set it). Every per-address limit takes the client address from it (config.sign_in.client_ip,
+# config/deploy/systemd set it). Every per-address limit takes the client address from it (accounts.sign_in.client_ip,
 # DRF's NUM_PROXIES below).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 if TRUSTED_PROXY_COUNT < 0:
     raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT must be 0 or more, not {TRUSTED_PROXY_COUNT}")
-# Failed sign-ins allowed per client address and per username, inbox, admin and API tokens alike (config/sign_in.py).
+# Failed sign-ins allowed per client address and per username, inbox, admin and API tokens alike (accounts/sign_in.py).
 SIGN_IN_FAILURE_RATE = env("API_THROTTLE_AUTH", default="10/min")
 
 # --- Cross-origin requests -----------------------------------------------------------------------

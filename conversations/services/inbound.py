@@ -15,7 +15,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 
-from config.database import insert_rows, update_rows
+from database.bulk import insert_rows, update_rows
 from contacts.models import Contact
 from conversations.models import (
     STATUS_RANK,

@@ -10,10 +10,10 @@ from django.test import RequestFactory
 from rest_framework.test import APIClient
 from rest_framework.throttling import BaseThrottle
 
-from config.sign_in import client_ip
+from accounts.sign_in import client_ip
 from tests.factories import UserFactory
 from tests.webhooks.test_payloads import PAYLOADS
-from webhooks.simulation import signed_request
+from sandbox.simulation import signed_request
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from conversations.tasks import deliver_outbound_message_task
 from tests.conversations.conftest import SANDBOX_TOKEN
 from tests.e2e.conftest import free_port, wait_for
 from tests.factories import ContactFactory, ConversationFactory, OutboundMessageFactory
-from webhooks.sandbox import MetaSandbox, SandboxConfig
+from sandbox import MetaSandbox, SandboxConfig
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the retry runs on another thread, with its own connection
 

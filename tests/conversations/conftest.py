@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.e2e.conftest import free_port
-from webhooks.sandbox import MetaSandbox, SandboxConfig
+from sandbox import MetaSandbox, SandboxConfig
 
 SANDBOX_TOKEN = "sandbox-test-token"
 

@@ -11,7 +11,7 @@ from realtime.models import Event
 from tests.factories import ConversationFactory, OutboundMessageFactory
 from tests.webhooks.test_payloads import PAYLOADS
 from webhooks.models import WebhookEvent
-from webhooks.simulation import MESSAGE_TYPES, message_change, new_wamid, status_change
+from sandbox.simulation import MESSAGE_TYPES, message_change, new_wamid, status_change
 
 pytestmark = pytest.mark.django_db
 

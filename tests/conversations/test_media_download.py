@@ -16,8 +16,8 @@ import pytest
 from conversations.graph_api import media_url_allowed
 from conversations.models import MediaState, Message
 from tests.conversations.conftest import SANDBOX_TOKEN, graph_requests
-from webhooks.sandbox.customers import png_bytes
-from webhooks.simulation import message_change
+from sandbox.customers import png_bytes
+from sandbox.simulation import message_change
 
 pytestmark = pytest.mark.django_db
 

@@ -16,9 +16,9 @@ from conversations.services.outbound import STALE_CLAIM, sweep_outbound_work
 from tests.conversations.conftest import graph_requests
 from tests.e2e.conftest import free_port
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory
-from webhooks.sandbox.customers import png_bytes
+from sandbox.customers import png_bytes
 from webhooks.services import process_webhook_event, store_webhook_event
-from webhooks.simulation import envelope, message_change, to_wire
+from sandbox.simulation import envelope, message_change, to_wire
 
 pytestmark = pytest.mark.django_db(transaction=True)  # tasks are enqueued when the request's transaction commits
 

@@ -10,7 +10,7 @@ from conversations.models import MediaFile, MediaState, Message, MessageStatus, 
 from conversations.services.outbound import deliver_outbound_message
 from realtime.models import Event
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory, UserFactory
-from webhooks.simulation import new_wamid, status_change
+from sandbox.simulation import new_wamid, status_change
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from conversations.services.outbound import STALE_CLAIM, deliver_outbound_messag
 from realtime.models import Event
 from tests.e2e.conftest import free_port
 from tests.factories import ContactFactory, ConversationFactory, UserFactory
-from webhooks.simulation import status_change
+from sandbox.simulation import status_change
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.factories import BusinessNumberFactory, UserFactory
-from webhooks.simulation import signed_request
+from sandbox.simulation import signed_request
 
 ROOT = Path(__file__).resolve().parents[2]
 # The business number of the shared sample payloads (tests/webhooks/payloads).

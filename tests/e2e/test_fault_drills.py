@@ -33,7 +33,7 @@ from tests.e2e.test_replying import (  # noqa: F401 (sandbox_process, sandbox an
     wait_status,
 )
 from webhooks.models import WebhookEvent, WebhookEventState
-from webhooks.simulation import envelope, message_change, new_wamid, signed_request
+from sandbox.simulation import envelope, message_change, new_wamid, signed_request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

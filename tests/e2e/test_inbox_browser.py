@@ -16,7 +16,7 @@ from tests.factories import (
     OutboundMessageFactory,
 )
 from webhooks.models import WebhookEvent, WebhookEventState
-from webhooks.simulation import envelope, message_change, new_wamid, status_change
+from sandbox.simulation import envelope, message_change, new_wamid, status_change
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -16,7 +16,7 @@ from tests.e2e.conftest import NUMBER, WABA, free_port, stack_env, start_daphne,
 from tests.webhooks.test_payloads import FILES
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.services import drain_keys
-from webhooks.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, status_change
+from sandbox.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, status_change
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -158,7 +158,7 @@ def test_database_unreachable_is_503(stack, tmp_path: Path):
     try:
         from django.conf import settings
 
-        from webhooks.simulation import signed_request
+        from sandbox.simulation import signed_request
 
         body, headers = signed_request(
             envelope(waba_id=WABA, changes=[message_change(**NUMBER, wa_id="447700900461")]),

@@ -1,4 +1,4 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` in-process (config/health.py)."""
+"""``/healthz``, ``/readyz`` and ``/metrics`` in-process (ops/health.py)."""
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from config import health
+from ops import health
 from conversations.models import Direction, MessageStatus
 from tests.e2e.conftest import free_port
 from tests.factories import MessageFactory

@@ -1,4 +1,4 @@
-"""Structured logs (config/logs.py, config/celery_signals.py): one JSON object per line, with the ids of
+"""Structured logs (ops/logs.py, ops/celery_logs.py): one JSON object per line, with the ids of
 the request, webhook event and Celery task the line belongs to."""
 import io
 import json
@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from config.logs import JsonFormatter
+from ops.logs import JsonFormatter
 from webhooks.models import WebhookEvent
-from webhooks.simulation import envelope, message_change
+from sandbox.simulation import envelope, message_change
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from tests.e2e.conftest import BIN, RedisServer, free_port, stop_process, wait_f
 from tests.factories import UserFactory
 from tests.production.conftest import APP_SECRET, HOST, NGINX, ROOT, manage, production_env, render_nginx
 from webhooks.models import WebhookEvent
-from webhooks.simulation import envelope, signed_request
+from sandbox.simulation import envelope, signed_request
 
 pytestmark = [
     pytest.mark.e2e,

@@ -17,7 +17,7 @@ import requests
 from tests.e2e.conftest import BIN, RedisServer, free_port, stop_process, wait_for
 from tests.production.conftest import APP_SECRET, HOST, ROOT, production_env
 from webhooks.models import WebhookEvent, WebhookEventState
-from webhooks.simulation import envelope, message_change, signed_request
+from sandbox.simulation import envelope, message_change, signed_request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -94,7 +94,7 @@ def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(producti
     # Sized, not chunked: gunicorn chunks an HTTP/1.1 answer that has no Content-Length (a write more per delivery).
     assert response.headers["Content-Length"] == str(len(response.content))
     assert "Transfer-Encoding" not in response.headers
-    # Meta's answer takes the webhook's short middleware chain (config.handlers); pages keep every header.
+    # Meta's answer takes the webhook's short middleware chain (webhooks.fastpath); pages keep every header.
     assert "Strict-Transport-Security" not in response.headers
     page = requests.get(f"{production.base_url}/login/", headers=NGINX_HEADERS, timeout=10)
     assert page.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"

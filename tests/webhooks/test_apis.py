@@ -182,7 +182,7 @@ from django.test import Client
 from conversations.models import Message
 from tests.factories import BusinessNumberFactory
 from webhooks.models import WebhookEvent
-from webhooks.simulation import signed_request
+from sandbox.simulation import signed_request
 payload = json.loads(open({str(PAYLOADS / "message_text.json")!r}).read())
 number_id = payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]
 BusinessNumberFactory(phone_number_id=number_id)

@@ -25,7 +25,7 @@ from tests.factories import BusinessNumberFactory
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import parse_delivery, parse_message
 from webhooks.services import process_webhook_event, store_webhook_event
-from webhooks.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, signed_request
+from sandbox.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, signed_request
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "simulator-test-secret"

@@ -10,7 +10,7 @@ from realtime.models import Event
 from tests.factories import ConversationFactory, OutboundMessageFactory
 from webhooks import services
 from webhooks.models import WebhookEvent, WebhookEventState
-from webhooks.simulation import envelope, message_change, new_wamid, status_change
+from sandbox.simulation import envelope, message_change, new_wamid, status_change
 
 pytestmark = pytest.mark.django_db
 

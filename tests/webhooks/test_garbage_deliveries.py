@@ -37,7 +37,7 @@ from webhooks.payloads import (
     parse_status,
 )
 from webhooks.signatures import sign_body
-from webhooks.simulation import envelope, message_change
+from sandbox.simulation import envelope, message_change
 
 NUMBER_ID = "427715309981234"  # the `number` fixture's
 CUSTOMERS = ("447700900461", "5511987650042", "15557730999")

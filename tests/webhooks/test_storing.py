@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
-from config.logs import log_context
+from ops.logs import log_context
 from tests.webhooks.test_payloads import PAYLOADS
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.services import store_webhook_event

@@ -3,7 +3,7 @@
 
 Idempotent: the superuser is created only when there is none, the number is looked up by its
 phone_number_id, and demo conversations are added only to the demo number and only while it has none.
-The conversations are real webhook deliveries (built by ``webhooks.simulation``) stored and processed
+The conversations are real webhook deliveries (built by ``sandbox.simulation``) stored and processed
 by the same services as Meta's, so the demo data is exactly what the pipeline makes of them.
 
 The demo's photo and invoice are made here and uploaded through the Graph API first (under ``make run``
@@ -23,9 +23,9 @@ from django.db import transaction
 from conversations.graph_api import GraphClient, GraphError
 from conversations.models import BusinessNumber, Conversation
 from webhooks.models import WebhookEventState
-from webhooks.sandbox.customers import png_bytes
+from sandbox.customers import png_bytes
 from webhooks.services import process_webhook_event, store_webhook_event
-from webhooks.simulation import (
+from sandbox.simulation import (
     DEMO_DISPLAY_PHONE_NUMBER,
     DEMO_PHONE_NUMBER_ID,
     DEMO_WABA_ID,

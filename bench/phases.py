@@ -1,0 +1,662 @@
+"""The measurements: the five the bench reports, and instruction counts when asked for. ``Bench.run()`` starts the topology,
+measures in order, stops what it started."""
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+from django.db.models import Q
+from django.test import Client
+
+from bench import clients, procs, seed
+from bench.report import Row
+from webhooks.models import WebhookEvent, WebhookEventState
+
+
+@dataclass
+class Options:
+    admin_dsn: str
+    database: str
+    redis_port: int
+    log_dir: Path
+    server_settings: str
+    web_workers: int
+    worker_concurrency: int
+    connections: int
+    duration: float
+    limit_duration: float
+    pg_threads: int
+    backlog: int
+    drain_timeout: float
+    e2e_rate: float
+    e2e_duration: float
+    conversations: int
+    messages: int
+    page_runs: int
+    sockets: int
+    socket_hold: float
+    use_wrk: bool
+    instruction_calls: int
+    keep_database: bool
+    phases: tuple[str, ...]  # names from PHASES, in that order
+
+
+# Distinct signed webhooks generated for the ingest phase, per second of its duration (about 1.5 s of
+# generating for the default 20 s): above the do-nothing view's rate here, so every request is a new message.
+INGEST_BODIES_PER_SECOND = 3000
+
+
+class Bench:
+    def __init__(self, options: Options, log):
+        self.o = options
+        self.log = log
+        self.rows: list[Row] = []
+        self.procs = procs.Processes(logs=options.log_dir)
+        self.secret = settings.META_APP_SECRET
+        self.web_port = procs.free_port()
+        self.ws_port = procs.free_port()
+        self.number = None
+        self.user = None
+
+    @staticmethod
+    def load() -> str:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+    # --- orchestration -----------------------------------------------------------------------------
+
+    def run(self) -> list[Row]:
+        try:
+            self.setup()
+            for name in self.o.phases:
+                self.settle()
+                PHASES[name](self)
+        finally:
+            self.log("stopping everything the bench started ...")
+            self.procs.stop_all()
+            connection.close()
+            if not self.o.keep_database:
+                procs.drop_database(self.o.admin_dsn, self.o.database)
+        return self.rows
+
+    def settle(self) -> None:
+        """Start each phase on a settled database: the seed (a million rows) and the backlog write gigabytes
+        of WAL, and a checkpoint spread over the next phase slows every commit in it (seen: end-to-end p99
+        x3). A forced checkpoint finishes that work before the phase, not during it."""
+        started = time.perf_counter()
+        try:
+            with psycopg.connect(self.o.admin_dsn, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
+        except psycopg.Error as exc:  # not a superuser: measure anyway, and say so
+            self.log(f"  (could not CHECKPOINT before the phase: {exc})")
+            return
+        self.log(f"  checkpoint before the phase: {time.perf_counter() - started:.1f}s")
+
+    def server_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "BENCH_CHILD"}
+        env.update(
+            DJANGO_SETTINGS_MODULE="bench.settings",
+            BENCH_BASE_SETTINGS=self.o.server_settings,
+            FRONTEND_URL="https://bench.example.com",
+            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+            LOG_LEVEL=os.environ.get("BENCH_SERVER_LOG_LEVEL", "INFO"),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def setup(self) -> None:
+        t = time.perf_counter()
+        self.log(f"database {self.o.database}: drop, create, migrate ...")
+        procs.recreate_database(self.o.admin_dsn, self.o.database)
+        call_command("migrate", verbosity=0, interactive=False)
+        self.log(f"  migrated in {time.perf_counter() - t:.1f}s; seeding {self.o.conversations:,} conversations and "
+                 f"{self.o.messages:,} messages with generate_series ...")
+        t = time.perf_counter()
+        self.number = seed.seed_inbox(conversations=self.o.conversations, messages=self.o.messages)
+        # Opening a conversation would enqueue a read receipt to Meta; the bench has no Graph API to call.
+        type(self.number).objects.filter(pk=self.number.pk).update(send_read_receipts=False)
+        self.seed_seconds = time.perf_counter() - t
+        self.log(f"  seeded in {self.seed_seconds:.1f}s")
+        from django.contrib.auth import get_user_model
+
+        self.user = get_user_model().objects.create_superuser("bench", "bench@example.com", secrets.token_urlsafe(12))
+        self.log(f"starting redis-server :{self.o.redis_port}, gunicorn :{self.web_port} ({self.o.web_workers} workers), "
+                 f"daphne :{self.ws_port}, celery worker (-c {self.o.worker_concurrency}) with {self.o.server_settings} ...")
+        procs.start_redis(self.procs, self.o.redis_port)
+        env = self.server_env()
+        _web, self.web_label = procs.start_web(self.procs, port=self.web_port, workers=self.o.web_workers, env=env)
+        procs.start_daphne(self.procs, port=self.ws_port, env=env)
+        procs.start_worker(self.procs, concurrency=self.o.worker_concurrency, env=env)
+        self.redis = redis.Redis(port=self.o.redis_port)
+        self.log(f"  up; logs in {self.o.log_dir}")
+
+    def log_cpu(self, before: dict[str, float], seconds: float) -> dict[str, float]:
+        """Where the cores went during a phase, per process kind (cores used on average); logged and returned."""
+        after = self.procs.cpu_snapshot()
+        used = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
+        parts = ", ".join(f"{name} {cores:.2f}" for name, cores in sorted(used.items(), key=lambda kv: -kv[1]))
+        self.log(f"  cores used: {parts} (of {len(os.sched_getaffinity(0))})")
+        return used
+
+    @staticmethod
+    def cpu_per_request(used: dict[str, float], rate: float) -> tuple[float | None, str]:
+        """Milliseconds of CPU per request, all processes together, and the parts worth naming."""
+        if not rate:
+            return None, "no request answered"
+        parts = {name: cores * 1000 / rate for name, cores in used.items()}
+        detail = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]) if ms >= 0.01)
+        return sum(parts.values()), detail
+
+    def signed_inbound(self, wamid: str, customer: int) -> tuple[bytes, str]:
+        return seed.signed_inbound(wamid=wamid, customer=customer, secret=self.secret)
+
+    def pending_count(self, lo: int, hi: int) -> int:
+        return WebhookEvent.objects.filter(pk__gte=lo, pk__lte=hi, state=WebhookEventState.PENDING).count()
+
+    def discard_backlog(self) -> None:
+        """Drop queued tasks and pending events so the next phase starts with an idle worker."""
+        from webhooks.services import clear_drain_flags
+
+        self.redis.delete("celery")
+        WebhookEvent.objects.filter(state=WebhookEventState.PENDING).delete()
+        clear_drain_flags()
+
+    def seconds_until_applied(self, first_id: int, *, timeout: float) -> str:
+        """How long until the worker has applied every event from ``first_id`` on, as text (polled every 50 ms)."""
+        started = time.perf_counter()
+        while WebhookEvent.objects.filter(pk__gte=first_id, state=WebhookEventState.PENDING).exists():
+            if time.perf_counter() - started > timeout:
+                return f"not within {timeout:.0f}s"
+            time.sleep(0.05)
+        return f"{time.perf_counter() - started:.1f}s"
+
+    # --- 1. ingest -------------------------------------------------------------------------------------
+
+    def ingest(self) -> None:
+        o = self.o
+        # A new message in every request (a redelivery would cost the worker next to nothing): enough bodies
+        # for INGEST_BODIES_PER_SECOND over the whole run, which no server configuration here reaches.
+        pool = int(INGEST_BODIES_PER_SECOND * o.duration)
+        requests = [self.signed_inbound(f"wamid.INGEST{n}", 1 + n % o.conversations) for n in range(pool)]
+        size = len(requests[0][0])
+        status = procs.http_status(self.web_port, "/api/webhook", method="POST", body=requests[0][0],
+                                   headers={"Content-Type": "application/json", "X-Hub-Signature-256": requests[0][1]})
+        noop_status = procs.http_status(self.web_port, "/bench/noop", method="POST", body=requests[0][0])
+        if status != 200 or noop_status != 200:
+            raise RuntimeError(f"webhook answered {status}, /bench/noop {noop_status}: see {o.log_dir}/gunicorn.log")
+        use_wrk = o.use_wrk and clients.ensure_wrk(self.log)
+        tool = "wrk -t2" if use_wrk else "python asyncio generator"
+        first_id = (WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
+        self.log(f"(load {self.load()}) "
+                 f"1. ingest: {o.connections} connections x {o.duration:.0f}s of signed {size}-byte webhooks ({tool}) ...")
+        cpu_before = self.procs.cpu_snapshot()
+        result = clients.run_load(port=self.web_port, path="/api/webhook", requests=requests, connections=o.connections,
+                                  seconds=o.duration, use_wrk=use_wrk)
+        webhook_cpu, webhook_cpu_detail = self.cpu_per_request(self.log_cpu(cpu_before, result.seconds), result.rate)
+        stored = WebhookEvent.objects.filter(pk__gte=first_id).count()
+        applied = WebhookEvent.objects.filter(pk__gte=first_id).exclude(state=WebhookEventState.PENDING).count()
+        # "The worker keeping up at that rate": busy rounds are a quarter of a second apart, so that much is
+        # pending at any moment even when it keeps up; one that fell behind has seconds of arrivals left.
+        behind = (stored - applied) / result.rate if result.rate else 0.0
+        caught_up = self.seconds_until_applied(first_id, timeout=15.0)
+        repeats = max(0, result.requests - pool)
+        self.log(f"  {result.requests:,} requests, {result.ok:,} 2xx, {result.errors:,} errors; {stored:,} events stored, "
+                 f"{applied:,} applied by the worker meanwhile, the rest {caught_up} after the load stopped; "
+                 f"{repeats:,} repeated a delivery (pool of {pool:,})")
+        self.discard_backlog()
+        conds = (f"{o.connections} conns, {result.seconds:.0f}s, {size} B body, {self.web_label}, "
+                 f"worker -c {o.worker_concurrency} running, {tool}")
+        deliveries = "every request a new message" if not repeats else f"{repeats:,} redeliveries (pool of {pool:,} ran out)"
+        self.rows += [
+            Row("1", "ingest: webhook POSTs answered 2xx", result.rate, "/s", conds + f"; {result.errors} errors; {stored:,} rows stored", 1000),
+            Row("1", "ingest: latency p50", result.p50_ms, "ms", conds),
+            Row("1", "ingest: latency p99", result.p99_ms, "ms", conds, 100, higher_is_better=False),
+            Row("1", "ingest: latency max", result.max_ms, "ms", conds),
+            Row("1", "worker applied during ingest", applied / result.seconds, "events/s",
+                f"same {result.seconds:.0f}s, alongside ingest on the same 2 cores, {deliveries}"),
+            Row("1", "worker: behind when the load stopped", behind, "s",
+                f"{stored - applied:,} of {stored:,} events not applied yet, in seconds of arrivals at the ingest rate; "
+                f"all applied {caught_up} later", 1, higher_is_better=False),
+        ]
+        self.log(f"1b. limit: /bench/noop, {o.connections} connections x {o.limit_duration:.0f}s ...")
+        cpu_before = self.procs.cpu_snapshot()
+        noop = clients.run_load(port=self.web_port, path="/bench/noop", requests=requests, connections=o.connections,
+                                seconds=o.limit_duration, use_wrk=use_wrk)
+        noop_cpu, noop_cpu_detail = self.cpu_per_request(self.log_cpu(cpu_before, noop.seconds), noop.rate)
+        self.log(f"1c. limit: raw single-row INSERTs, {o.pg_threads} psycopg threads x {o.limit_duration:.0f}s ...")
+        inserts = self.raw_insert_rate(body_size=size)
+        self.rows += [
+            Row("1", "limit: do-nothing Django POST view", noop.rate, "/s",
+                f"{o.connections} conns, {noop.seconds:.0f}s, same body and gunicorn; p50 {noop.p50_ms:.1f} / p99 {noop.p99_ms:.1f} ms"),
+            Row("1", "  ratio webhook / do-nothing view", result.rate / noop.rate if noop.rate else None, "x", "share of the HTTP stack's ceiling"),
+            # CPU per request moves less with the machine than rates do: compare it between runs and changes.
+            Row("1", "ingest: CPU per webhook, all processes", webhook_cpu, "ms", f"{webhook_cpu_detail}; worker applying meanwhile"),
+            Row("1", "limit: CPU per do-nothing request", noop_cpu, "ms", noop_cpu_detail),
+            Row("1", "limit: PostgreSQL raw single-row INSERT", inserts, "/s",
+                f"psycopg, {o.pg_threads} threads, autocommit, {o.limit_duration:.0f}s, {size} B text + unique key, fsync on"),
+            Row("1", "  ratio webhook / raw INSERT", result.rate / inserts if inserts else None, "x", "share of the database's single-row ceiling"),
+        ]
+
+    def raw_insert_rate(self, *, body_size: int) -> float:
+        dsn = f"{self.o.admin_dsn.rsplit('/', 1)[0]}/{self.o.database}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE bench_raw_insert (id bigserial PRIMARY KEY, wamid text UNIQUE, body text, received_at timestamptz DEFAULT now())")
+        body = "x" * body_size
+        counts = [0] * self.o.pg_threads
+        stop = time.perf_counter() + self.o.limit_duration
+
+        def worker(index: int) -> None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                n = 0
+                while time.perf_counter() < stop:
+                    conn.execute("INSERT INTO bench_raw_insert (wamid, body) VALUES (%s, %s)", (f"w{index}-{n}", body), prepare=True)
+                    n += 1
+                counts[index] = n
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(self.o.pg_threads)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE bench_raw_insert")
+        return sum(counts) / elapsed
+
+    # --- 1d. instructions per request (opt-in) ------------------------------------------------------------
+
+    INSTRUCTIONS_WARMUP = 100  # calls before the counted ones: the first requests of a process import and connect
+
+    def instructions(self) -> None:
+        """Instructions one web process executes per webhook and per do-nothing request (callgrind): unlike every
+        timing here, the same in every run, so the figure to compare two versions of the path with."""
+        valgrind = shutil.which("valgrind")
+        if not (valgrind and shutil.which("callgrind_control")):
+            self.log("1d. instructions: valgrind is not installed (apt-get install valgrind); phase skipped")
+            return
+        warm, calls = self.INSTRUCTIONS_WARMUP, self.o.instruction_calls
+        # Each run gets a Redis database of its own, where no worker listens: the first webhook enqueues a drain
+        # (a warm-up call) and no drain runs, so every counted webhook makes its one Redis round trip (under traffic
+        # a running drain's promise spares most of them).
+        paths = {"/api/webhook": 9, "/bench/noop": 10}
+        served_paths = {"/api/webhook": 11, "/bench/noop": 12}
+        self.log(f"(load {self.load()}) 1d. instructions: callgrind, {calls} calls per path counted after {warm} ...")
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+            per = dict(zip(paths, pool.map(lambda path: self.callgrind_module_run(
+                valgrind, ["--path", path, "--warm", str(warm), "--calls", str(calls),
+                           "--customers", str(self.o.conversations)],
+                redis_db=paths[path], what=path) / calls, paths), strict=True))
+            per_served = dict(zip(served_paths, pool.map(lambda path: self.instructions_served(
+                valgrind, path=path, warm=warm, calls=calls, redis_db=served_paths[path]) / calls, served_paths),
+                strict=True))
+        # One full round outside the window, then the rest (two more rounds with the default --instruction-calls).
+        few = min(settings.WEBHOOK_DRAIN_BATCH, calls)
+        per_event = self.instructions_drained(valgrind, warm=few, events=calls) / calls
+        self.log(f"  counted in {time.perf_counter() - started:.0f}s")
+        for database in (*paths.values(), *served_paths.values()):
+            redis.Redis(port=self.o.redis_port, db=database).flushdb()
+        self.discard_backlog()
+        conds = (f"callgrind, config.wsgi handed calls {warm + 1}-{warm + calls} directly (no HTTP), production "
+                 f"settings, distinct signed deliveries; no drain running: one Redis round trip per webhook")
+        served_conds = (f"callgrind, the one worker of config/bin/web (gunicorn) serving {calls} requests after "
+                        f"{warm + 1}, each on a new connection: the app plus gunicorn's HTTP (kernel time not counted)")
+        self.rows += [
+            Row("1", "ingest: instructions per webhook", per["/api/webhook"] / 1000, "k", conds),
+            Row("1", "limit: instructions per do-nothing request", per["/bench/noop"] / 1000, "k", conds),
+            Row("1", "  ratio webhook / do-nothing (instructions)", per["/api/webhook"] / per["/bench/noop"], "x",
+                "the same in every run: compare versions with it"),
+            Row("1", "ingest: instructions per webhook, served", per_served["/api/webhook"] / 1000, "k", served_conds),
+            Row("1", "limit: instructions per do-nothing request, served", per_served["/bench/noop"] / 1000, "k",
+                served_conds),
+            Row("2", "processing: instructions per event", per_event / 1000, "k",
+                f"callgrind, one process draining {calls:,} pending deliveries (each a seeded customer's new text) in "
+                f"rounds of {settings.WEBHOOK_DRAIN_BATCH} after {few:,} others, as a worker's drain does"),
+        ]
+
+    def instructions_drained(self, valgrind: str, *, warm: int, events: int) -> int:
+        """Instructions one process takes to apply ``events`` new pending deliveries (webhooks.services' drain
+        rounds, realtime pushes included) after ``warm`` others."""
+        from bench.instructions import signed_deliveries
+
+        self.discard_backlog()
+        WebhookEvent.objects.bulk_create(
+            WebhookEvent(raw_body=body.decode(), signature=signature, phone_number_id=self.number.phone_number_id)
+            for body, signature in signed_deliveries(count=warm + events, secret=self.secret, customers=self.o.conversations))
+        redis_db = 15  # of its own, as every callgrind run's
+        counted = self.callgrind_module_run(valgrind, ["--drain", "--warm", str(warm)], redis_db=redis_db,
+                                            what=f"a drain of {warm + events} events")
+        redis.Redis(port=self.o.redis_port, db=redis_db).flushdb()
+        if left := WebhookEvent.objects.filter(state=WebhookEventState.PENDING).count():
+            raise RuntimeError(f"the drain under callgrind left {left} of {warm + events} events pending")
+        return counted
+
+    def callgrind_module_run(self, valgrind: str, args: list[str], *, redis_db: int, what: str) -> int:
+        """Instructions in the counted window of one ``python -m bench.instructions ARGS`` under
+        callgrind (with the servers' environment and a Redis database of its own): its third dump, less its second
+        (what asking for a dump costs)."""
+        env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{redis_db}")
+        with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
+            result = subprocess.run(
+                [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}/callgrind", sys.executable, "-m",
+                 "bench.instructions", *args],
+                cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+            if result.returncode:
+                raise RuntimeError(f"callgrind run of {what} failed: {result.stderr[-2000:]}")
+            return callgrind_dumped(Path(out) / "callgrind.3") - callgrind_dumped(Path(out) / "callgrind.2")
+
+    def instructions_served(self, valgrind: str, *, path: str, warm: int, calls: int, redis_db: int) -> int:
+        """Instructions the one gunicorn worker of ``config/bin/web`` executes serving ``calls`` POSTs of distinct
+        deliveries to ``path`` after ``warm`` others, under callgrind, each on a new connection.
+
+        The window is marked from inside the worker: valgrind's gdbserver, which ``callgrind_control`` talks to,
+        does not follow a forked process. callgrind runs with ``--dump-before=sched_yield`` and the bench's
+        ``/bench/callgrind-dump`` view calls ``os.sched_yield()``, which nothing else in the worker calls; as in
+        process, a dump after the warm-up, one right after it and one after the counted calls, and the third less
+        the second (each holds the tail of one dump request and the head of the next)."""
+        from bench.instructions import signed_deliveries
+
+        bodies = signed_deliveries(count=warm + calls, secret=self.secret, customers=self.o.conversations)
+        port = procs.free_port()
+        with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
+            # config/bin/web runs "$PYTHON -m gunicorn": the launcher puts valgrind in front (workers are forks,
+            # which valgrind follows; each process writes its own files).
+            launcher = Path(out) / "python"
+            launcher.write_text(f'#!/bin/sh\nexec "{valgrind}" --tool=callgrind --callgrind-out-file="{out}/callgrind.%p" '
+                                f'--dump-before=sched_yield "{sys.executable}" "$@"\n')
+            launcher.chmod(0o755)
+            env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{redis_db}",
+                       WEB_BIND=f"127.0.0.1:{port}", WEB_WORKERS="1", WEB_TIMEOUT="1800", PYTHON=str(launcher))
+            argv, _label = procs.web_argv(port, 1)
+            started = procs.Processes(logs=self.o.log_dir)  # one per run: the runs are threads
+            name = f"gunicorn-callgrind-{redis_db}"
+            web = started.start(name, argv, env=env)
+
+            def worker_alive() -> bool:
+                # A worker killed under valgrind (SIGILL: an instruction it cannot run, e.g. a C extension built
+                # for newer CPUs) is replaced, and its request retried, for ever: stop at the first.
+                started.check_alive()
+                log = (self.o.log_dir / f"{name}.log").read_text(errors="replace")
+                if "was sent SIG" in log or "Worker exiting" in log:
+                    raise RuntimeError(f"gunicorn's worker died under callgrind:\n{log[-3000:]}")
+                return True
+
+            def post(to: str, body: bytes = b"", headers: dict | None = None, expected: int = 200) -> None:
+                try:
+                    status = procs.http_status(port, to, method="POST", body=body, timeout=120, headers=headers)
+                except OSError:
+                    worker_alive()
+                    raise
+                if status != expected:
+                    raise RuntimeError(f"{to} answered {status} under callgrind: see {self.o.log_dir}")
+
+            def serve(deliveries: list[tuple[bytes, str]]) -> None:
+                for body, signature in deliveries:
+                    post(path, body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature})
+
+            try:
+                # The first request waits until gunicorn listens.
+                procs.wait_for(lambda: worker_alive() and procs.http_status(port, "/api/webhook", timeout=600) == 403,
+                               timeout=900, interval=1, what="gunicorn under callgrind")
+                serve(bodies[:warm])
+                post("/bench/callgrind-dump", expected=204)
+                post("/bench/callgrind-dump", expected=204)
+                serve(bodies[warm:])
+                post("/bench/callgrind-dump", expected=204)
+            finally:
+                started.stop(web, timeout=600)
+            dumps = sorted(Path(out).glob("callgrind.*.*"), key=lambda f: int(f.suffix[1:]))
+            if [f.suffix for f in dumps] != [".1", ".2", ".3"]:
+                raise RuntimeError(f"expected three dumps of gunicorn's worker, found {[f.name for f in dumps]}")
+            return callgrind_dumped(dumps[2]) - callgrind_dumped(dumps[1])
+
+    # --- 2. processing -----------------------------------------------------------------------------
+
+    def processing(self) -> None:
+        from webhooks.services import request_processing
+
+        o = self.o
+        scaled = "" if o.backlog >= 50_000 else " (scaled from 50,000: --backlog 50000)"
+        self.log(f"(load {self.load()}) "
+                 f"2. processing: storing {o.backlog:,} pending events with generate_series{scaled} ...")
+        lo, hi = seed.store_backlog(count=o.backlog, conversations=o.conversations, seeded_messages=o.messages)
+        started = time.perf_counter()
+        request_processing()  # what the webhook view does after its INSERT: a drain is queued once
+        self.log("  drain requested; draining ...")
+        remaining = o.backlog
+        while remaining and time.perf_counter() - started < o.drain_timeout:
+            time.sleep(0.5)
+            remaining = self.pending_count(lo, hi)
+            self.procs.check_alive()
+        drain = time.perf_counter() - started
+        done = o.backlog - remaining
+        broken = WebhookEvent.objects.filter(pk__gte=lo, pk__lte=hi).filter(
+            Q(state=WebhookEventState.FAILED) | ~Q(item_errors=[])).count()
+        rate = done / drain
+        self.log(f"  {done:,} applied in {drain:.1f}s ({rate:,.0f}/s), {remaining:,} left, {broken} failed or with item errors")
+        if remaining:
+            self.discard_backlog()
+        conds = (f"{o.backlog:,} events{scaled}, half inbound texts, half 'delivered' statuses; "
+                 f"worker prefork -c {o.worker_concurrency}, {settings.WEBHOOK_DRAIN_CONCURRENCY} drains, 1 update per event")
+        self.rows += [
+            Row("2", "processing: updates applied by the worker", rate, "/s", conds + f"; {broken} errors", 1000),
+            Row("2", f"processing: drain of {o.backlog:,} backlog", drain if not remaining else None, "s",
+                conds + (f"; NOT drained, {remaining:,} left after {o.drain_timeout:.0f}s" if remaining else "")),
+            Row("2", "  projected drain of 50,000", 50_000 / rate if rate else None, "s", "at the rate above", 50, higher_is_better=False),
+        ]
+
+    # --- 3. end to end -----------------------------------------------------------------------------
+
+    def access_token(self) -> str:
+        # An access token alone: a refresh token is recorded in the database (the blacklist's outstanding tokens),
+        # which an async caller (the end-to-end and socket phases) may not do.
+        from rest_framework_simplejwt.tokens import AccessToken
+
+        return str(AccessToken.for_user(self.user))
+
+    def end_to_end(self) -> None:
+        o = self.o
+        total = int(o.e2e_rate * o.e2e_duration)
+        self.log(f"(load {self.load()}) "
+                 f"3. end to end: {total:,} webhooks at {o.e2e_rate:.0f}/s -> frames at a /ws/inbox/ client ...")
+        bodies = [(f"wamid.E2E{n}", *self.signed_inbound(f"wamid.E2E{n}", 1 + (7 * n) % o.conversations)) for n in range(total)]
+        cpu_before = self.procs.cpu_snapshot()
+        started = time.perf_counter()
+        result = asyncio.run(self._e2e(bodies))
+        self.log_cpu(cpu_before, time.perf_counter() - started)
+        sent_at, received_at, post_latency, statuses = result
+        latencies = [received_at[w] - sent_at[w] for w in received_at if w in sent_at]
+        p50, p99, mx = clients.quantiles_ms(latencies)
+        missing = total - len(latencies)
+        non2xx = sum(1 for s in statuses if not 200 <= s < 300)
+        post = clients.quantiles_ms(post_latency)
+        self.log(f"  {len(latencies):,}/{total:,} frames; p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {mx:.0f} ms; POST p99 {post[1]:.0f} ms")
+        self.discard_backlog()
+        conds = (f"{o.e2e_rate:.0f} POST/s open loop for {o.e2e_duration:.0f}s, 1 socket (superuser, JWT), "
+                 f"{len(bodies[0][1])} B body; {missing} frames missing, {non2xx} non-2xx")
+        self.rows += [
+            Row("3", "end to end: POST -> WS frame p50", p50 if latencies else None, "ms", conds),
+            Row("3", "end to end: POST -> WS frame p99", p99 if latencies else None, "ms", conds + f"; max {mx:.0f} ms", 250, higher_is_better=False),
+        ]
+
+    async def _e2e(self, bodies):
+        ws = await clients.WebSocket.connect(self.ws_port, f"/ws/inbox/?token={self.access_token()}")
+        sent_at: dict[str, float] = {}
+        received_at: dict[str, float] = {}
+        post_latency: list[float] = []
+        statuses: list[int] = []
+        wanted = {b[0] for b in bodies}
+
+        async def reader():
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("type") == "message.created":
+                    wamid = frame["payload"]["message"]["wamid"]
+                    if wamid in wanted:
+                        received_at.setdefault(wamid, time.perf_counter())
+
+        async def post(wamid, body, sig):
+            sent_at[wamid] = time.perf_counter()
+            try:
+                statuses.append(await clients.post_once(self.web_port, "/api/webhook", body, sig))
+            except OSError:
+                statuses.append(0)
+            post_latency.append(time.perf_counter() - sent_at[wamid])
+
+        reading = asyncio.create_task(reader())
+        await asyncio.sleep(0.5)
+        start = time.perf_counter()
+        tasks = []
+        for n, (wamid, body, sig) in enumerate(bodies):
+            delay = start + n / self.o.e2e_rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(wamid, body, sig)))
+        await asyncio.gather(*tasks)
+        deadline = time.perf_counter() + 15
+        while len(received_at) < len(bodies) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+        reading.cancel()
+        await ws.close()
+        return sent_at, received_at, post_latency, statuses
+
+    # --- 4. pages ------------------------------------------------------------------------------------
+
+    def pages(self) -> None:
+        from conversations.models import Conversation
+
+        o = self.o
+        self.log(f"(load {self.load()}) "
+                 f"4. pages: /inbox/ and /inbox/<id>/ in-process, {o.conversations:,} conversations / {o.messages:,} messages ...")
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(self.user)
+        busiest = Conversation.objects.order_by("-last_message_at").values_list("pk", flat=True).first()
+        per_thread = o.messages // max(1, o.conversations)
+        for label, url in (("/inbox/", "/inbox/"), ("/inbox/<id>/", f"/inbox/{busiest}/")):
+            assert client.get(url).status_code == 200, url  # warm-up (templates, caches)
+            queries: list[tuple[float, str]] = []
+
+            def count(execute, sql, params, many, context, queries=queries):
+                t0 = time.perf_counter()
+                try:
+                    return execute(sql, params, many, context)
+                finally:
+                    queries.append(((time.perf_counter() - t0) * 1000, sql))
+
+            with connection.execute_wrapper(count):
+                response = client.get(url)
+            assert response.status_code == 200
+            times = []
+            for _ in range(o.page_runs):
+                t = time.perf_counter()
+                client.get(url)
+                times.append((time.perf_counter() - t) * 1000)
+            med = statistics.median(times)
+            sql_ms = sum(ms for ms, _ in queries)
+            slowest_ms, slowest = max(queries)
+            self.log(f"  {label}: SQL {sql_ms:.0f} ms in total; slowest {slowest_ms:.0f} ms: {slowest[:160]}...")
+            self.log(f"  {label}: {len(queries)} queries, median {med:.1f} ms, max {max(times):.1f} ms ({len(response.content):,} bytes)")
+            conds = (f"{o.conversations:,} convs, {o.messages:,} msgs (~{per_thread}/thread), superuser, "
+                     f"Django test client in-process, median of {o.page_runs}")
+            self.rows += [
+                Row("4", f"page {label}: SQL queries", len(queries), "", conds, 15, higher_is_better=False),
+                Row("4", f"page {label}: server time", med, "ms",
+                    conds + f"; max {max(times):.0f} ms; SQL {sql_ms:.0f} ms of it, slowest query {slowest_ms:.0f} ms",
+                    100, higher_is_better=False),
+            ]
+
+    # --- 5. idle websockets ---------------------------------------------------------------------------
+
+    def websockets(self) -> None:
+        o = self.o
+        daphne = next(p for name, p in self.procs.started if name == "daphne")
+        before = procs.rss_kib(daphne.pid)
+        self.log(f"(load {self.load()}) "
+                 f"5. websockets: opening {o.sockets:,} idle /ws/inbox/ sockets to one Daphne (RSS {before / 1024:.0f} MiB) ...")
+        opened, alive, seconds = asyncio.run(self._idle_sockets(daphne.pid))
+        after = self.idle_rss
+        per = (after - before) / max(1, opened)
+        projected = (before + per * 5000) / 1024
+        self.log(f"  {opened:,} opened in {seconds:.1f}s, {alive:,} still open after {o.socket_hold:.0f}s; RSS {after / 1024:.0f} MiB "
+                 f"({per:.0f} KiB/socket)")
+        conds = f"1 Daphne, JWT sockets, {o.socket_hold:.0f}s idle hold; RSS {before / 1024:.0f} MiB before"
+        self.rows += [
+            Row("5", "websockets: idle sockets held", alive, "", f"{o.sockets:,} attempted, opened in {seconds:.0f}s; " + conds, o.sockets),
+            Row("5", f"websockets: Daphne RSS with {alive:,}", after / 1024, "MiB", conds + f"; {per:.0f} KiB/socket"),
+            Row("5", "  projected RSS with 5,000", projected if o.sockets < 5000 else after / 1024, "MiB",
+                "linear from the line above" if o.sockets < 5000 else "measured", 1024, higher_is_better=False),
+        ]
+
+    async def _idle_sockets(self, pid: int):
+        token = self.access_token()
+        sockets: list[clients.WebSocket] = []
+        holders: list[asyncio.Task] = []
+        failures: list[str] = []
+        gate = asyncio.Semaphore(50)
+        closed = 0
+
+        async def hold(ws):
+            # Read (and so answer Daphne's pings) from the moment a socket is open: opening thousands takes
+            # longer than Daphne's ping timeout, and an unread socket would be closed as dead.
+            nonlocal closed
+            try:
+                while True:
+                    await ws.recv()
+            except clients.WebSocketClosed:
+                closed += 1
+
+        async def open_one():
+            async with gate:
+                try:
+                    ws = await asyncio.wait_for(clients.WebSocket.connect(self.ws_port, f"/ws/inbox/?token={token}"), 30)
+                except (TimeoutError, OSError, clients.WebSocketClosed) as exc:
+                    failures.append(repr(exc))
+                    return
+                sockets.append(ws)
+                holders.append(asyncio.create_task(hold(ws)))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(open_one() for _ in range(self.o.sockets)))
+        seconds = time.perf_counter() - started
+        if failures:
+            self.log(f"  {len(failures)} failed, e.g. {failures[0]}")
+        await asyncio.sleep(self.o.socket_hold)
+        self.idle_rss = procs.rss_kib(pid)
+        alive = len(sockets) - closed
+        for task in holders:
+            task.cancel()
+        for ws in sockets:
+            ws.writer.close()
+        await asyncio.sleep(0.5)
+        return len(sockets), alive, seconds
+
+
+def callgrind_dumped(path: Path) -> int:
+    """The instructions a callgrind dump file counted (its ``summary:``/``totals:`` line)."""
+    totals = [line for line in path.read_text().splitlines() if line.startswith(("summary:", "totals:"))]
+    if not totals:
+        raise RuntimeError(f"{path} holds no totals")
+    return int(totals[-1].split(":", 1)[1].split()[0])
+
+
+# The bench's phases, in the order they run: the name on the command line (--phases) -> the method.
+PHASES = {"ingest": Bench.ingest, "instructions": Bench.instructions, "processing": Bench.processing,
+          "e2e": Bench.end_to_end, "pages": Bench.pages, "websockets": Bench.websockets}
+# What ``make bench`` runs unless --phases says otherwise: ``instructions`` takes valgrind and a few minutes, and
+# is for comparing two versions of the request path.
+DEFAULT_PHASES = tuple(name for name in PHASES if name != "instructions")

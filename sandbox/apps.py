@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MetaSandboxAppConfig(AppConfig):
+    name = "sandbox"
+    verbose_name = "Meta sandbox"
