@@ -17,7 +17,8 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run      venv + install + migrate + demo data, then the app on http://localhost:$(PORT)"
 	@echo "              (with DATABASE_URL and REDIS_URL set: also a Celery worker and beat)"
-	@echo "make test     the whole test suite (PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379)"
+	@echo "make test     the whole test suite; installs what it needs (as root, with apt-get) and starts"
+	@echo "              PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 when they are stopped"
 	@echo "make install  create .venv and install requirements.txt (install-dev: requirements-dev.txt)"
 	@echo "make migrate  apply database migrations"
 	@echo "make seed     create the demo admin, number and conversations (idempotent)"
@@ -50,7 +51,9 @@ seed: install
 run: install
 	PORT=$(PORT) config/bin/run
 
+# config/bin/test-setup: the Debian packages the suite runs, PostgreSQL and Redis up (see the script).
 test: install-dev
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" config/bin/test-setup
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/pytest tests/ $(PYTEST_ARGS)
 
 clean:
