@@ -10,6 +10,8 @@ before it is checked, so parallel guesses cannot slip past the limit, and given 
 
 The counters live in Django's cache: Redis in production, shared by every gunicorn worker.
 """
+
+import contextlib
 import hashlib
 import math
 import time
@@ -48,10 +50,8 @@ class SignInAttempt:
     def succeeded(self) -> None:
         """A successful sign-in is not a failure: give back what the attempt counted."""
         for key in self.counters:
-            try:
+            with contextlib.suppress(ValueError):  # its window has ended meanwhile
                 cache.decr(key)
-            except ValueError:
-                pass  # its window has ended meanwhile
 
 
 def _parse_rate(rate: str) -> tuple[int, int]:
@@ -105,7 +105,9 @@ def sign_in_limited(view):
         try:
             attempt = start_sign_in_attempt(request, username=request.POST.get(get_user_model().USERNAME_FIELD))
         except TooManySignInAttempts as refusal:
-            page = render(request, "registration/too_many_attempts.html", {"retry_after": refusal.retry_after}, status=429)
+            page = render(
+                request, "registration/too_many_attempts.html", {"retry_after": refusal.retry_after}, status=429
+            )
             page["Retry-After"] = str(refusal.retry_after)
             return page
         response = view(request, *args, **kwargs)

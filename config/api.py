@@ -3,6 +3,7 @@ behind the sign-in limit.
 
 ``{"error": {"code": "<stable machine code>", "detail": "<for people>", "fields": {...}?}}``
 """
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
@@ -15,8 +16,8 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from config.openapi import ErrorOut
 from accounts.sign_in import TooManySignInAttempts, start_sign_in_attempt
+from config.openapi import ErrorOut
 
 
 def error_response(*, status: int, code: str, detail: str, fields: dict | None = None, headers=None) -> Response:
@@ -37,7 +38,10 @@ def api_exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         return error_response(
-            status=response.status_code, code="invalid", detail="The request has invalid fields.", fields=fields,
+            status=response.status_code,
+            code="invalid",
+            detail="The request has invalid fields.",
+            fields=fields,
             headers=_passthrough_headers(response),
         )
     if isinstance(exc, exceptions.APIException):
@@ -74,6 +78,7 @@ def _error_code(exc: exceptions.APIException) -> str:
 def _passthrough_headers(response) -> dict:
     return {k: v for k, v in response.items() if k in ("WWW-Authenticate", "Retry-After", "Allow")}
 
+
 # --- authentication endpoints: behind the sign-in limit (accounts/sign_in.py) -------------------------
 
 
@@ -85,7 +90,9 @@ class SignInLimitedApi:
 
     def post(self, request, *args, **kwargs):
         # Any JSON is accepted here (the serializer refuses what is not an object): only a string is a username.
-        username = request.data.get(self.username_field) if self.username_field and isinstance(request.data, dict) else None
+        username = (
+            request.data.get(self.username_field) if self.username_field and isinstance(request.data, dict) else None
+        )
         try:
             attempt = start_sign_in_attempt(request, username=username if isinstance(username, str) else None)
         except TooManySignInAttempts as refusal:
@@ -98,7 +105,9 @@ class SignInLimitedApi:
 
 @extend_schema(
     responses={
-        200: inline_serializer("TokenPair", fields={"access": serializers.CharField(), "refresh": serializers.CharField()}),
+        200: inline_serializer(
+            "TokenPair", fields={"access": serializers.CharField(), "refresh": serializers.CharField()}
+        ),
         400: ErrorOut,
         401: ErrorOut,
         429: ErrorOut,

@@ -1,5 +1,6 @@
 """ASGI entry point (Daphne): HTTP through Django, WebSockets through Channels behind the origin check,
 the session auth stack and, for clients outside the browser, JWT (realtime/auth.py)."""
+
 import os
 
 from django.core.asgi import get_asgi_application

@@ -2,6 +2,7 @@
 
 Also the one way services hand work to a worker (``enqueue_on_commit``) and how a retry waits its backoff
 when tasks run in-process (``InboxTask``)."""
+
 import logging
 import os
 import threading

@@ -2,6 +2,7 @@
 lines (start-up, workers booted, exited or timed out) in the app's format, and no access line of its own (the app
 writes one). With ``LOG_FORMAT=json`` (production's default) every line the web process writes is then one JSON
 object, not JSON from Django and text from gunicorn."""
+
 import os
 
 from django.conf import settings

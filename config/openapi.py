@@ -1,5 +1,6 @@
 """OpenAPI descriptions of the shapes the API answers with (conversations/snapshots.py builds them);
 used only by drf-spectacular for /api/schema/, and checked against real responses by schemathesis."""
+
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 

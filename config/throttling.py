@@ -1,6 +1,7 @@
 """The API's rate limits, kept in Django's cache (Redis in the real topology), letting requests through while
 the cache cannot be reached: with Redis down a reply is still queued (its row is the outbox, the outbound sweep
 sends it later), so a limit we cannot count must not answer 500 for every request."""
+
 import logging
 
 from redis.exceptions import RedisError

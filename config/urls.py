@@ -1,13 +1,14 @@
 """The URL map: the inbox pages, login, admin, the REST API, the Meta webhook."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.sign_in import sign_in_limited
 from config.api import TokenObtainApi, TokenRefreshApi
 from config.middleware import API_DOCS_CONTENT_SECURITY_POLICY, content_security_policy
-from accounts.sign_in import sign_in_limited
 from contacts.apis import ContactDetailApi, ContactListApi, ContactMergeApi
 from conversations.apis import (
     ConversationDetailApi,
@@ -20,6 +21,7 @@ from conversations.apis import (
     UnreadTotalApi,
 )
 from conversations.views import media_file_view
+from ops import health
 from webhooks.apis import WhatsAppWebhookApi
 
 api_patterns = [
@@ -73,8 +75,6 @@ handler404 = "config.api.json_or_html_404"
 handler500 = "config.api.json_or_html_500"
 
 # Probes for load balancers and Prometheus (ops/health.py); outside /api/ so nginx can keep them internal.
-from ops import health
-
 urlpatterns += [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

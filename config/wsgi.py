@@ -1,4 +1,5 @@
 """WSGI entry point: pages, admin, API and the webhook in production (gunicorn)."""
+
 import os
 
 import django

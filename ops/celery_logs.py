@@ -2,6 +2,7 @@
 own handlers (Celery replaces the root handlers Django configured) use the JSON formatter when
 ``LOG_FORMAT=json``; then what Celery prints rather than logs (its start-up banner, its shutdown notice) is
 logged instead, so every line the worker writes is JSON. Connected from ``config/celery.py``."""
+
 import logging
 
 from celery import signals
@@ -40,7 +41,7 @@ def _bind_task_id(task_id=None, task=None, **kwargs) -> None:
 @signals.task_postrun.connect
 def _unbind_task_id(task_id=None, **kwargs) -> None:
     tokens = _task_tokens.pop(task_id, ())
-    for var, token in reversed(list(zip((celery_task_id_var, request_id_var), tokens))):
+    for var, token in reversed(list(zip((celery_task_id_var, request_id_var), tokens, strict=False))):
         try:
             var.reset(token)
         except ValueError:  # set in another context (a thread pool); clear it instead
@@ -70,7 +71,8 @@ def _log_start_up(sender=None, instance=None, **kwargs) -> None:
     # What the banner said that an operator needs: which worker, how many processes, which queues.
     if instance is not None and _json_logs():
         logger.info(
-            "celery worker %s starting", sender,
+            "celery worker %s starting",
+            sender,
             extra={
                 "concurrency": instance.concurrency,
                 "pool": getattr(instance.pool_cls, "__module__", str(instance.pool_cls)),

@@ -4,6 +4,7 @@ Three context variables carry the ids; whoever starts a unit of work sets them (
 for HTTP, ``ops.celery_logs`` for Celery tasks, ``webhooks.tasks`` around one event) and
 ``JsonFormatter`` writes them on every line, one JSON object per line, when ``LOG_FORMAT=json``.
 """
+
 import contextlib
 import json
 import logging
@@ -18,7 +19,11 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 webhook_event_id_var: ContextVar[int | None] = ContextVar("webhook_event_id", default=None)
 celery_task_id_var: ContextVar[str | None] = ContextVar("celery_task_id", default=None)
 
-CONTEXT_VARS = {"request_id": request_id_var, "webhook_event_id": webhook_event_id_var, "celery_task_id": celery_task_id_var}
+CONTEXT_VARS = {
+    "request_id": request_id_var,
+    "webhook_event_id": webhook_event_id_var,
+    "celery_task_id": celery_task_id_var,
+}
 
 # An incoming X-Request-ID is kept only if it looks like an id: it ends up in every log line.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -88,6 +93,9 @@ class RequestIdMiddleware:
                     request.method,
                     request.path,
                     response.status_code,
-                    extra={"status": response.status_code, "duration_ms": round((time.monotonic() - started) * 1000, 1)},
+                    extra={
+                        "status": response.status_code,
+                        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    },
                 )
         return response

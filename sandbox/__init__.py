@@ -6,6 +6,7 @@ webhooks back to the app: statuses for what the app sends, messages from custome
 ``manage.py meta_sandbox``; tests and demos steer it through its control API under ``/_sandbox/``.
 It is independent of Django models and of the database.
 """
+
 from .server import MetaSandbox
 from .state import DEMO_DISPLAY_PHONE_NUMBER, DEMO_PHONE_NUMBER_ID, DEMO_WABA_ID, SandboxConfig
 

@@ -4,6 +4,7 @@ Every ``interval`` seconds one customer (picked at random) sends a text, or now 
 of the business numbers the sandbox knows, through the same path as ``POST /_sandbox/inbound``: the
 message is stored, signed, delivered as a webhook, and opens that customer's 24-hour window.
 """
+
 from __future__ import annotations
 
 import logging

@@ -7,6 +7,7 @@ delays with the *identical* bytes and signature, as Meta resends "immediately, t
 decreasing frequency"; after the last delay it is dropped and logged. Meta's own schedule spans 7 days and
 is undocumented; the sandbox's delays are seconds so tests and demos can watch retries happen.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -9,6 +9,7 @@ Clients must act on ``code`` (and ``details``), never on the title or the HTTP s
 sandbox still answers the statuses Meta uses: 401 for token problems, 400 for parameter and rate-limit
 errors (Meta answers 130429 with 400 in practice), 500/503 for its own transient failures.
 """
+
 from __future__ import annotations
 
 import secrets

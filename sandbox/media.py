@@ -5,6 +5,7 @@ sticker webp 100 KB static / 500 KB animated; documents 100 MB. A type outside t
 limit, or bytes that are plainly not what the declared type says (Meta's usual cause of 131053) answer
 ``131053 Media upload error``.
 """
+
 from __future__ import annotations
 
 import base64

@@ -7,6 +7,7 @@ parameter``; the WhatsApp message contents answer ``131008`` (required parameter
 (parameter value not valid); template problems answer the 132xxx codes. Nothing here touches the sandbox's
 state except through the ``media_exists`` callback.
 """
+
 from __future__ import annotations
 
 import re
@@ -97,7 +98,9 @@ def validate(
         raise GraphError(
             100, f'Param type must be one of {{{", ".join(t.upper() for t in MESSAGE_TYPES)}}} - got "{message_type}".'
         )
-    check_object(body, where=None, fields={**TOP_LEVEL_FIELDS, message_type: list if message_type == "contacts" else dict})
+    check_object(
+        body, where=None, fields={**TOP_LEVEL_FIELDS, message_type: list if message_type == "contacts" else dict}
+    )
     recipient_type = body.get("recipient_type", "individual")
     if recipient_type != "individual":
         raise invalid("recipient_type", f'must be "individual" in the sandbox - got "{recipient_type}".')
@@ -108,28 +111,14 @@ def validate(
         raise missing(message_type)
 
     stored_template = None
-    if message_type == "text":
-        _text(content)
+    if message_type == "template":
+        stored_template = validate_template_send(templates, content)
     elif message_type in MEDIA_TYPES:
         _media(message_type, content, media_exists)
-    elif message_type == "reaction":
-        _reaction(content)
-    elif message_type == "template":
-        stored_template = validate_template_send(templates, content)
-    elif message_type == "interactive":
-        _interactive(content)
-    elif message_type == "location":
-        _location(content)
-    elif message_type == "contacts":
-        _contacts(content)
+    else:
+        CONTENT_CHECKS[message_type](content)
 
-    context = body.get("context")
-    context_id = None
-    if context is not None:
-        check_object(context, where="context", fields=CONTEXT_FIELDS)
-        if not context.get("message_id"):
-            raise invalid("context['message_id']", "must be the wamid of a message in this conversation.")
-        context_id = context["message_id"]
+    context_id = _context_id(body.get("context"))
     opaque = body.get("biz_opaque_callback_data")
     if opaque is not None and len(opaque.encode()) > OPAQUE_MAX:
         raise invalid("biz_opaque_callback_data", f"must be a string of at most {OPAQUE_MAX} bytes.")
@@ -145,6 +134,16 @@ def validate(
     )
 
 
+def _context_id(context: Any) -> str | None:
+    """The wamid a reply quotes, if it quotes one."""
+    if context is None:
+        return None
+    check_object(context, where="context", fields=CONTEXT_FIELDS)
+    if not context.get("message_id"):
+        raise invalid("context['message_id']", "must be the wamid of a message in this conversation.")
+    return context["message_id"]
+
+
 def _read_receipt(body: dict[str, Any]) -> ReadReceipt:
     check_object(body, where=None, fields=READ_RECEIPT_FIELDS)
     if body["status"] != "read":
@@ -153,7 +152,10 @@ def _read_receipt(body: dict[str, Any]) -> ReadReceipt:
     if not isinstance(message_id, str) or not message_id:
         raise GraphError(100, "The parameter message_id is required.")
     typing = body.get("typing_indicator")
-    if typing is not None and check_object(typing, where="typing_indicator", fields=TYPING_INDICATOR_FIELDS).get("type") != "text":
+    if (
+        typing is not None
+        and check_object(typing, where="typing_indicator", fields=TYPING_INDICATOR_FIELDS).get("type") != "text"
+    ):
         raise invalid("typing_indicator['type']", "must be one of {TEXT}.")
     return ReadReceipt(message_id=message_id, typing=typing is not None)
 
@@ -217,31 +219,41 @@ def _interactive(content: Any) -> None:
     if kind not in ("location_request_message",) and not isinstance(action, dict):
         raise missing("interactive['action']")
     if kind in ("button", "list"):
-        body = content.get("body")
-        if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not body["text"]:
-            raise missing("interactive['body']['text']")
-        if len(body["text"]) > CAPTION_MAX:
-            raise invalid("interactive['body']['text']", f"must be at most {CAPTION_MAX} characters long.")
+        _interactive_body(content.get("body"))
     if kind == "button":
-        buttons = action.get("buttons")
-        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
-            raise invalid("interactive['action']['buttons']", "must have between 1 and 3 buttons.")
-        for index, button in enumerate(buttons):
-            reply = button.get("reply") if isinstance(button, dict) else None
-            if not isinstance(reply, dict) or not reply.get("id") or not reply.get("title"):
-                raise missing(f"interactive['action']['buttons'][{index}]['reply']['id'/'title']")
-            if len(str(reply["title"])) > 20:
-                where = f"interactive['action']['buttons'][{index}]['reply']['title']"
-                raise invalid(where, "must be at most 20 characters.")
+        _interactive_buttons(action.get("buttons"))
     elif kind == "list":
-        if not isinstance(action.get("button"), str) or not action["button"]:
-            raise missing("interactive['action']['button']")
-        sections = action.get("sections")
-        if not isinstance(sections, list) or not sections:
-            raise missing("interactive['action']['sections']")
-        rows = [row for section in sections if isinstance(section, dict) for row in section.get("rows") or []]
-        if not rows or len(rows) > 10:
-            raise invalid("interactive['action']['sections']", "must have between 1 and 10 rows in total.")
+        _interactive_list(action)
+
+
+def _interactive_body(body: Any) -> None:
+    if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not body["text"]:
+        raise missing("interactive['body']['text']")
+    if len(body["text"]) > CAPTION_MAX:
+        raise invalid("interactive['body']['text']", f"must be at most {CAPTION_MAX} characters long.")
+
+
+def _interactive_buttons(buttons: Any) -> None:
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+        raise invalid("interactive['action']['buttons']", "must have between 1 and 3 buttons.")
+    for index, button in enumerate(buttons):
+        reply = button.get("reply") if isinstance(button, dict) else None
+        if not isinstance(reply, dict) or not reply.get("id") or not reply.get("title"):
+            raise missing(f"interactive['action']['buttons'][{index}]['reply']['id'/'title']")
+        if len(str(reply["title"])) > 20:
+            where = f"interactive['action']['buttons'][{index}]['reply']['title']"
+            raise invalid(where, "must be at most 20 characters.")
+
+
+def _interactive_list(action: dict[str, Any]) -> None:
+    if not isinstance(action.get("button"), str) or not action["button"]:
+        raise missing("interactive['action']['button']")
+    sections = action.get("sections")
+    if not isinstance(sections, list) or not sections:
+        raise missing("interactive['action']['sections']")
+    rows = [row for section in sections if isinstance(section, dict) for row in section.get("rows") or []]
+    if not rows or len(rows) > 10:
+        raise invalid("interactive['action']['sections']", "must have between 1 and 10 rows in total.")
 
 
 def _location(content: Any) -> None:
@@ -264,3 +276,13 @@ def _contacts(content: Any) -> None:
         name = card.get("name") if isinstance(card, dict) else None
         if not isinstance(name, dict) or not name.get("formatted_name"):
             raise missing(f"contacts[{index}]['name']['formatted_name']")
+
+
+# The check of each message type's object that needs nothing but the object (media and templates need more).
+CONTENT_CHECKS: dict[str, Callable[[Any], None]] = {
+    "text": _text,
+    "reaction": _reaction,
+    "interactive": _interactive,
+    "location": _location,
+    "contacts": _contacts,
+}

@@ -4,6 +4,7 @@ Meta's OpenAPI description of the Cloud API closes every message object (``addit
 and Meta answers a misspelt or misplaced key, or a value of the wrong JSON type, with ``100 Invalid
 parameter`` naming the key (``Unexpected key "caption" on param "sticker".``), before any other check.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -13,7 +14,14 @@ from .errors import GraphError
 
 JsonType = type | tuple[type, ...]
 NUMBER = (int, float)
-TYPE_NAMES = {str: "a string", bool: "a boolean", dict: "an object", list: "an array", int: "an integer", float: "a number"}
+TYPE_NAMES = {
+    str: "a string",
+    bool: "a boolean",
+    dict: "an object",
+    list: "an array",
+    int: "an integer",
+    float: "a number",
+}
 
 
 def check_object(value: Any, *, where: str | None, fields: Mapping[str, JsonType]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ Webhooks are signed with the app secret (``X-Hub-Signature-256``), serialised li
 (``sandbox.simulation.to_wire``), and delivered by ``dispatcher.WebhookDispatcher`` with retries.
 The sandbox is an outside party: it uses no Django model and no database.
 """
+
 from __future__ import annotations
 
 import base64

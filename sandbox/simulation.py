@@ -3,6 +3,7 @@
 Used by ``manage.py simulate_inbound`` to drive a running server for demos and load, and by the tests.
 Bodies are serialised with ``to_wire`` (non-ASCII and '/' escaped as Meta does), then signed.
 """
+
 import base64
 import json
 import secrets
@@ -27,9 +28,13 @@ SAMPLE_CONTENT: dict[str, dict[str, Any]] = {
         "document": {"id": "3829583567329234", "mime_type": "application/pdf", "sha256": "x", "filename": "invoice.pdf"}
     },
     "sticker": {"sticker": {"id": "1055940532785466", "mime_type": "image/webp", "sha256": "x", "animated": False}},
-    "location": {"location": {"latitude": 51.5072, "longitude": -0.1276, "name": "Trafalgar Square", "address": "London"}},
+    "location": {
+        "location": {"latitude": 51.5072, "longitude": -0.1276, "name": "Trafalgar Square", "address": "London"}
+    },
     "contacts": {
-        "contacts": [{"name": {"formatted_name": "Ana Lima", "first_name": "Ana"}, "phones": [{"phone": "+5511987650042"}]}]
+        "contacts": [
+            {"name": {"formatted_name": "Ana Lima", "first_name": "Ana"}, "phones": [{"phone": "+5511987650042"}]}
+        ]
     },
     "interactive": {"interactive": {"type": "button_reply", "button_reply": {"id": "yes", "title": "Yes, please"}}},
     "button": {"button": {"payload": "CONFIRM", "text": "Confirm"}},
@@ -112,7 +117,11 @@ def message_change(
     context: dict | None = None,
 ) -> dict:
     """One ``changes[]`` item carrying one customer message and its sender profile."""
-    message: dict[str, Any] = {"id": wamid or new_wamid(), "timestamp": str(timestamp or int(time.time())), "type": message_type}
+    message: dict[str, Any] = {
+        "id": wamid or new_wamid(),
+        "timestamp": str(timestamp or int(time.time())),
+        "type": message_type,
+    }
     if wa_id:
         message["from"] = wa_id
     if user_id:
@@ -172,4 +181,7 @@ def to_wire(payload: dict) -> bytes:
 
 def signed_request(payload: dict, *, app_secret: str) -> tuple[bytes, dict[str, str]]:
     body = to_wire(payload)
-    return body, {"Content-Type": "application/json", "X-Hub-Signature-256": sign_body(raw_body=body, app_secret=app_secret)}
+    return body, {
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": sign_body(raw_body=body, app_secret=app_secret),
+    }

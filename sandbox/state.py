@@ -4,6 +4,7 @@
 holds what Meta would know (issued media, customer-service windows, throughput counters) plus the logs
 the control API shows. Neither is thread-safe on its own: ``MetaSandbox`` holds its lock around every use.
 """
+
 from __future__ import annotations
 
 import copy
@@ -12,7 +13,7 @@ from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sandbox.simulation import DEMO_DISPLAY_PHONE_NUMBER, DEMO_PHONE_NUMBER_ID, DEMO_WABA_ID  # noqa: F401 (re-exported)
+from sandbox.simulation import DEMO_DISPLAY_PHONE_NUMBER, DEMO_PHONE_NUMBER_ID, DEMO_WABA_ID
 
 from .errors import TITLES
 from .media import MediaItem

@@ -3,6 +3,7 @@
 Templates are listed by ``GET /{waba-id}/message_templates`` in Meta's shape and replaced through
 ``POST /_sandbox/config {"templates": [...]}``. Only positional parameters (``{{1}}``) are modelled.
 """
+
 from __future__ import annotations
 
 import copy
@@ -150,7 +151,12 @@ def validate_template_send(templates: list[dict[str, Any]], template: Any) -> di
     if not code:
         raise missing("template['language']['code']")
     stored = find_template(templates, name=name, language=code)
+    _check_against_stored(stored, sent=_sent_parameters(template))
+    return stored
 
+
+def _sent_parameters(template: dict[str, Any]) -> dict[str, list[Any]]:
+    """The parameters sent for the header and the body, each checked."""
     sent: dict[str, list[Any]] = {}
     for index, component in enumerate(template.get("components", [])):
         check_object(component, where=f"template['components'][{index}]", fields=COMPONENT_FIELDS)
@@ -162,7 +168,11 @@ def validate_template_send(templates: list[dict[str, Any]], template: Any) -> di
             _check_parameter(parameter, where=f"template['components'][{index}]['parameters'][{p_index}]")
         if kind in ("header", "body"):
             sent[kind] = parameters
+    return sent
 
+
+def _check_against_stored(stored: dict[str, Any], *, sent: dict[str, list[Any]]) -> None:
+    """As many parameters as the stored template's placeholders, and a header of its media type."""
     for component in stored.get("components", []):
         kind = str(component.get("type", "")).lower()
         if kind == "body":
@@ -180,7 +190,6 @@ def validate_template_send(templates: list[dict[str, Any]], template: Any) -> di
                         f"header: Format mismatch, expected {header_format}, received "
                         f"{(params[0].get('type') or 'nothing').upper() if params else 'nothing'}",
                     )
-    return stored
 
 
 def _check_parameter(parameter: Any, *, where: str) -> None:

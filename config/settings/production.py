@@ -5,12 +5,13 @@ gunicorn (``config.wsgi``), the WebSockets on Daphne (``config.asgi``) with ``DJ
 Start-up stops with ``ImproperlyConfigured`` naming the variable when a required one is missing, so a
 half-configured deployment never serves a request; ``manage.py check --deploy`` passes without warnings.
 """
+
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *
-from .base import DATABASES, INTERNAL_API_TOKEN, JWT_SECRET, LOGGING, META_APP_SECRET, STORAGES, env
+from .base import *  # noqa: F403
+from .base import DATABASES, INTERNAL_API_TOKEN, JWT_SECRET, LOGGING, META_APP_SECRET, STATIC_ROOT, STORAGES, env
 
 REQUIRED = ("DJANGO_SECRET_KEY", "FRONTEND_URL", "META_APP_SECRET", "META_VERIFY_TOKEN", "DATABASE_URL", "REDIS_URL")
 for _name in REQUIRED:
@@ -34,11 +35,15 @@ require_strong_secret("DJANGO_SECRET_KEY", SECRET_KEY, min_length=50, hint=_RAND
 # base.py: an unset or empty JWT_SECRET is DJANGO_SECRET_KEY; a JWT_SECRET of its own must be as strong.
 require_strong_secret("JWT_SECRET", JWT_SECRET, min_length=50, hint=_RANDOM_50)
 # Meta's app secrets are 32 hexadecimal characters (App Dashboard, App settings, Basic).
-require_strong_secret("META_APP_SECRET", META_APP_SECRET, min_length=32, hint="copy the app secret from Meta's App Dashboard")
+require_strong_secret(
+    "META_APP_SECRET", META_APP_SECRET, min_length=32, hint="copy the app secret from Meta's App Dashboard"
+)
 # Empty: /metrics answers 404. Set: it is the only guard of /metrics.
 if INTERNAL_API_TOKEN:
     require_strong_secret(
-        "INTERNAL_API_TOKEN", INTERNAL_API_TOKEN, min_length=32,
+        "INTERNAL_API_TOKEN",
+        INTERNAL_API_TOKEN,
+        min_length=32,
         hint="use 32+ random characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'",
     )
 DEBUG = False

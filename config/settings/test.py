@@ -3,13 +3,14 @@
 Unit tests run Celery tasks in-process and use the in-memory channel layer; the end-to-end tests start
 Daphne and a Celery worker as real processes with ``config.settings.base`` and real Redis instead.
 """
+
 import os
 
 os.environ["DJANGO_READ_DOT_ENV_FILE"] = "0"
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 
-from .base import *  # noqa: E402,F403
-from .base import env  # noqa: E402
+from .base import *  # noqa: F403
+from .base import env
 
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = "memory://"

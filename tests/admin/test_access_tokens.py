@@ -1,6 +1,7 @@
 """A number's Graph API access token is written, never read back: the admin shows only whether one is set and
 its last four characters, to whoever looks (a superuser, or staff who may only view numbers), on every page
 that could carry it; the API's number list and the change history do not carry it either."""
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission

@@ -1,5 +1,6 @@
 """Django admin as an admin uses it: every list and detail page renders, webhook events show their payload
 and errors and can be replayed (access tokens: test_access_tokens.py)."""
+
 import json
 
 import pytest
@@ -20,8 +21,16 @@ def admin_client(client):
 
 
 @pytest.mark.parametrize(
-    "model", ["conversations.businessnumber", "conversations.conversation", "conversations.message",
-              "conversations.messagestatusevent", "conversations.reaction", "contacts.contact", "webhooks.webhookevent"]
+    "model",
+    [
+        "conversations.businessnumber",
+        "conversations.conversation",
+        "conversations.message",
+        "conversations.messagestatusevent",
+        "conversations.reaction",
+        "contacts.contact",
+        "webhooks.webhookevent",
+    ],
 )
 def test_every_changelist_and_change_page_renders(admin_client, number, model, post_webhook):
     post_webhook(json.loads((PAYLOADS / "message_text.json").read_text()))
@@ -42,7 +51,9 @@ def test_messages_are_read_only(admin_client, number):
     assert Message.objects.get(pk=message.pk).body == message.body
 
 
-def test_webhook_event_page_shows_payload_and_errors_and_replays(admin_client, number, post_webhook, django_capture_on_commit_callbacks):
+def test_webhook_event_page_shows_payload_and_errors_and_replays(
+    admin_client, number, post_webhook, django_capture_on_commit_callbacks
+):
     payload = json.loads((PAYLOADS / "message_text.json").read_text())
     payload["entry"][0]["changes"][0]["value"]["messages"].append({"id": "wamid.bad", "type": "text"})
     post_webhook(payload)
@@ -72,8 +83,12 @@ def test_merge_action_keeps_the_contact_who_wrote_last(admin_client, number):
 
     old = ContactFactory(wa_id="551187654321", profile_name="Ana (old number form)")
     new = ContactFactory(wa_id="5511987654321", profile_name="Ana")
-    MessageFactory(conversation=ConversationFactory(number=number, contact=old), timestamp=datetime(2025, 1, 1, tzinfo=UTC))
-    MessageFactory(conversation=ConversationFactory(number=number, contact=new), timestamp=datetime(2026, 1, 1, tzinfo=UTC))
+    MessageFactory(
+        conversation=ConversationFactory(number=number, contact=old), timestamp=datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    MessageFactory(
+        conversation=ConversationFactory(number=number, contact=new), timestamp=datetime(2026, 1, 1, tzinfo=UTC)
+    )
     response = admin_client.post(
         reverse("admin:contacts_contact_changelist"),
         {"action": "merge_selected", "_selected_action": [old.pk, new.pk]},

@@ -1,5 +1,6 @@
 """Admin list pages with 100,000 rows: a constant, small number of queries (no N+1, no full counts),
 whatever the filter. Rows are generated in PostgreSQL itself (generate_series) to keep the test quick."""
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection

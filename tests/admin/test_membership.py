@@ -1,6 +1,7 @@
 """The admin as staff who are not superusers see it: Django's model permissions say what kind of row they may
 view or change, membership of a business number says which rows. A member of one number with every view,
 change and delete permission sees, changes and acts on that number's rows only; superusers see all."""
+
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -42,10 +43,15 @@ def rows_of(number: BusinessNumber, *, waba_id: str) -> dict:
             wamid=message.wamid, status="read", timestamp=datetime(2026, 1, 1, tzinfo=UTC), number=number
         ),
         "reaction": Reaction.objects.create(
-            message_wamid=message.wamid, contact=contact, emoji="👍", reaction_wamid=f"{message.wamid}.r",
+            message_wamid=message.wamid,
+            contact=contact,
+            emoji="👍",
+            reaction_wamid=f"{message.wamid}.r",
             reacted_at=datetime(2026, 1, 1, tzinfo=UTC),
         ),
-        "template": MessageTemplate.objects.create(waba_id=waba_id, name=f"hello_{waba_id}", language="en_US", status="APPROVED"),
+        "template": MessageTemplate.objects.create(
+            waba_id=waba_id, name=f"hello_{waba_id}", language="en_US", status="APPROVED"
+        ),
         "contact": contact,
         "event": WebhookEvent.objects.create(
             raw_body="{}", phone_number_id=number.phone_number_id, state=WebhookEventState.PROCESSED, attempts=1
@@ -67,7 +73,8 @@ def staff_with(*actions: str, member_of: BusinessNumber, username: str = "sam"):
     user = UserFactory(username=username)
     user.user_permissions.set(
         Permission.objects.filter(
-            content_type__app_label__in=["conversations", "contacts", "webhooks"], codename__regex=rf"^({'|'.join(actions)})_"
+            content_type__app_label__in=["conversations", "contacts", "webhooks"],
+            codename__regex=rf"^({'|'.join(actions)})_",
         )
     )
     member_of.members.add(user)
@@ -144,7 +151,9 @@ def test_a_member_of_one_number_cannot_merge_rename_or_delete_a_shared_contact(c
     client.force_login(staff_with("view", "change", "delete", member_of=sales["number"]))
     url = changelist(MODELS["contact"])
 
-    merge = client.post(url, {"action": "merge_selected", "_selected_action": [sales["contact"].pk, shared_contact.pk]}, follow=True)
+    merge = client.post(
+        url, {"action": "merge_selected", "_selected_action": [sales["contact"].pk, shared_contact.pk]}, follow=True
+    )
     assert "Nothing merged" in flashed(merge)
     assert Contact.objects.filter(pk__in=[sales["contact"].pk, shared_contact.pk]).count() == 2
     assert Conversation.objects.get(number=support["number"], contact=shared_contact)
@@ -183,7 +192,9 @@ def test_a_member_of_every_number_of_the_contact_may_merge_it(client, sales, sup
 def test_view_permission_alone_runs_no_writing_action(client, sales):
     other = ConversationFactory(number=sales["number"]).contact
     client.force_login(staff_with("view", member_of=sales["number"]))
-    client.post(changelist(MODELS["contact"]), {"action": "merge_selected", "_selected_action": [sales["contact"].pk, other.pk]})
+    client.post(
+        changelist(MODELS["contact"]), {"action": "merge_selected", "_selected_action": [sales["contact"].pk, other.pk]}
+    )
     assert Contact.objects.filter(pk__in=[sales["contact"].pk, other.pk]).count() == 2
     BusinessNumber.objects.filter(pk=sales["number"].pk).update(needs_reauthorization=True)
     for action in ("check_connection", "sync_message_templates"):
@@ -204,10 +215,12 @@ def sandbox_url():
     """``manage.py meta_sandbox`` on a free port, accepting only the sales line's token; stopped by PID."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "meta_sandbox", "--port", str(port), "--webhook-url", "http://127.0.0.1:9/api/webhook",
+        [sys.executable, "manage.py", "meta_sandbox", "--port", str(port),
+         "--webhook-url", "http://127.0.0.1:9/api/webhook",
          "--app-secret", "admin-sandbox-secret", "--access-token", SANDBOX_TOKEN, "--waba-id", SHARED_WABA],
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.base", "DJANGO_READ_DOT_ENV_FILE": "0"},
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.base",
+             "DJANGO_READ_DOT_ENV_FILE": "0"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

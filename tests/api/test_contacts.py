@@ -1,4 +1,5 @@
 """The contacts API: search by name or phone in any format, rename, merge duplicates."""
+
 import pytest
 
 from contacts.models import Contact
@@ -15,9 +16,13 @@ def amara(number):
     return contact
 
 
-@pytest.mark.parametrize("query", ["amara", "OKAFOR", "+44 7700 900461", "07700 900461", "447700900461", "(0)7700-900461"])
+@pytest.mark.parametrize(
+    "query", ["amara", "OKAFOR", "+44 7700 900461", "07700 900461", "447700900461", "(0)7700-900461"]
+)
 def test_search_by_name_or_phone_in_any_format(api, amara, number, query):
-    ConversationFactory(number=number, contact=ContactFactory(wa_id="5511987650042", phone="+5511987650042", profile_name="Bruno"))
+    ConversationFactory(
+        number=number, contact=ContactFactory(wa_id="5511987650042", phone="+5511987650042", profile_name="Bruno")
+    )
     results = api.get("/api/contacts/", {"q": query}).json()["results"]
     assert [c["id"] for c in results] == [amara.pk]
 

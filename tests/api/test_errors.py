@@ -1,5 +1,6 @@
 """Every API error has the documented shape {"error": {"code": "<identifier>", "detail": "<plain text>"}}, whatever
 the exception carried as its detail (a string, a list, a dict such as simplejwt's InvalidToken)."""
+
 import re
 from datetime import timedelta
 
@@ -47,7 +48,9 @@ def test_a_refresh_token_used_as_an_access_token(staff):
 
 
 def test_an_access_token_sent_to_refresh(staff):
-    response = APIClient().post("/api/auth/token/refresh/", {"refresh": str(AccessToken.for_user(staff))}, format="json")
+    response = APIClient().post(
+        "/api/auth/token/refresh/", {"refresh": str(AccessToken.for_user(staff))}, format="json"
+    )
     assert assert_documented_shape(response, 401, "token_not_valid") == "Token has wrong type"
 
 
@@ -77,8 +80,11 @@ def test_validation_keeps_its_fields(staff):
 @pytest.mark.parametrize(
     ("exc", "code", "detail"),
     [
-        (exceptions.AuthenticationFailed({"detail": "Token is blacklisted", "code": "token_not_valid"}),
-         "token_not_valid", "Token is blacklisted"),
+        (
+            exceptions.AuthenticationFailed({"detail": "Token is blacklisted", "code": "token_not_valid"}),
+            "token_not_valid",
+            "Token is blacklisted",
+        ),
         (exceptions.ParseError(["First problem.", "Second problem."]), "parse_error", "First problem. Second problem."),
         (exceptions.PermissionDenied({"number": ["Not a member."]}), "permission_denied", "number: Not a member."),
         (exceptions.NotFound(), "not_found", "Not found."),

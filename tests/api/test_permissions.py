@@ -1,6 +1,7 @@
 """Every API endpoint against every kind of caller: a member of the number, a staff member of another
 number, a superuser, and an anonymous client. Members and superusers get the data; others get 404 for
 objects (their existence is not revealed) or empty lists; anonymous callers get 401 in the stable shape."""
+
 from datetime import timedelta
 
 import pytest
@@ -29,11 +30,19 @@ def world(monkeypatch):
     duplicate = ContactFactory()
     ConversationFactory(number=number, contact=duplicate)
     template = MessageTemplate.objects.create(
-        waba_id=number.waba_id, name="hello", language="en_US", status="APPROVED", components=[{"type": "BODY", "text": "Hi"}]
+        waba_id=number.waba_id,
+        name="hello",
+        language="en_US",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Hi"}],
     )
     return {
-        "number": number, "conversation": conversation, "message": message, "contact": conversation.contact,
-        "duplicate": duplicate, "template": template,
+        "number": number,
+        "conversation": conversation,
+        "message": message,
+        "contact": conversation.contact,
+        "duplicate": duplicate,
+        "template": template,
         "users": {"member": member, "outsider": outsider, "superuser": UserFactory(username="root", is_superuser=True)},
     }
 
@@ -48,8 +57,18 @@ def endpoints(w):
         ("get", f"/api/conversations/{c}/messages/", None, False),
         ("get", f"/api/conversations/{c}/messages/?before={w['message'].pk}", None, False),
         ("post", f"/api/conversations/{c}/messages/", {"type": "text", "text": "hello"}, False),
-        ("post", f"/api/conversations/{c}/messages/", {"type": "template", "template": w["template"].pk, "params": []}, False),
-        ("post", f"/api/conversations/{c}/messages/", {"type": "reaction", "message": w["message"].wamid, "emoji": "👍"}, False),
+        (
+            "post",
+            f"/api/conversations/{c}/messages/",
+            {"type": "template", "template": w["template"].pk, "params": []},
+            False,
+        ),
+        (
+            "post",
+            f"/api/conversations/{c}/messages/",
+            {"type": "reaction", "message": w["message"].wamid, "emoji": "👍"},
+            False,
+        ),
         ("get", f"/api/conversations/{c}/templates/", None, False),
         ("post", f"/api/conversations/{c}/read/", None, False),
         ("get", "/api/contacts/", None, True),

@@ -1,6 +1,7 @@
 """/api/schema/ describes the API truthfully: schemathesis generates requests from it, and every
 response must be a non-5xx with a documented status, content type and body shape. The schema and its
 docs page are for signed-in staff only."""
+
 import json
 from datetime import timedelta
 
@@ -63,7 +64,9 @@ def test_schema_and_docs_are_closed_to_anonymous_and_non_staff_users(client, pat
 def test_a_body_without_a_content_type_gets_the_documented_415(client):
     # Found by schemathesis: DRF answers 415 when it cannot tell the body's type; the schema now says so.
     refresh = _schema_as_staff_get_it()["paths"]["/api/auth/token/refresh/"]["post"]
-    assert refresh["responses"]["415"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert refresh["responses"]["415"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
     response = client.generic("POST", "/api/auth/token/refresh/", b'{"refresh": "x"}', content_type="")
     assert response.status_code == 415
     assert response.json()["error"]["code"] == "unsupported_media_type"
@@ -90,7 +93,9 @@ def bearer(db, number, monkeypatch, keep_test_connection):
         number=number, contact=ContactFactory(), last_inbound_at=timezone.now() - timedelta(minutes=5)
     )
     MessageFactory(conversation=conversation)
-    OutboundMessageFactory(conversation=conversation, wamid="wamid.OUT1", status="failed", error_code=131026, error_title="x")
+    OutboundMessageFactory(
+        conversation=conversation, wamid="wamid.OUT1", status="failed", error_code=131026, error_title="x"
+    )
     MessageTemplate.objects.create(waba_id=number.waba_id, name="hello", language="en_US", status="APPROVED")
     return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
 
@@ -118,13 +123,29 @@ def test_real_objects_answer_as_documented(bearer, number):
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     calls = [
         ("/api/conversations/{conversation_id}/messages/", "GET", {"conversation_id": conversation.pk}, None, None),
-        ("/api/conversations/{conversation_id}/messages/", "GET", {"conversation_id": conversation.pk}, {"before": inbound.pk + 1}, None),
+        (
+            "/api/conversations/{conversation_id}/messages/",
+            "GET",
+            {"conversation_id": conversation.pk},
+            {"before": inbound.pk + 1},
+            None,
+        ),
         ("/api/conversations/{conversation_id}/templates/", "GET", {"conversation_id": conversation.pk}, None, None),
         ("/api/conversations/{conversation_id}/read/", "POST", {"conversation_id": conversation.pk}, None, None),
-        ("/api/conversations/{conversation_id}/messages/", "POST", {"conversation_id": conversation.pk}, None,
-         {"type": "text", "text": "hello", "reply_to": inbound.wamid}),
-        ("/api/conversations/{conversation_id}/messages/", "POST", {"conversation_id": conversation.pk}, None,
-         {"type": "template", "template": template.pk, "params": []}),
+        (
+            "/api/conversations/{conversation_id}/messages/",
+            "POST",
+            {"conversation_id": conversation.pk},
+            None,
+            {"type": "text", "text": "hello", "reply_to": inbound.wamid},
+        ),
+        (
+            "/api/conversations/{conversation_id}/messages/",
+            "POST",
+            {"conversation_id": conversation.pk},
+            None,
+            {"type": "template", "template": template.pk, "params": []},
+        ),
         ("/api/contacts/{contact_id}/", "GET", {"contact_id": contact.pk}, None, None),
         ("/api/contacts/{contact_id}/", "PATCH", {"contact_id": contact.pk}, None, {"name": "Renamed"}),
     ]

@@ -1,6 +1,7 @@
 """Sign-in limits and throttles: every sign-in form and token endpoint shares one limit on failed attempts, per
 client address and per username; the client address is what the deployment's own proxies vouch for; Meta's
 webhook deliveries are never throttled."""
+
 import json
 
 import pytest
@@ -11,9 +12,9 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import BaseThrottle
 
 from accounts.sign_in import client_ip
+from sandbox.simulation import signed_request
 from tests.factories import UserFactory
 from tests.webhooks.test_payloads import PAYLOADS
-from sandbox.simulation import signed_request
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,9 @@ def sign_in(client, path: str, username: str, password: str, **extra):
 
 def test_token_endpoint_is_throttled(sign_in_limit, staff):
     client = APIClient()
-    answers = [client.post("/api/auth/token/", {"username": "ana", "password": "wrong"}, format="json") for _ in range(4)]
+    answers = [
+        client.post("/api/auth/token/", {"username": "ana", "password": "wrong"}, format="json") for _ in range(4)
+    ]
     assert [a.status_code for a in answers] == [401, 401, 401, 429]
     error = answers[-1].json()["error"]
     assert error["code"] == "throttled" and error["detail"].startswith("Too many failed sign-in attempts.")
@@ -129,7 +132,10 @@ def test_successful_sign_ins_do_not_count(sign_in_limit, path, staff):
 
 def test_refresh_with_bad_tokens_is_limited_per_address(sign_in_limit):
     client = APIClient()
-    codes = [client.post("/api/auth/token/refresh/", {"refresh": f"not-a-token-{n}"}, format="json").status_code for n in range(5)]
+    codes = [
+        client.post("/api/auth/token/refresh/", {"refresh": f"not-a-token-{n}"}, format="json").status_code
+        for n in range(5)
+    ]
     assert codes == [401, 401, 401, 429, 429]
 
 
@@ -137,8 +143,12 @@ def test_drf_throttles_ignore_a_clients_own_x_forwarded_for(strict_rates, settin
     settings.SIGN_IN_FAILURE_RATE = "1000/min"
     client = APIClient()
     codes = [
-        client.post("/api/auth/token/", {"username": "ana", "password": "wrong"}, format="json",
-                    headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+        client.post(
+            "/api/auth/token/",
+            {"username": "ana", "password": "wrong"},
+            format="json",
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        ).status_code
         for n in range(6)
     ]
     assert codes == [401] * 5 + [429]
@@ -157,10 +167,16 @@ def test_client_ip_is_the_address_drf_throttles_use(settings, proxies, forwarded
 
 
 def test_the_webhook_is_never_throttled(strict_rates, client, number):
-    body, headers = signed_request(json.loads((PAYLOADS / "message_text.json").read_text()), app_secret=django_settings.META_APP_SECRET)
+    body, headers = signed_request(
+        json.loads((PAYLOADS / "message_text.json").read_text()), app_secret=django_settings.META_APP_SECRET
+    )
     codes = {
-        client.post("/api/webhook", data=body, content_type="application/json",
-                    headers={"X-Hub-Signature-256": headers["X-Hub-Signature-256"]}).status_code
+        client.post(
+            "/api/webhook",
+            data=body,
+            content_type="application/json",
+            headers={"X-Hub-Signature-256": headers["X-Hub-Signature-256"]},
+        ).status_code
         for _ in range(12)
     }
     assert codes == {200}

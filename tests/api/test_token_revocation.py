@@ -1,5 +1,6 @@
 """JWTs end with what they stand for: each refresh token works once (refreshing rotates it), and a password change
 or a deactivated account revokes every access and refresh token issued before."""
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -41,7 +42,10 @@ def test_a_password_change_revokes_access_and_refresh_tokens(staff):
     staff.save()
     for response in (conversations(tokens["access"]), refresh(tokens["refresh"])):
         assert response.status_code == 401
-        assert response.json()["error"] == {"code": "password_changed", "detail": "The user's password has been changed."}
+        assert response.json()["error"] == {
+            "code": "password_changed",
+            "detail": "The user's password has been changed.",
+        }
     assert conversations(obtain(password="a-new-password-4417")["access"]).status_code == 200
 
 

@@ -1,5 +1,6 @@
 """Tasks run in-process (the embedded ``make run``): a retry waits its backoff as it would under a worker,
 so a Graph API that is not up yet at the first try (the sandbox starting a moment later) gets the work."""
+
 import threading
 import time
 from datetime import timedelta
@@ -9,10 +10,10 @@ from django.utils import timezone
 
 from conversations.models import Message, MessageStatus
 from conversations.tasks import deliver_outbound_message_task
+from sandbox import MetaSandbox, SandboxConfig
 from tests.conversations.conftest import SANDBOX_TOKEN
 from tests.e2e.conftest import free_port, wait_for
 from tests.factories import ContactFactory, ConversationFactory, OutboundMessageFactory
-from sandbox import MetaSandbox, SandboxConfig
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the retry runs on another thread, with its own connection
 
@@ -38,7 +39,9 @@ def late_sandbox(settings):
         sandbox.stop()
 
 
-def test_an_in_process_retry_waits_its_backoff_and_reaches_a_graph_api_that_came_up_late(settings, number, late_sandbox):
+def test_an_in_process_retry_waits_its_backoff_and_reaches_a_graph_api_that_came_up_late(
+    settings, number, late_sandbox
+):
     settings.EAGER_RETRIES_WAIT = True
     conversation = ConversationFactory(
         number=number, contact=ContactFactory(), last_inbound_at=timezone.now() - timedelta(minutes=1)

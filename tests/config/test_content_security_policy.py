@@ -1,4 +1,5 @@
 """Every HTML page carries a Content-Security-Policy that allows the app's own files only."""
+
 import pytest
 
 from tests.factories import UserFactory

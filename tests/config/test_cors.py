@@ -1,4 +1,5 @@
 """Cross-origin requests: none by default; the origins an operator lists may call the API with a JWT only."""
+
 import pytest
 
 pytestmark = pytest.mark.django_db

@@ -1,5 +1,6 @@
 """The migrations describe the models: a model change committed without its migration fails here, not on the
 first deploy that runs ``migrate``."""
+
 import pytest
 from django.core.management import call_command
 

@@ -1,6 +1,7 @@
 """``config/bin/run`` (what ``make run`` executes) as a newcomer runs it: embedded, no token, so the Meta sandbox
 comes up before the demo is seeded and the demo's photo and invoice are there when the inbox opens. Started
 for real on free ports with a SQLite database of its own, stopped by its process group."""
+
 import os
 import sqlite3
 import subprocess
@@ -20,7 +21,11 @@ def media_states(database) -> list[str] | None:
 
 def test_make_run_starts_the_sandbox_before_seeding_so_the_demo_media_is_ready(tmp_path):
     port, sandbox_port = free_port(), free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("META_", "DJANGO_", "DATABASE_", "REDIS_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("META_", "DJANGO_", "DATABASE_", "REDIS_"))
+    }
     env.update(
         DJANGO_READ_DOT_ENV_FILE="0",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",

@@ -72,7 +72,13 @@ class Toolbox:
     def run(self, *, user: int | None = None, **env: str) -> subprocess.CompletedProcess:
         command = [str(SCRIPT)]
         if user is not None:
-            command = [shutil.which("setpriv") or "setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+            command = [
+                shutil.which("setpriv") or "setpriv",
+                f"--reuid={user}",
+                f"--regid={user}",
+                "--clear-groups",
+                *command,
+            ]
         return subprocess.run(
             command,
             env={"PATH": str(self.bin), "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test", **env},
@@ -132,7 +138,10 @@ def test_as_root_what_is_missing_is_installed_in_one_apt_run(toolbox):
     result = toolbox.run()
 
     assert result.returncode == 0, result.stderr
-    assert toolbox.recorded("apt-get") == ["update -q", "install -y -q --no-install-recommends redis-server wrk valgrind"]
+    assert toolbox.recorded("apt-get") == [
+        "update -q",
+        "install -y -q --no-install-recommends redis-server wrk valgrind",
+    ]
     assert set(toolbox.recorded("apt-get-env")) == {"DEBIAN_FRONTEND=noninteractive"}
 
 

@@ -315,12 +315,8 @@ def test_register_number_rejects_bad_input():
 def test_check_meta_healthy_then_expired_token_flags_the_number(sandbox, number):
     pending = WebhookEvent.objects.create(raw_body="{}", phone_number_id=PHONE_NUMBER_ID)
     WebhookEvent.objects.filter(pk=pending.pk).update(received_at=ago(minutes=10))
-    WebhookEvent.objects.create(
-        raw_body="{}", phone_number_id=PHONE_NUMBER_ID, state=WebhookEventState.FAILED
-    )
-    WebhookEvent.objects.create(
-        raw_body="{}", phone_number_id=PHONE_NUMBER_ID, state=WebhookEventState.PROCESSED
-    )
+    WebhookEvent.objects.create(raw_body="{}", phone_number_id=PHONE_NUMBER_ID, state=WebhookEventState.FAILED)
+    WebhookEvent.objects.create(raw_body="{}", phone_number_id=PHONE_NUMBER_ID, state=WebhookEventState.PROCESSED)
     WebhookEvent.objects.create(raw_body="{}", phone_number_id="other", state=WebhookEventState.FAILED)
 
     healthy = manage("check_meta", graph=sandbox.base_url)
@@ -377,8 +373,8 @@ def test_send_text_inside_the_window_is_sent(sandbox_with_webhooks, number):
     sandbox.open_window("447700900461")
 
     result = manage(
-        "send_message", "--number", PHONE_NUMBER_ID, "--to", "+44 7700 900461", "--text", "It ships today", "--as", "ana",
-        "--wait", "10", graph=sandbox.base_url, META_ACCESS_TOKEN=TOKEN,
+        "send_message", "--number", PHONE_NUMBER_ID, "--to", "+44 7700 900461", "--text", "It ships today",
+        "--as", "ana", "--wait", "10", graph=sandbox.base_url, META_ACCESS_TOKEN=TOKEN,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
@@ -429,8 +425,8 @@ def test_send_template_to_a_new_contact(sandbox_with_webhooks, number):
     )  # fmt: skip
 
     wrong_params = manage(
-        "send_message", "--number", PHONE_NUMBER_ID, "--to", "5511987654321", "--template", "order_update", "--param", "Ana",
-        graph=sandbox.base_url,
+        "send_message", "--number", PHONE_NUMBER_ID, "--to", "5511987654321", "--template", "order_update",
+        "--param", "Ana", graph=sandbox.base_url,
     )  # fmt: skip
     assert wrong_params.returncode != 0 and "refused (template_params)" in wrong_params.stderr
 
@@ -518,12 +514,15 @@ def test_contacts_normalize_merges_brazil_mexico_and_exact_duplicates(number):
         ContactFactory(wa_id="551132345678", phone="+551132345678"),
         ContactFactory(wa_id="5511932345678", phone="not-normalised"),
     ]
-    snapshot = lambda: (
-        sorted(Contact.objects.values_list("pk", "wa_id", "phone", "user_id", "custom_name")),
-        sorted(Message.objects.values_list("pk", "conversation_id")),
-        sorted(Conversation.objects.values_list("pk", "contact_id", "last_message_at")),
-        Reaction.objects.count(),
-    )
+
+    def snapshot():
+        return (
+            sorted(Contact.objects.values_list("pk", "wa_id", "phone", "user_id", "custom_name")),
+            sorted(Message.objects.values_list("pk", "conversation_id")),
+            sorted(Conversation.objects.values_list("pk", "contact_id", "last_message_at")),
+            Reaction.objects.count(),
+        )
+
     before = snapshot()
 
     dry = manage("contacts_normalize", "--dry-run")
@@ -621,7 +620,8 @@ def test_inbox_stats_text_and_json(number, redis_server):
     assert stats["webhooks"]["failed_ever"] == 2
     assert stats["outbound"] == {"pending": 1, "failed": 1}
     assert stats["numbers"] == [
-        {"phone_number_id": PHONE_NUMBER_ID, "name": "Support", "conversations": 1, "messages_in_24h": 1, "messages_out_24h": 2},
+        {"phone_number_id": PHONE_NUMBER_ID, "name": "Support", "conversations": 1, "messages_in_24h": 1,
+         "messages_out_24h": 2},
         {"phone_number_id": quiet.phone_number_id, "name": "Quiet line", "conversations": 0, "messages_in_24h": 0,
          "messages_out_24h": 0},
     ]  # fmt: skip

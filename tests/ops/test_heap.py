@@ -1,5 +1,6 @@
 """The long-running processes freeze what they built while starting (ops.heap), so the collector's full passes
 skip it: each entry point is started in a process of its own, as gunicorn, Daphne and Celery's pool start it."""
+
 import subprocess
 import sys
 
@@ -44,8 +45,15 @@ cycle = Marker(); cycle.me = cycle; del cycle
 @pytest.mark.parametrize("start", PROCESSES.values(), ids=PROCESSES.keys())
 def test_start_up_objects_are_frozen_and_start_up_garbage_is_not(start):
     env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.base", "DJANGO_READ_DOT_ENV_FILE": "0"}
-    result = subprocess.run([sys.executable, "-c", MAKE_GARBAGE + start + REPORT], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", MAKE_GARBAGE + start + REPORT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     frozen, garbage_kept = map(int, result.stdout.split()[-2:])
     assert frozen > STARTUP_OBJECTS

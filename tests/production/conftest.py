@@ -1,5 +1,6 @@
 """Helpers for running the app as production runs it: ``config.settings.production`` in a subprocess
 with a realistic environment (no .env file, nothing inherited from the developer's META_/DJANGO_ variables)."""
+
 import os
 import re
 import shutil
@@ -43,13 +44,25 @@ def production_env(**overrides: str | None) -> dict[str, str]:
 
 def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        [str(BIN / "python"), "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
 def python(code: str, *, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "python"), "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        [str(BIN / "python"), "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -57,7 +70,12 @@ NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p
 
 
 def render_nginx(
-    tmp_path: Path, *, web_upstream: str, ws_upstream: str, http_port: int = 80, https_port: int = 443,
+    tmp_path: Path,
+    *,
+    web_upstream: str,
+    ws_upstream: str,
+    http_port: int = 80,
+    https_port: int = 443,
     static_root: Path | None = None,
 ) -> Path:
     """config/deploy/nginx.conf as the nginx image renders it, with a self-signed certificate for HOST, the given
@@ -65,9 +83,24 @@ def render_nginx(
     live = tmp_path / "live" / HOST
     live.mkdir(parents=True)
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={HOST}",
-         "-keyout", str(live / "privkey.pem"), "-out", str(live / "fullchain.pem")],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={HOST}",
+            "-keyout",
+            str(live / "privkey.pem"),
+            "-out",
+            str(live / "fullchain.pem"),
+        ],
+        check=True,
+        capture_output=True,
     )
     text = (ROOT / "config" / "deploy" / "nginx.conf").read_text()
     for var, value in {"NGINX_SERVER_NAME": HOST, "WEB_UPSTREAM": web_upstream, "WS_UPSTREAM": ws_upstream}.items():
@@ -75,7 +108,9 @@ def render_nginx(
     assert "${" not in text
     text = text.replace("/etc/letsencrypt/live/", f"{tmp_path}/live/")
     text = text.replace("    listen [::]:80;\n", "").replace("    listen [::]:443 ssl;\n", "")
-    text = text.replace("listen 80;", f"listen 127.0.0.1:{http_port};").replace("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
+    text = text.replace("listen 80;", f"listen 127.0.0.1:{http_port};").replace(
+        "listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"
+    )
     if static_root is not None:
         text = text.replace("alias /srv/inbox/static/;", f"alias {static_root}/;")
     version = subprocess.run([NGINX, "-v"], capture_output=True, text=True, check=False).stderr

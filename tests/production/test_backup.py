@@ -1,5 +1,6 @@
-"""``config/bin/backup`` and ``config/bin/restore``: the test database dumped to a file and restored into a fresh database
-created here (and dropped at the end), with every table's row count compared."""
+"""``config/bin/backup`` and ``config/bin/restore``: the test database dumped to a file and restored into a fresh
+database created here (and dropped at the end), with every table's row count compared."""
+
 import os
 import subprocess
 import uuid
@@ -34,7 +35,14 @@ def _row_counts(url: str) -> dict[str, int]:
 
 def _run(script: str, *args: str, database_url: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([str(ROOT / "config" / "bin" / script), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(ROOT / "config" / "bin" / script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -91,6 +99,12 @@ def test_restore_over_existing_data_replaces_it(tmp_path, fresh_database):
 
 def test_backup_needs_database_url(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    result = subprocess.run([str(ROOT / "config" / "bin" / "backup"), str(tmp_path / "x.dump")], env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(ROOT / "config" / "bin" / "backup"), str(tmp_path / "x.dump")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0
     assert "DATABASE_URL must be set" in result.stderr

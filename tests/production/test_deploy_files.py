@@ -1,6 +1,8 @@
-"""docker-compose.yml, config/deploy/nginx.conf and config/deploy/systemd/*.service: the deployment files agree with the
-scripts the tests start (config/bin/web, config/bin/ws, config/bin/worker, config/bin/beat, config/bin/release). Docker cannot run here, so the
-compose file is checked as data; nginx's own ``nginx -t`` checks the nginx config where nginx is installed."""
+"""docker-compose.yml, config/deploy/nginx.conf and config/deploy/systemd/*.service: the deployment files agree with
+the scripts the tests start (config/bin/web, config/bin/ws, config/bin/worker, config/bin/beat, config/bin/release).
+Docker cannot run here, so the compose file is checked as data; nginx's own ``nginx -t`` checks the nginx config
+where nginx is installed."""
+
 import configparser
 import os
 import re
@@ -11,7 +13,13 @@ import yaml
 
 from tests.production.conftest import NGINX, ROOT, render_nginx
 
-APP_SERVICES = {"release": "config/bin/release", "web": "config/bin/web", "ws": "config/bin/ws", "worker": "config/bin/worker", "beat": "config/bin/beat"}
+APP_SERVICES = {
+    "release": "config/bin/release",
+    "web": "config/bin/web",
+    "ws": "config/bin/ws",
+    "worker": "config/bin/worker",
+    "beat": "config/bin/beat",
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +52,9 @@ def test_compose_health_checks_and_persistence(compose):
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
     command = services["redis"]["command"]
     # Capped, never evicting: an evicted key would be a lost task.
-    assert command[command.index("--maxmemory") + 1] and command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert (
+        command[command.index("--maxmemory") + 1] and command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    )
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "static:/app/staticfiles" in services["web"]["volumes"]
     assert "static:/srv/inbox/static:ro" in services["nginx"]["volumes"]
@@ -59,7 +69,12 @@ def test_compose_requires_the_secrets(compose):
 
 def test_systemd_units_run_the_scripts():
     units = sorted((ROOT / "config" / "deploy" / "systemd").glob("*.service"))
-    assert [u.name for u in units] == ["inbox-beat.service", "inbox-web.service", "inbox-worker.service", "inbox-ws.service"]
+    assert [u.name for u in units] == [
+        "inbox-beat.service",
+        "inbox-web.service",
+        "inbox-worker.service",
+        "inbox-ws.service",
+    ]
     for unit in units:
         parser = configparser.ConfigParser(strict=False, interpolation=None)
         parser.optionxform = str
@@ -73,7 +88,9 @@ def test_systemd_units_run_the_scripts():
 
 def test_nginx_config_is_valid(tmp_path):
     main = render_nginx(tmp_path, web_upstream="127.0.0.1:8000", ws_upstream="127.0.0.1:8001")
-    result = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(main)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [NGINX, "-t", "-p", str(tmp_path), "-c", str(main)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "syntax is ok" in result.stderr
 

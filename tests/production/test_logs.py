@@ -1,5 +1,6 @@
 """Structured logs (ops/logs.py, ops/celery_logs.py): one JSON object per line, with the ids of
 the request, webhook event and Celery task the line belongs to."""
+
 import io
 import json
 import logging
@@ -7,8 +8,8 @@ import logging
 import pytest
 
 from ops.logs import JsonFormatter
-from webhooks.models import WebhookEvent
 from sandbox.simulation import envelope, message_change
+from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,10 @@ def test_request_id_is_taken_from_the_header_and_echoed(client):
 
 def test_webhook_post_and_its_processing_log_their_ids(post_webhook, json_lines):
     # A delivery for a number nobody registered: processing logs a warning per change it cannot route.
-    payload = envelope(waba_id="1", changes=[message_change(phone_number_id="999000111", display_phone_number="15550009999", wa_id="15551234567")])
+    payload = envelope(
+        waba_id="1",
+        changes=[message_change(phone_number_id="999000111", display_phone_number="15550009999", wa_id="15551234567")],
+    )
     response = post_webhook(payload, **{"X-Request-ID": "req-webhook-1"})
     assert response.status_code == 200
     event_id = response.json()["event_id"]

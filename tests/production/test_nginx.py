@@ -1,6 +1,8 @@
-"""config/deploy/nginx.conf in front of the real processes: nginx (a self-signed certificate, free ports) → ``config/bin/web``
-(gunicorn) for HTTP and ``config/bin/ws`` (Daphne with the psycopg pool) for ``/ws/``, production settings, a Redis of
-the test's own. Needs Debian's nginx (.ci/run installs it). Everything started here is stopped here, by PID."""
+"""config/deploy/nginx.conf in front of the real processes: nginx (a self-signed certificate, free ports) →
+``config/bin/web`` (gunicorn) for HTTP and ``config/bin/ws`` (Daphne with the psycopg pool) for ``/ws/``, production
+settings, a Redis of the test's own. Needs Debian's nginx (config/bin/test-setup installs it). Everything started
+here is stopped here, by PID."""
+
 import shutil
 import socket
 import ssl
@@ -15,11 +17,11 @@ import requests
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 
+from sandbox.simulation import envelope, signed_request
 from tests.e2e.conftest import BIN, RedisServer, free_port, stop_process, wait_for
 from tests.factories import UserFactory
 from tests.production.conftest import APP_SECRET, HOST, NGINX, ROOT, manage, production_env, render_nginx
 from webhooks.models import WebhookEvent
-from sandbox.simulation import envelope, signed_request
 
 pytestmark = [
     pytest.mark.e2e,
@@ -48,33 +50,62 @@ def edge(django_db_setup) -> Iterator[Edge]:
     web_port, ws_port, http_port, https_port = free_port(), free_port(), free_port(), free_port()
     static_root = work / "static"
     env = production_env(
-        DATABASE_URL=database_url, REDIS_URL=redis.url, PYTHON=str(BIN / "python"), DJANGO_STATIC_ROOT=str(static_root),
-        WEB_BIND=f"127.0.0.1:{web_port}", WEB_WORKERS="2", WS_BIND_HOST="127.0.0.1", WS_PORT=str(ws_port),
+        DATABASE_URL=database_url,
+        REDIS_URL=redis.url,
+        PYTHON=str(BIN / "python"),
+        DJANGO_STATIC_ROOT=str(static_root),
+        WEB_BIND=f"127.0.0.1:{web_port}",
+        WEB_WORKERS="2",
+        WS_BIND_HOST="127.0.0.1",
+        WS_PORT=str(ws_port),
         # As docker-compose.yml: nginx is the one proxy. Failed sign-ins only count: the others here succeed.
-        META_APP_SECRET=APP_SECRET, API_THROTTLE_AUTH="5/min", TRUSTED_PROXY_COUNT="1",
+        META_APP_SECRET=APP_SECRET,
+        API_THROTTLE_AUTH="5/min",
+        TRUSTED_PROXY_COUNT="1",
     )
     collected = manage("collectstatic", "--noinput", env=env)
     assert collected.returncode == 0, collected.stderr
     main = render_nginx(
-        work, web_upstream=f"127.0.0.1:{web_port}", ws_upstream=f"127.0.0.1:{ws_port}",
-        http_port=http_port, https_port=https_port, static_root=static_root,
+        work,
+        web_upstream=f"127.0.0.1:{web_port}",
+        ws_upstream=f"127.0.0.1:{ws_port}",
+        http_port=http_port,
+        https_port=https_port,
+        static_root=static_root,
     )
     processes = []
     try:
         for name in ("web", "ws"):
-            processes.append(subprocess.Popen(
-                [str(ROOT / "config" / "bin" / name)], cwd=ROOT, env=env, stdout=open(work / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
-                stderr=subprocess.STDOUT, start_new_session=True,
-            ))
-        processes.append(subprocess.Popen(
-            [NGINX, "-p", str(work), "-c", str(main), "-g", "daemon off;"], stdout=open(work / "nginx.log", "ab"),  # noqa: SIM115 - the child owns it
-            stderr=subprocess.STDOUT, start_new_session=True,
-        ))
+            processes.append(
+                subprocess.Popen(
+                    [str(ROOT / "config" / "bin" / name)],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=open(work / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        processes.append(
+            subprocess.Popen(
+                [NGINX, "-p", str(work), "-c", str(main), "-g", "daemon off;"],
+                stdout=open(work / "nginx.log", "ab"),  # noqa: SIM115 - the child owns it
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         for port in (web_port, ws_port):
-            wait_for(lambda port=port: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, timeout=30, what=f"port {port}")
+            wait_for(
+                lambda port=port: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok,
+                timeout=30,
+                what=f"port {port}",
+            )
         edge = Edge(https_port=https_port, http_port=http_port)
-        wait_for(lambda: requests.get(edge.url("/healthz"), headers={"Host": HOST}, verify=False, timeout=1).ok,
-                 timeout=15, what="nginx")
+        wait_for(
+            lambda: requests.get(edge.url("/healthz"), headers={"Host": HOST}, verify=False, timeout=1).ok,
+            timeout=15,
+            what="nginx",
+        )
         yield edge
     finally:
         for process in reversed(processes):
@@ -84,14 +115,18 @@ def edge(django_db_setup) -> Iterator[Edge]:
 
 
 def test_http_redirects_to_https(edge):
-    response = requests.get(f"http://127.0.0.1:{edge.http_port}/inbox/", headers={"Host": HOST}, allow_redirects=False, timeout=5)
+    response = requests.get(
+        f"http://127.0.0.1:{edge.http_port}/inbox/", headers={"Host": HOST}, allow_redirects=False, timeout=5
+    )
     assert response.status_code == 301
     assert response.headers["Location"] == f"https://{HOST}/inbox/"
 
 
 def test_signed_webhook_through_nginx_reaches_gunicorn(edge):
     body, headers = signed_request(envelope(waba_id="1", changes=[]), app_secret=APP_SECRET)
-    response = requests.post(edge.url("/api/webhook"), data=body, headers={**headers, "Host": HOST}, verify=False, timeout=10)
+    response = requests.post(
+        edge.url("/api/webhook"), data=body, headers={**headers, "Host": HOST}, verify=False, timeout=10
+    )
     # 200, not the 301 to HTTPS: Django saw nginx's X-Forwarded-Proto.
     assert response.status_code == 200, response.text
     assert len(response.headers["X-Request-ID"]) == 32  # nginx's $request_id, passed to Django and echoed
@@ -111,19 +146,26 @@ def test_pages_carry_hsts_and_static_files_are_hashed_compressed_and_cached_for_
 
 def test_pages_and_api_answers_are_compressed(edge):
     # The admin's sign-in page: over gzip_min_length (the inbox's own sign-in page is smaller than that).
-    page = requests.get(edge.url("/admin/login/"), headers={"Host": HOST, "Accept-Encoding": "gzip"}, verify=False, timeout=10)
+    page = requests.get(
+        edge.url("/admin/login/"), headers={"Host": HOST, "Accept-Encoding": "gzip"}, verify=False, timeout=10
+    )
     assert page.status_code == 200 and page.headers["Content-Encoding"] == "gzip"
     assert "Accept-Encoding" in page.headers["Vary"]
     user = UserFactory(username="gzip-ops", is_superuser=True, is_staff=True)
     user.password = make_password("pw-for-tests", hasher="pbkdf2_sha256")
     user.save(update_fields=["password"])
     access = requests.post(
-        edge.url("/api/auth/token/"), json={"username": "gzip-ops", "password": "pw-for-tests"},
-        headers={"Host": HOST}, verify=False, timeout=10,
+        edge.url("/api/auth/token/"),
+        json={"username": "gzip-ops", "password": "pw-for-tests"},
+        headers={"Host": HOST},
+        verify=False,
+        timeout=10,
     ).json()["access"]
     schema = requests.get(
         edge.url("/api/schema/?format=json"),
-        headers={"Host": HOST, "Accept-Encoding": "gzip", "Authorization": f"Bearer {access}"}, verify=False, timeout=10,
+        headers={"Host": HOST, "Accept-Encoding": "gzip", "Authorization": f"Bearer {access}"},
+        verify=False,
+        timeout=10,
     )
     assert schema.status_code == 200 and schema.headers["Content-Encoding"] == "gzip"
 
@@ -171,8 +213,11 @@ def _client_at(address: str) -> requests.Session:
 def test_sign_in_limit_counts_the_address_nginx_saw_not_the_clients_x_forwarded_for(edge):
     def fail_sign_in(client: requests.Session, username: str, forwarded_for: str) -> int:
         return client.post(
-            edge.url("/api/auth/token/"), json={"username": username, "password": "wrong"},
-            headers={"Host": HOST, "X-Forwarded-For": forwarded_for}, verify=False, timeout=10,
+            edge.url("/api/auth/token/"),
+            json={"username": username, "password": "wrong"},
+            headers={"Host": HOST, "X-Forwarded-For": forwarded_for},
+            verify=False,
+            timeout=10,
         ).status_code
 
     guesser = _client_at("127.0.0.2")
@@ -187,8 +232,11 @@ def test_websocket_upgrade_through_nginx_reaches_daphne(edge):
     user.password = make_password("pw-for-tests", hasher="pbkdf2_sha256")
     user.save(update_fields=["password"])
     tokens = requests.post(
-        edge.url("/api/auth/token/"), json={"username": "ws-ops", "password": "pw-for-tests"},
-        headers={"Host": HOST}, verify=False, timeout=10,
+        edge.url("/api/auth/token/"),
+        json={"username": "ws-ops", "password": "pw-for-tests"},
+        headers={"Host": HOST},
+        verify=False,
+        timeout=10,
     ).json()
     answer = _websocket_handshake(edge, f"/ws/inbox/?token={tokens['access']}")
     assert answer.startswith("HTTP/1.1 101"), answer

@@ -1,6 +1,7 @@
-"""The production processes as deployed: ``config/bin/web`` (gunicorn, config.wsgi) and ``config/bin/worker`` (Celery) with
-``config.settings.production``, a Redis of the test's own and the test database; requests come in as nginx
-passes them (Host of FRONTEND_URL, X-Forwarded-Proto: https). Everything started here is stopped here, by PID."""
+"""The production processes as deployed: ``config/bin/web`` (gunicorn, config.wsgi) and ``config/bin/worker``
+(Celery) with ``config.settings.production``, a Redis of the test's own and the test database; requests come in as
+nginx passes them (Host of FRONTEND_URL, X-Forwarded-Proto: https). Everything started here is stopped here, by PID."""
+
 import json
 import os
 import shutil
@@ -14,10 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandbox.simulation import envelope, message_change, signed_request
 from tests.e2e.conftest import BIN, RedisServer, free_port, stop_process, wait_for
 from tests.production.conftest import APP_SECRET, HOST, ROOT, production_env
 from webhooks.models import WebhookEvent, WebhookEventState
-from sandbox.simulation import envelope, message_change, signed_request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -61,8 +62,12 @@ def production(e2e_database_url, django_db_blocker) -> Iterator[Production]:
         for name in ("web", "worker"):
             processes.append(
                 subprocess.Popen(
-                    [str(ROOT / "config" / "bin" / name)], cwd=ROOT, env=env, stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
-                    stderr=subprocess.STDOUT, start_new_session=True,
+                    [str(ROOT / "config" / "bin" / name)],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             )
         base_url = f"http://127.0.0.1:{port}"
@@ -86,8 +91,10 @@ def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(producti
     )
     body, headers = signed_request(payload, app_secret=APP_SECRET)
     response = requests.post(
-        f"{production.base_url}/api/webhook", data=body,
-        headers={**headers, **NGINX_HEADERS, "X-Request-ID": "req-gunicorn-1"}, timeout=10,
+        f"{production.base_url}/api/webhook",
+        data=body,
+        headers={**headers, **NGINX_HEADERS, "X-Request-ID": "req-gunicorn-1"},
+        timeout=10,
     )
     assert response.status_code == 200, response.text
     assert response.headers["X-Request-ID"] == "req-gunicorn-1"
@@ -102,7 +109,8 @@ def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(producti
 
     event = wait_for(
         lambda: WebhookEvent.objects.exclude(state=WebhookEventState.PENDING).filter(pk=event_id).first(),
-        timeout=30, what="the worker to process the event",
+        timeout=30,
+        what="the worker to process the event",
     )
     assert event.state == WebhookEventState.UNROUTABLE
 
@@ -113,7 +121,8 @@ def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(producti
     assert not [line for line in production.log_lines("web") if line.get("logger") == "gunicorn.access"]
     worker_lines = wait_for(
         lambda: [line for line in production.log_lines("worker") if line.get("webhook_event_id") == event_id],
-        timeout=10, what="the worker's log lines for the event",
+        timeout=10,
+        what="the worker's log lines for the event",
     )
     assert any("unknown phone_number_id" in line["message"] for line in worker_lines)
     assert {line["request_id"] for line in worker_lines} == {"req-gunicorn-1"}
@@ -134,12 +143,21 @@ def test_every_line_the_worker_writes_from_start_to_warm_shutdown_is_one_json_ob
     redis.start()
     log = tmp_path / "worker.log"
     env = production_env(
-        DATABASE_URL=e2e_database_url, REDIS_URL=redis.url, PYTHON=str(BIN / "python"), WORKER_CONCURRENCY="1",
+        DATABASE_URL=e2e_database_url,
+        REDIS_URL=redis.url,
+        PYTHON=str(BIN / "python"),
+        WORKER_CONCURRENCY="1",
         META_GRAPH_API_URL="http://127.0.0.1:9",
     )
     with log.open("ab") as out:
-        worker = subprocess.Popen([str(ROOT / "config" / "bin" / "worker")], cwd=ROOT, env=env, stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        worker = subprocess.Popen(
+            [str(ROOT / "config" / "bin" / "worker")],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_for(lambda: b"ready." in log.read_bytes(), timeout=40, what="celery worker")
         worker.send_signal(signal.SIGTERM)  # what systemd and docker stop send

@@ -1,5 +1,6 @@
 """Error tracking: with SENTRY_DSN set, an error logged by the app reaches the Sentry server (a real HTTP
 server of the test's own speaking Sentry's envelope endpoint); without it nothing is sent."""
+
 import gzip
 import http.server
 import subprocess
@@ -40,7 +41,7 @@ def sentry_server():
     received: list[bytes] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received.append(gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body)
             self.send_response(200)
@@ -78,7 +79,9 @@ def test_an_error_report_carries_no_access_token():
     # Frames' local variables would: the token is an argument, and in the request bytes http.client buffers.
     server, received = sentry_server()
     try:
-        result = run_app_with_sentry(f"http://publickey@127.0.0.1:{server.server_address[1]}/1", FAILED_GRAPH_CALL_SCRIPT)
+        result = run_app_with_sentry(
+            f"http://publickey@127.0.0.1:{server.server_address[1]}/1", FAILED_GRAPH_CALL_SCRIPT
+        )
         assert result.returncode == 0, result.stderr
         assert any(b"the number's profile could not be read" in body for body in received)
         assert not any(b"EAAGsentry-test-token-5678" in body for body in received)

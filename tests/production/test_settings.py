@@ -1,14 +1,13 @@
 """``config.settings.production``, loaded by real ``manage.py``/``python`` processes as a deployment would."""
-import json
-import re
 
 import configparser
+import json
+import re
 
 import pytest
 import yaml
 
 from tests.production.conftest import HOST, ROOT, SECRET_KEY, manage, production_env, python
-
 
 SETTINGS_DUMP = """
 import json, django
@@ -44,11 +43,17 @@ def test_check_deploy_has_no_deployment_warning():
 
 
 def test_https_hsts_cookies_hosts_and_origins():
-    s = _settings(DJANGO_ALLOWED_HOSTS="inbox-internal.example.net", DJANGO_CSRF_TRUSTED_ORIGINS="https://other.example.com")
+    s = _settings(
+        DJANGO_ALLOWED_HOSTS="inbox-internal.example.net", DJANGO_CSRF_TRUSTED_ORIGINS="https://other.example.com"
+    )
     assert s["DEBUG"] is False
     assert s["SECURE_SSL_REDIRECT"] is True
     assert s["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
-    assert (s["SECURE_HSTS_SECONDS"], s["SECURE_HSTS_INCLUDE_SUBDOMAINS"], s["SECURE_HSTS_PRELOAD"]) == (31_536_000, True, True)
+    assert (s["SECURE_HSTS_SECONDS"], s["SECURE_HSTS_INCLUDE_SUBDOMAINS"], s["SECURE_HSTS_PRELOAD"]) == (
+        31_536_000,
+        True,
+        True,
+    )
     assert s["SESSION_COOKIE_SECURE"] and s["CSRF_COOKIE_SECURE"]
     assert s["ALLOWED_HOSTS"][:2] == [HOST, "inbox-internal.example.net"]
     assert s["CSRF_TRUSTED_ORIGINS"] == [f"https://{HOST}", "https://other.example.com"]
@@ -65,7 +70,12 @@ def test_persistent_connections_for_gunicorn_and_celery_pool_for_daphne():
 
 
 def test_daphne_settings_really_use_psycopg_pool():
-    code = "import django; django.setup()\nfrom django.db import connection\nconnection.ensure_connection()\nprint(type(connection.pool).__name__)"
+    code = (
+        "import django; django.setup()\n"
+        "from django.db import connection\n"
+        "connection.ensure_connection()\n"
+        "print(type(connection.pool).__name__)"
+    )
     result = python(code, env=production_env(DJANGO_DB_POOL="1"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ConnectionPool"

@@ -1,4 +1,5 @@
 """``config.wsgi`` as each gunicorn worker imports it while it boots."""
+
 from tests.production.conftest import production_env, python
 
 READY_FOR_THE_FIRST_WEBHOOK = """

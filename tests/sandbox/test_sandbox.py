@@ -4,6 +4,7 @@ A small recording server in this process stands in for the app's ``/api/webhook`
 ``X-Hub-Signature-256`` with the app secret on its own (plain ``hmac``), answers 403 to a bad one, and keeps
 the raw bodies, which the tests read with the app's own parser (``webhooks.payloads``). No database is used.
 """
+
 import base64
 import hashlib
 import hmac
@@ -22,8 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from webhooks.payloads import parse_delivery, parse_message, parse_status
 from sandbox.customers import png_bytes
+from webhooks.payloads import parse_delivery, parse_message, parse_status
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sandbox-test-secret"
@@ -415,10 +416,12 @@ HELLO = {"name": "hello_world", "language": {"code": "en_US"}}
         ({**TEXT, "context": {"message_id": "wamid.IN1", "from": CUSTOMER}}, '"from" on param "context"'),
         ({"to": CUSTOMER, "type": "reaction", "reaction": {"message_id": "wamid.IN1", "emoji": "👍", "emoij": ""}},
          '"emoij" on param "reaction"'),
-        ({"to": CUSTOMER, "type": "sticker", "sticker": {"id": "123", "caption": "hi"}}, '"caption" on param "sticker"'),
+        ({"to": CUSTOMER, "type": "sticker", "sticker": {"id": "123", "caption": "hi"}},
+         '"caption" on param "sticker"'),
         ({"to": CUSTOMER, "type": "audio", "audio": {"id": "123", "caption": "hi"}}, '"caption" on param "audio"'),
         ({"to": CUSTOMER, "type": "image", "image": {"id": "123", "filename": "a.png"}}, '"filename" on param "image"'),
-        ({"to": CUSTOMER, "type": "template", "template": {**HELLO, "namespace": "x"}}, '"namespace" on param "template"'),
+        ({"to": CUSTOMER, "type": "template", "template": {**HELLO, "namespace": "x"}},
+         '"namespace" on param "template"'),
         ({"to": CUSTOMER, "type": "template", "template": {**HELLO, "language": {"code": "en_US", "locale": "en"}}},
          '"locale"'),
         ({"to": CUSTOMER, "type": "template", "template": {**HELLO, "components": [{"type": "body", "params": []}]}},
@@ -502,8 +505,8 @@ def test_answer_lost_next_accepts_the_send_but_the_client_gets_no_answer(sandbox
         sandbox.try_text("dropped")
     sandbox.configure(answer_lost_next={"mode": "delay", "seconds": 1.0})
     body = {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "text", "text": {"body": "delayed"}}
+    url = f"{sandbox.base_url}/v23.0/{PHONE_NUMBER_ID}/messages"
     with pytest.raises(requests.ReadTimeout):
-        url = f"{sandbox.base_url}/v23.0/{PHONE_NUMBER_ID}/messages"
         sandbox.http.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=(3, 0.3))
     sent = sandbox.control("GET", "messages")
     assert [item["request"]["text"]["body"] for item in sent] == ["dropped", "delayed"], "both went out"

@@ -7,6 +7,7 @@ the same app secret and access token. Examples::
 
 The command never touches the database (no system checks, no models): it plays an outside party.
 """
+
 import signal
 
 from django.conf import settings

@@ -8,6 +8,7 @@ server's idempotency can be watched. Examples::
     manage.py simulate_inbound --count 20 --rate 2
     manage.py simulate_inbound --count 5000 --rate 0 --batch 10 --duplicates 1 --contacts 50
 """
+
 import base64
 import random
 import time
@@ -109,20 +110,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         types = _parse_types(options["types"])
-        for name in ("count", "batch", "contacts"):
-            if options[name] < 1:
-                raise CommandError(f"--{name} must be at least 1 (got {options[name]})")
-        if options["duplicates"] < 0:
-            raise CommandError(f"--duplicates must not be negative (got {options['duplicates']})")
-        if options["rate"] < 0:
-            raise CommandError(f"--rate must not be negative (got {options['rate']:g})")
-        if options["timeout"] <= 0:
-            raise CommandError(f"--timeout must be positive (got {options['timeout']:g})")
-        if not options["app_secret"]:
-            raise CommandError("no app secret: set META_APP_SECRET or pass --app-secret (the server checks the HMAC)")
+        _check_options(options)
         url = options["url"]
-        if not url.startswith(("http://", "https://")):
-            raise CommandError(f"--url must be an http(s) URL (got {url!r})")
 
         rng = random.Random(options["seed"])
         contacts = _simulated_contacts(rng=rng, count=options["contacts"])
@@ -202,6 +191,22 @@ class Command(BaseCommand):
             f"Sent {sent} request(s) ({sent - resent} deliveries of {messages} message(s), {resent} resends) "
             f"in {elapsed:.2f}s ({rate:.1f} req/s). HTTP status: {by_status}"
         )
+
+
+def _check_options(options: dict) -> None:
+    for name in ("count", "batch", "contacts"):
+        if options[name] < 1:
+            raise CommandError(f"--{name} must be at least 1 (got {options[name]})")
+    if options["duplicates"] < 0:
+        raise CommandError(f"--duplicates must not be negative (got {options['duplicates']})")
+    if options["rate"] < 0:
+        raise CommandError(f"--rate must not be negative (got {options['rate']:g})")
+    if options["timeout"] <= 0:
+        raise CommandError(f"--timeout must be positive (got {options['timeout']:g})")
+    if not options["app_secret"]:
+        raise CommandError("no app secret: set META_APP_SECRET or pass --app-secret (the server checks the HMAC)")
+    if not options["url"].startswith(("http://", "https://")):
+        raise CommandError(f"--url must be an http(s) URL (got {options['url']!r})")
 
 
 def _parse_types(value: str) -> list[str]:
