@@ -77,5 +77,5 @@ clean:
 # ~4 minutes on 2 cores; pass flags with `make bench BENCH_ARGS="--quick"` or "--backlog 50000 --sockets 5000".
 BENCH_ARGS ?=
 .PHONY: bench
-bench: install
+bench: install-dev
 	$(BIN)/python manage.py bench $(BENCH_ARGS)

@@ -1,18 +1,15 @@
-"""Load generators and clients: wrk (with a Lua script cycling pre-signed bodies) or an asyncio HTTP/1.1
-generator when wrk is missing, one-shot async POSTs, and a minimal WebSocket client (RFC 6455, text frames,
-ping/pong, close) — the venv has no WebSocket client library and the bench needs nothing more."""
+"""Load generator and clients: wrk (with a Lua script cycling pre-signed bodies) for closed-loop load, one-shot
+async POSTs for the open-loop end-to-end phase, and WebSocket connections (the ``websockets`` library)."""
 import asyncio
-import base64
-import json
-import os
 import shutil
-import statistics
-import struct
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+WRK_MISSING = "wrk is not installed: the bench's HTTP load generator; apt-get install wrk"
 
 WRK_SCRIPT = r"""
 -- Each thread takes every n-th line of the file (n = threads) and sends its share in order, so no two
@@ -54,7 +51,6 @@ end
 
 @dataclass
 class LoadResult:
-    tool: str
     requests: int
     ok: int  # answered 2xx
     errors: int  # socket errors and non-2xx answers
@@ -72,25 +68,11 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def ensure_wrk(log) -> bool:
-    """wrk, installed with apt-get if missing and possible (Debian, root); else the Python generator is used."""
-    if have_wrk():
-        return True
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        log("wrk not found: apt-get install -y wrk ...")
-        subprocess.run(["apt-get", "install", "-y", "wrk"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return have_wrk()
-
-
 def run_load(*, port: int, path: str, requests: list[tuple[bytes, str]], connections: int, seconds: float,
-             threads: int = 2, use_wrk: bool = True) -> LoadResult:
-    """Closed-loop load: ``connections`` clients POSTing the given (body, signature) pairs in turn."""
-    if use_wrk and have_wrk():
-        return _run_wrk(port=port, path=path, requests=requests, connections=connections, seconds=seconds, threads=threads)
-    return asyncio.run(_python_load(port=port, path=path, requests=requests, connections=connections, seconds=seconds))
-
-
-def _run_wrk(*, port, path, requests, connections, seconds, threads) -> LoadResult:
+             threads: int = 2) -> LoadResult:
+    """Closed-loop load with wrk: ``connections`` clients POSTing the given (body, signature) pairs in turn."""
+    if not have_wrk():
+        raise RuntimeError(WRK_MISSING)
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script, bodies = Path(tmp) / "post.lua", Path(tmp) / "bodies.tsv"
         script.write_text(WRK_SCRIPT)
@@ -101,172 +83,49 @@ def _run_wrk(*, port, path, requests, connections, seconds, threads) -> LoadResu
             capture_output=True, text=True, check=True,
         ).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCHRESULT"))
-    total, duration_us, connect, _read, write, status, timeout, p50, p99, mx = map(int, line.split()[1:])
+    total, duration_us, connect_errors, _read, write, status, timeout, p50, p99, mx = map(int, line.split()[1:])
     # wrk counts a connection a server closes after its answer (gunicorn sync workers) as a read error
     # only when no response came; "status" is every answer >= 400.
-    bad = status + connect + write + timeout
-    return LoadResult("wrk", total, total - status, bad, duration_us / 1e6, p50 / 1e3, p99 / 1e3, mx / 1e3)
-
-
-async def _python_load(*, port, path, requests, connections, seconds) -> LoadResult:
-    latencies: list[float] = []
-    errors = 0
-    ok = 0
-    deadline = time.perf_counter() + seconds
-    counter = iter(range(10**12))
-
-    async def client():
-        nonlocal errors, ok
-        reader = writer = None
-        while time.perf_counter() < deadline:
-            body, sig = requests[next(counter) % len(requests)]
-            started = time.perf_counter()
-            try:
-                if writer is None:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                status, keep = await _exchange(reader, writer, path, body, sig)
-            except (OSError, asyncio.IncompleteReadError):
-                errors += 1
-                writer = None
-                continue
-            latencies.append(time.perf_counter() - started)
-            if 200 <= status < 300:
-                ok += 1
-            else:
-                errors += 1
-            if not keep:
-                writer.close()
-                writer = None
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(connections)))
-    elapsed = time.perf_counter() - started
-    q = _quantiles(latencies)
-    return LoadResult("python", len(latencies), ok, errors, elapsed, q[0], q[1], q[2])
-
-
-async def _exchange(reader, writer, path: str, body: bytes, sig: str) -> tuple[int, bool]:
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"X-Forwarded-Proto: https\r\nContent-Length: {len(body)}\r\n")
-    if sig:
-        head += f"X-Hub-Signature-256: {sig}\r\n"
-    writer.write(head.encode() + b"\r\n" + body)
-    raw = await reader.readuntil(b"\r\n\r\n")
-    lines = raw.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    length, keep = 0, True
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-        elif name.lower() == "connection" and value.strip().lower() == "close":
-            keep = False
-    if length:
-        await reader.readexactly(length)
-    return status, keep
+    bad = status + connect_errors + write + timeout
+    return LoadResult(total, total - status, bad, duration_us / 1e6, p50 / 1e3, p99 / 1e3, mx / 1e3)
 
 
 async def post_once(port: int, path: str, body: bytes, sig: str) -> int:
+    """One POST on a new connection, as Meta delivers a webhook, read to the end of the answer; its status code.
+    On asyncio's streams, so that hundreds a second go out on time from the loop that also reads the socket
+    under test."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        status, _ = await _exchange(reader, writer, path, body, sig)
-        return status
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"X-Forwarded-Proto: https\r\nContent-Length: {len(body)}\r\n")
+        if sig:
+            head += f"X-Hub-Signature-256: {sig}\r\n"
+        writer.write(head.encode() + b"\r\n" + body)
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        length = next((int(value) for name, _, value in (line.partition(":") for line in lines[1:])
+                       if name.lower() == "content-length"), 0)
+        await reader.readexactly(length)
+        return int(lines[0].split()[1])
     finally:
         writer.close()
 
 
-def _quantiles(seconds: list[float]) -> tuple[float, float, float]:
+def quantiles_ms(seconds: list[float]) -> tuple[float, float, float]:
+    """p50, p99 and max of durations in seconds, in milliseconds."""
     if not seconds:
         return (0.0, 0.0, 0.0)
     ordered = sorted(seconds)
+
     def pick(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
     return (pick(0.50), pick(0.99), ordered[-1] * 1000)
 
 
-def quantiles_ms(seconds: list[float]) -> tuple[float, float, float]:
-    return _quantiles(seconds)
+def open_websocket(port: int, path: str, *, open_timeout: float = 30) -> connect:
+    """A WebSocket to Daphne on this machine; ``await`` it or use it with ``async with``. Nothing Daphne would pay
+    for beyond the socket itself: no compression, no pings of the client's own (the library answers Daphne's);
+    and no proxy taken from the environment, the server is local."""
+    return connect(f"ws://127.0.0.1:{port}{path}", compression=None, proxy=None, ping_interval=None,
+                   open_timeout=open_timeout, close_timeout=5)
 
-
-# --- a minimal WebSocket client ------------------------------------------------------------------
-
-
-class WebSocketClosed(Exception):
-    pass
-
-
-class WebSocket:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def connect(cls, port: int, path: str) -> "WebSocket":
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
-        status_line = head.split(b"\r\n", 1)[0]
-        if b" 101 " not in status_line + b" ":
-            writer.close()
-            raise WebSocketClosed(f"handshake refused: {status_line.decode(errors='replace')}")
-        return cls(reader, writer)
-
-    def _send_frame(self, opcode: int, payload: bytes) -> None:
-        mask = os.urandom(4)
-        n = len(payload)
-        if n < 126:
-            header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-        elif n < 65536:
-            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(header + mask + masked)
-
-    async def send_json(self, data) -> None:
-        self._send_frame(0x1, json.dumps(data).encode())
-        await self.writer.drain()
-
-    async def recv(self) -> str:
-        """The next text message; answers pings; raises WebSocketClosed on a close frame or EOF."""
-        parts: list[bytes] = []
-        while True:
-            try:
-                b1, b2 = await self.reader.readexactly(2)
-                n = b2 & 0x7F
-                if n == 126:
-                    (n,) = struct.unpack("!H", await self.reader.readexactly(2))
-                elif n == 127:
-                    (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-                mask = await self.reader.readexactly(4) if b2 & 0x80 else None
-                payload = await self.reader.readexactly(n)
-            except (asyncio.IncompleteReadError, OSError) as exc:
-                raise WebSocketClosed(str(exc)) from exc
-            if mask:
-                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-            opcode = b1 & 0x0F
-            if opcode == 0x9:
-                self._send_frame(0xA, payload)
-                continue
-            if opcode == 0x8:
-                raise WebSocketClosed(f"closed by server {payload[:2].hex()}")
-            if opcode in (0x1, 0x2, 0x0):
-                parts.append(payload)
-                if b1 & 0x80:
-                    return b"".join(parts).decode()
-
-    async def close(self) -> None:
-        try:
-            self._send_frame(0x8, struct.pack("!H", 1000))
-            await self.writer.drain()
-        except OSError:
-            pass
-        self.writer.close()
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0

@@ -22,6 +22,9 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.models import Q
 from django.test import Client
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import WebSocketException
+from websockets.protocol import State
 
 from bench import clients, procs, seed
 from bench.report import Row
@@ -50,7 +53,6 @@ class Options:
     page_runs: int
     sockets: int
     socket_hold: float
-    use_wrk: bool
     instruction_calls: int
     keep_database: bool
     phases: tuple[str, ...]  # names from PHASES, in that order
@@ -198,14 +200,13 @@ class Bench:
         noop_status = procs.http_status(self.web_port, "/bench/noop", method="POST", body=requests[0][0])
         if status != 200 or noop_status != 200:
             raise RuntimeError(f"webhook answered {status}, /bench/noop {noop_status}: see {o.log_dir}/gunicorn.log")
-        use_wrk = o.use_wrk and clients.ensure_wrk(self.log)
-        tool = "wrk -t2" if use_wrk else "python asyncio generator"
+        tool = "wrk -t2"
         first_id = (WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
         self.log(f"(load {self.load()}) "
                  f"1. ingest: {o.connections} connections x {o.duration:.0f}s of signed {size}-byte webhooks ({tool}) ...")
         cpu_before = self.procs.cpu_snapshot()
         result = clients.run_load(port=self.web_port, path="/api/webhook", requests=requests, connections=o.connections,
-                                  seconds=o.duration, use_wrk=use_wrk)
+                                  seconds=o.duration)
         webhook_cpu, webhook_cpu_detail = self.cpu_per_request(self.log_cpu(cpu_before, result.seconds), result.rate)
         stored = WebhookEvent.objects.filter(pk__gte=first_id).count()
         applied = WebhookEvent.objects.filter(pk__gte=first_id).exclude(state=WebhookEventState.PENDING).count()
@@ -235,7 +236,7 @@ class Bench:
         self.log(f"1b. limit: /bench/noop, {o.connections} connections x {o.limit_duration:.0f}s ...")
         cpu_before = self.procs.cpu_snapshot()
         noop = clients.run_load(port=self.web_port, path="/bench/noop", requests=requests, connections=o.connections,
-                                seconds=o.limit_duration, use_wrk=use_wrk)
+                                seconds=o.limit_duration)
         noop_cpu, noop_cpu_detail = self.cpu_per_request(self.log_cpu(cpu_before, noop.seconds), noop.rate)
         self.log(f"1c. limit: raw single-row INSERTs, {o.pg_threads} psycopg threads x {o.limit_duration:.0f}s ...")
         inserts = self.raw_insert_rate(body_size=size)
@@ -495,7 +496,7 @@ class Bench:
         ]
 
     async def _e2e(self, bodies):
-        ws = await clients.WebSocket.connect(self.ws_port, f"/ws/inbox/?token={self.access_token()}")
+        ws = await clients.open_websocket(self.ws_port, f"/ws/inbox/?token={self.access_token()}")
         sent_at: dict[str, float] = {}
         received_at: dict[str, float] = {}
         post_latency: list[float] = []
@@ -503,8 +504,8 @@ class Bench:
         wanted = {b[0] for b in bodies}
 
         async def reader():
-            while True:
-                frame = json.loads(await ws.recv())
+            async for message in ws:
+                frame = json.loads(message)
                 if frame.get("type") == "message.created":
                     wamid = frame["payload"]["message"]["wamid"]
                     if wamid in wanted:
@@ -604,31 +605,16 @@ class Bench:
 
     async def _idle_sockets(self, pid: int):
         token = self.access_token()
-        sockets: list[clients.WebSocket] = []
-        holders: list[asyncio.Task] = []
+        sockets: list[ClientConnection] = []
         failures: list[str] = []
         gate = asyncio.Semaphore(50)
-        closed = 0
-
-        async def hold(ws):
-            # Read (and so answer Daphne's pings) from the moment a socket is open: opening thousands takes
-            # longer than Daphne's ping timeout, and an unread socket would be closed as dead.
-            nonlocal closed
-            try:
-                while True:
-                    await ws.recv()
-            except clients.WebSocketClosed:
-                closed += 1
 
         async def open_one():
             async with gate:
                 try:
-                    ws = await asyncio.wait_for(clients.WebSocket.connect(self.ws_port, f"/ws/inbox/?token={token}"), 30)
-                except (TimeoutError, OSError, clients.WebSocketClosed) as exc:
+                    sockets.append(await clients.open_websocket(self.ws_port, f"/ws/inbox/?token={token}"))
+                except (TimeoutError, OSError, WebSocketException) as exc:
                     failures.append(repr(exc))
-                    return
-                sockets.append(ws)
-                holders.append(asyncio.create_task(hold(ws)))
 
         started = time.perf_counter()
         await asyncio.gather(*(open_one() for _ in range(self.o.sockets)))
@@ -637,12 +623,10 @@ class Bench:
             self.log(f"  {len(failures)} failed, e.g. {failures[0]}")
         await asyncio.sleep(self.o.socket_hold)
         self.idle_rss = procs.rss_kib(pid)
-        alive = len(sockets) - closed
-        for task in holders:
-            task.cancel()
-        for ws in sockets:
-            ws.writer.close()
-        await asyncio.sleep(0.5)
+        # Opening thousands takes longer than Daphne's ping timeout: a socket still open is one whose pings were
+        # answered all along (the library answers them as they arrive, read or not).
+        alive = sum(1 for ws in sockets if ws.state is State.OPEN)
+        await asyncio.gather(*(ws.close() for ws in sockets))
         return len(sockets), alive, seconds
 
 

@@ -27,17 +27,20 @@ EVERY_PHASE = {
 }
 
 
-def run_bench(*extra: str) -> tuple[subprocess.CompletedProcess, str, dict[str, str]]:
-    """Run the bench at tiny sizes; the result, the admin DSN and the table's figures by name."""
+def run_bench(*extra: str, path: str | None = None) -> tuple[subprocess.CompletedProcess, str, dict[str, str]]:
+    """Run the bench at tiny sizes (with ``path`` as PATH if given); the result, the admin DSN and the table's
+    figures by name."""
     database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     admin_dsn = f"{database_url.rsplit('/', 1)[0]}/postgres"
     tiny = [
-        "--pg", admin_dsn, "--database", DATABASE, "--no-wrk", "--web-workers", "2", "--worker-concurrency", "2",
+        "--pg", admin_dsn, "--database", DATABASE, "--web-workers", "2", "--worker-concurrency", "2",
         "--connections", "4", "--duration", "1", "--limit-duration", "1", "--pg-threads", "2", "--backlog", "200",
         "--e2e-rate", "20", "--e2e-duration", "1", "--conversations", "30", "--messages", "300", "--page-runs", "1",
         "--sockets", "10", "--socket-hold", "1", *extra,
     ]
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    if path is not None:
+        env["PATH"] = path
     result = subprocess.run(
         [sys.executable, "manage.py", "bench", *tiny], cwd=ROOT, env=env, capture_output=True, text=True, timeout=540, check=False
     )
@@ -89,3 +92,16 @@ def test_an_unknown_phase_is_refused_before_anything_starts():
     result, _admin_dsn, figures = run_bench("--phases", "ingest,warp")
     assert result.returncode == 2 and "unknown phase(s) warp" in result.stderr
     assert figures == {} and "database" not in result.stdout
+
+
+def test_without_wrk_the_bench_stops_at_once_saying_how_to_install_it():
+    venv_bin = Path(sys.executable).parent  # python and the servers' entry points, but no wrk
+    assert not (venv_bin / "wrk").exists()
+    result, admin_dsn, figures = run_bench(path=str(venv_bin))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: wrk is not installed: the bench's HTTP load generator; apt-get install wrk"
+    ]
+    assert result.stdout == "" and figures == {}
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:  # nothing was started, not even its database
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None

@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from bench.clients import WRK_MISSING, have_wrk
 
 DEFAULT_ADMIN_DSN = "postgres://postgres@127.0.0.1:5432/postgres"
 # The CPUs this process may run on, as `nproc` counts them (config/bin/web sizes gunicorn with nproc).
@@ -65,7 +67,6 @@ class Command(BaseCommand):
         a("--page-runs", type=int, default=5, help="pages: timed requests per page (default %(default)s)")
         a("--sockets", type=int, default=2_000, help="websockets: idle sockets to open (default %(default)s; the issue's 5000)")
         a("--socket-hold", type=float, default=5, help="websockets: seconds to hold them idle")
-        a("--no-wrk", action="store_true", help="use the Python load generator even when wrk is installed")
         a("--quick", action="store_true", help="a smoke run (~1 minute): every phase scaled down")
         a("--instruction-calls", type=int, default=1000,
           help="instructions: requests counted per path under callgrind (default %(default)s)")
@@ -76,6 +77,9 @@ class Command(BaseCommand):
                "instructions counts one process's instructions per request with valgrind, for comparing versions)")
 
     def handle(self, *args, **o):
+        # Before anything starts: a bench that found no load generator after seeding a million rows wastes minutes.
+        if "ingest" in o["phases"] and not have_wrk():
+            raise CommandError(WRK_MISSING)
         if os.environ.get("BENCH_CHILD") != "1":
             return self.spawn_child()
         if o["quick"]:
@@ -140,9 +144,8 @@ class Command(BaseCommand):
             connections=o["connections"], duration=o["duration"], limit_duration=o["limit_duration"],
             pg_threads=o["pg_threads"], backlog=o["backlog"], drain_timeout=o["drain_timeout"], e2e_rate=o["e2e_rate"],
             e2e_duration=o["e2e_duration"], conversations=o["conversations"], messages=o["messages"],
-            page_runs=o["page_runs"], sockets=o["sockets"], socket_hold=o["socket_hold"], use_wrk=not o["no_wrk"],
-            instruction_calls=o["instruction_calls"],
-            keep_database=o["keep_database"], phases=o["phases"],
+            page_runs=o["page_runs"], sockets=o["sockets"], socket_hold=o["socket_hold"],
+            instruction_calls=o["instruction_calls"], keep_database=o["keep_database"], phases=o["phases"],
         )
         started = time.perf_counter()
 
