@@ -4,13 +4,15 @@
 - ``/readyz``: the database, Redis (when ``REDIS_URL`` is set), a Celery worker answering a ping and the
   oldest pending webhook event younger than ``READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS``; 200 when all pass,
   503 naming the failing checks otherwise. For probes inside the network: nginx answers it 404 to the public.
-- ``/metrics``: Prometheus text format, only with ``Authorization: Bearer <INTERNAL_API_TOKEN>``; 404 when no
-  token is configured, so the endpoint does not exist unless an operator turned it on.
+- ``/metrics``: Prometheus text format (rendered by prometheus_client), only with
+  ``Authorization: Bearer <INTERNAL_API_TOKEN>``; 404 when no token is configured, so the endpoint does not exist
+  unless an operator turned it on.
 """
+
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import redis
 from django.conf import settings
@@ -20,6 +22,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from conversations.models import Direction, Message
 from realtime.connections import open_sockets
@@ -86,7 +90,7 @@ def _run(name: str, check: Callable[[], dict]) -> dict:
         result = {"ok": True, **check()}
     except ProbeFailed as failure:
         result = {"ok": False, "error": str(failure)}
-    except Exception as exc:  # noqa: BLE001 - a probe reports every failure, it never raises
+    except Exception as exc:  # a probe reports every failure, it never raises
         logger.warning("readiness check %s failed", name, exc_info=True)
         result = {"ok": False, "error": f"{type(exc).__name__} (details in the log)"}
     result["ms"] = round((time.monotonic() - started) * 1000, 1)
@@ -118,22 +122,6 @@ def _bearer_token(request: HttpRequest) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class Exposition:
-    """Prometheus text exposition format 0.0.4."""
-
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def metric(self, name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
-        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        for labels, value in samples:
-            label_text = ",".join(f'{key}="{val}"' for key, val in sorted(labels.items()))
-            self.lines.append(f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}")
-
-    def render(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
 def celery_queue_depth() -> int | None:
     """Tasks waiting in the broker's default queue; ``None`` when there is no broker (tasks run in-process)."""
     if not settings.REDIS_URL:
@@ -153,75 +141,99 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return response
     if not hmac.compare_digest(token.encode(), settings.INTERNAL_API_TOKEN.encode()):
         return HttpResponse("Forbidden", status=403, content_type="text/plain")
+    return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)
 
-    out = Exposition()
-    by_state = dict(WebhookEvent.objects.values_list("state").annotate(n=Count("id")).order_by())
-    out.metric(
-        "inbox_webhooks_received_total", "counter", "Webhook deliveries stored (rows in the webhook event table).",
-        [({}, sum(by_state.values()))],
-    )
-    for state in (WebhookEventState.PROCESSED, WebhookEventState.FAILED, WebhookEventState.UNROUTABLE):
-        out.metric(
-            f"inbox_webhooks_{state.value}_total", "counter", f"Webhook events in state {state.value}.",
-            [({}, by_state.get(state.value, 0))],
-        )
-    out.metric(
-        "inbox_webhooks_pending", "gauge", "Webhook events stored but not processed yet.",
-        [({}, by_state.get(WebhookEventState.PENDING.value, 0))],
-    )
-    out.metric(
-        "inbox_webhook_processing_lag_seconds", "gauge", "Age of the oldest pending webhook event (0 when none).",
-        [({}, oldest_pending_webhook_age() or 0.0)],
-    )
-    try:
-        depth = celery_queue_depth()
-    except redis.RedisError:
-        depth = None
-        out.metric("inbox_celery_broker_up", "gauge", "1 when the Celery broker answered.", [({}, 0)])
-    else:
-        if depth is not None:
-            out.metric("inbox_celery_broker_up", "gauge", "1 when the Celery broker answered.", [({}, 1)])
-    if depth is not None:
-        out.metric("inbox_celery_queue_depth", "gauge", "Tasks waiting in the Celery queue.", [({}, depth)])
+
+def metrics_registry() -> CollectorRegistry:
+    """What one scrape reads. Built per scrape: which parts there are follows the settings (a broker, PostgreSQL),
+    and the process's own default registry (process and GC metrics) stays out of it."""
+    registry = CollectorRegistry(auto_describe=False)  # no describe(): registering reads nothing
+    registry.register(InboxCollector())
     if settings.REDIS_URL:
-        _redis_metrics(out)
+        registry.register(RedisCollector())
     if connection.vendor == "postgresql":
-        database_metrics(out, db=connection)
-    out.metric(
-        "inbox_websockets_open", "gauge", "Inbox WebSockets open across every Daphne process.",
-        [({}, open_sockets())],
-    )
-    outbound = dict(
-        Message.objects.filter(direction=Direction.OUTBOUND).values_list("status").annotate(n=Count("id")).order_by()
-    )
-    out.metric(
-        "inbox_outbound_messages", "gauge", "Outbound messages by their current status.",
-        [
-            ({"status": status}, outbound.get(status, 0))
-            for status in ("pending", "unconfirmed", "sent", "delivered", "read", "played", "failed")
-        ],
-    )
-    return HttpResponse(out.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        registry.register(DatabaseCollector(connection))
+    return registry
 
 
-def _redis_metrics(out: Exposition) -> None:
+BROKER_UP_HELP = "1 when the Celery broker answered."
+OUTBOUND_STATUSES = ("pending", "unconfirmed", "sent", "delivered", "read", "played", "failed")
+
+
+class InboxCollector:
+    """Webhook events, the Celery queue, open sockets and outbound messages."""
+
+    def collect(self) -> Iterator[Metric]:
+        by_state = dict(WebhookEvent.objects.values_list("state").annotate(n=Count("id")).order_by())
+        yield CounterMetricFamily(
+            "inbox_webhooks_received_total",
+            "Webhook deliveries stored (rows in the webhook event table).",
+            value=sum(by_state.values()),
+        )
+        for state in (WebhookEventState.PROCESSED, WebhookEventState.FAILED, WebhookEventState.UNROUTABLE):
+            yield CounterMetricFamily(
+                f"inbox_webhooks_{state.value}_total",
+                f"Webhook events in state {state.value}.",
+                value=by_state.get(state.value, 0),
+            )
+        yield GaugeMetricFamily(
+            "inbox_webhooks_pending",
+            "Webhook events stored but not processed yet.",
+            value=by_state.get(WebhookEventState.PENDING.value, 0),
+        )
+        yield GaugeMetricFamily(
+            "inbox_webhook_processing_lag_seconds",
+            "Age of the oldest pending webhook event (0 when none).",
+            value=oldest_pending_webhook_age() or 0.0,
+        )
+        try:
+            depth = celery_queue_depth()
+        except redis.RedisError:
+            yield GaugeMetricFamily("inbox_celery_broker_up", BROKER_UP_HELP, value=0)
+        else:
+            if depth is not None:
+                yield GaugeMetricFamily("inbox_celery_broker_up", BROKER_UP_HELP, value=1)
+                yield GaugeMetricFamily("inbox_celery_queue_depth", "Tasks waiting in the Celery queue.", value=depth)
+        yield GaugeMetricFamily(
+            "inbox_websockets_open", "Inbox WebSockets open across every Daphne process.", value=open_sockets()
+        )
+        outbound = dict(
+            Message.objects.filter(direction=Direction.OUTBOUND)
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        by_status = GaugeMetricFamily(
+            "inbox_outbound_messages", "Outbound messages by their current status.", labels=["status"]
+        )
+        for status in OUTBOUND_STATUSES:
+            by_status.add_metric([status], outbound.get(status, 0))
+        yield by_status
+
+
+class RedisCollector:
     """Redis holds the broker's queue and the channel layer: memory near its limit means evictions (lost
     tasks and events) or refused writes, depending on its ``maxmemory-policy``."""
-    try:
-        info = _redis_client().info()
-    except redis.RedisError:
-        out.metric("inbox_redis_up", "gauge", "1 when Redis answered.", [({}, 0)])
-        return
-    out.metric("inbox_redis_up", "gauge", "1 when Redis answered.", [({}, 1)])
-    out.metric("inbox_redis_memory_used_bytes", "gauge", "Memory Redis uses.", [({}, info.get("used_memory", 0))])
-    out.metric(
-        "inbox_redis_memory_max_bytes", "gauge", "Redis maxmemory (0: no limit).", [({}, info.get("maxmemory", 0))]
-    )
-    out.metric("inbox_redis_connected_clients", "gauge", "Clients connected to Redis.", [({}, info.get("connected_clients", 0))])
-    out.metric(
-        "inbox_redis_evicted_keys_total", "counter", "Keys Redis evicted to stay under maxmemory.",
-        [({}, info.get("evicted_keys", 0))],
-    )
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            info = _redis_client().info()
+        except redis.RedisError:
+            yield GaugeMetricFamily("inbox_redis_up", "1 when Redis answered.", value=0)
+            return
+        yield GaugeMetricFamily("inbox_redis_up", "1 when Redis answered.", value=1)
+        yield GaugeMetricFamily("inbox_redis_memory_used_bytes", "Memory Redis uses.", value=info.get("used_memory", 0))
+        yield GaugeMetricFamily(
+            "inbox_redis_memory_max_bytes", "Redis maxmemory (0: no limit).", value=info.get("maxmemory", 0)
+        )
+        yield GaugeMetricFamily(
+            "inbox_redis_connected_clients", "Clients connected to Redis.", value=info.get("connected_clients", 0)
+        )
+        yield CounterMetricFamily(
+            "inbox_redis_evicted_keys_total",
+            "Keys Redis evicted to stay under maxmemory.",
+            value=info.get("evicted_keys", 0),
+        )
 
 
 # The slowest statements by mean time, when pg_stat_statements is installed (CREATE EXTENSION pg_stat_statements,
@@ -229,44 +241,57 @@ def _redis_metrics(out: Exposition) -> None:
 SLOW_STATEMENTS_SHOWN = 5
 
 
-def database_metrics(out: Exposition, *, db) -> None:
+class DatabaseCollector:
     """Connections, size and, with pg_stat_statements, the slowest statements of ``db``'s database (a Django or
     a psycopg connection)."""
-    with db.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity WHERE datname = current_database() GROUP BY 1"
-        )
-        by_state = cursor.fetchall()
-        cursor.execute("SELECT pg_database_size(current_database()), current_setting('max_connections')::int")
-        size, max_connections = cursor.fetchone()
-        cursor.execute(
-            "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"
-            " AND 'pg_stat_statements' = ANY(string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))"
-        )
-        # Installed but not preloaded, its view raises: counted as off.
-        statements_on = cursor.fetchone() is not None
-        slowest = []
-        if statements_on:
+
+    def __init__(self, db):
+        self.db = db
+
+    def collect(self) -> Iterator[Metric]:
+        with self.db.cursor() as cursor:
             cursor.execute(
-                "SELECT queryid, mean_exec_time / 1000.0, calls FROM pg_stat_statements"
-                " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls >= 10"
-                " ORDER BY mean_exec_time DESC LIMIT %s",
-                [SLOW_STATEMENTS_SHOWN],
+                "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() GROUP BY 1"
             )
-            slowest = cursor.fetchall()
-    out.metric(
-        "inbox_database_connections", "gauge", "Connections to this database by state (pg_stat_activity).",
-        [({"state": state}, count) for state, count in by_state],
-    )
-    out.metric("inbox_database_max_connections", "gauge", "PostgreSQL max_connections.", [({}, max_connections)])
-    out.metric("inbox_database_size_bytes", "gauge", "Size of this database on disk.", [({}, size)])
-    out.metric(
-        "inbox_database_statement_stats_enabled", "gauge", "1 when pg_stat_statements is loaded and installed here.",
-        [({}, 1 if statements_on else 0)],
-    )
-    if statements_on:
-        out.metric(
-            "inbox_database_slowest_statement_mean_seconds", "gauge",
-            f"Mean time of the {SLOW_STATEMENTS_SHOWN} slowest statements (10+ calls), by pg_stat_statements query id.",
-            [({"queryid": str(queryid)}, mean) for queryid, mean, _calls in slowest],
+            by_state = cursor.fetchall()
+            cursor.execute("SELECT pg_database_size(current_database()), current_setting('max_connections')::int")
+            size, max_connections = cursor.fetchone()
+            cursor.execute(
+                "SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements' AND 'pg_stat_statements'"
+                " = ANY(string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))"
+            )
+            # Installed but not preloaded, its view raises: counted as off.
+            statements_on = cursor.fetchone() is not None
+            slowest = []
+            if statements_on:
+                cursor.execute(
+                    "SELECT queryid, mean_exec_time / 1000.0, calls FROM pg_stat_statements"
+                    " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls >= 10"
+                    " ORDER BY mean_exec_time DESC LIMIT %s",
+                    [SLOW_STATEMENTS_SHOWN],
+                )
+                slowest = cursor.fetchall()
+        connections = GaugeMetricFamily(
+            "inbox_database_connections", "Connections to this database by state (pg_stat_activity).", labels=["state"]
         )
+        for state, count in by_state:
+            connections.add_metric([state], count)
+        yield connections
+        yield GaugeMetricFamily("inbox_database_max_connections", "PostgreSQL max_connections.", value=max_connections)
+        yield GaugeMetricFamily("inbox_database_size_bytes", "Size of this database on disk.", value=size)
+        yield GaugeMetricFamily(
+            "inbox_database_statement_stats_enabled",
+            "1 when pg_stat_statements is loaded and installed here.",
+            value=1 if statements_on else 0,
+        )
+        if statements_on:
+            mean_seconds = GaugeMetricFamily(
+                "inbox_database_slowest_statement_mean_seconds",
+                f"Mean time of the {SLOW_STATEMENTS_SHOWN} slowest statements (10+ calls), "
+                "by pg_stat_statements query id.",
+                labels=["queryid"],
+            )
+            for queryid, mean, _calls in slowest:
+                mean_seconds.add_metric([str(queryid)], mean)
+            yield mean_seconds

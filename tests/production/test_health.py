@@ -1,14 +1,17 @@
 """``/healthz``, ``/readyz`` and ``/metrics`` in-process (ops/health.py)."""
+
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from ops import health
 from conversations.models import Direction, MessageStatus
+from ops import health
 from tests.e2e.conftest import free_port
 from tests.factories import MessageFactory
 from webhooks.models import WebhookEvent, WebhookEventState
@@ -111,7 +114,70 @@ def test_metrics_401_without_and_403_with_a_wrong_token(client, settings):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
 
 
-def test_metrics_in_prometheus_text_format(client, settings):
+def _scrape(client) -> str:
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def _samples(text: str) -> dict[str, float]:
+    """Every sample as Prometheus reads it, keyed as a query names it: ``name`` or ``name{label="value"}``."""
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+# What dashboards and alerts are built on: each family as Prometheus reads it (a counter's family name without its
+# _total; its samples keep it), with its type, help text and label names.
+DASHBOARD_METRICS = {
+    "inbox_webhooks_received": ("counter", "Webhook deliveries stored (rows in the webhook event table).", set()),
+    "inbox_webhooks_processed": ("counter", "Webhook events in state processed.", set()),
+    "inbox_webhooks_failed": ("counter", "Webhook events in state failed.", set()),
+    "inbox_webhooks_unroutable": ("counter", "Webhook events in state unroutable.", set()),
+    "inbox_webhooks_pending": ("gauge", "Webhook events stored but not processed yet.", set()),
+    "inbox_webhook_processing_lag_seconds": ("gauge", "Age of the oldest pending webhook event (0 when none).", set()),
+    "inbox_celery_broker_up": ("gauge", "1 when the Celery broker answered.", set()),
+    "inbox_celery_queue_depth": ("gauge", "Tasks waiting in the Celery queue.", set()),
+    "inbox_redis_up": ("gauge", "1 when Redis answered.", set()),
+    "inbox_redis_memory_used_bytes": ("gauge", "Memory Redis uses.", set()),
+    "inbox_redis_memory_max_bytes": ("gauge", "Redis maxmemory (0: no limit).", set()),
+    "inbox_redis_connected_clients": ("gauge", "Clients connected to Redis.", set()),
+    "inbox_redis_evicted_keys": ("counter", "Keys Redis evicted to stay under maxmemory.", set()),
+    "inbox_database_connections": ("gauge", "Connections to this database by state (pg_stat_activity).", {"state"}),
+    "inbox_database_max_connections": ("gauge", "PostgreSQL max_connections.", set()),
+    "inbox_database_size_bytes": ("gauge", "Size of this database on disk.", set()),
+    "inbox_database_statement_stats_enabled": (
+        "gauge",
+        "1 when pg_stat_statements is loaded and installed here.",
+        set(),
+    ),
+    "inbox_websockets_open": ("gauge", "Inbox WebSockets open across every Daphne process.", set()),
+    "inbox_outbound_messages": ("gauge", "Outbound messages by their current status.", {"status"}),
+}
+
+
+def test_metrics_keep_the_names_types_help_and_labels_dashboards_use(client, settings):
+    settings.INTERNAL_API_TOKEN = "metrics-token"
+    settings.REDIS_URL = "redis://127.0.0.1:6379/15"  # a database of the suite's Redis nothing else uses
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token")
+    assert response.status_code == 200
+    # Prometheus picks its parser by this header: its text format, at the version the body is written in.
+    assert response["Content-Type"] == CONTENT_TYPE_LATEST
+    assert response["Content-Type"].startswith("text/plain; version=")
+    families = {
+        family.name: (family.type, family.documentation, {name for sample in family.samples for name in sample.labels})
+        for family in text_string_to_metric_families(response.content.decode())
+    }
+    assert families == DASHBOARD_METRICS
+    # The names queries use for counters are the samples', with _total.
+    samples = _samples(response.content.decode())
+    assert {"inbox_webhooks_received_total", "inbox_redis_evicted_keys_total"} <= set(samples)
+
+
+def test_metrics_count_webhook_events_and_outbound_messages(client, settings):
     settings.INTERNAL_API_TOKEN = "metrics-token"
     settings.REDIS_URL = ""
     for state, count in [("processed", 3), ("failed", 1), ("unroutable", 2)]:
@@ -123,26 +189,34 @@ def test_metrics_in_prometheus_text_format(client, settings):
     MessageFactory(direction=Direction.OUTBOUND, status=MessageStatus.DELIVERED)
     MessageFactory(direction=Direction.INBOUND, status=MessageStatus.RECEIVED)
 
-    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token")
-    assert response.status_code == 200
-    assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    samples = {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in response.content.decode().splitlines()
-        if line and not line.startswith("#")
-    }
+    samples = _samples(_scrape(client))
     assert samples["inbox_webhooks_received_total"] == 7
     assert samples["inbox_webhooks_processed_total"] == 3
     assert samples["inbox_webhooks_failed_total"] == 1
     assert samples["inbox_webhooks_unroutable_total"] == 2
     assert samples["inbox_webhooks_pending"] == 1
     assert samples["inbox_webhook_processing_lag_seconds"] == pytest.approx(42, abs=5)
-    assert samples['inbox_outbound_messages{status="delivered"}'] == 2
-    assert samples['inbox_outbound_messages{status="failed"}'] == 1
-    assert samples['inbox_outbound_messages{status="pending"}'] == 0
-    assert "inbox_celery_queue_depth" not in samples  # no broker: tasks run in-process
+    assert {name: value for name, value in samples.items() if name.startswith("inbox_outbound_messages")} == {
+        'inbox_outbound_messages{status="pending"}': 0,
+        'inbox_outbound_messages{status="unconfirmed"}': 0,
+        'inbox_outbound_messages{status="sent"}': 0,
+        'inbox_outbound_messages{status="delivered"}': 2,
+        'inbox_outbound_messages{status="read"}': 0,
+        'inbox_outbound_messages{status="played"}': 0,
+        'inbox_outbound_messages{status="failed"}': 1,
+    }  # the inbound message is not among them
+    # No broker: tasks run in-process, so there is no queue (and no Redis) to report on.
+    assert not any(name.startswith(("inbox_celery_", "inbox_redis_")) for name in samples)
     assert samples["inbox_websockets_open"] >= 0  # tests/realtime checks the gauge follows sockets
-    assert "# TYPE inbox_webhooks_received_total counter" in response.content.decode()
+
+
+def test_metrics_show_no_lag_when_nothing_is_pending(client, settings):
+    settings.INTERNAL_API_TOKEN = "metrics-token"
+    settings.REDIS_URL = ""
+    _event(WebhookEventState.PROCESSED, age_seconds=3600)
+    samples = _samples(_scrape(client))
+    assert samples["inbox_webhooks_pending"] == 0
+    assert samples["inbox_webhook_processing_lag_seconds"] == 0
 
 
 def test_metrics_celery_queue_depth_from_the_broker(client, settings):
@@ -154,39 +228,39 @@ def test_metrics_celery_queue_depth_from_the_broker(client, settings):
     broker.delete("celery")
     try:
         broker.rpush("celery", "task-1", "task-2")
-        text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token").content.decode()
+        samples = _samples(_scrape(client))
     finally:
         broker.delete("celery")
-    assert "\ninbox_celery_queue_depth 2\n" in text
-    assert "\ninbox_celery_broker_up 1\n" in text
-
-
-def _samples(text: str) -> dict[str, float]:
-    return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line and not line.startswith("#")
-    }
+    assert samples["inbox_celery_queue_depth"] == 2
+    assert samples["inbox_celery_broker_up"] == 1
 
 
 def test_metrics_show_redis_memory_clients_and_evictions(client, settings):
     settings.INTERNAL_API_TOKEN = "metrics-token"
     settings.REDIS_URL = "redis://127.0.0.1:6379/15"
-    samples = _samples(client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token").content.decode())
+    samples = _samples(_scrape(client))
     assert samples["inbox_redis_up"] == 1
     assert samples["inbox_redis_memory_used_bytes"] > 0
     assert samples["inbox_redis_memory_max_bytes"] >= 0
     assert samples["inbox_redis_connected_clients"] >= 1
     assert samples["inbox_redis_evicted_keys_total"] >= 0
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
-    down = _samples(client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token").content.decode())
+    down = _samples(_scrape(client))
     assert down["inbox_redis_up"] == 0 and "inbox_redis_memory_used_bytes" not in down
+    # The broker is that Redis: down too, and no queue depth to guess at.
+    assert down["inbox_celery_broker_up"] == 0 and "inbox_celery_queue_depth" not in down
 
 
 def test_metrics_show_database_connections_and_size(client, settings):
     settings.INTERNAL_API_TOKEN = "metrics-token"
     settings.REDIS_URL = ""
-    samples = _samples(client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token").content.decode())
+    samples = _samples(_scrape(client))
     assert samples['inbox_database_connections{state="active"}'] >= 1  # this request's own
     assert samples["inbox_database_max_connections"] >= 1
+    # Exact bytes, not rounded to six digits: a dashboard's growth rate needs them.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(current_database())")
+        assert samples["inbox_database_size_bytes"] == pytest.approx(cursor.fetchone()[0], rel=0.01)
     assert samples["inbox_database_size_bytes"] > 1_000_000
     # The suite's PostgreSQL does not preload pg_stat_statements: off, and the view is never queried.
     assert samples["inbox_database_statement_stats_enabled"] == 0
@@ -210,7 +284,9 @@ def postgres_with_statement_stats():
         shutil.chown(tmp_path, user="postgres")
         shutil.chown(data, user="postgres")
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*as_postgres, bin_dir / "initdb", "-D", data, "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_postgres, bin_dir / "initdb", "-D", data, "-A", "trust", "-U", "postgres"], check=True, capture_output=True
+    )
     options = f"-p {port} -k {tmp_path} -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements"
     # The server's output goes to its log file: a pipe it inherited would keep run() waiting for its end.
     start = [*as_postgres, bin_dir / "pg_ctl", "-D", data, "-l", tmp_path / "server.log", "-o", options, "-w", "start"]
@@ -218,7 +294,11 @@ def postgres_with_statement_stats():
     try:
         yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
     finally:
-        subprocess.run([*as_postgres, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL, timeout=60)
+        subprocess.run(
+            [*as_postgres, bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop"],
+            stdout=subprocess.DEVNULL,
+            timeout=60,
+        )
         shutil.rmtree(tmp_path, ignore_errors=True)
 
 
@@ -233,10 +313,17 @@ def test_metrics_show_the_slowest_statements_where_pg_stat_statements_is_on(post
         db.execute("CREATE EXTENSION pg_stat_statements")
         for _ in range(12):
             db.execute("SELECT pg_sleep(0.01)")
-        out = health.Exposition()
-        health.database_metrics(out, db=db)
-    samples = _samples(out.render())
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(health.DatabaseCollector(db))
+        text = generate_latest(registry).decode()
+    samples = _samples(text)
     assert samples["inbox_database_statement_stats_enabled"] == 1
-    slowest = {name: value for name, value in samples.items() if name.startswith("inbox_database_slowest_statement_mean_seconds")}
+    slowest = {name: value for name, value in samples.items() if name.startswith("inbox_database_slowest")}
     assert 1 <= len(slowest) <= health.SLOW_STATEMENTS_SHOWN
+    assert all(name.startswith('inbox_database_slowest_statement_mean_seconds{queryid="') for name in slowest)
     assert max(slowest.values()) >= 0.01  # pg_sleep(0.01), called 12 times
+    family = next(f for f in text_string_to_metric_families(text) if f.name.startswith("inbox_database_slowest"))
+    assert (family.type, family.documentation) == (
+        "gauge",
+        "Mean time of the 5 slowest statements (10+ calls), by pg_stat_statements query id.",
+    )
