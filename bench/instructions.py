@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         django.setup()
         from django.conf import settings
 
-        from webhooks.services import process_pending_webhook_events
+        from webhooks.drain import process_pending_webhook_events
 
         def drain() -> None:
             while process_pending_webhook_events(limit=settings.WEBHOOK_DRAIN_BATCH):

@@ -331,7 +331,7 @@ class Bench:
         ]
 
     def instructions_drained(self, valgrind: str, *, warm: int, events: int) -> int:
-        """Instructions one process takes to apply ``events`` new pending deliveries (webhooks.services' drain
+        """Instructions one process takes to apply ``events`` new pending deliveries (webhooks.drain's
         rounds, realtime pushes included) after ``warm`` others."""
         from bench.instructions import signed_deliveries
 
@@ -429,7 +429,7 @@ class Bench:
     # --- 2. processing -----------------------------------------------------------------------------
 
     def processing(self) -> None:
-        from webhooks.services import request_processing
+        from webhooks.services import request_drain
 
         o = self.o
         scaled = "" if o.backlog >= 50_000 else " (scaled from 50,000: --backlog 50000)"
@@ -437,7 +437,7 @@ class Bench:
                  f"2. processing: storing {o.backlog:,} pending events with generate_series{scaled} ...")
         lo, hi = seed.store_backlog(count=o.backlog, conversations=o.conversations, seeded_messages=o.messages)
         started = time.perf_counter()
-        request_processing()  # what the webhook view does after its INSERT: a drain is queued once
+        request_drain()  # what the webhook view does after its INSERT: a drain is queued once
         self.log("  drain requested; draining ...")
         remaining = o.backlog
         while remaining and time.perf_counter() - started < o.drain_timeout:

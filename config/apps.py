@@ -7,7 +7,10 @@ class ProjectConfig(AppConfig):
     verbose_name = "Project"
 
     def ready(self):
-        from database.bulk import install_any_lookup, install_psycopg_adapters
+        from config.celery import app
+        from database.bulk import install_any_lookup
 
-        install_psycopg_adapters()
         install_any_lookup()
+        # Every app's tasks registered in every process, so that services can enqueue them by name
+        # (a worker does this when it starts; a web process would otherwise know none of them).
+        app.autodiscover_tasks(force=True)

@@ -2,7 +2,7 @@
 
 POST contract (docs/meta.md §2, §11): size first (413), then the signature over the raw bytes (401
 missing, 403 wrong), then UTF-8 JSON (400); the raw event is stored in the request and a drain is
-asked for on commit (webhooks.services); 200 at once. Database down: 503 so Meta retries. Redis down:
+asked for on commit (webhooks.services, webhooks.drain); 200 at once. Database down: 503 so Meta retries. Redis down:
 still 200, the event is stored and the periodic sweep has it processed.
 """
 import logging

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from conversations.graph_api import GraphClient, GraphError, Outcome
 from conversations.models import BusinessNumber
-from webhooks.services import WebhookHealth, summarize_webhook_health
+from webhooks.selectors import WebhookHealth, summarize_webhook_health
 
 # Meta's "unsupported get request" / "object does not exist" (100) and "unknown object" (803, "some of the
 # aliases you requested do not exist"): an id this token cannot see, or no such id.

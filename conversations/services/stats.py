@@ -9,7 +9,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from conversations.models import BusinessNumber, Direction, Message, MessageStatus
-from webhooks.services import count_webhook_events_by_state, summarize_webhook_health
+from webhooks.selectors import count_webhook_events_by_state, summarize_webhook_health
 
 # Celery's default queue: a Redis list of this name on the broker.
 CELERY_QUEUE = "celery"

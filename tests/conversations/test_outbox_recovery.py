@@ -17,7 +17,8 @@ from tests.conversations.conftest import graph_requests
 from tests.e2e.conftest import free_port
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory
 from sandbox.customers import png_bytes
-from webhooks.services import process_webhook_event, store_webhook_event
+from webhooks.drain import process_webhook_event
+from webhooks.services import store_webhook_event
 from sandbox.simulation import envelope, message_change, to_wire
 
 pytestmark = pytest.mark.django_db(transaction=True)  # tasks are enqueued when the request's transaction commits

@@ -1,5 +1,5 @@
-"""What database.bulk installs at start-up: the psycopg list dumper (the same arrays, escaped faster) and the
-``any`` lookup (IN as one array); and the drains' many-row statements (``insert_rows``, ``update_rows``)."""
+"""The database's fast path: the ``any`` lookup (IN as one array) and the drains' many-row statements
+(``insert_rows``, ``update_rows``), which must store exactly what the ORM would."""
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -9,10 +9,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils.translation import gettext_lazy
-from psycopg.adapt import PyFormat
-from psycopg.types import array
 
-from database.bulk import ListDumper, insert_rows, update_rows
+from database.bulk import insert_rows, update_rows
 from contacts.models import Contact
 from conversations.models import Conversation, Direction, Message, MessageStatusEvent
 from realtime.models import Event
@@ -20,17 +18,6 @@ from tests.factories import BusinessNumberFactory, ContactFactory, ConversationF
 
 TRICKY = ["plain", 'with "quotes"', "back\\slash", '\\"both\\"', "", "comma, {braces}", "NULL", None, "emoji \U0001f642",
           '{"json": "doc \\"quoted\\" \\\\ here"}']
-
-
-def test_the_attribute_it_overrides_still_exists_upstream():
-    # The override names psycopg's own attribute: an upgrade that renamed it would quietly undo the speed-up.
-    assert isinstance(vars(array.ListDumper).get("_re_esc"), re.Pattern)
-
-
-@pytest.mark.django_db
-def test_django_connections_dump_lists_with_it():
-    connection.ensure_connection()
-    assert connection.connection.adapters.get_dumper(list, PyFormat.TEXT) is ListDumper
 
 
 @pytest.mark.django_db

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.db import connection
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -129,6 +130,23 @@ def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(producti
     assert {line["request_id"] for line in worker_lines} == {"req-gunicorn-1"}
     task_ids = {line["celery_task_id"] for line in worker_lines}
     assert len(task_ids) == 1 and all(task_ids)
+
+
+def test_a_database_connection_the_server_closed_is_replaced_not_answered_503(production):
+    def deliver(wa_id: str) -> requests.Response:
+        payload = envelope(waba_id="1", changes=[message_change(phone_number_id="999000111", wa_id=wa_id)])
+        body, headers = signed_request(payload, app_secret=APP_SECRET)
+        return requests.post(f"{production.base_url}/api/webhook", data=body, headers={**headers, **NGINX_HEADERS}, timeout=10)
+
+    assert [deliver("15551230001").status_code for _ in range(4)] == [200] * 4  # both web workers hold a connection
+    # PostgreSQL restarted, or an idle connection was cut: every kept connection of the app is dead.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+        )
+    responses = [deliver(f"1555123001{n}").status_code for n in range(4)]
+    assert responses == [200] * 4, "Django's health check replaces the dead connection before the INSERT"
 
 
 def test_every_line_the_web_process_writes_is_one_json_object(production):

@@ -18,7 +18,7 @@ from realtime.routing import websocket_urlpatterns
 from tests.factories import BusinessNumberFactory, UserFactory
 from tests.webhooks.test_payloads import PAYLOADS
 from webhooks.models import WebhookEvent
-from webhooks.services import process_webhook_event
+from webhooks.drain import process_webhook_event
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -150,22 +150,6 @@ def test_text_with_nul_and_half_an_emoji_is_stored_and_shown_cleaned(post_webhoo
     assert Message.objects.get().body == "ab \ufffd!"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_database_connection_the_server_closed_is_replaced_not_answered_503(post_webhook, number):
-    payload = json.loads((PAYLOADS / "message_text.json").read_text())
-    assert post_webhook(payload).status_code == 200
-    # PostgreSQL restarted, or an idle connection was cut: the worker's kept connection is dead.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
-        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.AFTER_RESTART"
-    assert post_webhook(payload).status_code == 200
-    assert WebhookEvent.objects.count() == 2
-    assert Message.objects.filter(wamid="wamid.AFTER_RESTART").exists()
-
-
 def test_a_delivery_is_stored_and_processed_in_the_embedded_mode_too(tmp_path):
     """`make run` without PostgreSQL: the webhook stores through the ORM on SQLite and processes in-process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "DJANGO_", "META_"))}

@@ -24,7 +24,8 @@ from conversations.models import Message
 from tests.factories import BusinessNumberFactory
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import parse_delivery, parse_message
-from webhooks.services import process_webhook_event, store_webhook_event
+from webhooks.drain import process_webhook_event
+from webhooks.services import store_webhook_event
 from sandbox.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, signed_request
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -292,7 +293,7 @@ replay_db = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def store(monkeypatch):
     """Store deliveries without processing them, as when Redis was down when they arrived."""
-    monkeypatch.setattr("webhooks.services.request_processing", lambda **kwargs: False)
+    monkeypatch.setattr("webhooks.services.request_drain", lambda **kwargs: False)
 
     def store_delivery(*, phone_number_id: str = PHONE_NUMBER_ID, **message) -> tuple[WebhookEvent, str]:
         wamid = new_wamid()

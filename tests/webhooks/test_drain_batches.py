@@ -8,7 +8,7 @@ import pytest
 from conversations.models import Message, MessageStatus, MessageStatusEvent
 from realtime.models import Event
 from tests.factories import ConversationFactory, OutboundMessageFactory
-from webhooks import services
+from webhooks import drain, services
 from webhooks.models import WebhookEvent, WebhookEventState
 from sandbox.simulation import envelope, message_change, new_wamid, status_change
 
@@ -43,7 +43,7 @@ def test_a_backlog_of_statuses_ends_each_message_at_its_best_status_with_one_eve
         pending(status(third, "failed", 1767262000, error_code=131047, error_title="Re-engagement message")),
         pending(status(third, "sent", 1767261000)),
     ]
-    assert services.process_pending_webhook_events(limit=100) == 5
+    assert drain.process_pending_webhook_events(limit=100) == 5
 
     assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {WebhookEventState.PROCESSED}
     assert MessageStatusEvent.objects.count() == 6
@@ -63,7 +63,7 @@ def test_statuses_and_messages_mixed_in_a_backlog_are_all_applied(sent):
         pending(message_change(**NUMBER, wa_id=CUSTOMER, wamid=inbound_wamid, content={"text": {"body": "Thanks!"}})),
         pending(status(sent[1], "read", 1767262000)),
     ]
-    assert services.process_pending_webhook_events(limit=100) == 3
+    assert drain.process_pending_webhook_events(limit=100) == 3
     assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {WebhookEventState.PROCESSED}
     assert Message.objects.get(wamid=inbound_wamid).body == "Thanks!"
     assert list(Message.objects.filter(pk__in=[sent[0].pk, sent[1].pk]).order_by("pk").values_list("status", flat=True)) == ["delivered", "read"]
@@ -75,7 +75,7 @@ def test_a_status_that_arrives_before_our_send_response_is_matched_by_our_idempo
     change = status_change(**NUMBER, wamid=wamid, status="delivered", recipient_wa_id=CUSTOMER, timestamp=1767262000)
     change["value"]["statuses"][0]["biz_opaque_callback_data"] = str(unsent.idempotency_key)
     pending(change, status(sent[0], "read", 1767262000))
-    assert services.process_pending_webhook_events(limit=100) == 1
+    assert drain.process_pending_webhook_events(limit=100) == 1
     unsent.refresh_from_db()
     assert (unsent.wamid, unsent.status) == (wamid, "delivered")
     assert Message.objects.get(pk=sent[0].pk).status == "read"
@@ -85,22 +85,31 @@ def test_a_malformed_status_is_an_item_error_and_its_siblings_still_apply(sent):
     broken = status(sent[1], "delivered", 1767262000)
     del broken["value"]["statuses"][0]["id"]
     event = pending(status(sent[0], "read", 1767262000), broken)
-    assert services.process_pending_webhook_events(limit=100) == 1
+    assert drain.process_pending_webhook_events(limit=100) == 1
     event.refresh_from_db()
     assert event.state == WebhookEventState.PROCESSED
     assert [e["path"] for e in event.item_errors] == ["entry[0].changes[1].statuses[0]"]
     assert Message.objects.get(pk=sent[0].pk).status == "read"
 
 
-def test_a_batch_that_breaks_is_applied_event_by_event_instead(sent, monkeypatch):
-    def broken(**kwargs):
-        raise RuntimeError("a bug in the batch path")
+def test_an_item_that_breaks_the_round_is_pinned_on_its_event_and_the_rest_is_applied(sent, monkeypatch):
+    real = drain.record_statuses
 
-    monkeypatch.setattr(services, "record_statuses", broken)
-    events = [pending(status(sent[0], "delivered", 1767262000)), pending(status(sent[1], "read", 1767262000))]
-    assert services.process_pending_webhook_events(limit=100) == 2
-    assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {WebhookEventState.PROCESSED}
-    assert list(Message.objects.filter(pk__in=[sent[0].pk, sent[1].pk]).order_by("pk").values_list("status", flat=True)) == ["delivered", "read"]
+    def breaks_on_read(*, statuses):
+        if any(update.status == "read" for _number, update in statuses):
+            raise RuntimeError("a bug only a read status meets")
+        return real(statuses=statuses)
+
+    monkeypatch.setattr(drain, "record_statuses", breaks_on_read)
+    good = pending(status(sent[0], "delivered", 1767262000))
+    bad = pending(status(sent[1], "read", 1767262000))
+    assert drain.process_pending_webhook_events(limit=100) == 2
+    good.refresh_from_db()
+    bad.refresh_from_db()
+    assert (good.state, good.item_errors) == (WebhookEventState.PROCESSED, [])
+    assert bad.state == WebhookEventState.PROCESSED
+    assert bad.item_errors == [{"path": "entry[0].changes[0].statuses[0]", "error": "RuntimeError: a bug only a read status meets"}]
+    assert list(Message.objects.filter(pk__in=[sent[0].pk, sent[1].pk]).order_by("pk").values_list("status", flat=True)) == ["delivered", "sent"]
 
 
 def test_a_body_the_drain_cannot_read_fails_alone_and_the_rest_of_the_round_is_applied(sent, number):
@@ -110,7 +119,7 @@ def test_a_body_the_drain_cannot_read_fails_alone_and_the_rest_of_the_round_is_a
     unreadable = WebhookEvent.objects.create(raw_body='{"entry": ' + "[" * 100_000 + "]" * 100_000 + "}", phone_number_id=NUMBER["phone_number_id"])
     inbound_wamid = new_wamid()
     after = pending(message_change(**NUMBER, wa_id=CUSTOMER, wamid=inbound_wamid, content={"text": {"body": "still here"}}))
-    assert services.process_pending_webhook_events(limit=100) == 3
+    assert drain.process_pending_webhook_events(limit=100) == 3
     unreadable.refresh_from_db()
     assert unreadable.state == WebhookEventState.FAILED and unreadable.error.startswith("RecursionError")
     assert {e.state for e in WebhookEvent.objects.filter(pk__in=[before.pk, after.pk])} == {WebhookEventState.PROCESSED}
@@ -121,7 +130,7 @@ def test_a_body_the_drain_cannot_read_fails_alone_and_the_rest_of_the_round_is_a
 def test_statuses_for_an_unknown_number_are_unroutable_not_batched(sent):
     change = status_change(phone_number_id="999", display_phone_number="1555", wamid=sent[0].wamid, status="read", recipient_wa_id=CUSTOMER)
     event = pending(change)
-    assert services.process_pending_webhook_events(limit=100) == 1
+    assert drain.process_pending_webhook_events(limit=100) == 1
     event.refresh_from_db()
     assert event.state == WebhookEventState.UNROUTABLE
     assert Message.objects.get(pk=sent[0].pk).status == "sent"
@@ -138,7 +147,7 @@ def test_a_backlog_of_customer_messages_is_stored_once_each_with_one_update_per_
     existing = ConversationFactory(number=number, contact__wa_id=CUSTOMER, contact__profile_name="Amara")
     redelivered = new_wamid()
     pending(text(CUSTOMER, "first", 1767262000, wamid=redelivered))
-    assert services.process_pending_webhook_events(limit=100) == 1
+    assert drain.process_pending_webhook_events(limit=100) == 1
     Event.objects.all().delete()
     events = [
         pending(text(CUSTOMER, "newest", 1767262300, name="Amara O.")),
@@ -146,7 +155,7 @@ def test_a_backlog_of_customer_messages_is_stored_once_each_with_one_update_per_
         pending(text(CUSTOMER, "first", 1767262000, wamid=redelivered, name="Amara O.")),  # redelivered: nothing new
         pending(text("447700900999", "hello from someone new", 1767262200, name="Bea")),
     ]
-    assert services.process_pending_webhook_events(limit=100) == 4
+    assert drain.process_pending_webhook_events(limit=100) == 4
 
     assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {WebhookEventState.PROCESSED}
     assert Message.objects.filter(wamid=redelivered).count() == 1
@@ -165,32 +174,38 @@ def test_a_backlog_of_customer_messages_is_stored_once_each_with_one_update_per_
 def test_messages_and_statuses_in_one_delivery_are_both_applied(sent):
     inbound = new_wamid()
     event = pending(text(CUSTOMER, "got it", 1767262000, wamid=inbound), status(sent[0], "read", 1767262000))
-    assert services.process_pending_webhook_events(limit=100) == 1
+    assert drain.process_pending_webhook_events(limit=100) == 1
     event.refresh_from_db()
     assert (event.state, event.item_errors) == (WebhookEventState.PROCESSED, [])
     assert Message.objects.get(wamid=inbound).conversation_id == sent[0].conversation_id
     assert Message.objects.get(pk=sent[0].pk).status == "read"
 
 
-def test_a_wamid_stored_by_another_worker_meanwhile_sends_the_batch_one_by_one(number, monkeypatch):
+def test_a_wamid_stored_by_another_worker_meanwhile_sends_the_round_event_by_event(number, monkeypatch):
     from django.db import IntegrityError
 
-    def lost_the_race(**kwargs):
-        raise IntegrityError('duplicate key value violates unique constraint "message_unique_wamid"')
+    real, calls = drain.receive_inbound_messages, []
 
-    monkeypatch.setattr(services, "receive_inbound_messages", lost_the_race)
+    def loses_the_race_once(**kwargs):
+        calls.append(len(kwargs["items"]))
+        if len(calls) == 1:
+            raise IntegrityError('duplicate key value violates unique constraint "message_unique_wamid"')
+        return real(**kwargs)
+
+    monkeypatch.setattr(drain, "receive_inbound_messages", loses_the_race_once)
     events = [pending(text(CUSTOMER, f"message {n}", 1767262000 + n)) for n in range(3)]
-    assert services.process_pending_webhook_events(limit=100) == 3
+    assert drain.process_pending_webhook_events(limit=100) == 3
+    assert calls == [3, 1, 1, 1]  # the round, then each event alone
     assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {WebhookEventState.PROCESSED}
     assert Message.objects.filter(direction="in").count() == 3
 
 
-def test_reactions_and_number_changes_take_the_item_by_item_path(number):
+def test_reactions_and_number_changes_join_the_round(number):
     target = new_wamid()
     pending(text(CUSTOMER, "photo of my order", 1767262000, wamid=target))
     reaction = message_change(**NUMBER, wa_id=CUSTOMER, message_type="reaction", timestamp=1767262100,
                               content={"reaction": {"message_id": target, "emoji": "\U0001f44d"}})
     pending(reaction)
-    assert services.process_pending_webhook_events(limit=100) == 2
+    assert drain.process_pending_webhook_events(limit=100) == 2
     message = Message.objects.get(wamid=target)
     assert [r.emoji for r in message.conversation.contact.reactions.all()] == ["\U0001f44d"]

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conversations.models import Message, MessageStatusEvent
-from webhooks import services
+from webhooks import drain, services
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import (
     PayloadError,
@@ -332,7 +332,7 @@ def test_garbage_deliveries_never_hold_up_the_good_ones(number, batch):
             )
             events.append((event_id, expected))
 
-        services.drain_webhook_events()
+        drain.drain_webhook_events()
 
         stored = {event.pk: event for event in WebhookEvent.objects.filter(pk__in=[event_id for event_id, _ in events])}
         for event_id, expected in events:

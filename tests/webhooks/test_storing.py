@@ -1,6 +1,6 @@
 """Storing a verified delivery (webhooks.services.store_webhook_event): the one INSERT before Meta hears 200.
 
-On PostgreSQL it goes straight through libpq with a statement prepared once per connection, around psycopg's
+It is an ORM insert; these pin down its columns, transactions and errors.
 cursor: these pin down that it still behaves as an ORM insert would (columns, transactions, errors).
 """
 import json
@@ -20,7 +20,7 @@ SIGNATURE = "sha256=" + "ab" * 32
 
 @pytest.fixture(autouse=True)
 def no_drain(monkeypatch):
-    monkeypatch.setattr("webhooks.services.request_processing", lambda **kwargs: False)
+    monkeypatch.setattr("webhooks.services.request_drain", lambda **kwargs: False)
 
 
 def store(body: bytes = BODY) -> int:

@@ -24,7 +24,8 @@ from conversations.graph_api import GraphClient, GraphError
 from conversations.models import BusinessNumber, Conversation
 from webhooks.models import WebhookEventState
 from sandbox.customers import png_bytes
-from webhooks.services import process_webhook_event, store_webhook_event
+from webhooks.drain import process_webhook_event
+from webhooks.services import store_webhook_event
 from sandbox.simulation import (
     DEMO_DISPLAY_PHONE_NUMBER,
     DEMO_PHONE_NUMBER_ID,

@@ -13,7 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from webhooks.services import count_purgeable_webhook_events, purge_webhook_events
+from webhooks.selectors import count_purgeable_webhook_events
+from webhooks.services import purge_webhook_events
 
 DURATION = re.compile(r"^(\d+)([dh])$")
 

@@ -15,7 +15,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from webhooks.models import WebhookEvent
-from webhooks.services import process_webhook_event, replay_webhook_events, select_webhook_event_ids
+from webhooks.drain import process_webhook_event
+from webhooks.selectors import select_webhook_event_ids
+from webhooks.services import replay_webhook_events
 
 
 class Command(BaseCommand):
