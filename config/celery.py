@@ -86,14 +86,6 @@ def _freeze_startup_objects(**kwargs) -> None:
     freeze_startup_objects()
 
 
-@signals.worker_process_shutdown.connect
-def _send_queued_realtime_pushes(**kwargs) -> None:
-    # Prefork children may leave without running atexit; the pushes they queued go out first.
-    from realtime.publish import flush_pushes
-
-    flush_pushes(timeout=2.0)
-
-
 def prepare_producer() -> None:
     """Do at start-up what a web process's first ``.delay()`` would (~60 ms): import every app's tasks
     module (as a worker does at start), register the tasks, load the result backend and kombu's transport.
