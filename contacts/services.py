@@ -354,12 +354,16 @@ def _contact_to_keep_order(contact: Contact, *, last_inbound: dict, last_activit
 
 
 def normalize_contacts(
-    *, dry_run: bool = False, on_merge: Callable[[ContactMerge], None] | None = None
+    *,
+    dry_run: bool = False,
+    on_merge: Callable[[ContactMerge], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ContactNormalization:
     """Re-derive every contact's ``phone`` from its ``wa_id`` and merge contacts that are the same person:
     the same normalised phone, or a known WhatsApp variant of it (``contacts.phone_variants``). In each
     group the contact with the most recent inbound message is kept. ``dry_run`` only reports the plan.
-    Idempotent: a second run finds nothing to do. ``on_merge`` hears of each merge as it is done (or planned).
+    Idempotent: a second run finds nothing to do. ``on_merge`` hears of each merge as it is done (or planned),
+    ``on_progress`` gets ``(done, total)`` after each step: a phone set, a group of duplicates merged.
     """
     contacts = list(Contact.objects.order_by("pk"))
     phone_changes = []
@@ -374,15 +378,23 @@ def normalize_contacts(
         if digits:
             groups.setdefault(same_person_key(digits), []).append(contact)
     duplicated = [group for group in groups.values() if len(group) > 1]
+    steps = (0 if dry_run else len(phone_changes)) + len(duplicated)
+    done = 0
 
     if not dry_run:
         for change in phone_changes:
             Contact.objects.filter(pk=change.contact.pk).update(phone=change.new)
             change.contact.phone = change.new
+            done += 1
+            if on_progress is not None:
+                on_progress(done, steps)
 
     merges = []
     for group in duplicated:
         merges.extend(merge_contact_group(contacts=group, dry_run=dry_run, on_merge=on_merge))
+        done += 1
+        if on_progress is not None:
+            on_progress(done, steps)
     return ContactNormalization(phone_changes=phone_changes, merges=merges, applied=not dry_run)
 
 

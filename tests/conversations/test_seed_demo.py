@@ -12,14 +12,20 @@ from conversations.models import Conversation, MediaFile, MediaState, Message
 pytestmark = pytest.mark.django_db(transaction=True)  # the downloads are enqueued when each webhook commits
 
 
-def seed() -> str:
-    errors = StringIO()
-    call_command("seed_demo", stdout=StringIO(), stderr=errors)
-    return errors.getvalue()
+def seed() -> tuple[str, str]:
+    """What ``seed_demo`` writes to stdout and to stderr."""
+    output, errors = StringIO(), StringIO()
+    call_command("seed_demo", stdout=output, stderr=errors)
+    return output.getvalue(), errors.getvalue()
 
 
 def test_the_demo_photo_and_invoice_are_downloaded_from_the_sandbox(meta_sandbox):
-    assert seed() == ""
+    output, errors = seed()
+    assert errors == ""
+    # Not on a terminal: plain progress lines, a tenth of the nine deliveries (rounded up) apart.
+    progress = [line for line in output.splitlines() if line.startswith("  delivered ")]
+    assert [line.split()[1] for line in progress] == [f"{n}/9" for n in range(1, 10)]
+    assert progress[-1].startswith("  delivered 9/9 webhooks, 100%, ")
     photo = MediaFile.objects.get(message__type="image")
     invoice = MediaFile.objects.get(message__type="document")
     assert (photo.state, invoice.state) == (MediaState.READY, MediaState.READY), (photo.error, invoice.error)
@@ -30,8 +36,9 @@ def test_the_demo_photo_and_invoice_are_downloaded_from_the_sandbox(meta_sandbox
 
 def test_without_a_graph_api_to_take_them_the_demo_files_are_left_out(settings):
     settings.META_GRAPH_API_URL = "http://127.0.0.1:9"  # nothing listens there
-    errors = seed()
+    output, errors = seed()
     assert "The demo image is left out" in errors and "The demo document is left out" in errors
+    assert "  delivered 7/7 webhooks, 100%, " in output
     assert not MediaFile.objects.exists()
     assert Conversation.objects.count() == 4
     assert Message.objects.filter(body="The total looks wrong to me, can someone check?").exists()

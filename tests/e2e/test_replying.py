@@ -230,7 +230,8 @@ def test_sync_templates_command_against_the_sandbox(sandbox, number, stack):
         [sys.executable, "manage.py", "sync_templates"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert "2 template(s)" in result.stdout
+    assert "  synced 1/1 numbers, 100%, " in result.stdout  # not on a terminal: plain progress lines
+    assert "2 template(s) from 1 of 1 number(s)." in result.stdout
     assert set(MessageTemplate.objects.values_list("name", "status")) == {("order_update", "APPROVED"), ("promo", "REJECTED")}
     bad = subprocess.run(
         [sys.executable, "manage.py", "sync_templates", "--number", "000"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60

@@ -7,13 +7,17 @@ gives one, so Celery runs eagerly inside it. Where the Graph API is involved, th
 ``manage.py meta_sandbox`` process started here on a free port and stopped at the end, by PID.
 """
 
+import fcntl
 import json
 import os
+import pty
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -537,11 +541,18 @@ def test_contacts_normalize_merges_brazil_mexico_and_exact_duplicates(number):
     assert f"would set contact {by_phone.pk} phone 447700900123 -> +447700900123" in dry.stdout
     assert f"would set contact {unrelated[3].pk} phone not-normalised -> +5511932345678" in dry.stdout
     assert "Dry run: 2 phone(s) to normalise, 3 duplicate(s) to merge; nothing changed." in dry.stdout
+    # Not on a terminal: a plain line per step here (a tenth of 3 is less than one), the plan's lines between.
+    assert [line.split(",")[0] for line in dry.stdout.splitlines() if line.startswith("  progress ")] == [
+        "  progress 1/3 steps",
+        "  progress 2/3 steps",
+        "  progress 3/3 steps",
+    ]
 
     real = manage("contacts_normalize")
 
     assert real.returncode == 0, real.stderr
     assert "Done: 2 phone(s) normalised, 3 duplicate(s) merged." in real.stdout
+    assert "  progress 5/5 steps, 100%" in real.stdout  # two phones set, three groups merged
     assert not Contact.objects.filter(pk__in=[br_new.pk, mx_521.pk, by_phone.pk]).exists()
     # Brazil: one conversation holding all three customer messages, its summary from the newest.
     br_old.refresh_from_db()
@@ -568,6 +579,7 @@ def test_contacts_normalize_merges_brazil_mexico_and_exact_duplicates(number):
     again = manage("contacts_normalize")
     assert again.returncode == 0, again.stderr
     assert "Nothing to do" in again.stdout
+    assert "  progress" not in again.stdout
 
 
 # --- inbox_stats ----------------------------------------------------------------------------------------
@@ -664,7 +676,7 @@ def test_purge_webhook_events_dry_run_default_and_include_failed():
     purge = manage("purge_webhook_events", "--older-than", "30d", "--batch-size", "3")
 
     assert purge.returncode == 0, purge.stderr
-    assert "  deleted 3/4" in purge.stdout and "  deleted 4/4" in purge.stdout
+    assert "  deleted 3/4 events, 75%, " in purge.stdout and "  deleted 4/4 events, 100%, " in purge.stdout
     assert "Purged 4 webhook event(s)." in purge.stdout
     assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {*old["failed"], *old["pending"], *recent}
 
@@ -682,6 +694,62 @@ def test_purge_webhook_events_dry_run_default_and_include_failed():
     )
     # Pending events are never purged, whatever their age; newer ones stay.
     assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {*old["pending"], recent[1]}
+
+
+@ops_db
+def test_purge_webhook_events_on_a_terminal_draws_a_progress_bar():
+    for _ in range(5):
+        WebhookEvent.objects.create(raw_body="{}", state=WebhookEventState.PROCESSED)
+    WebhookEvent.objects.update(received_at=ago(days=40))
+
+    returncode, screen = manage_on_a_terminal("purge_webhook_events", "--older-than", "30d", "--batch-size", "2")
+
+    assert returncode == 0, screen
+    # tqdm's bar: redrawn in place (carriage returns), with the count, the elapsed and remaining time and the rate.
+    assert "\r" in screen
+    assert re.search(r"deleted: 100%\|[^|]*\| 5/5 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+ events/s\]", screen), screen
+    assert "  deleted 5/5 events" not in screen  # the plain lines are for logs
+    assert "Purged 5 webhook event(s)." in screen
+    assert not WebhookEvent.objects.exists()
+
+
+def manage_on_a_terminal(*args: str, timeout: float = 60) -> tuple[int, str]:
+    """``manage.py`` with its stdout and stderr on a pseudo-terminal, as an operator's shell runs it: the exit
+    code and everything it wrote there."""
+    env = {key: value for key, value in os.environ.items() if key not in INHERITED_ENV_DROPPED}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        DJANGO_READ_DOT_ENV_FILE="0",
+        DATABASE_URL=test_database_url(),
+    )
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 rows, 100 columns
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    output = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: every writer of the terminal has closed it
+                break
+            if not chunk:
+                break
+            output += chunk
+        return process.wait(timeout=max(1.0, deadline - time.monotonic())), output.decode(errors="replace")
+    finally:
+        os.close(controller)
+        if process.poll() is None:
+            stop_process(process)
 
 
 PURGE_REFUSALS = [

@@ -323,7 +323,10 @@ def test_replay_failed_sync_processes_the_event_once(store):
     result = manage("webhooks_replay", "--failed", "--sync", database=True)
 
     assert result.returncode == 0, result.stderr
-    assert f"[1/1] event {failed.pk}: processed" in result.stdout
+    # Not on a terminal: plain progress lines, no line per event at the default verbosity.
+    assert "  replayed 1/1 events, 100%" in result.stdout
+    assert f"event {failed.pk}:" not in result.stdout
+    assert "Replay: 1 of 1 event(s) processed here (processed: 1)." in result.stdout
     failed.refresh_from_db()
     assert (failed.state, failed.error, failed.attempts) == (WebhookEventState.PROCESSED, "", 1)
     assert Message.objects.filter(wamid=wamid).count() == 1
@@ -337,11 +340,30 @@ def test_replay_failed_sync_processes_the_event_once(store):
     assert "No events match" in again.stdout
 
     # Forcing the same event through once more is harmless: processing is idempotent.
-    forced = manage("webhooks_replay", "--id", str(failed.pk), "--sync", database=True)
+    forced = manage("webhooks_replay", "--id", str(failed.pk), "--sync", "-v", "2", database=True)
     assert forced.returncode == 0, forced.stderr
+    assert f"  [1/1] event {failed.pk}: processed" in forced.stdout
     failed.refresh_from_db()
     assert (failed.state, failed.attempts) == (WebhookEventState.PROCESSED, 2)
     assert Message.objects.filter(wamid=wamid).count() == 1
+
+
+@replay_db
+def test_replay_sync_progress_is_a_few_lines_not_one_per_event(store):
+    BusinessNumberFactory(phone_number_id=PHONE_NUMBER_ID, display_phone_number=DISPLAY_PHONE_NUMBER)
+    events = [store()[0] for _ in range(25)]
+    WebhookEvent.objects.filter(pk__in=[e.pk for e in events]).update(state=WebhookEventState.FAILED)
+
+    result = manage("webhooks_replay", "--failed", "--sync", database=True)
+
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("  replayed ")]
+    # Every 3 events (a tenth of 25, rounded up) and the last; one more only if 5 s passed without a line.
+    assert {f"{n}/25" for n in (3, 6, 9, 12, 15, 18, 21, 24, 25)} <= {line.split()[1] for line in lines}
+    assert len(lines) <= 12
+    assert lines[-1].startswith("  replayed 25/25 events, 100%, ")
+    assert "s left" in lines[0]
+    assert "Replay: 25 of 25 event(s) processed here (processed: 25)." in result.stdout
 
 
 @replay_db

@@ -9,6 +9,7 @@ The contact with the most recent inbound message is kept. Idempotent. Examples::
 from django.core.management.base import BaseCommand
 
 from contacts.services import ContactMerge, normalize_contacts
+from ops.progress import progress
 
 
 class Command(BaseCommand):
@@ -21,16 +22,13 @@ class Command(BaseCommand):
         dry_run = options["dry_run"]
         verb = "would merge" if dry_run else "merged"
         self.stdout.write("Scanning contacts…")
-
-        def report(merge: ContactMerge) -> None:
-            self.stdout.write(
-                f"  {verb} contact {merge.duplicate.pk} ({_label(merge.duplicate)}) into {merge.keep.pk} "
-                f"({_label(merge.keep)}): {merge.conversations_moved} conversation(s) moved, "
-                f"{merge.conversations_merged} merged ({merge.messages_moved} message(s) moved), "
-                f"{merge.reactions_moved} reaction(s) moved, {merge.reactions_dropped} dropped"
+        # Steps: each phone set and each group of duplicates merged; the total is known once the scan is done.
+        with progress(self.stdout, total=None, desc="progress", unit="step") as bar:
+            result = normalize_contacts(
+                dry_run=dry_run,
+                on_merge=lambda merge: bar.message(_merge_line(merge, verb=verb)),
+                on_progress=bar.update_to,
             )
-
-        result = normalize_contacts(dry_run=dry_run, on_merge=report)
         for change in result.phone_changes:
             self.stdout.write(
                 f"  {'would set' if dry_run else 'set'} contact {change.contact.pk} phone "
@@ -45,6 +43,15 @@ class Command(BaseCommand):
             self.stdout.write("Nothing to do: every phone is normalised and no contacts are duplicated.")
         else:
             self.stdout.write(f"Done: {summary}.")
+
+
+def _merge_line(merge: ContactMerge, *, verb: str) -> str:
+    return (
+        f"  {verb} contact {merge.duplicate.pk} ({_label(merge.duplicate)}) into {merge.keep.pk} "
+        f"({_label(merge.keep)}): {merge.conversations_moved} conversation(s) moved, "
+        f"{merge.conversations_merged} merged ({merge.messages_moved} message(s) moved), "
+        f"{merge.reactions_moved} reaction(s) moved, {merge.reactions_dropped} dropped"
+    )
 
 
 def _label(contact) -> str:

@@ -22,6 +22,7 @@ from django.db import transaction
 
 from conversations.graph_api import GraphClient, GraphError
 from conversations.models import BusinessNumber, Conversation
+from ops.progress import progress
 from webhooks.models import WebhookEventState
 from sandbox.customers import png_bytes
 from webhooks.drain import process_webhook_event
@@ -170,13 +171,16 @@ class Command(BaseCommand):
     def _seed_conversations(self, *, number: BusinessNumber) -> int:
         """Deliver each demo message as its own webhook through the real pipeline; returns how many."""
         now = int(time.time())
-        delivered = 0
         media = {kind: self._upload(number=number, kind=kind) for kind in DEMO_MEDIA}
-        for wa_id, name, messages in DEMO_CONVERSATIONS:
-            for minutes_ago, message_type, content in messages:
+        planned = [
+            (wa_id, name, minutes_ago, message_type, content)
+            for wa_id, name, messages in DEMO_CONVERSATIONS
+            for minutes_ago, message_type, content in messages
+            if message_type not in DEMO_MEDIA or media[message_type] is not None
+        ]
+        with progress(self.stdout, total=len(planned), desc="delivered", unit="webhook") as bar:
+            for wa_id, name, minutes_ago, message_type, content in planned:
                 if message_type in DEMO_MEDIA:
-                    if media[message_type] is None:
-                        continue
                     content = {message_type: {**content[message_type], **media[message_type]}}
                 payload = envelope(
                     waba_id=number.waba_id or DEMO_NUMBER["waba_id"],
@@ -198,9 +202,10 @@ class Command(BaseCommand):
                 # runs; the task the commit enqueued finds the event already processed and does nothing.
                 processed = process_webhook_event(event_id=event_id)
                 if processed is not None and (processed.state != WebhookEventState.PROCESSED or processed.item_errors):
-                    self.stderr.write(f"webhook event {event_id}: {processed.state} {processed.item_errors}")
-                delivered += 1
-        return delivered
+                    problem = f"webhook event {event_id}: {processed.state} {processed.item_errors}"
+                    bar.message(problem, stream=self.stderr)
+                bar.update()
+        return len(planned)
 
     def _upload(self, *, number: BusinessNumber, kind: str) -> dict | None:
         """The webhook fields of a demo file uploaded through the Graph API, or ``None`` (said on stderr)."""

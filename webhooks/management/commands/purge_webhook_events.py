@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from ops.progress import progress
 from webhooks.selectors import count_purgeable_webhook_events
 from webhooks.services import purge_webhook_events
 
@@ -50,16 +51,10 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.stdout.write(f"Dry run: {total} event(s) would be deleted; nothing changed.")
             return
-        done = 0
-
-        def progress(deleted: int) -> None:
-            nonlocal done
-            done += deleted
-            self.stdout.write(f"  deleted {done}/{total}")
-
-        deleted = purge_webhook_events(
-            before=before, include_failed=include_failed, batch_size=options["batch_size"], on_batch=progress
-        )
+        with progress(self.stdout, total=total, desc="deleted", unit="event") as bar:
+            deleted = purge_webhook_events(
+                before=before, include_failed=include_failed, batch_size=options["batch_size"], on_batch=bar.update
+            )
         self.stdout.write(f"Purged {deleted} webhook event(s).")
 
 

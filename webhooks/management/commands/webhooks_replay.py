@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from ops.progress import progress
 from webhooks.models import WebhookEvent
 from webhooks.drain import process_webhook_event
 from webhooks.selectors import select_webhook_event_ids
@@ -67,7 +68,7 @@ class Command(BaseCommand):
         elif not event_ids:
             self.stdout.write("No events match; nothing replayed.")
         elif options["sync"]:
-            self._replay_here(event_ids)
+            self._replay_here(event_ids, verbose=options["verbosity"] >= 2)
         else:
             # replay_webhook_events enqueues on commit: the atomic block is what makes the hooks fire.
             with transaction.atomic():
@@ -90,25 +91,30 @@ class Command(BaseCommand):
                 f"item_errors={event.item_error_count}" + (f"  error={error}" if error else "")
             )
 
-    def _replay_here(self, event_ids: list[int]) -> None:
+    def _replay_here(self, event_ids: list[int], *, verbose: bool) -> None:
+        """Each event processed here; a line per event only for what went wrong (or with -v 2)."""
         outcomes: dict[str, int] = {}
         crashed = 0
-        for position, event_id in enumerate(event_ids, start=1):
-            prefix = f"  [{position}/{len(event_ids)}] event {event_id}:"
-            try:
-                event = process_webhook_event(event_id=event_id, force=True)
-            except Exception as exc:  # report and go on: one broken event must not stop the replay
-                crashed += 1
-                self.stderr.write(f"{prefix} {type(exc).__name__}: {exc}")
-                continue
-            if event is None:
-                outcome = "locked"
-                self.stdout.write(f"{prefix} skipped, a worker is processing it right now")
-            else:
-                outcome = event.state
-                errors = f" ({event.item_error_count} item error(s))" if event.item_errors else ""
-                self.stdout.write(f"{prefix} {event.state}{errors}")
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        with progress(self.stdout, total=len(event_ids), desc="replayed", unit="event") as bar:
+            for position, event_id in enumerate(event_ids, start=1):
+                prefix = f"  [{position}/{len(event_ids)}] event {event_id}:"
+                try:
+                    event = process_webhook_event(event_id=event_id, force=True)
+                except Exception as exc:  # report and go on: one broken event must not stop the replay
+                    crashed += 1
+                    bar.message(f"{prefix} {type(exc).__name__}: {exc}", stream=self.stderr)
+                    bar.update()
+                    continue
+                if event is None:
+                    outcome = "locked"
+                    bar.message(f"{prefix} skipped, a worker is processing it right now")
+                else:
+                    outcome = event.state
+                    if verbose:
+                        errors = f" ({event.item_error_count} item error(s))" if event.item_errors else ""
+                        bar.message(f"{prefix} {event.state}{errors}")
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                bar.update()
         summary = ", ".join(f"{state}: {n}" for state, n in sorted(outcomes.items())) or "none"
         done = len(event_ids) - crashed
         self.stdout.write(f"Replay: {done} of {len(event_ids)} event(s) processed here ({summary}).")
