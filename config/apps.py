@@ -1,4 +1,5 @@
 """The project itself as a Django app: start-up work that belongs to no domain app."""
+
 from django.apps import AppConfig
 
 

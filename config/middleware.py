@@ -1,4 +1,5 @@
 """The pages' Content-Security-Policy."""
+
 from functools import wraps
 
 # Pages load only the app's own ES modules and stylesheet (no inline script, style attribute or other origin);
@@ -20,7 +21,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 # Swagger UI's page (/api/docs/) starts itself with an inline script.
-API_DOCS_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+API_DOCS_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "script-src 'self'", "script-src 'self' 'unsafe-inline'"
+)
 
 
 class ContentSecurityPolicyMiddleware:

@@ -12,6 +12,7 @@
 Everything else, and every other database (the embedded SQLite), goes through the ORM as usual. Installed at
 start-up by ``config.apps``.
 """
+
 import json
 import uuid
 from datetime import date, datetime
@@ -69,10 +70,23 @@ def install_any_lookup() -> None:
 # the field's ``get_db_prep_save`` as Django would.
 
 _BINARY_TYPES = {
-    "CharField": str, "TextField": str, "SlugField": str, "EmailField": str, "URLField": str,
-    "IntegerField": int, "BigIntegerField": int, "SmallIntegerField": int, "PositiveIntegerField": int,
-    "PositiveBigIntegerField": int, "PositiveSmallIntegerField": int, "AutoField": int, "BigAutoField": int,
-    "SmallAutoField": int, "BooleanField": bool, "UUIDField": uuid.UUID, "DecimalField": Decimal,
+    "CharField": str,
+    "TextField": str,
+    "SlugField": str,
+    "EmailField": str,
+    "URLField": str,
+    "IntegerField": int,
+    "BigIntegerField": int,
+    "SmallIntegerField": int,
+    "PositiveIntegerField": int,
+    "PositiveBigIntegerField": int,
+    "PositiveSmallIntegerField": int,
+    "AutoField": int,
+    "BigAutoField": int,
+    "SmallAutoField": int,
+    "BooleanField": bool,
+    "UUIDField": uuid.UUID,
+    "DecimalField": Decimal,
 }
 
 
@@ -84,12 +98,14 @@ def _sendable(internal_type: str, values: list) -> bool:
     kinds.discard(type(None))
     if internal_type == "DateTimeField":
         return all(issubclass(kind, datetime) for kind in kinds) and all(
-            value is None or value.tzinfo is not None for value in values)
+            value is None or value.tzinfo is not None for value in values
+        )
     if internal_type == "DateField":
         return all(issubclass(kind, date) and not issubclass(kind, datetime) for kind in kinds)
     expected = _BINARY_TYPES.get(internal_type)
     return expected is not None and all(
-        issubclass(kind, expected) and (expected is bool or not issubclass(kind, bool)) for kind in kinds)
+        issubclass(kind, expected) and (expected is bool or not issubclass(kind, bool)) for kind in kinds
+    )
 
 
 def _needs_pre_save(field: Field) -> bool:
@@ -160,8 +176,10 @@ def insert_rows(*, objects: list[Model], ignore_conflicts: bool = False) -> list
     columns = ", ".join(quote(field.column) for field in fields)
     ending = "ON CONFLICT DO NOTHING" if ignore_conflicts else f"RETURNING {quote(meta.pk.column)}"
     with _server_bound_cursor() as cursor:
-        cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT * FROM {_unnest(fields)} {ending}",
-                       [_column(field, objects, adding=True) for field in fields])
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT * FROM {_unnest(fields)} {ending}",
+            [_column(field, objects, adding=True) for field in fields],
+        )
         if not ignore_conflicts:
             for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
                 obj.pk = pk

@@ -5,6 +5,7 @@ layer, Celery tasks run in-process) so ``make run`` works on any machine with Py
 runs the real topology: PostgreSQL, Redis as Celery broker and channel layer, a separate worker.
 Every variable is documented in ``.env.example``.
 """
+
 import importlib.util
 import warnings
 from pathlib import Path

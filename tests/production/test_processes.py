@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.db import connection
 import requests
+from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.simulation import envelope, message_change, signed_request
@@ -136,7 +136,9 @@ def test_a_database_connection_the_server_closed_is_replaced_not_answered_503(pr
     def deliver(wa_id: str) -> requests.Response:
         payload = envelope(waba_id="1", changes=[message_change(phone_number_id="999000111", wa_id=wa_id)])
         body, headers = signed_request(payload, app_secret=APP_SECRET)
-        return requests.post(f"{production.base_url}/api/webhook", data=body, headers={**headers, **NGINX_HEADERS}, timeout=10)
+        return requests.post(
+            f"{production.base_url}/api/webhook", data=body, headers={**headers, **NGINX_HEADERS}, timeout=10
+        )
 
     assert [deliver("15551230001").status_code for _ in range(4)] == [200] * 4  # both web workers hold a connection
     # PostgreSQL restarted, or an idle connection was cut: every kept connection of the app is dead.
