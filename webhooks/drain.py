@@ -354,8 +354,9 @@ def _record_outcomes(deliveries: list[_Delivery]) -> None:
             continue
         event.state = WebhookEventState.UNROUTABLE if delivery.unroutable else WebhookEventState.PROCESSED
         event.error, event.processed_at = "", now
-        for item_error in delivery.item_errors:
-            logger.warning("webhook event %s: %s: %s", event.pk, item_error["path"], item_error["error"])
+        with log_context(webhook_event_id=event.pk, request_id=event.request_id or None):
+            for item_error in delivery.item_errors:
+                logger.warning("webhook event %s: %s: %s", event.pk, item_error["path"], item_error["error"])
     clean = [d.event for d in deliveries if d.event.state == WebhookEventState.PROCESSED and not d.item_errors]
     if clean:  # nearly every event of a round: one UPDATE for them all
         WebhookEvent.objects.filter(pk__any=[event.pk for event in clean]).update(
