@@ -4,6 +4,7 @@ import asyncio
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,20 +69,32 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
+def wrk_seconds(seconds: float) -> int:
+    """How long wrk runs for ``seconds``: whole seconds, one at least."""
+    return max(1, round(seconds))
+
+
 def run_load(*, port: int, path: str, requests: list[tuple[bytes, str]], connections: int, seconds: float,
-             threads: int = 2) -> LoadResult:
-    """Closed-loop load with wrk: ``connections`` clients POSTing the given (body, signature) pairs in turn."""
+             threads: int = 2, each_second: Callable[[], None] = lambda: None) -> LoadResult:
+    """Closed-loop load with wrk: ``connections`` clients POSTing the given (body, signature) pairs in turn;
+    ``each_second()`` is called every second wrk runs (wrk itself says nothing until it ends)."""
     if not have_wrk():
         raise RuntimeError(WRK_MISSING)
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script, bodies = Path(tmp) / "post.lua", Path(tmp) / "bodies.tsv"
         script.write_text(WRK_SCRIPT)
         bodies.write_bytes(b"".join(body + b"\t" + sig.encode() + b"\n" for body, sig in requests))
-        out = subprocess.run(
-            ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--timeout", "10s",
-             "-s", str(script), f"http://127.0.0.1:{port}", "--", str(bodies), path, str(threads)],
-            capture_output=True, text=True, check=True,
-        ).stdout
+        argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{wrk_seconds(seconds)}s", "--timeout", "10s",
+                "-s", str(script), f"http://127.0.0.1:{port}", "--", str(bodies), path, str(threads)]
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as wrk:
+            while True:
+                try:
+                    out, err = wrk.communicate(timeout=1)
+                    break
+                except subprocess.TimeoutExpired:  # no output is lost: communicate() goes on where it stopped
+                    each_second()
+        if wrk.returncode:
+            raise subprocess.CalledProcessError(wrk.returncode, argv, out, err)
     line = next(line for line in out.splitlines() if line.startswith("BENCHRESULT"))
     total, duration_us, connect_errors, _read, write, status, timeout, p50, p99, mx = map(int, line.split()[1:])
     # wrk counts a connection a server closes after its answer (gunicorn sync workers) as a read error

@@ -28,6 +28,7 @@ from websockets.protocol import State
 
 from bench import clients, procs, seed
 from bench.report import Row
+from ops.progress import progress
 from webhooks.models import WebhookEvent, WebhookEventState
 
 
@@ -64,9 +65,10 @@ INGEST_BODIES_PER_SECOND = 3000
 
 
 class Bench:
-    def __init__(self, options: Options, log):
+    def __init__(self, options: Options, log, *, stream):
         self.o = options
         self.log = log
+        self.stream = stream  # where the long phases show their progress (a bar on a terminal)
         self.rows: list[Row] = []
         self.procs = procs.Processes(logs=options.log_dir)
         self.secret = settings.META_APP_SECRET
@@ -205,8 +207,7 @@ class Bench:
         self.log(f"(load {self.load()}) "
                  f"1. ingest: {o.connections} connections x {o.duration:.0f}s of signed {size}-byte webhooks ({tool}) ...")
         cpu_before = self.procs.cpu_snapshot()
-        result = clients.run_load(port=self.web_port, path="/api/webhook", requests=requests, connections=o.connections,
-                                  seconds=o.duration)
+        result = self.load_with_progress("ingest", path="/api/webhook", requests=requests, seconds=o.duration)
         webhook_cpu, webhook_cpu_detail = self.cpu_per_request(self.log_cpu(cpu_before, result.seconds), result.rate)
         stored = WebhookEvent.objects.filter(pk__gte=first_id).count()
         applied = WebhookEvent.objects.filter(pk__gte=first_id).exclude(state=WebhookEventState.PENDING).count()
@@ -235,8 +236,8 @@ class Bench:
         ]
         self.log(f"1b. limit: /bench/noop, {o.connections} connections x {o.limit_duration:.0f}s ...")
         cpu_before = self.procs.cpu_snapshot()
-        noop = clients.run_load(port=self.web_port, path="/bench/noop", requests=requests, connections=o.connections,
-                                seconds=o.limit_duration)
+        noop = self.load_with_progress("do-nothing view", path="/bench/noop", requests=requests,
+                                       seconds=o.limit_duration)
         noop_cpu, noop_cpu_detail = self.cpu_per_request(self.log_cpu(cpu_before, noop.seconds), noop.rate)
         self.log(f"1c. limit: raw single-row INSERTs, {o.pg_threads} psycopg threads x {o.limit_duration:.0f}s ...")
         inserts = self.raw_insert_rate(body_size=size)
@@ -251,6 +252,15 @@ class Bench:
                 f"psycopg, {o.pg_threads} threads, autocommit, {o.limit_duration:.0f}s, {size} B text + unique key, fsync on"),
             Row("1", "  ratio webhook / raw INSERT", result.rate / inserts if inserts else None, "x", "share of the database's single-row ceiling"),
         ]
+
+    def load_with_progress(self, desc: str, *, path: str, requests: list[tuple[bytes, str]], seconds: float):
+        """wrk against the web server, its seconds counted as it runs."""
+        whole_seconds = clients.wrk_seconds(seconds)
+        with progress(self.stream, total=whole_seconds, desc=desc, unit="second") as bar:
+            result = clients.run_load(port=self.web_port, path=path, requests=requests, connections=self.o.connections,
+                                      seconds=seconds, each_second=bar.update)
+            bar.update_to(whole_seconds)
+        return result
 
     def raw_insert_rate(self, *, body_size: int) -> float:
         dsn = f"{self.o.admin_dsn.rsplit('/', 1)[0]}/{self.o.database}"
@@ -440,10 +450,12 @@ class Bench:
         request_drain()  # what the webhook view does after its INSERT: a drain is queued once
         self.log("  drain requested; draining ...")
         remaining = o.backlog
-        while remaining and time.perf_counter() - started < o.drain_timeout:
-            time.sleep(0.5)
-            remaining = self.pending_count(lo, hi)
-            self.procs.check_alive()
+        with progress(self.stream, total=o.backlog, desc="applied", unit="event") as bar:
+            while remaining and time.perf_counter() - started < o.drain_timeout:
+                time.sleep(0.5)
+                remaining = self.pending_count(lo, hi)
+                bar.update_to(o.backlog - remaining)
+                self.procs.check_alive()
         drain = time.perf_counter() - started
         done = o.backlog - remaining
         broken = WebhookEvent.objects.filter(pk__gte=lo, pk__lte=hi).filter(
@@ -523,11 +535,13 @@ class Bench:
         await asyncio.sleep(0.5)
         start = time.perf_counter()
         tasks = []
-        for n, (wamid, body, sig) in enumerate(bodies):
-            delay = start + n / self.o.e2e_rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post(wamid, body, sig)))
+        with progress(self.stream, total=len(bodies), desc="posted", unit="webhook") as bar:
+            for n, (wamid, body, sig) in enumerate(bodies):
+                delay = start + n / self.o.e2e_rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(post(wamid, body, sig)))
+                bar.update()
         await asyncio.gather(*tasks)
         deadline = time.perf_counter() + 15
         while len(received_at) < len(bodies) and time.perf_counter() < deadline:
@@ -609,15 +623,17 @@ class Bench:
         failures: list[str] = []
         gate = asyncio.Semaphore(50)
 
-        async def open_one():
+        async def open_one(bar):
             async with gate:
                 try:
                     sockets.append(await clients.open_websocket(self.ws_port, f"/ws/inbox/?token={token}"))
                 except (TimeoutError, OSError, WebSocketException) as exc:
                     failures.append(repr(exc))
+                bar.update()
 
         started = time.perf_counter()
-        await asyncio.gather(*(open_one() for _ in range(self.o.sockets)))
+        with progress(self.stream, total=self.o.sockets, desc="opened", unit="socket") as bar:
+            await asyncio.gather(*(open_one(bar) for _ in range(self.o.sockets)))
         seconds = time.perf_counter() - started
         if failures:
             self.log(f"  {len(failures)} failed, e.g. {failures[0]}")

@@ -56,6 +56,10 @@ def test_the_bench_runs_every_phase_and_prints_its_table():
     assert "n/a" not in figures.values()  # every figure was measured
     assert "ingest: instructions per webhook" not in figures  # valgrind's phase only when asked for
     assert "0 errors" in result.stdout and "0 frames missing" in result.stdout
+    # The long phases show their progress; in a pipe as plain lines, the last of each at 100%.
+    for finished in ("ingest 1/1 seconds, 100%", "do-nothing view 1/1 seconds, 100%", "applied 200/200 events, 100%",
+                     "posted 20/20 webhooks, 100%", "opened 10/10 sockets, 100%"):
+        assert finished in result.stdout, result.stdout[-4000:]
     with psycopg.connect(admin_dsn, autocommit=True) as conn:  # it drops its own database at the end
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None
 

@@ -84,6 +84,14 @@ def test_wrk_starts_its_share_again_when_the_pool_runs_out():
     assert min(counts.values()) > 1
 
 
+def test_wrk_reports_each_second_it_runs():
+    seconds = []
+    with RecordingServer() as server:
+        clients.run_load(port=server.port, path="/api/webhook", requests=bodies(10), connections=2, seconds=2,
+                         each_second=lambda: seconds.append(1))
+    assert 1 <= len(seconds) <= 2  # the second one only when wrk ends a little after its 2 s
+
+
 def test_a_one_shot_post_sends_the_body_and_its_signature_and_returns_the_status():
     async def post_twice(port):
         return [await clients.post_once(port, path, b'{"n": %d}' % n, f"sha256={n}")

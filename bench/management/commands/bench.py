@@ -155,7 +155,7 @@ class Command(BaseCommand):
 
         load_before = "/".join(f"{x:.1f}" for x in os.getloadavg())
         try:
-            rows = Bench(options, log).run()
+            rows = Bench(options, log, stream=self.stdout).run()
         except KeyboardInterrupt:
             self.stderr.write("interrupted: everything the bench started has been stopped")
             sys.exit(130)
