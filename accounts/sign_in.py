@@ -8,11 +8,15 @@ refused (429 with Retry-After) until the window ends. Guessing one account's pas
 stopped by its username count, many accounts from one address by the address count. An attempt is counted
 before it is checked, so parallel guesses cannot slip past the limit, and given back when it succeeds.
 
-The counters live in Django's cache: Redis in production, shared by every gunicorn worker.
+The counters live in Django's cache: Redis in production, shared by every gunicorn worker. While it cannot be
+reached, attempts are let through uncounted (a warning logged each time), as the API's throttles are
+(config/throttling.py): refusing every sign-in during a Redis outage would lock the whole team out, and passwords
+are still checked. The limit holds again as soon as Redis answers.
 """
 
 import contextlib
 import hashlib
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -24,9 +28,14 @@ from django.contrib.auth.signals import user_logged_in
 from django.core.cache import cache
 from django.dispatch import receiver
 from django.shortcuts import render
+from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
+logger = logging.getLogger(__name__)
+
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# What Django's Redis cache raises when Redis cannot be reached (refused, reset, timed out).
+_CACHE_UNREACHABLE = (RedisError, OSError)
 
 
 def client_ip(request) -> str:
@@ -49,9 +58,12 @@ class SignInAttempt:
 
     def succeeded(self) -> None:
         """A successful sign-in is not a failure: give back what the attempt counted."""
-        for key in self.counters:
-            with contextlib.suppress(ValueError):  # its window has ended meanwhile
-                cache.decr(key)
+        try:
+            for key in self.counters:
+                with contextlib.suppress(ValueError):  # its window has ended meanwhile
+                    cache.decr(key)
+        except _CACHE_UNREACHABLE:
+            logger.warning("sign-in success not given back: the cache is unreachable", exc_info=True)
 
 
 def _parse_rate(rate: str) -> tuple[int, int]:
@@ -68,22 +80,25 @@ def start_sign_in_attempt(request, *, username: str | None) -> SignInAttempt:
         # Hashed: a username can be long or hold characters a cache key must not.
         subjects.append("user:" + hashlib.sha256(username.casefold().encode()).hexdigest())
     counted = []
-    for subject in subjects:
-        key = f"sign-in-failures:{subject}"
-        # The first attempt opens the window; the count and the window's end expire together.
-        now = time.time()
-        if cache.add(key, 0, timeout=window):
-            cache.set(f"{key}:ends", now + window, timeout=window)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # the window ended between add and incr
-            count = 1
-            cache.set(key, count, timeout=window)
-            cache.set(f"{key}:ends", now + window, timeout=window)
-        counted.append(key)
-        if count > limit:
-            ends = cache.get(f"{key}:ends", now + window)
-            raise TooManySignInAttempts(max(1, math.ceil(ends - now)))
+    try:
+        for subject in subjects:
+            key = f"sign-in-failures:{subject}"
+            # The first attempt opens the window; the count and the window's end expire together.
+            now = time.time()
+            if cache.add(key, 0, timeout=window):
+                cache.set(f"{key}:ends", now + window, timeout=window)
+            try:
+                count = cache.incr(key)
+            except ValueError:  # the window ended between add and incr
+                count = 1
+                cache.set(key, count, timeout=window)
+                cache.set(f"{key}:ends", now + window, timeout=window)
+            counted.append(key)
+            if count > limit:
+                ends = cache.get(f"{key}:ends", now + window)
+                raise TooManySignInAttempts(max(1, math.ceil(ends - now)))
+    except _CACHE_UNREACHABLE:
+        logger.warning("sign-in attempt not counted: the cache is unreachable", exc_info=True)
     return SignInAttempt(counters=tuple(counted))
 
 
