@@ -1,7 +1,10 @@
-"""Celery tasks for the inbox: interfaces that take ids, call one service and own the retry policy."""
+"""Celery tasks for the inbox: interfaces that take ids, call one service and own the retry policy. Each is
+registered under its name in conversations/jobs.py, by which the services enqueue it."""
+
 from celery import shared_task
 from django.conf import settings
 
+from conversations import jobs
 from conversations.services import media, outbound, templates
 from conversations.services.errors import RetryLater
 
@@ -15,30 +18,46 @@ RETRY_POLICY = {
 
 
 def _fail_message(self, exc, task_id, args, kwargs, einfo):
-    outbound.fail_outbound_message(message_id=args[0], code=None, title=f"Not sent after {self.max_retries + 1} tries: {exc}")
+    outbound.fail_outbound_message(
+        message_id=args[0], code=None, title=f"Not sent after {self.max_retries + 1} tries: {exc}"
+    )
 
 
 def _fail_media(self, exc, task_id, args, kwargs, einfo):
     media.fail_inbound_media(message_id=args[0], error=str(exc))
 
 
-@shared_task(bind=True, acks_late=True, max_retries=8, on_failure=_fail_message, **RETRY_POLICY)
+@shared_task(
+    name=jobs.DELIVER_OUTBOUND_MESSAGE,
+    bind=True,
+    acks_late=True,
+    max_retries=8,
+    on_failure=_fail_message,
+    **RETRY_POLICY,
+)
 def deliver_outbound_message_task(self, message_id: int) -> str:
     return outbound.deliver_outbound_message(message_id=message_id)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=settings.MEDIA_DOWNLOAD_MAX_RETRIES, on_failure=_fail_media, **RETRY_POLICY)
+@shared_task(
+    name=jobs.DOWNLOAD_INBOUND_MEDIA,
+    bind=True,
+    acks_late=True,
+    max_retries=settings.MEDIA_DOWNLOAD_MAX_RETRIES,
+    on_failure=_fail_media,
+    **RETRY_POLICY,
+)
 def download_inbound_media_task(self, message_id: int) -> str:
     return media.download_inbound_media(message_id=message_id)
 
 
-@shared_task(acks_late=True, max_retries=3, **RETRY_POLICY)
+@shared_task(name=jobs.SEND_READ_RECEIPT, acks_late=True, max_retries=3, **RETRY_POLICY)
 def send_read_receipt_task(conversation_id: int) -> bool:
     return outbound.send_read_receipt(conversation_id=conversation_id)
 
 
 # Meta drops a typing indicator after 25 s anyway: one that cannot go out at once is not retried.
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=jobs.SEND_TYPING_INDICATOR, acks_late=True, ignore_result=True)
 def send_typing_indicator_task(conversation_id: int) -> bool:
     try:
         return outbound.send_typing_indicator(conversation_id=conversation_id)
@@ -46,11 +65,11 @@ def send_typing_indicator_task(conversation_id: int) -> bool:
         return False
 
 
-@shared_task(acks_late=False)  # periodic and idempotent: a lost run is the next run
+@shared_task(name=jobs.SWEEP_OUTBOUND_WORK, acks_late=False)  # periodic and idempotent: a lost run is the next run
 def sweep_outbound_work_task() -> dict[str, int]:
     return outbound.sweep_outbound_work()
 
 
-@shared_task(acks_late=True, max_retries=3, **RETRY_POLICY)
+@shared_task(name=jobs.SYNC_TEMPLATES, acks_late=True, max_retries=3, **RETRY_POLICY)
 def sync_templates_task(number_id: int) -> int:
     return templates.sync_templates_for(number_id=number_id)

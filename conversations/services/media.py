@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.celery import enqueue_on_commit
+from conversations import jobs
 from conversations.graph_api import GraphClient, GraphError, MediaRefused, Outcome
 from conversations.models import Conversation, MediaFile, MediaState, Message
 from conversations.services.errors import RetryLater, SendRefused
@@ -82,8 +82,6 @@ def check_outbound_media(*, upload) -> str:
 
 def expect_inbound_media(*, message: Message) -> MediaFile | None:
     """Called when a media message is stored: records what to fetch and enqueues the download on commit."""
-    from conversations.tasks import download_inbound_media_task
-
     if message.type not in INBOUND_MEDIA_TYPES or not message.content.get("id"):
         return None
     id_max = MediaFile._meta.get_field("meta_media_id").max_length
@@ -95,7 +93,7 @@ def expect_inbound_media(*, message: Message) -> MediaFile | None:
         sha256=str(message.content.get("sha256") or ""),
         filename=str(message.content.get("filename") or ""),
     )
-    enqueue_on_commit(download_inbound_media_task, message.pk)
+    jobs.enqueue(jobs.DOWNLOAD_INBOUND_MEDIA, message.pk)
     return media
 
 
@@ -107,8 +105,6 @@ STRANDED_DOWNLOAD_AFTER = timedelta(minutes=15)
 def requeue_stranded_media(*, limit: int) -> int:
     """For the outbound sweep: enqueue downloads left pending (never started, or whose retries were lost),
     oldest first; how many."""
-    from conversations.tasks import download_inbound_media_task
-
     now = timezone.now()
     grace = timedelta(seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS)
     stranded = MediaFile.objects.filter(state=MediaState.PENDING).filter(
@@ -118,7 +114,7 @@ def requeue_stranded_media(*, limit: int) -> int:
     # Handed over now: the next sweeps leave them to this task for a while.
     MediaFile.objects.filter(message_id__in=message_ids, state=MediaState.PENDING).update(updated_at=now)
     for message_id in message_ids:
-        enqueue_on_commit(download_inbound_media_task, message_id)
+        jobs.enqueue(jobs.DOWNLOAD_INBOUND_MEDIA, message_id)
     return len(message_ids)
 
 

@@ -21,13 +21,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
-from django.core.cache import cache
-from django.db import transaction
-from django.db.models import F, Q
-from django.utils import timezone
-
-from config.celery import enqueue_on_commit
+from conversations import jobs
 from conversations.graph_api import GraphClient, GraphError, Outcome
 from conversations.models import (
     BusinessNumber,
@@ -47,7 +41,21 @@ from conversations.services.inbound import (
     register_sent_message,
     touch_conversation,
 )
-from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
+from conversations.services.media import (
+    check_outbound_media,
+    media_kind,
+    requeue_stranded_media,
+)
+from conversations.snapshots import (
+    conversation_snapshot,
+    message_snapshot,
+    reaction_snapshots,
+)
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
 from realtime import events
 from realtime.publish import publish_event
 
@@ -121,8 +129,6 @@ def send_reaction(*, user, conversation: Conversation, message_wamid: str, emoji
 
 @transaction.atomic
 def send_media(*, user, conversation: Conversation, upload, caption: str = "", reply_to_wamid: str = "") -> Message:
-    from conversations.services.media import check_outbound_media, media_kind
-
     mime_type = check_outbound_media(upload=upload)
     kind = media_kind(mime_type)
     caption = caption.strip()
@@ -160,8 +166,6 @@ def _queue(
     show_in_thread: bool = True,
     publish: bool = True,
 ) -> Message:
-    from conversations.tasks import deliver_outbound_message_task
-
     _check_sendable(conversation=conversation, type=type)
     if reply_to_wamid and not conversation.messages.filter(wamid=reply_to_wamid).exists():
         raise SendRefused("unknown_message", "You can only reply to a message of this conversation.")
@@ -183,7 +187,7 @@ def _queue(
             touch_conversation(conversation=conversation, message=message)
             if publish:
                 _publish_created(message)
-        enqueue_on_commit(deliver_outbound_message_task, message.pk)
+        jobs.enqueue(jobs.DELIVER_OUTBOUND_MESSAGE, message.pk)
     return message
 
 
@@ -305,9 +309,7 @@ def resend_unconfirmed_message(*, message: Message) -> Message:
     locked.status_at = timezone.now()
     locked.save(update_fields=["status", "status_at"])
     publish_status_changed(locked)
-    from conversations.tasks import deliver_outbound_message_task
-
-    enqueue_on_commit(deliver_outbound_message_task, locked.pk)
+    jobs.enqueue(jobs.DELIVER_OUTBOUND_MESSAGE, locked.pk)
     return locked
 
 
@@ -398,15 +400,13 @@ def _latest_inbound(conversation_id: int):
 def request_read_receipt(*, conversation: Conversation) -> bool:
     """Owe the customer blue ticks up to their latest message, and enqueue sending them on commit. The debt
     is written on the conversation first, so a receipt whose task is lost is still sent by the sweep."""
-    from conversations.tasks import send_read_receipt_task
-
     latest = _latest_inbound(conversation.pk).values_list("pk", flat=True).first()
     if latest is None:
         return False
     Conversation.objects.filter(pk=conversation.pk).update(
         read_receipt_message_id=latest, read_receipt_requested_at=timezone.now()
     )
-    enqueue_on_commit(send_read_receipt_task, conversation.pk)
+    jobs.enqueue(jobs.SEND_READ_RECEIPT, conversation.pk)
     return True
 
 
@@ -433,14 +433,12 @@ def send_read_receipt(*, conversation_id: int) -> bool:
 def request_typing_indicator(*, conversation: Conversation) -> bool:
     """Show "typing…" to the customer while staff type; at most once per 20 s per conversation, and only
     while a reply is possible (Meta: only show it if you will respond)."""
-    from conversations.tasks import send_typing_indicator_task
-
     if not conversation.window_is_open() or conversation.number.needs_reauthorization:
         return False
     try:
         if not cache.add(f"typing-indicator:{conversation.pk}", 1, timeout=TYPING_INDICATOR_EVERY.total_seconds()):
             return False
-        send_typing_indicator_task.delay(conversation.pk)
+        jobs.enqueue_now(jobs.SEND_TYPING_INDICATOR, conversation.pk)
     except Exception:  # Redis away: a typing indicator is best-effort and never worth an error
         logger.warning("typing indicator for conversation %s not sent", conversation.pk, exc_info=True)
         return False
@@ -479,8 +477,6 @@ def sweep_outbound_work() -> dict[str, int]:
     media not downloaded, read receipts not sent, each only once it has waited longer than its task would
     (``OUTBOUND_SWEEP_GRACE_SECONDS``). Idempotent: a task that finds its row already done does nothing,
     and a send is claimed with a conditional UPDATE. Returns how many of each were enqueued."""
-    from conversations.services.media import requeue_stranded_media
-
     return {
         "messages": requeue_stranded_messages(),
         "media": requeue_stranded_media(limit=SWEEP_BATCH),
@@ -489,8 +485,6 @@ def sweep_outbound_work() -> dict[str, int]:
 
 
 def requeue_stranded_messages() -> int:
-    from conversations.tasks import deliver_outbound_message_task
-
     now = timezone.now()
     grace = timedelta(seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS)
     longest_retry_wait = timedelta(seconds=settings.TASK_RETRY_BACKOFF_MAX_SECONDS)
@@ -509,13 +503,11 @@ def requeue_stranded_messages() -> int:
     )
     ids = list(stranded)
     for message_id in ids:
-        enqueue_on_commit(deliver_outbound_message_task, message_id)
+        jobs.enqueue(jobs.DELIVER_OUTBOUND_MESSAGE, message_id)
     return len(ids)
 
 
 def requeue_owed_read_receipts() -> int:
-    from conversations.tasks import send_read_receipt_task
-
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS)
     owed = Conversation.objects.filter(read_receipt_message_id__isnull=False, read_receipt_requested_at__lt=cutoff)
@@ -523,5 +515,5 @@ def requeue_owed_read_receipts() -> int:
     # Asked for again now: the next sweeps leave them to this task for another grace period.
     Conversation.objects.filter(pk__in=ids, read_receipt_message_id__isnull=False).update(read_receipt_requested_at=now)
     for conversation_id in ids:
-        enqueue_on_commit(send_read_receipt_task, conversation_id)
+        jobs.enqueue(jobs.SEND_READ_RECEIPT, conversation_id)
     return len(ids)
