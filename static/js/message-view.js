@@ -1,5 +1,6 @@
 // One message bubble, built from the message snapshot (conversations/snapshots.py) with DOM APIs.
 import { appendLinkified, element, timeLabel } from "./format.js";
+import { updateDecision } from "./unconfirmed.js";
 
 const TICKS = {
   pending: { symbol: "🕓", label: "Pending" },
@@ -19,6 +20,7 @@ const QUICK_REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
 export function renderMessage(message, { findQuoted, actions } = {}) {
   const item = element("li", `message message-${message.direction === "out" ? "out" : "in"} type-${message.type}`);
   item.dataset.messageId = String(message.id);
+  item.dataset.conversationId = String(message.conversation_id);
   if (message.wamid) item.dataset.wamid = message.wamid;
   item.dataset.timestamp = message.timestamp;
   if (message.type === "system" || message.type === "request_welcome") item.classList.add("message-system");
@@ -43,8 +45,11 @@ export function updateStatus(item, status, error) {
   const tick = TICKS[status] || TICKS.pending;
   ticks.textContent = tick.symbol;
   ticks.dataset.status = status;
-  ticks.title = status === "failed" && error ? `Failed: ${error.code ?? ""} ${error.title || ""}`.trim() : tick.label;
+  // A failure we chose (a discarded reply) has a title and no Meta error code.
+  const reason = error ? [error.code, error.title].filter((part) => part != null && part !== "").join(" ") : "";
+  ticks.title = status === "failed" && reason ? `Failed: ${reason}` : tick.label;
   ticks.setAttribute("aria-label", ticks.title);
+  updateDecision(item, status, (message) => updateStatus(item, message.status, message.error));
 }
 
 export function updateReactions(item, reactions) {
