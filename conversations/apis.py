@@ -20,7 +20,7 @@ from config.openapi import (
 from conversations import selectors
 from conversations.services import mark_conversation_read, outbound
 from conversations.services.errors import SendRefused
-from conversations.snapshots import contact_snapshot, message_snapshot, number_snapshot
+from conversations.snapshots import contact_snapshot, conversation_summary, message_snapshot, number_snapshot
 
 
 class ConversationCursor(CursorPagination):
@@ -44,10 +44,7 @@ def conversation_item(conversation) -> dict:
         "number": number_snapshot(conversation.number),
         "unread_count": conversation.unread_count,
         "last_message_id": conversation.last_message_id,
-        "last_message_at": conversation.last_message_at.isoformat(),
-        "last_message": conversation.last_message_preview,
-        "last_message_direction": conversation.last_message_direction,
-        "last_inbound_at": conversation.last_inbound_at.isoformat() if conversation.last_inbound_at else None,
+        **conversation_summary(conversation),
     }
 
 

@@ -88,6 +88,27 @@ class Conversation(models.Model):
         closes = self.window_closes_at
         return closes is not None and (at or timezone.now()) < closes
 
+    def note_message(self, message: "Message") -> bool:
+        """Move the summary of the last message (``SUMMARY_FIELDS``) forward to ``message``, never back:
+        messages arrive out of order; of two with the same timestamp (Meta's are whole seconds) the one noted
+        last wins. In memory; whether anything changed. The caller holds the row locked, so its values are
+        current, and saves them; it notes only messages the thread shows (``selectors.thread_messages``)."""
+        changed = False
+        if self.last_message_at <= message.timestamp:
+            self.last_message_at = message.timestamp
+            self.last_message_preview = message.preview[:300]
+            self.last_message_direction = message.direction
+            changed = True
+        newer_inbound = self.last_inbound_at is None or self.last_inbound_at < message.timestamp
+        if message.direction == Direction.INBOUND and newer_inbound:
+            self.last_inbound_at = message.timestamp
+            changed = True
+        return changed
+
+
+# What a conversation keeps of its last message, for the inbox list (``Conversation.note_message``).
+SUMMARY_FIELDS = ["last_message_at", "last_message_preview", "last_message_direction", "last_inbound_at"]
+
 
 class Direction(models.TextChoices):
     INBOUND = "in", "Inbound"

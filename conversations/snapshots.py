@@ -30,6 +30,13 @@ def conversation_snapshot(conversation: Conversation) -> ConversationPayload:
         "id": conversation.pk,
         "number_id": conversation.number_id,
         "contact": contact_snapshot(conversation.contact),
+        **conversation_summary(conversation),
+    }
+
+
+def conversation_summary(conversation: Conversation) -> dict:
+    """The conversation's last message as its row in the list shows it (``Conversation.note_message``)."""
+    return {
         "last_message_at": conversation.last_message_at.isoformat(),
         "last_message": conversation.last_message_preview,
         "last_message_direction": conversation.last_message_direction,

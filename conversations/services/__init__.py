@@ -1,6 +1,7 @@
 """Writes to the inbox domain, split by sub-domain; import from here.
 
-- ``inbound``: customer messages, reactions, statuses, read state (what Meta tells us).
+- ``inbound``: customer messages, reactions and read state (what Meta tells us).
+- ``statuses``: where outbound messages stand: Meta's status webhooks, the wamid a send returned.
 - ``outbound``: staff replies through the Graph API, read receipts, typing indicators.
 - ``templates``: message templates synced from the WhatsApp Business Account.
 - ``media``: inbound media downloads and outbound uploads.
@@ -8,17 +9,15 @@
 - ``sending``: sending to a phone number from outside the inbox (``send_message``).
 - ``stats``: operational numbers (``inbox_stats``).
 """
-from conversations.services.inbound import (  # noqa: I001 (inbound first: the others build on it)
+from conversations.services.inbound import (
     InboundItem,
     apply_reaction,
     get_or_create_conversation,
     mark_conversation_read,
     receive_inbound_message,
     receive_inbound_messages,
-    record_status,
-    record_statuses,
-    register_sent_message,
 )
+from conversations.services.statuses import record_status, record_statuses, register_sent_message
 
 __all__ = [
     "InboundItem",

@@ -21,9 +21,16 @@ import logging
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
 from conversations import jobs
 from conversations.graph_api import GraphClient, GraphError, Outcome
 from conversations.models import (
+    SUMMARY_FIELDS,
     BusinessNumber,
     Conversation,
     Direction,
@@ -35,27 +42,9 @@ from conversations.models import (
     Reaction,
 )
 from conversations.services.errors import RetryLater, SendRefused
-from conversations.services.inbound import (
-    advance_message_status,
-    publish_status_changed,
-    register_sent_message,
-    touch_conversation,
-)
-from conversations.services.media import (
-    check_outbound_media,
-    media_kind,
-    requeue_stranded_media,
-)
-from conversations.snapshots import (
-    conversation_snapshot,
-    message_snapshot,
-    reaction_snapshots,
-)
-from django.conf import settings
-from django.core.cache import cache
-from django.db import transaction
-from django.db.models import F, Q
-from django.utils import timezone
+from conversations.services.media import check_outbound_media, media_kind, requeue_stranded_media
+from conversations.services.statuses import advance_message_status, publish_status_changed, register_sent_message
+from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
 from realtime import events
 from realtime.publish import publish_event
 
@@ -184,11 +173,19 @@ def _queue(
             idempotency_key=uuid.uuid4(),
         )
         if show_in_thread:
-            touch_conversation(conversation=conversation, message=message)
+            _touch_conversation(conversation=conversation, message=message)
             if publish:
                 _publish_created(message)
         jobs.enqueue(jobs.DELIVER_OUTBOUND_MESSAGE, message.pk)
     return message
+
+
+def _touch_conversation(*, conversation: Conversation, message: Message) -> None:
+    """The conversation notes the reply (``Conversation.note_message``) on its row as it is now, locked."""
+    # The lock the UPDATE takes anyway, not FOR UPDATE: customer messages inserted meanwhile need not wait.
+    current = Conversation.objects.select_for_update(no_key=True).only(*SUMMARY_FIELDS).get(pk=conversation.pk)
+    if current.note_message(message):
+        current.save(update_fields=SUMMARY_FIELDS)
 
 
 def _check_sendable(*, conversation: Conversation, type: str) -> None:

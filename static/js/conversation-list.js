@@ -55,11 +55,9 @@ export class ConversationList {
     const known = this.byId.get(snapshot.id);
     const current = known
       || { unread_count: 0, number: this.numbers.get(snapshot.number_id), olderUnreadElsewhere: this.unreadElsewhere > 0 };
-    const merged = { ...current, ...snapshot };
-    if (current.last_message_at && Date.parse(current.last_message_at) > Date.parse(snapshot.last_message_at)) {
-      // An older snapshot (events can interleave) never rolls the row back.
-      Object.assign(merged, { last_message_at: current.last_message_at, last_message: current.last_message });
-    }
+    // An older snapshot (events can interleave with a page load) never rolls the row back.
+    const stale = known && Date.parse(known.last_message_at) > Date.parse(snapshot.last_message_at);
+    const merged = stale ? current : { ...current, ...snapshot };
     this.byId.set(snapshot.id, merged);
     this.render();
     if (countFromServer || (!known && merged.olderUnreadElsewhere)) this.refreshUnreadCount(snapshot.id).catch(() => {});
