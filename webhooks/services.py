@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from ops.logs import request_id_var
+from webhooks.fastpath import insert_webhook_event
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import first_phone_number_id
 from webhooks.selectors import purgeable_webhook_events
@@ -33,14 +34,15 @@ DRAIN_TASK = "webhooks.drain"
 def store_webhook_event(*, raw_body: bytes, payload: dict, signature: str) -> int:
     """Persist one verified delivery and make sure a drain will process it; returns the event's id.
     ``raw_body`` is UTF-8 (the caller has parsed it as JSON)."""
-    event = WebhookEvent.objects.create(
-        raw_body=raw_body.decode("utf-8"),
-        signature=signature,
-        phone_number_id=first_phone_number_id(payload),
-        request_id=(request_id_var.get() or "")[:64],
-    )
+    fields = {
+        "raw_body": raw_body.decode("utf-8"),
+        "signature": signature,
+        "phone_number_id": first_phone_number_id(payload),
+        "request_id": (request_id_var.get() or "")[:64],
+    }
+    event_id = insert_webhook_event(**fields) or WebhookEvent.objects.create(**fields).pk
     transaction.on_commit(request_drain)  # at once in autocommit: the row is durable before Meta hears 200
-    return event.pk
+    return event_id
 
 
 def drain_flag(slot: int) -> str:

@@ -1,7 +1,7 @@
 """Storing a verified delivery (webhooks.services.store_webhook_event): the one INSERT before Meta hears 200.
 
-It is an ORM insert; these pin down its columns, transactions and errors.
-cursor: these pin down that it still behaves as an ORM insert would (columns, transactions, errors).
+On PostgreSQL in autocommit it is one statement on psycopg's connection (webhooks/fastpath.py): these pin down
+that it still behaves as an ORM insert would (columns, transactions, errors).
 """
 import json
 
