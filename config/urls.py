@@ -9,8 +9,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.sign_in import sign_in_limited
 from config.api import TokenObtainApi, TokenRefreshApi
 from config.middleware import API_DOCS_CONTENT_SECURITY_POLICY, content_security_policy
-from contacts.apis import ContactDetailApi, ContactListApi, ContactMergeApi
 from conversations.apis import (
+    ContactDetailApi,
+    ContactListApi,
+    ContactMergeApi,
     ConversationDetailApi,
     ConversationListApi,
     ConversationMessagesApi,

@@ -2,9 +2,10 @@
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
+from contacts.models import Contact
 from contacts.selectors import contact_matches
 from conversations.models import (
     BusinessNumber,
@@ -24,6 +25,40 @@ def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
     if user.is_superuser:
         return numbers
     return numbers.filter(members=user)
+
+
+def visible_contacts(*, user, contacts: QuerySet[Contact] | None = None) -> QuerySet[Contact]:
+    """Those of ``contacts`` (default: all) who wrote to, or were written from, a number the user may see;
+    superusers see all. The API and the admin list the same people."""
+    contacts = Contact.objects.all() if contacts is None else contacts
+    if user.is_superuser:
+        return contacts
+    talks = Conversation.objects.filter(contact=OuterRef("pk"), number__in=visible_numbers(user=user))
+    return contacts.filter(Exists(talks))
+
+
+def contact_list(*, user, search: str = "") -> QuerySet[Contact]:
+    """Contacts who wrote to (or were written from) a number the user may see, newest first."""
+    contacts = visible_contacts(user=user, contacts=Contact.objects.order_by("-updated_at", "-id"))
+    if search.strip():
+        contacts = contacts.filter(contact_matches(search.strip()))
+    return contacts
+
+
+def contact_for_user(*, user, contact_id: int) -> Contact | None:
+    return contact_list(user=user).filter(pk=contact_id).first()
+
+
+def can_change_contact(*, user, contact: Contact) -> bool:
+    """May this user rename the contact or merge it with another? One contact is one person to every number
+    it talks to: a new name, or a conversation moved by a merge, changes it for each of those numbers' teams.
+    So only someone who may see every number the contact has a conversation on (or a superuser) may."""
+    if user.is_superuser:
+        return True
+    talks = Conversation.objects.filter(contact=contact).aggregate(
+        total=Count("pk"), hidden=Count("pk", filter=~Q(number__in=visible_numbers(user=user)))
+    )
+    return talks["total"] > 0 and talks["hidden"] == 0
 
 
 def conversation_list(

@@ -3,6 +3,7 @@
 - ``inbound``: customer messages, reactions and read state (what Meta tells us).
 - ``statuses``: where outbound messages stand: Meta's status webhooks, the wamid a send returned.
 - ``outbound``: staff replies through the Graph API, read receipts, typing indicators.
+- ``contacts``: staff's renames and merges of contacts, bound by the numbers they may see.
 - ``templates``: message templates synced from the WhatsApp Business Account.
 - ``media``: inbound media downloads and outbound uploads.
 - ``numbers``: registering a business number after Meta confirms it, and its health (operator commands).

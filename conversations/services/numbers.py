@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from contacts.phones import digits_of
 from conversations.graph_api import GraphClient, GraphError, Outcome
 from conversations.models import BusinessNumber
 from webhooks.selectors import WebhookHealth, summarize_webhook_health
@@ -76,10 +77,6 @@ def _verification_error(error: GraphError, *, phone_number_id: str) -> NumberVer
     return NumberVerificationFailed("refused", f"the Graph API refused: {error}")
 
 
-def _digits(value: str) -> str:
-    return "".join(ch for ch in value if ch.isdigit())
-
-
 def register_number(
     *,
     phone_number_id: str,
@@ -101,7 +98,7 @@ def register_number(
     phone_number_id = phone_number_id.strip()
     if not phone_number_id.isdigit():
         raise ValueError(f"the phone number id is digits only (got {phone_number_id!r})")
-    display_phone_number = _digits(display_phone_number)
+    display_phone_number = digits_of(display_phone_number)
     if waba_id and not waba_id.isdigit():
         raise ValueError(f"the WhatsApp Business Account id is digits only (got {waba_id!r})")
     users = _members(member_usernames)
@@ -113,7 +110,7 @@ def register_number(
     if verify:
         token = access_token or (existing.access_token_or_default if existing else "")
         profile = verify_phone_number(phone_number_id=phone_number_id, access_token=token)
-        display_phone_number = display_phone_number or _digits(profile.display_phone_number)
+        display_phone_number = display_phone_number or digits_of(profile.display_phone_number)
     changes = {
         "display_phone_number": display_phone_number,
         "waba_id": waba_id,

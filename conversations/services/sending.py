@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from contacts.models import Contact
-from contacts.phone_variants import digits_of, same_person_key
-from contacts.services import resolve_contact
+from contacts.phones import ASCII_DIGITS, digits_of, same_person_key
+from contacts.services import Sender, resolve_contacts
 from conversations.models import BusinessNumber, Message, MessageStatus, MessageTemplate
 from conversations.services.errors import SendRefused
 from conversations.services.inbound import get_or_create_conversation
@@ -25,11 +25,14 @@ class QueuedMessage:
     contact_created: bool
 
 
+# Tolerated between the digits of a phone number typed on the command line.
+PHONE_FORMATTING = frozenset(" -.()")
+
+
 def wa_id_from_input(value: str) -> str:
     """Digits, or ``+`` and digits (E.164); spaces, dashes, dots and brackets are tolerated."""
-    text = value.strip()
-    body = text.removeprefix("+")
-    if not body or any(not (ch.isdigit() or ch in " -.()") for ch in body):
+    body = value.strip().removeprefix("+")
+    if not body or any(ch not in ASCII_DIGITS and ch not in PHONE_FORMATTING for ch in body):
         raise ValueError(f"not a phone number: {value!r} (digits, or +E.164)")
     digits = digits_of(body)
     if not 7 <= len(digits) <= 15:
@@ -84,7 +87,7 @@ def send_message_to_phone(
     contact = find_contact_for_wa_id(wa_id=wa_id)
     contact_created = contact is None
     if contact is None:
-        contact = resolve_contact(wa_id=wa_id, user_id=None)
+        [contact] = resolve_contacts(senders=[Sender(wa_id=wa_id, user_id=None)])
     conversation = get_or_create_conversation(number=number, contact=contact, at=timezone.now())
     if template is not None:
         message = send_template(user=user, conversation=conversation, template=template, params=list(params))

@@ -1,84 +1,102 @@
-"""Who may rename or merge a contact: one contact is one person to every number it talks to, so only someone
-who may see each of those numbers (or a superuser) may change it; the system itself (contacts_normalize) may."""
+"""Resolving WhatsApp senders to one contact each (a drain's batch in one SELECT), and Meta's identity changes."""
+
+import threading
+import time
+
 import pytest
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from contacts.models import Contact
-from contacts.selectors import can_change_contact
-from contacts.services import ContactChangeForbidden, merge_contact_group, merge_contacts, rename_contact
-from conversations.models import Conversation
-from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, MessageFactory, UserFactory
+from contacts.services import ContactIdentityConflict, Sender, change_contact_identity, resolve_contacts
+from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def numbers():
-    return BusinessNumberFactory(name="Sales"), BusinessNumberFactory(name="Support")
+def test_new_senders_become_contacts_in_order_and_the_same_person_twice_is_one():
+    amara, bsuid_only, amara_again = resolve_contacts(
+        senders=[
+            Sender(wa_id="447700900461", user_id=None, profile_name="Amara"),
+            Sender(wa_id=None, user_id="US.13491208655302741918", username="nomad"),
+            Sender(wa_id="447700900461", user_id=None, profile_name="Amara"),
+        ]
+    )
+    assert amara is amara_again
+    assert (amara.wa_id, amara.phone, amara.profile_name) == ("447700900461", "+447700900461", "Amara")
+    assert (bsuid_only.wa_id, bsuid_only.phone, bsuid_only.username) == (None, None, "nomad")
+    assert Contact.objects.count() == 2
 
 
-@pytest.fixture
-def sales_member(numbers):
-    user = UserFactory(username="sam")
-    numbers[0].members.add(user)
-    return user
+def test_known_senders_cost_one_select_for_the_whole_batch(django_assert_num_queries):
+    known = [ContactFactory(profile_name=f"Customer {n}") for n in range(5)]
+    senders = [Sender(wa_id=c.wa_id, user_id=None, profile_name=c.profile_name) for c in known]
+    with django_assert_num_queries(1):
+        assert resolve_contacts(senders=senders) == known
 
 
-@pytest.fixture
-def shared(numbers):
-    """A customer who writes to both numbers."""
-    contact = ContactFactory(profile_name="Noor")
-    for number in numbers:
-        MessageFactory(conversation=ConversationFactory(number=number, contact=contact))
-    return contact
+def test_a_profile_that_changed_is_kept_current():
+    contact = ContactFactory(profile_name="Amara", username="")
+    [resolved] = resolve_contacts(
+        senders=[Sender(wa_id=contact.wa_id, user_id=None, profile_name="Amara O.", username="amara.o")]
+    )
+    contact.refresh_from_db()
+    assert resolved.pk == contact.pk
+    assert (contact.profile_name, contact.username) == ("Amara O.", "amara.o")
 
 
-def test_only_who_sees_every_number_of_the_contact_may_change_it(numbers, sales_member, shared):
-    sales_only = ConversationFactory(number=numbers[0]).contact
-    both = UserFactory(username="lead")
-    for number in numbers:
-        number.members.add(both)
-
-    assert can_change_contact(user=sales_member, contact=sales_only)
-    assert not can_change_contact(user=sales_member, contact=shared)
-    assert can_change_contact(user=both, contact=shared)
-    assert can_change_contact(user=UserFactory(username="root", is_superuser=True), contact=shared)
-    # A contact on no number the user sees is not theirs to change either.
-    assert not can_change_contact(user=UserFactory(username="nobody"), contact=sales_only)
+def test_the_bsuid_is_the_stronger_key_and_a_regenerated_one_replaces_the_old():
+    by_phone = ContactFactory(wa_id="447700900461", user_id="US.1")
+    by_bsuid = ContactFactory(wa_id=None, phone=None, user_id="US.2")
+    [resolved] = resolve_contacts(senders=[Sender(wa_id="447700900461", user_id="US.2")])
+    assert resolved.pk == by_bsuid.pk
+    # Same phone, new BSUID: Meta regenerated it.
+    [regenerated] = resolve_contacts(senders=[Sender(wa_id="447700900461", user_id="US.3")])
+    by_phone.refresh_from_db()
+    assert regenerated.pk == by_phone.pk and by_phone.user_id == "US.3"
 
 
-def test_a_member_of_one_number_cannot_rename_a_contact_shared_with_another(sales_member, shared):
-    with pytest.raises(ContactChangeForbidden):
-        rename_contact(contact=shared, name="Noor (Sales VIP)", user=sales_member)
-    assert Contact.objects.get(pk=shared.pk).custom_name == ""
+def test_a_sender_without_any_id_is_refused():
+    with pytest.raises(ValueError, match="wa_id or a user_id"):
+        resolve_contacts(senders=[Sender(wa_id=None, user_id=None)])
 
 
-def test_a_member_of_one_number_cannot_merge_a_contact_shared_with_another(numbers, sales_member, shared):
-    keep = ConversationFactory(number=numbers[0]).contact
-    with pytest.raises(ContactChangeForbidden):
-        merge_contacts(keep=keep, duplicate=shared, user=sales_member)
-    with pytest.raises(ContactChangeForbidden):
-        merge_contacts(keep=shared, duplicate=keep, user=sales_member)
-    # Support still replies to the same phone.
-    assert Conversation.objects.get(number=numbers[1]).contact_id == shared.pk
-    assert Contact.objects.filter(pk__in=[keep.pk, shared.pk]).count() == 2
+@pytest.mark.django_db(transaction=True)
+def test_a_contact_another_worker_creates_meanwhile_is_the_one_resolved():
+    """The other worker's insert is not committed when this one looks, so this one inserts too, waits on the
+    unique wa_id, fails when the other commits, and reads the winner's row."""
+    inserted, winner = threading.Event(), {}
+
+    def other_worker() -> None:
+        try:
+            with transaction.atomic():
+                winner["contact"] = Contact.objects.create(wa_id="447700900461", phone="+447700900461")
+                inserted.set()
+                time.sleep(0.5)  # this worker's INSERT meets the uncommitted row meanwhile
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=other_worker)
+    worker.start()
+    assert inserted.wait(10)
+    with CaptureQueriesContext(connection) as queries:
+        [resolved] = resolve_contacts(senders=[Sender(wa_id="447700900461", user_id=None, profile_name="Amara")])
+    worker.join()
+    assert any(q["sql"].startswith("INSERT") for q in queries.captured_queries), "it lost the race to insert"
+    assert resolved.pk == winner["contact"].pk and resolved.profile_name == "Amara"
+    assert Contact.objects.get().profile_name == "Amara"
 
 
-def test_a_group_merge_is_all_or_nothing(numbers, sales_member, shared):
-    first, second = (ConversationFactory(number=numbers[0]).contact for _ in range(2))
-    with pytest.raises(ContactChangeForbidden):
-        merge_contact_group(contacts=[first, second, shared], user=sales_member)
-    assert Contact.objects.filter(pk__in=[first.pk, second.pk, shared.pk]).count() == 3
-    assert Conversation.objects.filter(contact__in=[first, second]).count() == 2
+def test_a_changed_number_moves_the_phone_with_it():
+    contact = ContactFactory(wa_id="447700900461", user_id="US.1")
+    change_contact_identity(contact=contact, new_wa_id="447700900999", new_user_id=None)
+    contact.refresh_from_db()
+    assert (contact.wa_id, contact.phone, contact.user_id) == ("447700900999", "+447700900999", "US.1")
 
 
-def test_members_of_every_number_and_the_system_may_merge(numbers, sales_member, shared):
-    numbers[1].members.add(sales_member)
-    keep = ConversationFactory(number=numbers[0]).contact
-    merge_contacts(keep=keep, duplicate=shared, user=sales_member)
-    assert Conversation.objects.get(number=numbers[1]).contact_id == keep.pk
-
-    # contacts_normalize passes no user: it merges whoever the phones say are one person.
-    again = ContactFactory()
-    ConversationFactory(number=BusinessNumberFactory(), contact=again)
-    merge_contacts(keep=keep, duplicate=again)
-    assert not Contact.objects.filter(pk=again.pk).exists()
+def test_an_identity_another_contact_holds_is_refused_and_nothing_changes():
+    contact, other = ContactFactory(user_id="US.1"), ContactFactory()
+    with pytest.raises(ContactIdentityConflict):
+        change_contact_identity(contact=contact, new_wa_id=other.wa_id, new_user_id="US.9")
+    contact.refresh_from_db()
+    assert contact.user_id == "US.1" and contact.wa_id != other.wa_id

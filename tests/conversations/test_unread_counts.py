@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from contacts.services import merge_contacts
 from conversations.models import Conversation, Direction, Message
 from conversations.selectors import conversation_list, unread_total
 from conversations.services import mark_conversation_read
+from conversations.services.contacts import merge_contacts
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ The contact with the most recent inbound message is kept. Idempotent. Examples::
 
 from django.core.management.base import BaseCommand
 
-from contacts.services import ContactMerge, normalize_contacts
+from conversations.services.contacts import ContactMerge, normalize_contacts
 from ops.progress import progress
 
 
