@@ -7,7 +7,7 @@ Seeded rows follow the models' columns (see tests/admin/test_admin_scale.py). Co
 from django.db import connection
 
 from conversations.models import BusinessNumber
-from webhooks.signatures import sign_body
+from sandbox.signing import sign_body
 from sandbox.simulation import envelope, message_change, to_wire
 
 NUMBER = {"phone_number_id": "900000000000001", "display_phone_number": "15550009999", "waba_id": "900000000000002"}

@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from webhooks.signatures import sign_body
+from sandbox.signing import sign_body
 
 logger = logging.getLogger("sandbox")
 

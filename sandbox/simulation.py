@@ -10,7 +10,7 @@ import secrets
 import time
 from typing import Any
 
-from webhooks.signatures import sign_body
+from sandbox.signing import sign_body
 
 SAMPLE_CONTENT: dict[str, dict[str, Any]] = {
     "text": {"text": {"body": "Hi! Is my order on its way? 🙂"}},

@@ -15,8 +15,8 @@ instructions``; callgrind, repeatable to about 1 %).
    says its length (without it gunicorn sends an HTTP/1.1 answer chunked, three writes instead of two).
    Under Daphne (the embedded ``make run``) the webhook takes the whole chain.
 2. ``insert_webhook_event``: the event's INSERT on psycopg's connection, not through the ORM's ``create`` and
-   Django's per-request connection health check (a ``SELECT 1`` per delivery): 2,077k -> 1,2xxk instructions
-   per webhook (-40 %). A connection found dead is replaced and the INSERT tried once more; that can store a
+   Django's per-request connection health check (a ``SELECT 1`` per delivery): 2,077k -> 1,279k instructions
+   per webhook (-38 %). A connection found dead is replaced and the INSERT tried once more; that can store a
    delivery twice if the first commit landed before the connection broke, which processing absorbs, as it
    does Meta's retries.
 """

@@ -123,19 +123,6 @@ class Delivery:
 STATUSES = ("sent", "delivered", "read", "played", "failed")
 
 
-def parse_json_body(raw_body: bytes) -> dict[str, Any]:
-    """The webhook's check of a body before it is stored: UTF-8 text holding a JSON object."""
-    try:
-        payload = json.loads(raw_body.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        # ValueError: bad UTF-8, bad JSON, or an integer past Python's 4,300 digits; RecursionError: nesting
-        # deeper than the parser's stack (a signed body is still only text we refuse).
-        raise PayloadError(f"body is not JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise PayloadError("body is not a JSON object")
-    return payload
-
-
 # JSON may escape characters PostgreSQL cannot store in text: NUL (\u0000) and lone UTF-16 surrogates
 # (half an emoji, from a client that cut a string). A cheap look at the raw text decides whether the
 # parsed strings need a closer look. Meta escapes every emoji as a surrogate pair, so most messages with one
@@ -219,20 +206,6 @@ def _storable(value: Any) -> Any:
 def storable_text(text: str) -> str:
     """``text`` as PostgreSQL can store it: NUL dropped, lone surrogates (half an emoji) U+FFFD."""
     return text.replace("\x00", "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def first_phone_number_id(payload: dict[str, Any]) -> str:
-    """The business number a delivery is addressed to (the first one), without parsing the rest: the
-    webhook view stores it beside the raw body for routing and the admin."""
-    for entry in _list(payload.get("entry")):
-        for change in _list(entry.get("changes") if isinstance(entry, dict) else None):
-            value = change.get("value") if isinstance(change, dict) else None
-            metadata = value.get("metadata") if isinstance(value, dict) else None
-            number_id = _text(metadata.get("phone_number_id")) if isinstance(metadata, dict) else ""
-            if number_id:
-                # Stored in a text column beside the body: no NUL, no half emoji (PostgreSQL would refuse the row).
-                return storable_text(number_id)[:64]
-    return ""
 
 
 def parse_delivery(payload: dict[str, Any]) -> Delivery:

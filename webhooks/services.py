@@ -19,7 +19,6 @@ from django.db import transaction
 from ops.logs import request_id_var
 from webhooks.fastpath import insert_webhook_event
 from webhooks.models import WebhookEvent, WebhookEventState
-from webhooks.payloads import first_phone_number_id
 from webhooks.selectors import purgeable_webhook_events
 
 logger = logging.getLogger(__name__)
@@ -43,6 +42,23 @@ def store_webhook_event(*, raw_body: bytes, payload: dict, signature: str) -> in
     event_id = insert_webhook_event(**fields) or WebhookEvent.objects.create(**fields).pk
     transaction.on_commit(request_drain)  # at once in autocommit: the row is durable before Meta hears 200
     return event_id
+
+
+def first_phone_number_id(payload: dict) -> str:
+    """The business number a delivery is addressed to (the first one), stored beside the raw body for the admin
+    and the health checks without parsing the rest. Meta's ids are digits: anything else is stored as none (the
+    drain routes by the parsed body, and PostgreSQL would refuse a NUL in the column)."""
+    entries = payload.get("entry")
+    for entry in entries if isinstance(entries, list) else ():
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        for change in changes if isinstance(changes, list) else ():
+            value = change.get("value") if isinstance(change, dict) else None
+            metadata = value.get("metadata") if isinstance(value, dict) else None
+            number_id = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+            if number_id:
+                number_id = str(number_id)
+                return number_id if number_id.isascii() and number_id.isdigit() and len(number_id) <= 64 else ""
+    return ""
 
 
 def drain_flag(slot: int) -> str:

@@ -91,7 +91,7 @@ def test_bad_signature_json_and_size_are_refused(stack, number):
     assert requests.post(url, data=b"{}", headers={"Content-Type": "application/json"}, timeout=10).status_code == 401
     from django.conf import settings
 
-    from webhooks.signatures import sign_body
+    from sandbox.signing import sign_body
 
     bad = b"{not json"
     headers = {"X-Hub-Signature-256": sign_body(raw_body=bad, app_secret=settings.META_APP_SECRET)}

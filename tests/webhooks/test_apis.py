@@ -13,7 +13,7 @@ from django.db import DatabaseError, connection
 from conversations.models import Message
 from tests.webhooks.test_payloads import FILES, PAYLOADS
 from webhooks.models import WebhookEvent, WebhookEventState
-from webhooks.signatures import sign_body
+from sandbox.signing import sign_body
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]

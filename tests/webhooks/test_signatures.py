@@ -1,4 +1,5 @@
-from webhooks.signatures import is_valid_handshake, is_valid_signature, sign_body
+from sandbox.signing import sign_body
+from webhooks.apis import is_valid_handshake, is_valid_signature
 
 
 def test_signature_is_over_the_raw_escaped_bytes():
