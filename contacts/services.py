@@ -64,12 +64,6 @@ def resolve_contacts(*, senders: list[Sender]) -> list[Contact]:
     return resolved
 
 
-def resolve_contact(*, wa_id: str | None, user_id: str | None, profile_name: str = "", username: str = "") -> Contact:
-    """``resolve_contacts`` for one sender."""
-    sender = Sender(wa_id=wa_id, user_id=user_id, profile_name=profile_name, username=username)
-    return resolve_contacts(senders=[sender])[0]
-
-
 def _create_contact(sender: Sender) -> Contact:
     """A new contact for a sender no contact had; the one another worker created meanwhile if it won."""
     for _attempt in range(3):

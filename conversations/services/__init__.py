@@ -15,19 +15,16 @@ from conversations.services.inbound import (
     apply_reaction,
     get_or_create_conversation,
     mark_conversation_read,
-    receive_inbound_message,
     receive_inbound_messages,
 )
-from conversations.services.statuses import record_status, record_statuses, register_sent_message
+from conversations.services.statuses import record_statuses, register_sent_message
 
 __all__ = [
     "InboundItem",
     "apply_reaction",
     "get_or_create_conversation",
     "mark_conversation_read",
-    "receive_inbound_message",
     "receive_inbound_messages",
-    "record_status",
     "record_statuses",
     "register_sent_message",
 ]

@@ -107,17 +107,6 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     return stored
 
 
-def receive_inbound_message(*, number: BusinessNumber, contact: Contact, message: InboundMessage) -> Message | None:
-    """``receive_inbound_messages`` for one message; ``None`` when this wamid is already stored (a redelivery)."""
-    try:
-        with transaction.atomic():
-            stored = receive_inbound_messages(items=[InboundItem(number=number, contact=contact, message=message)])
-    except IntegrityError:
-        # The unique wamid constraint: another delivery of this message won while this one was stored.
-        return None
-    return stored[0] if stored else None
-
-
 def _conversations_for(*, items: list[InboundItem]) -> dict[tuple[int, int], Conversation]:
     """The conversation of every (number, contact) in the batch, locked in id order, created if new."""
     wanted = {(item.number.pk, item.contact.pk): item for item in items}

@@ -272,7 +272,7 @@ def _handle_send_error(*, message: Message, error: GraphError) -> str:
 @transaction.atomic
 def mark_send_unconfirmed(*, message_id: int, claimed_before=None) -> bool:
     """The send may have reached Meta but no answer came back: ``unconfirmed`` until a status webhook
-    attaches the wamid (``record_status`` finds it by its idempotency key) or a person decides. Only a
+    attaches the wamid (``record_statuses`` finds it by its idempotency key) or a person decides. Only a
     message still without a wamid changes (a webhook may have been quicker); ``claimed_before`` limits it
     to a claim that old. Whether it changed."""
     message = (

@@ -67,11 +67,6 @@ def record_statuses(*, statuses: list[tuple[BusinessNumber, StatusUpdate]]) -> N
         publish_events(number_id=number_id, events=[(events.MESSAGE_STATUS_CHANGED, payload) for payload in payloads])
 
 
-def record_status(*, number: BusinessNumber, status: StatusUpdate) -> None:
-    """``record_statuses`` for one status update."""
-    record_statuses(statuses=[(number, status)])
-
-
 def _attach_to_unsent(status: StatusUpdate) -> bool:
     """Give the wamid to the outbound message whose idempotency key the status echoes, if one still awaits
     it; that also stops a retry from sending it again. Whether one did."""
