@@ -27,7 +27,8 @@ def found(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "text", ["amara", "OKAFOR", "amara.o", "+44 7700 900461", "07700 900461", "(0)7700-900461", "447700900461", "900461"]
+    "text",
+    ["amara", "OKAFOR", "amara.o", "+44 7700 900461", "07700 900461", "(0)7700-900461", "447700900461", "900461"],
 )
 def test_a_contact_is_found_by_name_username_or_phone_in_any_format(amara, others, text):
     assert found(text) == ["Amara Okafor"]
