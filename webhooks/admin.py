@@ -1,5 +1,6 @@
 """Admin for webhook events: state, errors, the raw payload (read-only) and a replay action. Staff who are not
 superusers see only the events addressed to their numbers; events for no known number, only superusers."""
+
 import json
 
 from django.contrib import admin, messages

@@ -5,6 +5,7 @@ missing, 403 wrong), then UTF-8 JSON (400); the raw event is stored in the reque
 asked for on commit (webhooks.services, webhooks.drain); 200 at once. Database down: 503 so Meta retries. Redis down:
 still 200, the event is stored and the periodic sweep has it processed.
 """
+
 import hashlib
 import hmac
 import json

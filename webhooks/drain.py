@@ -25,6 +25,7 @@ stored meanwhile), the round is applied again event by event, and a failing even
 savepoint: one bad item is recorded on its event (``item_errors``) and blocks nothing else. A single event
 (a replay, the demo seed) is a round of one.
 """
+
 import logging
 import time
 import traceback
@@ -41,6 +42,7 @@ from contacts.services import Sender, change_contact_identity, resolve_contacts
 from conversations.models import BusinessNumber
 from conversations.services import InboundItem, apply_reaction, receive_inbound_messages, record_statuses
 from ops.logs import log_context
+from webhooks import services
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import (
     Change,
@@ -52,7 +54,6 @@ from webhooks.payloads import (
     profile_for,
     storable_text,
 )
-from webhooks import services
 from webhooks.services import PROCESSED_FIELDS, drain_flag, flags
 
 logger = logging.getLogger(__name__)
@@ -275,7 +276,10 @@ def _read_change(*, read: _Delivery, number: BusinessNumber, change: Change) -> 
             read.item_errors.append({"path": path, "error": f"{type(exc).__name__}: {exc}"})
     for error in change.errors:
         read.item_errors.append(
-            {"path": f"{change.path}.errors", "error": f"Meta error {error.code}: {error.title} {error.details}".strip()}
+            {
+                "path": f"{change.path}.errors",
+                "error": f"Meta error {error.code}: {error.title} {error.details}".strip(),
+            }
         )
 
 
@@ -364,7 +368,10 @@ def _record_outcomes(deliveries: list[_Delivery]) -> None:
         )
     for event in {d.event for d in deliveries} - set(clean):
         WebhookEvent.objects.filter(pk=event.pk).update(
-            state=event.state, error=event.error, item_errors=event.item_errors, processed_at=event.processed_at,
+            state=event.state,
+            error=event.error,
+            item_errors=event.item_errors,
+            processed_at=event.processed_at,
             attempts=F("attempts") + 1,
         )
 

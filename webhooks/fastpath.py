@@ -20,6 +20,7 @@ instructions``; callgrind, repeatable to about 1 %).
    delivery twice if the first commit landed before the connection broke, which processing absorbs, as it
    does Meta's retries.
 """
+
 import logging
 
 from django.conf import settings
@@ -31,7 +32,6 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import get_resolver, reverse
 from django.utils.module_loading import import_string
-
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +79,15 @@ class InboxWSGIHandler(WSGIHandler):
         for middleware_path in reversed(settings.WEBHOOK_MIDDLEWARE):
             middleware = import_string(middleware_path)(handler)
             # Django calls these hooks from the chain it builds itself; this one is only nested calls.
-            hooks = [hook for hook in ("process_view", "process_exception", "process_template_response")
-                     if hasattr(middleware, hook)]
+            hooks = [
+                hook
+                for hook in ("process_view", "process_exception", "process_template_response")
+                if hasattr(middleware, hook)
+            ]
             if hooks:
                 raise ImproperlyConfigured(
-                    f"WEBHOOK_MIDDLEWARE: {middleware_path} has {', '.join(hooks)}, which the webhook's chain never calls"
+                    f"WEBHOOK_MIDDLEWARE: {middleware_path} has {', '.join(hooks)},"
+                    " which the webhook's chain never calls"
                 )
             handler = convert_exception_to_response(middleware)
         self._webhook_chain = handler

@@ -1,4 +1,5 @@
 """Every webhook delivery Meta made to us, stored raw before anything interprets it."""
+
 from functools import cached_property
 from typing import Any
 

@@ -7,6 +7,7 @@ can record it against the event and go on with the other items of the batch.
 
 Shapes: docs/meta.md §3 (Meta's webhook reference and OpenAPI ``WebhookPayload``).
 """
+
 from __future__ import annotations
 
 import json
@@ -341,61 +342,90 @@ _MEDIA_LABELS = {"image": "📷 Photo", "video": "🎥 Video", "sticker": "Stick
 
 def _body_and_preview(message_type: str, content: dict[str, Any], errors: tuple[MetaError, ...]) -> tuple[str, str]:
     """The message's own text (body) and one human line for the inbox (preview)."""
-    caption = _text(content.get("caption"))
-    if message_type == "text":
-        body = _text(content.get("body"))
-        return body, body
     if message_type in _MEDIA_LABELS:
-        label = _MEDIA_LABELS[message_type]
-        if message_type == "document" and (filename := _text(content.get("filename"))):
-            label = f"📄 {filename}"
-        return caption, f"{label}: {caption}" if caption else label
-    if message_type == "audio":
-        return "", "🎤 Voice message" if content.get("voice") else "🎵 Audio"
-    if message_type == "location":
-        name = _text(content.get("name")) or _text(content.get("address"))
-        return name, f"📍 {name}" if name else "📍 Location"
-    if message_type == "contacts":
-        names = [
-            _text(card["name"].get("formatted_name"))
-            for card in content["contacts"]
-            if isinstance(card.get("name"), dict)
-        ]
-        names = [n for n in names if n]
-        return "", "👤 " + (", ".join(names) if names else "Contact card")
-    if message_type == "interactive":
-        kind = _text(content.get("type"))
-        reply = content.get(kind) if isinstance(content.get(kind), dict) else {}
-        if kind in ("button_reply", "list_reply"):
-            title = _text(reply.get("title"))
-            return title, title or "Reply"
-        if kind == "nfm_reply":
-            body = _text(reply.get("body"))
-            return body, "📝 " + (body or _text(reply.get("name")) or "Form reply")
-        return "", "Interactive reply"
-    if message_type == "button":
-        text = _text(content.get("text")) or _text(content.get("payload"))
-        return text, text or "Button"
-    if message_type == "reaction":
-        emoji = _text(content.get("emoji"))
-        return emoji, f"Reacted {emoji}" if emoji else "Removed a reaction"
-    if message_type == "order":
-        items = [i for i in _list(content.get("product_items")) if isinstance(i, dict)]
-        count = sum(_bounded_int(i.get("quantity"), low=0, high=_MAX_QUANTITY) or 0 for i in items)
-        text = _text(content.get("text"))
-        return text, f"🛒 Order: {count} item{'s' if count != 1 else ''}"
-    if message_type == "system":
-        body = _text(content.get("body"))
-        return body, body or "System message"
-    if message_type == "request_welcome":
-        return "", "Opened the chat"
-    if message_type == "revoke":
-        return "", "Deleted a message"
+        return _media(message_type, content)
+    reader = _READERS.get(message_type)
+    if reader is not None:
+        return reader(content)
     # unsupported, unknown, and any type Meta adds later: kept, shown as a placeholder.
     inner = _text(content.get("type"))
     reason = errors[0].title if errors else ""
     label = f"Unsupported message ({inner})" if inner else "Unsupported message"
     return "", f"{label}: {reason}" if reason else label
+
+
+def _media(message_type: str, content: dict[str, Any]) -> tuple[str, str]:
+    caption = _text(content.get("caption"))
+    label = _MEDIA_LABELS[message_type]
+    if message_type == "document" and (filename := _text(content.get("filename"))):
+        label = f"📄 {filename}"
+    return caption, f"{label}: {caption}" if caption else label
+
+
+def _text_message(content: dict[str, Any]) -> tuple[str, str]:
+    body = _text(content.get("body"))
+    return body, body
+
+
+def _location(content: dict[str, Any]) -> tuple[str, str]:
+    name = _text(content.get("name")) or _text(content.get("address"))
+    return name, f"📍 {name}" if name else "📍 Location"
+
+
+def _contact_cards(content: dict[str, Any]) -> tuple[str, str]:
+    names = [
+        _text(card["name"].get("formatted_name")) for card in content["contacts"] if isinstance(card.get("name"), dict)
+    ]
+    names = [n for n in names if n]
+    return "", "👤 " + (", ".join(names) if names else "Contact card")
+
+
+def _interactive(content: dict[str, Any]) -> tuple[str, str]:
+    kind = _text(content.get("type"))
+    reply = content.get(kind) if isinstance(content.get(kind), dict) else {}
+    if kind in ("button_reply", "list_reply"):
+        title = _text(reply.get("title"))
+        return title, title or "Reply"
+    if kind == "nfm_reply":
+        body = _text(reply.get("body"))
+        return body, "📝 " + (body or _text(reply.get("name")) or "Form reply")
+    return "", "Interactive reply"
+
+
+def _button(content: dict[str, Any]) -> tuple[str, str]:
+    text = _text(content.get("text")) or _text(content.get("payload"))
+    return text, text or "Button"
+
+
+def _reaction(content: dict[str, Any]) -> tuple[str, str]:
+    emoji = _text(content.get("emoji"))
+    return emoji, f"Reacted {emoji}" if emoji else "Removed a reaction"
+
+
+def _order(content: dict[str, Any]) -> tuple[str, str]:
+    items = [i for i in _list(content.get("product_items")) if isinstance(i, dict)]
+    count = sum(_bounded_int(i.get("quantity"), low=0, high=_MAX_QUANTITY) or 0 for i in items)
+    return _text(content.get("text")), f"🛒 Order: {count} item{'s' if count != 1 else ''}"
+
+
+def _system(content: dict[str, Any]) -> tuple[str, str]:
+    body = _text(content.get("body"))
+    return body, body or "System message"
+
+
+_READERS = {
+    "text": _text_message,
+    "audio": lambda content: ("", "🎤 Voice message" if content.get("voice") else "🎵 Audio"),
+    "location": _location,
+    "contacts": _contact_cards,
+    "interactive": _interactive,
+    "button": _button,
+    "reaction": _reaction,
+    "order": _order,
+    "system": _system,
+    "request_welcome": lambda _content: ("", "Opened the chat"),
+    "revoke": lambda _content: ("", "Deleted a message"),
+}
 
 
 # --- Small readers ----------------------------------------------------------------------------------

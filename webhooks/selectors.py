@@ -1,4 +1,5 @@
 """Reads of the stored deliveries that commands, the admin and the probes share."""
+
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,7 +76,7 @@ def count_webhook_events_by_state(*, since: datetime | None = None) -> dict[str,
     events = WebhookEvent.objects.all()
     if since is not None:
         events = events.filter(received_at__gte=since)
-    counts = {state: 0 for state in WebhookEventState.values}
+    counts = dict.fromkeys(WebhookEventState.values, 0)
     for row in events.values("state").annotate(count=Count("pk")).order_by():
         counts[row["state"]] = row["count"]
     return counts
@@ -85,5 +86,3 @@ def count_purgeable_webhook_events(*, before: datetime, include_failed: bool = F
     """How many events ``purge_webhook_events`` would delete, per state."""
     rows = purgeable_webhook_events(before=before, include_failed=include_failed).values("state")
     return {row["state"]: row["count"] for row in rows.annotate(count=Count("pk")).order_by("state")}
-
-

@@ -4,6 +4,7 @@ and purging stored events.
 A delivery is stored before anything interprets it (Meta has no API to fetch a lost webhook), then applied
 by a drain (``webhooks/drain.py``, which describes how no stored event is ever stranded).
 """
+
 import logging
 import os
 from collections.abc import Callable
@@ -163,9 +164,11 @@ def purge_webhook_events(
             if not ids:
                 return deleted_total
             # The state is checked again in the DELETE: an event replayed (set pending) meanwhile stays.
-            deleted, _by_model = WebhookEvent.objects.filter(pk__in=ids, received_at__lt=before).exclude(
-                state=WebhookEventState.PENDING
-            ).delete()
+            deleted, _by_model = (
+                WebhookEvent.objects.filter(pk__in=ids, received_at__lt=before)
+                .exclude(state=WebhookEventState.PENDING)
+                .delete()
+            )
         deleted_total += deleted
         if on_batch is not None:
             on_batch(deleted)

@@ -1,4 +1,5 @@
 """Celery tasks for webhook events: each calls one function of the drain."""
+
 from celery import shared_task
 
 from webhooks import drain

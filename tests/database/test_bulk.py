@@ -1,6 +1,6 @@
 """The database's fast path: the ``any`` lookup (IN as one array) and the drains' many-row statements
 (``insert_rows``, ``update_rows``), which must store exactly what the ORM would."""
-import re
+
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,14 +10,24 @@ from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils.translation import gettext_lazy
 
-from database.bulk import insert_rows, update_rows
 from contacts.models import Contact
 from conversations.models import Conversation, Direction, Message, MessageStatusEvent
+from database.bulk import insert_rows, update_rows
 from realtime.models import Event
 from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory
 
-TRICKY = ["plain", 'with "quotes"', "back\\slash", '\\"both\\"', "", "comma, {braces}", "NULL", None, "emoji \U0001f642",
-          '{"json": "doc \\"quoted\\" \\\\ here"}']
+TRICKY = [
+    "plain",
+    'with "quotes"',
+    "back\\slash",
+    '\\"both\\"',
+    "",
+    "comma, {braces}",
+    "NULL",
+    None,
+    "emoji \U0001f642",
+    '{"json": "doc \\"quoted\\" \\\\ here"}',
+]
 
 
 @pytest.mark.django_db
@@ -48,8 +58,11 @@ def conversations():
 @pytest.mark.django_db
 def test_any_finds_what_in_finds(conversations):
     wanted = [conversations[2].contact.wa_id, conversations[0].contact.wa_id, "nobody", None]
-    assert set(Contact.objects.filter(wa_id__any=wanted)) == set(Contact.objects.filter(wa_id__in=wanted)) == {
-        conversations[2].contact, conversations[0].contact}
+    assert (
+        set(Contact.objects.filter(wa_id__any=wanted))
+        == set(Contact.objects.filter(wa_id__in=wanted))
+        == {conversations[2].contact, conversations[0].contact}
+    )
     # On a foreign key, with ids or objects, and on the primary key.
     ids = {conversations[1].contact_id, conversations[3].contact_id}
     assert set(Conversation.objects.filter(contact_id__any=ids)) == {conversations[1], conversations[3]}
@@ -86,18 +99,47 @@ def test_any_is_one_statement_text_whatever_the_number_of_values():
 # --- insert_rows and update_rows -----------------------------------------------------------------------------
 
 # Every field as the database gives it back (what bulk_create would have stored).
-STORED = ["conversation_id", "wamid", "direction", "type", "body", "preview", "content", "context", "reply_to_wamid",
-          "timestamp", "status", "status_at", "error_code", "error_title", "sent_by_id", "idempotency_key",
-          "send_attempts", "send_claimed_at"]
+STORED = [
+    "conversation_id",
+    "wamid",
+    "direction",
+    "type",
+    "body",
+    "preview",
+    "content",
+    "context",
+    "reply_to_wamid",
+    "timestamp",
+    "status",
+    "status_at",
+    "error_code",
+    "error_title",
+    "sent_by_id",
+    "idempotency_key",
+    "send_attempts",
+    "send_claimed_at",
+]
 
 
 def _messages(conversation, tag: str) -> list[Message]:
     at = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
     return [
-        Message(conversation=conversation, wamid=f"wamid.{tag}{n}", direction="in", type="text", body=text or "",
-                preview=(text or "")[:10], content={"text": {"body": text}, "n": n}, context={} if n % 2 else {"id": "x"},
-                timestamp=at + timedelta(seconds=n), status="received", error_code=None if n % 2 else 131051,
-                error_title="", send_attempts=n, idempotency_key=uuid.uuid4() if n == 3 else None)
+        Message(
+            conversation=conversation,
+            wamid=f"wamid.{tag}{n}",
+            direction="in",
+            type="text",
+            body=text or "",
+            preview=(text or "")[:10],
+            content={"text": {"body": text}, "n": n},
+            context={} if n % 2 else {"id": "x"},
+            timestamp=at + timedelta(seconds=n),
+            status="received",
+            error_code=None if n % 2 else 131051,
+            error_title="",
+            send_attempts=n,
+            idempotency_key=uuid.uuid4() if n == 3 else None,
+        )
         for n, text in enumerate(value for value in TRICKY if value is not None)
     ]
 
@@ -131,8 +173,16 @@ def test_insert_rows_stores_what_bulk_create_stores_in_one_statement_and_sets_th
 def test_insert_rows_prepares_a_value_of_another_type_as_django_would():
     conversation = ConversationFactory()
     # A lazy translation psycopg cannot send, a choices member, a number in a text column, text in a number's.
-    row = Message(conversation=conversation, wamid="wamid.typed", direction=Direction.INBOUND, type=gettext_lazy("text"),
-                  preview=12.5, timestamp=datetime(2026, 11, 27, tzinfo=UTC), status="received", error_code="131051")
+    row = Message(
+        conversation=conversation,
+        wamid="wamid.typed",
+        direction=Direction.INBOUND,
+        type=gettext_lazy("text"),
+        preview=12.5,
+        timestamp=datetime(2026, 11, 27, tzinfo=UTC),
+        status="received",
+        error_code="131051",
+    )
     insert_rows(objects=[row])
     stored = Message.objects.get(pk=row.pk)
     assert (stored.direction, stored.type, stored.preview, stored.error_code) == ("in", "text", "12.5", 131051)
@@ -149,8 +199,18 @@ def test_insert_rows_takes_a_related_row_saved_after_it_was_assigned_and_refuses
     assert Message.objects.get(pk=row.pk).conversation_id == later.pk
     unsaved = Conversation(number=existing.number, contact=ContactFactory(), last_message_at=at)
     with pytest.raises(ValueError, match="unsaved related object"):
-        insert_rows(objects=[Message(conversation=unsaved, wamid="wamid.lost", direction="in", type="text",
-                                     timestamp=at, status="received")])
+        insert_rows(
+            objects=[
+                Message(
+                    conversation=unsaved,
+                    wamid="wamid.lost",
+                    direction="in",
+                    type="text",
+                    timestamp=at,
+                    status="received",
+                )
+            ]
+        )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -162,8 +222,10 @@ def test_insert_rows_raises_djangos_integrity_error_and_skips_conflicts_when_ask
         insert_rows(objects=_messages(conversation, "first")[:2])
     assert Message.objects.filter(wamid__startswith="wamid.first").count() == 1
     at = datetime(2026, 11, 27, tzinfo=UTC)
-    statuses = [MessageStatusEvent(wamid=f"wamid.s{n % 2}", status="delivered", timestamp=at, number=conversation.number)
-                for n in range(3)]
+    statuses = [
+        MessageStatusEvent(wamid=f"wamid.s{n % 2}", status="delivered", timestamp=at, number=conversation.number)
+        for n in range(3)
+    ]
     insert_rows(objects=statuses, ignore_conflicts=True)
     assert sorted(MessageStatusEvent.objects.values_list("wamid", flat=True)) == ["wamid.s0", "wamid.s1"]
     assert all(status.received_at for status in statuses)
@@ -183,4 +245,7 @@ def test_update_rows_writes_each_rows_own_values():
     for n, conversation in enumerate(conversations):
         conversation.refresh_from_db()
         assert (conversation.last_message_at, conversation.last_message_preview, conversation.last_inbound_at) == (
-            at + timedelta(minutes=n), TRICKY[n + 1], None if n == 1 else at)
+            at + timedelta(minutes=n),
+            TRICKY[n + 1],
+            None if n == 1 else at,
+        )

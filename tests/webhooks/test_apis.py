@@ -1,19 +1,19 @@
 """The webhook endpoint as Meta and an attacker see it (in-process; the cross-process path is in tests/e2e)."""
+
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 
 from conversations.models import Message
+from sandbox.signing import sign_body
 from tests.webhooks.test_payloads import FILES, PAYLOADS
 from webhooks.models import WebhookEvent, WebhookEventState
-from sandbox.signing import sign_body
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,10 @@ def test_a_signature_with_trailing_blanks_is_stored_without_them(client, number)
     body = (PAYLOADS / "message_text.json").read_bytes()
     signature = sign_body(raw_body=body, app_secret=settings.META_APP_SECRET)
     response = client.post(
-        "/api/webhook", data=body, content_type="application/json", headers={"X-Hub-Signature-256": signature + " " * 60}
+        "/api/webhook",
+        data=body,
+        content_type="application/json",
+        headers={"X-Hub-Signature-256": signature + " " * 60},
     )
     assert response.status_code == 200
     assert WebhookEvent.objects.get().signature == signature
@@ -153,8 +156,12 @@ def test_text_with_nul_and_half_an_emoji_is_stored_and_shown_cleaned(post_webhoo
 def test_a_delivery_is_stored_and_processed_in_the_embedded_mode_too(tmp_path):
     """`make run` without PostgreSQL: the webhook stores through the ORM on SQLite and processes in-process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "DJANGO_", "META_"))}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings.base", DJANGO_READ_DOT_ENV_FILE="0", PYTHONPATH=str(ROOT),
-               META_APP_SECRET="embedded-secret")
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        DJANGO_READ_DOT_ENV_FILE="0",
+        PYTHONPATH=str(ROOT),
+        META_APP_SECRET="embedded-secret",
+    )
     code = f"""
 import django, json
 from django.conf import settings
@@ -177,7 +184,9 @@ event = WebhookEvent.objects.get()
 print(response.status_code, response.json()["event_id"] == event.pk, event.state, event.phone_number_id == number_id,
       Message.objects.count())
 """
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-5:] == ["200", "True", "processed", "True", "1"]
 

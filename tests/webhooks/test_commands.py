@@ -4,6 +4,7 @@ The subprocess runs ``config.settings.base`` with no ``REDIS_URL`` (so Celery is
 replay tests, the pytest-django test database: those tests are transactional, so what they store is
 committed and visible to the other process.
 """
+
 import hashlib
 import hmac
 import json
@@ -21,12 +22,12 @@ import pytest
 from django.db import connection
 
 from conversations.models import Message
+from sandbox.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, signed_request
 from tests.factories import BusinessNumberFactory
+from webhooks.drain import process_webhook_event
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import parse_delivery, parse_message
-from webhooks.drain import process_webhook_event
 from webhooks.services import store_webhook_event
-from sandbox.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, signed_request
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "simulator-test-secret"

@@ -1,5 +1,6 @@
 """A drain's round over a backlog: status-only deliveries applied together, everything else one by one,
 with the same outcome as applying each delivery on its own."""
+
 import json
 import uuid
 
@@ -7,10 +8,10 @@ import pytest
 
 from conversations.models import Message, MessageStatus, MessageStatusEvent
 from realtime.models import Event
-from tests.factories import ConversationFactory, OutboundMessageFactory
-from webhooks import drain, services
-from webhooks.models import WebhookEvent, WebhookEventState
 from sandbox.simulation import envelope, message_change, new_wamid, status_change
+from tests.factories import ConversationFactory, OutboundMessageFactory
+from webhooks import drain
+from webhooks.models import WebhookEvent, WebhookEventState
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,10 @@ def status(message: Message, value: str, ts: int, **kwargs) -> dict:
 @pytest.fixture
 def sent(number):
     conversation = ConversationFactory(number=number, contact__wa_id=CUSTOMER)
-    return [OutboundMessageFactory(conversation=conversation, wamid=new_wamid(), status=MessageStatus.SENT) for _ in range(3)]
+    return [
+        OutboundMessageFactory(conversation=conversation, wamid=new_wamid(), status=MessageStatus.SENT)
+        for _ in range(3)
+    ]
 
 
 def test_a_backlog_of_statuses_ends_each_message_at_its_best_status_with_one_event_each(sent):
@@ -45,11 +49,17 @@ def test_a_backlog_of_statuses_ends_each_message_at_its_best_status_with_one_eve
     ]
     assert drain.process_pending_webhook_events(limit=100) == 5
 
-    assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {WebhookEventState.PROCESSED}
+    assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {
+        WebhookEventState.PROCESSED
+    }
     assert MessageStatusEvent.objects.count() == 6
     by_pk = {m.pk: m for m in Message.objects.all()}
     assert (by_pk[first.pk].status, by_pk[second.pk].status) == ("read", "read")
-    assert (by_pk[third.pk].status, by_pk[third.pk].error_code, by_pk[third.pk].error_title) == ("failed", 131047, "Re-engagement message")
+    assert (by_pk[third.pk].status, by_pk[third.pk].error_code, by_pk[third.pk].error_title) == (
+        "failed",
+        131047,
+        "Re-engagement message",
+    )
     assert Event.objects.filter(type="message.status_changed").count() == 3  # one per message that moved
     pushed = {e.payload["message_id"]: e.payload for e in Event.objects.filter(type="message.status_changed")}
     assert {pk: p["status"] for pk, p in pushed.items()} == {first.pk: "read", second.pk: "read", third.pk: "failed"}
@@ -64,9 +74,13 @@ def test_statuses_and_messages_mixed_in_a_backlog_are_all_applied(sent):
         pending(status(sent[1], "read", 1767262000)),
     ]
     assert drain.process_pending_webhook_events(limit=100) == 3
-    assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {WebhookEventState.PROCESSED}
+    assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {
+        WebhookEventState.PROCESSED
+    }
     assert Message.objects.get(wamid=inbound_wamid).body == "Thanks!"
-    assert list(Message.objects.filter(pk__in=[sent[0].pk, sent[1].pk]).order_by("pk").values_list("status", flat=True)) == ["delivered", "read"]
+    assert list(
+        Message.objects.filter(pk__in=[sent[0].pk, sent[1].pk]).order_by("pk").values_list("status", flat=True)
+    ) == ["delivered", "read"]
 
 
 def test_a_status_that_arrives_before_our_send_response_is_matched_by_our_idempotency_key(sent, number):
@@ -108,17 +122,25 @@ def test_an_item_that_breaks_the_round_is_pinned_on_its_event_and_the_rest_is_ap
     bad.refresh_from_db()
     assert (good.state, good.item_errors) == (WebhookEventState.PROCESSED, [])
     assert bad.state == WebhookEventState.PROCESSED
-    assert bad.item_errors == [{"path": "entry[0].changes[0].statuses[0]", "error": "RuntimeError: a bug only a read status meets"}]
-    assert list(Message.objects.filter(pk__in=[sent[0].pk, sent[1].pk]).order_by("pk").values_list("status", flat=True)) == ["delivered", "sent"]
+    assert bad.item_errors == [
+        {"path": "entry[0].changes[0].statuses[0]", "error": "RuntimeError: a bug only a read status meets"}
+    ]
+    assert list(
+        Message.objects.filter(pk__in=[sent[0].pk, sent[1].pk]).order_by("pk").values_list("status", flat=True)
+    ) == ["delivered", "sent"]
 
 
 def test_a_body_the_drain_cannot_read_fails_alone_and_the_rest_of_the_round_is_applied(sent, number):
     # Nested deeper than any parser's stack: the webhook answers such a body 400 now, but a row stored by an
     # older release (or one put back by hand) must not stop every drain at the same place, oldest first.
     before = pending(status(sent[0], "read", 1767262000))
-    unreadable = WebhookEvent.objects.create(raw_body='{"entry": ' + "[" * 100_000 + "]" * 100_000 + "}", phone_number_id=NUMBER["phone_number_id"])
+    unreadable = WebhookEvent.objects.create(
+        raw_body='{"entry": ' + "[" * 100_000 + "]" * 100_000 + "}", phone_number_id=NUMBER["phone_number_id"]
+    )
     inbound_wamid = new_wamid()
-    after = pending(message_change(**NUMBER, wa_id=CUSTOMER, wamid=inbound_wamid, content={"text": {"body": "still here"}}))
+    after = pending(
+        message_change(**NUMBER, wa_id=CUSTOMER, wamid=inbound_wamid, content={"text": {"body": "still here"}})
+    )
     assert drain.process_pending_webhook_events(limit=100) == 3
     unreadable.refresh_from_db()
     assert unreadable.state == WebhookEventState.FAILED and unreadable.error.startswith("RecursionError")
@@ -128,7 +150,9 @@ def test_a_body_the_drain_cannot_read_fails_alone_and_the_rest_of_the_round_is_a
 
 
 def test_statuses_for_an_unknown_number_are_unroutable_not_batched(sent):
-    change = status_change(phone_number_id="999", display_phone_number="1555", wamid=sent[0].wamid, status="read", recipient_wa_id=CUSTOMER)
+    change = status_change(
+        phone_number_id="999", display_phone_number="1555", wamid=sent[0].wamid, status="read", recipient_wa_id=CUSTOMER
+    )
     event = pending(change)
     assert drain.process_pending_webhook_events(limit=100) == 1
     event.refresh_from_db()
@@ -140,7 +164,9 @@ def test_statuses_for_an_unknown_number_are_unroutable_not_batched(sent):
 
 
 def text(wa_id: str, body: str, ts: int, *, wamid: str | None = None, name: str = "Amara Okafor") -> dict:
-    return message_change(**NUMBER, wa_id=wa_id, wamid=wamid or new_wamid(), timestamp=ts, name=name, content={"text": {"body": body}})
+    return message_change(
+        **NUMBER, wa_id=wa_id, wamid=wamid or new_wamid(), timestamp=ts, name=name, content={"text": {"body": body}}
+    )
 
 
 def test_a_backlog_of_customer_messages_is_stored_once_each_with_one_update_per_conversation(number):
@@ -157,7 +183,9 @@ def test_a_backlog_of_customer_messages_is_stored_once_each_with_one_update_per_
     ]
     assert drain.process_pending_webhook_events(limit=100) == 4
 
-    assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {WebhookEventState.PROCESSED}
+    assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {
+        WebhookEventState.PROCESSED
+    }
     assert Message.objects.filter(wamid=redelivered).count() == 1
     existing.refresh_from_db()
     assert existing.last_message_preview == "newest"  # the late, older message did not move it back
@@ -196,15 +224,22 @@ def test_a_wamid_stored_by_another_worker_meanwhile_sends_the_round_event_by_eve
     events = [pending(text(CUSTOMER, f"message {n}", 1767262000 + n)) for n in range(3)]
     assert drain.process_pending_webhook_events(limit=100) == 3
     assert calls == [3, 1, 1, 1]  # the round, then each event alone
-    assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {WebhookEventState.PROCESSED}
+    assert {e.state for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {
+        WebhookEventState.PROCESSED
+    }
     assert Message.objects.filter(direction="in").count() == 3
 
 
 def test_reactions_and_number_changes_join_the_round(number):
     target = new_wamid()
     pending(text(CUSTOMER, "photo of my order", 1767262000, wamid=target))
-    reaction = message_change(**NUMBER, wa_id=CUSTOMER, message_type="reaction", timestamp=1767262100,
-                              content={"reaction": {"message_id": target, "emoji": "\U0001f44d"}})
+    reaction = message_change(
+        **NUMBER,
+        wa_id=CUSTOMER,
+        message_type="reaction",
+        timestamp=1767262100,
+        content={"reaction": {"message_id": target, "emoji": "\U0001f44d"}},
+    )
     pending(reaction)
     assert drain.process_pending_webhook_events(limit=100) == 2
     message = Message.objects.get(wamid=target)

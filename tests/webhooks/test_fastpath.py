@@ -1,27 +1,39 @@
 """The WSGI handler gunicorn serves (webhooks.fastpath): Meta's webhook POSTs take their own short middleware
 chain, everything else Django's whole one. The ``client`` fixture serves requests with this handler."""
+
 import logging
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
+from sandbox.simulation import envelope, message_change, signed_request
 from webhooks.fastpath import InboxWSGIHandler
 from webhooks.models import WebhookEvent
-from sandbox.simulation import envelope, message_change, signed_request
 
 
 def signed_delivery() -> tuple[bytes, str]:
-    payload = envelope(waba_id="318273645502211", changes=[message_change(
-        phone_number_id="427715309981234", display_phone_number="15557730142", wa_id="2348030000001",
-    )])
+    payload = envelope(
+        waba_id="318273645502211",
+        changes=[
+            message_change(
+                phone_number_id="427715309981234",
+                display_phone_number="15557730142",
+                wa_id="2348030000001",
+            )
+        ],
+    )
     body, headers = signed_request(payload, app_secret=django_settings.META_APP_SECRET)
     return body, headers["X-Hub-Signature-256"]
 
 
 def post(client, body: bytes, signature: str, **headers):
-    return client.post("/api/webhook", data=body, content_type="application/json",
-                       headers={"X-Hub-Signature-256": signature, **headers})
+    return client.post(
+        "/api/webhook",
+        data=body,
+        content_type="application/json",
+        headers={"X-Hub-Signature-256": signature, **headers},
+    )
 
 
 @pytest.mark.django_db
@@ -98,7 +110,10 @@ def test_a_webhook_middleware_with_hooks_the_short_chain_never_calls_is_refused(
 @pytest.mark.django_db
 def test_every_answer_to_a_delivery_says_its_length(client, number):
     body, signature = signed_delivery()
-    for response in (post(client, body, "sha256=" + "0" * 64), post(client, b"{not json", signature),
-                     post(client, body, signature, Host="webhooks.attacker.example")):
+    for response in (
+        post(client, body, "sha256=" + "0" * 64),
+        post(client, b"{not json", signature),
+        post(client, body, signature, Host="webhooks.attacker.example"),
+    ):
         assert response.status_code in (400, 403)
         assert response["Content-Length"] == str(len(response.content))

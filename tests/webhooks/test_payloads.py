@@ -1,5 +1,6 @@
 """Every sample delivery in tests/webhooks/payloads (Meta's documented shapes) parses, and posting it stores what a
 user would see."""
+
 import json
 import random
 from pathlib import Path
@@ -130,8 +131,23 @@ def random_texts(fragments: list[str], *, seed: int, count: int = 3000):
 def test_the_quick_look_at_the_raw_text_never_skips_a_string_that_needs_repair():
     # Random bodies of escapes, whole pairs, halves, NULs and escaped backslashes: the result is always what
     # re-encoding every parsed string (the slow, sure check) gives.
-    fragments = ["a", " ", "\\ud83d\\ude42", "\\uD83D\\uDE42", "\\ud83d", "\\ude42", "\\udbff", "\\udc00", "\\u0000",
-                 "\\\\", "\\\\u0000", "\\\\ud83d", '\\"', "\\u00e9", "\\n"]
+    fragments = [
+        "a",
+        " ",
+        "\\ud83d\\ude42",
+        "\\uD83D\\uDE42",
+        "\\ud83d",
+        "\\ude42",
+        "\\udbff",
+        "\\udc00",
+        "\\u0000",
+        "\\\\",
+        "\\\\u0000",
+        "\\\\ud83d",
+        '\\"',
+        "\\u00e9",
+        "\\n",
+    ]
     for text in random_texts(fragments, seed=7):
         raw = f'{{"body": "{text}", "k{text}": 1}}'
         parsed = json.loads(raw)
@@ -143,8 +159,27 @@ def test_without_an_escaped_backslash_the_quick_look_is_exact():
     # Where no backslash is escaped, every backslash-u is an escape, and the quick look says "may be unstorable"
     # for exactly the bodies that hold a NUL or half a pair: a whole pair, or any other escape, costs no
     # re-encoding. (A look that flagged too much would still pass the test above, only slower.)
-    fragments = ["a", "u", "D8", " ", "\\ud83d\\ude42", "\\uD83D\\uDE42", "\\ud83d", "\\ude42", "\\udbff", "\\udc00",
-                 "\\uDBFF\\uDFFF", "\\udfff", "\\uDC00", "\\u0000", "\\u00e9", "\\ud7ff", "\\ue000", '\\"', "\\n"]
+    fragments = [
+        "a",
+        "u",
+        "D8",
+        " ",
+        "\\ud83d\\ude42",
+        "\\uD83D\\uDE42",
+        "\\ud83d",
+        "\\ude42",
+        "\\udbff",
+        "\\udc00",
+        "\\uDBFF\\uDFFF",
+        "\\udfff",
+        "\\uDC00",
+        "\\u0000",
+        "\\u00e9",
+        "\\ud7ff",
+        "\\ue000",
+        '\\"',
+        "\\n",
+    ]
     flagged = 0
     for text in random_texts(fragments, seed=11):
         raw = f'{{"body": "{text}"}}'
@@ -170,7 +205,14 @@ def test_nan_infinity_and_floats_past_the_range_read_as_null():
 
 
 def text_message(**fields) -> dict:
-    return {"id": "wamid.X", "from": "447700900461", "timestamp": "1767261800", "type": "text", "text": {"body": "hi"}, **fields}
+    return {
+        "id": "wamid.X",
+        "from": "447700900461",
+        "timestamp": "1767261800",
+        "type": "text",
+        "text": {"body": "hi"},
+        **fields,
+    }
 
 
 @pytest.mark.parametrize(
@@ -199,7 +241,10 @@ def test_a_sender_without_ascii_digits_is_no_sender(sender):
         parse_message(text_message(**{"from": sender}))
 
 
-@pytest.mark.parametrize(("sender", "wa_id"), [("+44 7700 900461", "447700900461"), ("44²7700900461", "447700900461"), (447700900461, "447700900461")])
+@pytest.mark.parametrize(
+    ("sender", "wa_id"),
+    [("+44 7700 900461", "447700900461"), ("44²7700900461", "447700900461"), (447700900461, "447700900461")],
+)
 def test_a_sender_keeps_only_its_ascii_digits(sender, wa_id):
     assert parse_message(text_message(**{"from": sender})).sender.wa_id == wa_id
 
@@ -210,25 +255,61 @@ def test_a_sender_keeps_only_its_ascii_digits(sender, wa_id):
      pytest.param(10**4000, None, id="4001-digits"), (float("nan"), None), (True, None), ([131047], None)],
 )  # fmt: skip
 def test_meta_error_codes_are_read_only_as_32_bit_numbers(code, expected):
-    status = parse_status({"id": "wamid.X", "status": "failed", "timestamp": "1767261800", "recipient_id": "1555",
-                           "errors": [{"code": code, "title": ["not", "text"], "message": "Re-engagement message"}]})
+    status = parse_status(
+        {
+            "id": "wamid.X",
+            "status": "failed",
+            "timestamp": "1767261800",
+            "recipient_id": "1555",
+            "errors": [{"code": code, "title": ["not", "text"], "message": "Re-engagement message"}],
+        }
+    )
     assert (status.first_error.code, status.first_error.title) == (expected, "Re-engagement message")
 
 
 def test_an_order_counts_only_the_quantities_it_can_read():
-    order = {"product_items": [{"quantity": 2}, {"quantity": "1"}, {"quantity": "²"}, {"quantity": float("inf")},
-                               {"quantity": [3]}, {"quantity": 10**4000}, {"quantity": None}, "not an item"]}
+    order = {
+        "product_items": [
+            {"quantity": 2},
+            {"quantity": "1"},
+            {"quantity": "²"},
+            {"quantity": float("inf")},
+            {"quantity": [3]},
+            {"quantity": 10**4000},
+            {"quantity": None},
+            "not an item",
+        ]
+    }
     assert parse_message(text_message(type="order", order=order)).preview == "🛒 Order: 3 items"
 
 
 def test_text_fields_of_the_wrong_type_read_as_empty_not_as_their_repr():
     change = parse_delivery(
-        {"entry": [{"id": ["318273645502211"], "changes": [{"field": "messages", "value": {
-            "metadata": {"phone_number_id": {"id": "427715309981234"}, "display_phone_number": 15557730142},
-            "contacts": [{"wa_id": {"a": 1}, "profile": {"name": [["x"] * 3] * 3, "username": True}}],
-        }}]}]}  # fmt: skip
+        {
+            "entry": [
+                {
+                    "id": ["318273645502211"],
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "metadata": {
+                                    "phone_number_id": {"id": "427715309981234"},
+                                    "display_phone_number": 15557730142,
+                                },
+                                "contacts": [
+                                    {"wa_id": {"a": 1}, "profile": {"name": [["x"] * 3] * 3, "username": True}}
+                                ],
+                            },
+                        }
+                    ],
+                }
+            ]
+        }
     ).changes[0]
     assert (change.waba_id, change.phone_number_id, change.display_phone_number) == ("", "", "15557730142")
     assert change.contacts[0] == payloads.SenderProfile(wa_id=None, user_id=None, name="", username="")
-    message = parse_message(text_message(type="document", document={"filename": {"deep": [1]}, "caption": 7}, context={"id": []}))
+    message = parse_message(
+        text_message(type="document", document={"filename": {"deep": [1]}, "caption": 7}, context={"id": []})
+    )
     assert (message.preview, message.body, message.reply_to_wamid) == ("📄 Document: 7", "7", "")

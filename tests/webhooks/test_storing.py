@@ -3,6 +3,7 @@
 On PostgreSQL in autocommit it is one statement on psycopg's connection (webhooks/fastpath.py): these pin down
 that it still behaves as an ORM insert would (columns, transactions, errors).
 """
+
 import json
 
 import pytest
@@ -36,7 +37,13 @@ def test_each_delivery_is_one_pending_row_with_every_column_as_the_model_expects
     event = WebhookEvent.objects.get(pk=second)
     assert event.raw_body == BODY.decode().replace("Hello", "Héllo 👋")
     assert (event.signature, event.request_id, event.state, event.attempts, event.error, event.item_errors) == (
-        SIGNATURE, "req-42", WebhookEventState.PENDING, 0, "", [])
+        SIGNATURE,
+        "req-42",
+        WebhookEventState.PENDING,
+        0,
+        "",
+        [],
+    )
     assert event.phone_number_id == json.loads(BODY)["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]
     assert event.received_at is not None and event.processed_at is None
 
@@ -46,11 +53,16 @@ def test_each_delivery_is_one_pending_row_with_every_column_as_the_model_expects
 def test_a_delivery_stored_inside_a_transaction_is_undone_with_it(read_first):
     # psycopg begins a transaction with its own first statement; one sent around it would have committed alone.
     store()  # one stored outside any transaction first (the prepared statement exists on the connection)
-    with pytest.raises(RuntimeError), transaction.atomic():
-        if read_first:
-            assert WebhookEvent.objects.count() == 1
-        store()
-        raise RuntimeError("rolled back")
+
+    def store_then_fail() -> None:
+        with transaction.atomic():
+            if read_first:
+                assert WebhookEvent.objects.count() == 1
+            store()
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        store_then_fail()
     assert WebhookEvent.objects.count() == 1
 
 

@@ -1,4 +1,5 @@
 """Processing drains: every stored event processed once, none stranded, bugs and outages contained."""
+
 import json
 from datetime import timedelta
 
@@ -69,7 +70,9 @@ def test_a_bug_for_one_event_is_recorded_on_it_its_writes_undone_and_the_drain_g
     assert drain_webhook_events_task.apply().get() == 2
     broken.refresh_from_db()
     assert (broken.state, broken.item_errors) == (
-        WebhookEventState.PROCESSED, [{"path": "entry[0].changes[0].messages[0]", "error": "KeyError: 'surprise'"}])
+        WebhookEventState.PROCESSED,
+        [{"path": "entry[0].changes[0].messages[0]", "error": "KeyError: 'surprise'"}],
+    )
     assert state_of(fine) == WebhookEventState.PROCESSED
     assert list(Message.objects.values_list("wamid", flat=True)) == ["wamid.FINE"]
 
@@ -87,7 +90,9 @@ def test_a_delivery_600_levels_deep_with_a_nul_is_processed_and_holds_up_nothing
     after["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.AFTER"
     assert post_webhook(after).status_code == 200
 
-    assert list(WebhookEvent.objects.order_by("pk").values_list("state", flat=True)) == [WebhookEventState.PROCESSED] * 2
+    assert (
+        list(WebhookEvent.objects.order_by("pk").values_list("state", flat=True)) == [WebhookEventState.PROCESSED] * 2
+    )
     assert Message.objects.count() == 2
     bottom = Message.objects.exclude(wamid="wamid.AFTER").get().content["referral"]
     for _ in range(600):
@@ -240,7 +245,9 @@ def test_a_few_deliveries_right_after_a_quiet_spell_do_not_stretch_the_rounds(sc
     assert drain.DRAIN_BUSY_ROUND_SECONDS not in clock.sleeps
 
 
-def test_a_second_drain_is_asked_for_when_events_wait_half_a_second_not_for_a_busy_round(number, scripted_drain, monkeypatch, enqueued):
+def test_a_second_drain_is_asked_for_when_events_wait_half_a_second_not_for_a_busy_round(
+    number, scripted_drain, monkeypatch, enqueued
+):
     run, clock = scripted_drain
     waiting = stored_event(wamid="wamid.WAITING")
 
@@ -346,14 +353,18 @@ def test_a_lingering_drain_takes_deliveries_that_arrive_soon_after_without_a_new
     assert cache.get("webhooks:drain:0") is None
 
 
-def test_a_drain_that_falls_behind_brings_in_a_second_one_before_its_rounds_are_full(number, settings, enqueued, monkeypatch):
+def test_a_drain_that_falls_behind_brings_in_a_second_one_before_its_rounds_are_full(
+    number, settings, enqueued, monkeypatch
+):
     from datetime import timedelta
 
     from django.utils import timezone
 
     settings.WEBHOOK_DRAIN_CONCURRENCY = 2
     waiting = [stored_event(wamid=f"wamid.WAITED{n}") for n in range(3)]
-    WebhookEvent.objects.filter(pk__in=[e.pk for e in waiting]).update(received_at=timezone.now() - timedelta(seconds=5))
+    WebhookEvent.objects.filter(pk__in=[e.pk for e in waiting]).update(
+        received_at=timezone.now() - timedelta(seconds=5)
+    )
     real = drain.process_pending_webhook_events
     # Rounds that never fill up (a slow worker): only the events' age can bring the second drain in.
     monkeypatch.setattr(drain, "process_pending_webhook_events", lambda *, limit: real(limit=1))

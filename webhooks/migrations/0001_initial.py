@@ -4,30 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='WebhookEvent',
+            name="WebhookEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('received_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('raw_body', models.TextField()),
-                ('payload', models.JSONField()),
-                ('signature', models.CharField(blank=True, default='', max_length=100)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('processed', 'Processed'), ('unroutable', 'Unroutable'), ('failed', 'Failed')], default='pending', max_length=12)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, default='')),
-                ('item_errors', models.JSONField(blank=True, default=list)),
-                ('phone_number_id', models.CharField(blank=True, db_index=True, default='', max_length=64)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("received_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("raw_body", models.TextField()),
+                ("payload", models.JSONField()),
+                ("signature", models.CharField(blank=True, default="", max_length=100)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("processed", "Processed"),
+                            ("unroutable", "Unroutable"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=12,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, default="")),
+                ("item_errors", models.JSONField(blank=True, default=list)),
+                ("phone_number_id", models.CharField(blank=True, db_index=True, default="", max_length=64)),
             ],
             options={
-                'indexes': [models.Index(fields=['state', 'received_at'], name='webhook_event_state')],
+                "indexes": [models.Index(fields=["state", "received_at"], name="webhook_event_state")],
             },
         ),
     ]

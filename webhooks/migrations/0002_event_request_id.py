@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('webhooks', '0001_initial'),
+        ("webhooks", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhookevent',
-            name='request_id',
-            field=models.CharField(blank=True, db_default='', default='', max_length=64),
+            model_name="webhookevent",
+            name="request_id",
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
     ]

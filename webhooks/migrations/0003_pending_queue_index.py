@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('webhooks', '0002_event_request_id'),
+        ("webhooks", "0002_event_request_id"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='webhookevent',
-            index=models.Index(condition=models.Q(('state', 'pending')), fields=['id'], name='webhook_event_pending'),
+            model_name="webhookevent",
+            index=models.Index(condition=models.Q(("state", "pending")), fields=["id"], name="webhook_event_pending"),
         ),
     ]

@@ -3,6 +3,7 @@
 Between this migration (``config/bin/release``) and the restart of the web processes, a web process of
 the previous release fails to insert and answers 503; Meta retries the delivery, so none is lost.
 """
+
 from django.db import migrations
 
 

@@ -7,6 +7,7 @@ Dropped ``CONCURRENTLY`` (outside a transaction) so webhook INSERTs never wait o
 index in its migration state: a later AlterField of the column would create it again (until migration 0006,
 which makes the state say what is there).
 """
+
 from django.db import migrations
 
 LIKE_INDEX = "webhooks_webhookevent_phone_number_id_a6253944_like"

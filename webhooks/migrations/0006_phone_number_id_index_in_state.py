@@ -3,6 +3,7 @@ btree index and no ``varchar_pattern_ops`` copy. The field's ``db_index=True`` b
 ``Index`` (which never gets a ``_like`` twin), so a later AlterField of the column no longer creates the copy
 again. In the database the existing index is only renamed: nothing is rebuilt on a large table.
 """
+
 from django.db import migrations, models
 
 NEW_NAME = "webhook_event_number"
@@ -15,8 +16,13 @@ def _plain_index_on_column(schema_editor, table: str) -> str | None:
     with schema_editor.connection.cursor() as cursor:
         constraints = schema_editor.connection.introspection.get_constraints(cursor, table)
     for name, info in constraints.items():
-        if (info["index"] and not info["unique"] and info["columns"] == [COLUMN] and name != NEW_NAME
-                and not name.endswith("_like")):
+        if (
+            info["index"]
+            and not info["unique"]
+            and info["columns"] == [COLUMN]
+            and name != NEW_NAME
+            and not name.endswith("_like")
+        ):
             return name
     return None
 

@@ -6,6 +6,7 @@ Processing is idempotent, so replaying an event that was already applied changes
     manage.py webhooks_replay --unroutable --since 2026-01-01
     manage.py webhooks_replay --id 41 --id 42 --sync
 """
+
 from datetime import datetime, time
 
 from django.conf import settings
@@ -15,8 +16,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from ops.progress import progress
-from webhooks.models import WebhookEvent
 from webhooks.drain import process_webhook_event
+from webhooks.models import WebhookEvent
 from webhooks.selectors import select_webhook_event_ids
 from webhooks.services import replay_webhook_events
 
