@@ -1,5 +1,6 @@
 """Load generator and clients: wrk (with a Lua script cycling pre-signed bodies) for closed-loop load, one-shot
 async POSTs for the open-loop end-to-end phase, and WebSocket connections (the ``websockets`` library)."""
+
 import asyncio
 import shutil
 import subprocess
@@ -74,8 +75,16 @@ def wrk_seconds(seconds: float) -> int:
     return max(1, round(seconds))
 
 
-def run_load(*, port: int, path: str, requests: list[tuple[bytes, str]], connections: int, seconds: float,
-             threads: int = 2, each_second: Callable[[], None] = lambda: None) -> LoadResult:
+def run_load(
+    *,
+    port: int,
+    path: str,
+    requests: list[tuple[bytes, str]],
+    connections: int,
+    seconds: float,
+    threads: int = 2,
+    each_second: Callable[[], None] = lambda: None,
+) -> LoadResult:
     """Closed-loop load with wrk: ``connections`` clients POSTing the given (body, signature) pairs in turn;
     ``each_second()`` is called every second wrk runs (wrk itself says nothing until it ends)."""
     if not have_wrk():
@@ -84,8 +93,24 @@ def run_load(*, port: int, path: str, requests: list[tuple[bytes, str]], connect
         script, bodies = Path(tmp) / "post.lua", Path(tmp) / "bodies.tsv"
         script.write_text(WRK_SCRIPT)
         bodies.write_bytes(b"".join(body + b"\t" + sig.encode() + b"\n" for body, sig in requests))
-        argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{wrk_seconds(seconds)}s", "--timeout", "10s",
-                "-s", str(script), f"http://127.0.0.1:{port}", "--", str(bodies), path, str(threads)]
+        argv = [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{wrk_seconds(seconds)}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(bodies),
+            path,
+            str(threads),
+        ]
         with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as wrk:
             while True:
                 try:
@@ -109,14 +134,22 @@ async def post_once(port: int, path: str, body: bytes, sig: str) -> int:
     under test."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"X-Forwarded-Proto: https\r\nContent-Length: {len(body)}\r\n")
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"X-Forwarded-Proto: https\r\nContent-Length: {len(body)}\r\n"
+        )
         if sig:
             head += f"X-Hub-Signature-256: {sig}\r\n"
         writer.write(head.encode() + b"\r\n" + body)
         lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        length = next((int(value) for name, _, value in (line.partition(":") for line in lines[1:])
-                       if name.lower() == "content-length"), 0)
+        length = next(
+            (
+                int(value)
+                for name, _, value in (line.partition(":") for line in lines[1:])
+                if name.lower() == "content-length"
+            ),
+            0,
+        )
         await reader.readexactly(length)
         return int(lines[0].split()[1])
     finally:
@@ -139,6 +172,11 @@ def open_websocket(port: int, path: str, *, open_timeout: float = 30) -> connect
     """A WebSocket to Daphne on this machine; ``await`` it or use it with ``async with``. Nothing Daphne would pay
     for beyond the socket itself: no compression, no pings of the client's own (the library answers Daphne's);
     and no proxy taken from the environment, the server is local."""
-    return connect(f"ws://127.0.0.1:{port}{path}", compression=None, proxy=None, ping_interval=None,
-                   open_timeout=open_timeout, close_timeout=5)
-
+    return connect(
+        f"ws://127.0.0.1:{port}{path}",
+        compression=None,
+        proxy=None,
+        ping_interval=None,
+        open_timeout=open_timeout,
+        close_timeout=5,
+    )

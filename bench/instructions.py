@@ -15,6 +15,7 @@ process per path is enough.
 
 Settings, database and Redis come from the environment the bench gives its servers.
 """
+
 import argparse
 import io
 import os
@@ -36,11 +37,22 @@ def signed_deliveries(*, count: int, secret: str, customers: int) -> list[tuple[
 def call(application, *, path: str, body: bytes, signature: str) -> str:
     """One POST through the WSGI application; its status line."""
     environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "https", "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)), "HTTP_X_HUB_SIGNATURE_256": signature,
-        "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_X_FORWARDED_PROTO": "https",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_X_HUB_SIGNATURE_256": signature,
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
     }
     statuses = []
     response = application(environ, lambda status, headers, exc_info=None: statuses.append(status))
@@ -75,13 +87,20 @@ def counted_window(warm_up, counted) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", help="/api/webhook or /bench/noop")
-    parser.add_argument("--warm", type=int, default=100,
-                        help="calls (with --drain: events) before the counted window: first requests import and connect")
+    parser.add_argument(
+        "--warm",
+        type=int,
+        default=100,
+        help="calls (with --drain: events) before the counted window: first requests import and connect",
+    )
     parser.add_argument("--calls", type=int, help="requests counted")
     parser.add_argument("--customers", type=int, default=1000, help="seeded customers the deliveries come from")
-    parser.add_argument("--drain", action="store_true",
-                        help="instead: process the pending events (the bench stored them) as a worker's drain does; "
-                             "the first --warm of them outside the window")
+    parser.add_argument(
+        "--drain",
+        action="store_true",
+        help="instead: process the pending events (the bench stored them) as a worker's drain does; "
+        "the first --warm of them outside the window",
+    )
     args = parser.parse_args(argv)
     if not args.drain and None in (args.path, args.calls):
         parser.error("--path and --calls are required (or --drain)")
@@ -114,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             if not status.startswith("200"):
                 failed.append(status)
 
-    counted_window(lambda: serve(bodies[: args.warm]), lambda: serve(bodies[args.warm:]))
+    counted_window(lambda: serve(bodies[: args.warm]), lambda: serve(bodies[args.warm :]))
     if failed:
         print(f"{args.path} answered {failed[0]} ({len(failed)} of {len(bodies)} calls)", file=sys.stderr)
         return 1

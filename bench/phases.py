@@ -1,5 +1,6 @@
 """The measurements: the five the bench reports, and instruction counts when asked for. ``Bench.run()`` starts the topology,
 measures in order, stops what it started."""
+
 import asyncio
 import json
 import os
@@ -127,8 +128,10 @@ class Bench:
         self.log(f"database {self.o.database}: drop, create, migrate ...")
         procs.recreate_database(self.o.admin_dsn, self.o.database)
         call_command("migrate", verbosity=0, interactive=False)
-        self.log(f"  migrated in {time.perf_counter() - t:.1f}s; seeding {self.o.conversations:,} conversations and "
-                 f"{self.o.messages:,} messages with generate_series ...")
+        self.log(
+            f"  migrated in {time.perf_counter() - t:.1f}s; seeding {self.o.conversations:,} conversations and "
+            f"{self.o.messages:,} messages with generate_series ..."
+        )
         t = time.perf_counter()
         self.number = seed.seed_inbox(conversations=self.o.conversations, messages=self.o.messages)
         # Opening a conversation would enqueue a read receipt to Meta; the bench has no Graph API to call.
@@ -138,8 +141,10 @@ class Bench:
         from django.contrib.auth import get_user_model
 
         self.user = get_user_model().objects.create_superuser("bench", "bench@example.com", secrets.token_urlsafe(12))
-        self.log(f"starting redis-server :{self.o.redis_port}, gunicorn :{self.web_port} ({self.o.web_workers} workers), "
-                 f"daphne :{self.ws_port}, celery worker (-c {self.o.worker_concurrency}) with {self.o.server_settings} ...")
+        self.log(
+            f"starting redis-server :{self.o.redis_port}, gunicorn :{self.web_port} ({self.o.web_workers} workers), "
+            f"daphne :{self.ws_port}, celery worker (-c {self.o.worker_concurrency}) with {self.o.server_settings} ..."
+        )
         procs.start_redis(self.procs, self.o.redis_port)
         env = self.server_env()
         _web, self.web_label = procs.start_web(self.procs, port=self.web_port, workers=self.o.web_workers, env=env)
@@ -162,7 +167,9 @@ class Bench:
         if not rate:
             return None, "no request answered"
         parts = {name: cores * 1000 / rate for name, cores in used.items()}
-        detail = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]) if ms >= 0.01)
+        detail = ", ".join(
+            f"{name} {ms:.2f}" for name, ms in sorted(parts.items(), key=lambda kv: -kv[1]) if ms >= 0.01
+        )
         return sum(parts.values()), detail
 
     def signed_inbound(self, wamid: str, customer: int) -> tuple[bytes, str]:
@@ -197,15 +204,22 @@ class Bench:
         pool = int(INGEST_BODIES_PER_SECOND * o.duration)
         requests = [self.signed_inbound(f"wamid.INGEST{n}", 1 + n % o.conversations) for n in range(pool)]
         size = len(requests[0][0])
-        status = procs.http_status(self.web_port, "/api/webhook", method="POST", body=requests[0][0],
-                                   headers={"Content-Type": "application/json", "X-Hub-Signature-256": requests[0][1]})
+        status = procs.http_status(
+            self.web_port,
+            "/api/webhook",
+            method="POST",
+            body=requests[0][0],
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": requests[0][1]},
+        )
         noop_status = procs.http_status(self.web_port, "/bench/noop", method="POST", body=requests[0][0])
         if status != 200 or noop_status != 200:
             raise RuntimeError(f"webhook answered {status}, /bench/noop {noop_status}: see {o.log_dir}/gunicorn.log")
         tool = "wrk -t2"
         first_id = (WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
-        self.log(f"(load {self.load()}) "
-                 f"1. ingest: {o.connections} connections x {o.duration:.0f}s of signed {size}-byte webhooks ({tool}) ...")
+        self.log(
+            f"(load {self.load()}) "
+            f"1. ingest: {o.connections} connections x {o.duration:.0f}s of signed {size}-byte webhooks ({tool}) ..."
+        )
         cpu_before = self.procs.cpu_snapshot()
         result = self.load_with_progress("ingest", path="/api/webhook", requests=requests, seconds=o.duration)
         webhook_cpu, webhook_cpu_detail = self.cpu_per_request(self.log_cpu(cpu_before, result.seconds), result.rate)
@@ -216,56 +230,118 @@ class Bench:
         behind = (stored - applied) / result.rate if result.rate else 0.0
         caught_up = self.seconds_until_applied(first_id, timeout=15.0)
         repeats = max(0, result.requests - pool)
-        self.log(f"  {result.requests:,} requests, {result.ok:,} 2xx, {result.errors:,} errors; {stored:,} events stored, "
-                 f"{applied:,} applied by the worker meanwhile, the rest {caught_up} after the load stopped; "
-                 f"{repeats:,} repeated a delivery (pool of {pool:,})")
+        self.log(
+            f"  {result.requests:,} requests, {result.ok:,} 2xx, {result.errors:,} errors; {stored:,} events stored, "
+            f"{applied:,} applied by the worker meanwhile, the rest {caught_up} after the load stopped; "
+            f"{repeats:,} repeated a delivery (pool of {pool:,})"
+        )
         self.discard_backlog()
-        conds = (f"{o.connections} conns, {result.seconds:.0f}s, {size} B body, {self.web_label}, "
-                 f"worker -c {o.worker_concurrency} running, {tool}")
-        deliveries = "every request a new message" if not repeats else f"{repeats:,} redeliveries (pool of {pool:,} ran out)"
+        conds = (
+            f"{o.connections} conns, {result.seconds:.0f}s, {size} B body, {self.web_label}, "
+            f"worker -c {o.worker_concurrency} running, {tool}"
+        )
+        deliveries = (
+            "every request a new message" if not repeats else f"{repeats:,} redeliveries (pool of {pool:,} ran out)"
+        )
         self.rows += [
-            Row("1", "ingest: webhook POSTs answered 2xx", result.rate, "/s", conds + f"; {result.errors} errors; {stored:,} rows stored", 1000),
+            Row(
+                "1",
+                "ingest: webhook POSTs answered 2xx",
+                result.rate,
+                "/s",
+                conds + f"; {result.errors} errors; {stored:,} rows stored",
+                1000,
+            ),
             Row("1", "ingest: latency p50", result.p50_ms, "ms", conds),
             Row("1", "ingest: latency p99", result.p99_ms, "ms", conds, 100, higher_is_better=False),
             Row("1", "ingest: latency max", result.max_ms, "ms", conds),
-            Row("1", "worker applied during ingest", applied / result.seconds, "events/s",
-                f"same {result.seconds:.0f}s, alongside ingest on the same 2 cores, {deliveries}"),
-            Row("1", "worker: behind when the load stopped", behind, "s",
+            Row(
+                "1",
+                "worker applied during ingest",
+                applied / result.seconds,
+                "events/s",
+                f"same {result.seconds:.0f}s, alongside ingest on the same 2 cores, {deliveries}",
+            ),
+            Row(
+                "1",
+                "worker: behind when the load stopped",
+                behind,
+                "s",
                 f"{stored - applied:,} of {stored:,} events not applied yet, in seconds of arrivals at the ingest rate; "
-                f"all applied {caught_up} later", 1, higher_is_better=False),
+                f"all applied {caught_up} later",
+                1,
+                higher_is_better=False,
+            ),
         ]
         self.log(f"1b. limit: /bench/noop, {o.connections} connections x {o.limit_duration:.0f}s ...")
         cpu_before = self.procs.cpu_snapshot()
-        noop = self.load_with_progress("do-nothing view", path="/bench/noop", requests=requests,
-                                       seconds=o.limit_duration)
+        noop = self.load_with_progress(
+            "do-nothing view", path="/bench/noop", requests=requests, seconds=o.limit_duration
+        )
         noop_cpu, noop_cpu_detail = self.cpu_per_request(self.log_cpu(cpu_before, noop.seconds), noop.rate)
         self.log(f"1c. limit: raw single-row INSERTs, {o.pg_threads} psycopg threads x {o.limit_duration:.0f}s ...")
         inserts = self.raw_insert_rate(body_size=size)
         self.rows += [
-            Row("1", "limit: do-nothing Django POST view", noop.rate, "/s",
-                f"{o.connections} conns, {noop.seconds:.0f}s, same body and gunicorn; p50 {noop.p50_ms:.1f} / p99 {noop.p99_ms:.1f} ms"),
-            Row("1", "  ratio webhook / do-nothing view", result.rate / noop.rate if noop.rate else None, "x", "share of the HTTP stack's ceiling"),
+            Row(
+                "1",
+                "limit: do-nothing Django POST view",
+                noop.rate,
+                "/s",
+                f"{o.connections} conns, {noop.seconds:.0f}s, same body and gunicorn; p50 {noop.p50_ms:.1f} / p99 {noop.p99_ms:.1f} ms",
+            ),
+            Row(
+                "1",
+                "  ratio webhook / do-nothing view",
+                result.rate / noop.rate if noop.rate else None,
+                "x",
+                "share of the HTTP stack's ceiling",
+            ),
             # CPU per request moves less with the machine than rates do: compare it between runs and changes.
-            Row("1", "ingest: CPU per webhook, all processes", webhook_cpu, "ms", f"{webhook_cpu_detail}; worker applying meanwhile"),
+            Row(
+                "1",
+                "ingest: CPU per webhook, all processes",
+                webhook_cpu,
+                "ms",
+                f"{webhook_cpu_detail}; worker applying meanwhile",
+            ),
             Row("1", "limit: CPU per do-nothing request", noop_cpu, "ms", noop_cpu_detail),
-            Row("1", "limit: PostgreSQL raw single-row INSERT", inserts, "/s",
-                f"psycopg, {o.pg_threads} threads, autocommit, {o.limit_duration:.0f}s, {size} B text + unique key, fsync on"),
-            Row("1", "  ratio webhook / raw INSERT", result.rate / inserts if inserts else None, "x", "share of the database's single-row ceiling"),
+            Row(
+                "1",
+                "limit: PostgreSQL raw single-row INSERT",
+                inserts,
+                "/s",
+                f"psycopg, {o.pg_threads} threads, autocommit, {o.limit_duration:.0f}s, {size} B text + unique key, fsync on",
+            ),
+            Row(
+                "1",
+                "  ratio webhook / raw INSERT",
+                result.rate / inserts if inserts else None,
+                "x",
+                "share of the database's single-row ceiling",
+            ),
         ]
 
     def load_with_progress(self, desc: str, *, path: str, requests: list[tuple[bytes, str]], seconds: float):
         """wrk against the web server, its seconds counted as it runs."""
         whole_seconds = clients.wrk_seconds(seconds)
         with progress(self.stream, total=whole_seconds, desc=desc, unit="second") as bar:
-            result = clients.run_load(port=self.web_port, path=path, requests=requests, connections=self.o.connections,
-                                      seconds=seconds, each_second=bar.update)
+            result = clients.run_load(
+                port=self.web_port,
+                path=path,
+                requests=requests,
+                connections=self.o.connections,
+                seconds=seconds,
+                each_second=bar.update,
+            )
             bar.update_to(whole_seconds)
         return result
 
     def raw_insert_rate(self, *, body_size: int) -> float:
         dsn = f"{self.o.admin_dsn.rsplit('/', 1)[0]}/{self.o.database}"
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE bench_raw_insert (id bigserial PRIMARY KEY, wamid text UNIQUE, body text, received_at timestamptz DEFAULT now())")
+            conn.execute(
+                "CREATE TABLE bench_raw_insert (id bigserial PRIMARY KEY, wamid text UNIQUE, body text, received_at timestamptz DEFAULT now())"
+            )
         body = "x" * body_size
         counts = [0] * self.o.pg_threads
         stop = time.perf_counter() + self.o.limit_duration
@@ -274,7 +350,11 @@ class Bench:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 n = 0
                 while time.perf_counter() < stop:
-                    conn.execute("INSERT INTO bench_raw_insert (wamid, body) VALUES (%s, %s)", (f"w{index}-{n}", body), prepare=True)
+                    conn.execute(
+                        "INSERT INTO bench_raw_insert (wamid, body) VALUES (%s, %s)",
+                        (f"w{index}-{n}", body),
+                        prepare=True,
+                    )
                     n += 1
                 counts[index] = n
 
@@ -309,13 +389,48 @@ class Bench:
         self.log(f"(load {self.load()}) 1d. instructions: callgrind, {calls} calls per path counted after {warm} ...")
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-            per = dict(zip(paths, pool.map(lambda path: self.callgrind_module_run(
-                valgrind, ["--path", path, "--warm", str(warm), "--calls", str(calls),
-                           "--customers", str(self.o.conversations)],
-                redis_db=paths[path], what=path) / calls, paths), strict=True))
-            per_served = dict(zip(served_paths, pool.map(lambda path: self.instructions_served(
-                valgrind, path=path, warm=warm, calls=calls, redis_db=served_paths[path]) / calls, served_paths),
-                strict=True))
+            per = dict(
+                zip(
+                    paths,
+                    pool.map(
+                        lambda path: (
+                            self.callgrind_module_run(
+                                valgrind,
+                                [
+                                    "--path",
+                                    path,
+                                    "--warm",
+                                    str(warm),
+                                    "--calls",
+                                    str(calls),
+                                    "--customers",
+                                    str(self.o.conversations),
+                                ],
+                                redis_db=paths[path],
+                                what=path,
+                            )
+                            / calls
+                        ),
+                        paths,
+                    ),
+                    strict=True,
+                )
+            )
+            per_served = dict(
+                zip(
+                    served_paths,
+                    pool.map(
+                        lambda path: (
+                            self.instructions_served(
+                                valgrind, path=path, warm=warm, calls=calls, redis_db=served_paths[path]
+                            )
+                            / calls
+                        ),
+                        served_paths,
+                    ),
+                    strict=True,
+                )
+            )
         # One full round outside the window, then the rest (two more rounds with the default --instruction-calls).
         few = min(settings.WEBHOOK_DRAIN_BATCH, calls)
         per_event = self.instructions_drained(valgrind, warm=few, events=calls) / calls
@@ -323,21 +438,40 @@ class Bench:
         for database in (*paths.values(), *served_paths.values()):
             redis.Redis(port=self.o.redis_port, db=database).flushdb()
         self.discard_backlog()
-        conds = (f"callgrind, config.wsgi handed calls {warm + 1}-{warm + calls} directly (no HTTP), production "
-                 f"settings, distinct signed deliveries; no drain running: one Redis round trip per webhook")
-        served_conds = (f"callgrind, the one worker of config/bin/web (gunicorn) serving {calls} requests after "
-                        f"{warm + 1}, each on a new connection: the app plus gunicorn's HTTP (kernel time not counted)")
+        conds = (
+            f"callgrind, config.wsgi handed calls {warm + 1}-{warm + calls} directly (no HTTP), production "
+            f"settings, distinct signed deliveries; no drain running: one Redis round trip per webhook"
+        )
+        served_conds = (
+            f"callgrind, the one worker of config/bin/web (gunicorn) serving {calls} requests after "
+            f"{warm + 1}, each on a new connection: the app plus gunicorn's HTTP (kernel time not counted)"
+        )
         self.rows += [
             Row("1", "ingest: instructions per webhook", per["/api/webhook"] / 1000, "k", conds),
             Row("1", "limit: instructions per do-nothing request", per["/bench/noop"] / 1000, "k", conds),
-            Row("1", "  ratio webhook / do-nothing (instructions)", per["/api/webhook"] / per["/bench/noop"], "x",
-                "the same in every run: compare versions with it"),
+            Row(
+                "1",
+                "  ratio webhook / do-nothing (instructions)",
+                per["/api/webhook"] / per["/bench/noop"],
+                "x",
+                "the same in every run: compare versions with it",
+            ),
             Row("1", "ingest: instructions per webhook, served", per_served["/api/webhook"] / 1000, "k", served_conds),
-            Row("1", "limit: instructions per do-nothing request, served", per_served["/bench/noop"] / 1000, "k",
-                served_conds),
-            Row("2", "processing: instructions per event", per_event / 1000, "k",
+            Row(
+                "1",
+                "limit: instructions per do-nothing request, served",
+                per_served["/bench/noop"] / 1000,
+                "k",
+                served_conds,
+            ),
+            Row(
+                "2",
+                "processing: instructions per event",
+                per_event / 1000,
+                "k",
                 f"callgrind, one process draining {calls:,} pending deliveries (each a seeded customer's new text) in "
-                f"rounds of {settings.WEBHOOK_DRAIN_BATCH} after {few:,} others, as a worker's drain does"),
+                f"rounds of {settings.WEBHOOK_DRAIN_BATCH} after {few:,} others, as a worker's drain does",
+            ),
         ]
 
     def instructions_drained(self, valgrind: str, *, warm: int, events: int) -> int:
@@ -348,10 +482,14 @@ class Bench:
         self.discard_backlog()
         WebhookEvent.objects.bulk_create(
             WebhookEvent(raw_body=body.decode(), signature=signature, phone_number_id=self.number.phone_number_id)
-            for body, signature in signed_deliveries(count=warm + events, secret=self.secret, customers=self.o.conversations))
+            for body, signature in signed_deliveries(
+                count=warm + events, secret=self.secret, customers=self.o.conversations
+            )
+        )
         redis_db = 15  # of its own, as every callgrind run's
-        counted = self.callgrind_module_run(valgrind, ["--drain", "--warm", str(warm)], redis_db=redis_db,
-                                            what=f"a drain of {warm + events} events")
+        counted = self.callgrind_module_run(
+            valgrind, ["--drain", "--warm", str(warm)], redis_db=redis_db, what=f"a drain of {warm + events} events"
+        )
         redis.Redis(port=self.o.redis_port, db=redis_db).flushdb()
         if left := WebhookEvent.objects.filter(state=WebhookEventState.PENDING).count():
             raise RuntimeError(f"the drain under callgrind left {left} of {warm + events} events pending")
@@ -364,9 +502,22 @@ class Bench:
         env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{redis_db}")
         with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
             result = subprocess.run(
-                [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}/callgrind", sys.executable, "-m",
-                 "bench.instructions", *args],
-                cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+                [
+                    valgrind,
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={out}/callgrind",
+                    sys.executable,
+                    "-m",
+                    "bench.instructions",
+                    *args,
+                ],
+                cwd=procs.ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                check=False,
+            )
             if result.returncode:
                 raise RuntimeError(f"callgrind run of {what} failed: {result.stderr[-2000:]}")
             return callgrind_dumped(Path(out) / "callgrind.3") - callgrind_dumped(Path(out) / "callgrind.2")
@@ -388,11 +539,19 @@ class Bench:
             # config/bin/web runs "$PYTHON -m gunicorn": the launcher puts valgrind in front (workers are forks,
             # which valgrind follows; each process writes its own files).
             launcher = Path(out) / "python"
-            launcher.write_text(f'#!/bin/sh\nexec "{valgrind}" --tool=callgrind --callgrind-out-file="{out}/callgrind.%p" '
-                                f'--dump-before=sched_yield "{sys.executable}" "$@"\n')
+            launcher.write_text(
+                f'#!/bin/sh\nexec "{valgrind}" --tool=callgrind --callgrind-out-file="{out}/callgrind.%p" '
+                f'--dump-before=sched_yield "{sys.executable}" "$@"\n'
+            )
             launcher.chmod(0o755)
-            env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{redis_db}",
-                       WEB_BIND=f"127.0.0.1:{port}", WEB_WORKERS="1", WEB_TIMEOUT="1800", PYTHON=str(launcher))
+            env = dict(
+                self.server_env(),
+                REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{redis_db}",
+                WEB_BIND=f"127.0.0.1:{port}",
+                WEB_WORKERS="1",
+                WEB_TIMEOUT="1800",
+                PYTHON=str(launcher),
+            )
             argv, _label = procs.web_argv(port, 1)
             started = procs.Processes(logs=self.o.log_dir)  # one per run: the runs are threads
             name = f"gunicorn-callgrind-{redis_db}"
@@ -422,8 +581,12 @@ class Bench:
 
             try:
                 # The first request waits until gunicorn listens.
-                procs.wait_for(lambda: worker_alive() and procs.http_status(port, "/api/webhook", timeout=600) == 403,
-                               timeout=900, interval=1, what="gunicorn under callgrind")
+                procs.wait_for(
+                    lambda: worker_alive() and procs.http_status(port, "/api/webhook", timeout=600) == 403,
+                    timeout=900,
+                    interval=1,
+                    what="gunicorn under callgrind",
+                )
                 serve(bodies[:warm])
                 post("/bench/callgrind-dump", expected=204)
                 post("/bench/callgrind-dump", expected=204)
@@ -443,8 +606,9 @@ class Bench:
 
         o = self.o
         scaled = "" if o.backlog >= 50_000 else " (scaled from 50,000: --backlog 50000)"
-        self.log(f"(load {self.load()}) "
-                 f"2. processing: storing {o.backlog:,} pending events with generate_series{scaled} ...")
+        self.log(
+            f"(load {self.load()}) 2. processing: storing {o.backlog:,} pending events with generate_series{scaled} ..."
+        )
         lo, hi = seed.store_backlog(count=o.backlog, conversations=o.conversations, seeded_messages=o.messages)
         started = time.perf_counter()
         request_drain()  # what the webhook view does after its INSERT: a drain is queued once
@@ -458,19 +622,39 @@ class Bench:
                 self.procs.check_alive()
         drain = time.perf_counter() - started
         done = o.backlog - remaining
-        broken = WebhookEvent.objects.filter(pk__gte=lo, pk__lte=hi).filter(
-            Q(state=WebhookEventState.FAILED) | ~Q(item_errors=[])).count()
+        broken = (
+            WebhookEvent.objects.filter(pk__gte=lo, pk__lte=hi)
+            .filter(Q(state=WebhookEventState.FAILED) | ~Q(item_errors=[]))
+            .count()
+        )
         rate = done / drain
-        self.log(f"  {done:,} applied in {drain:.1f}s ({rate:,.0f}/s), {remaining:,} left, {broken} failed or with item errors")
+        self.log(
+            f"  {done:,} applied in {drain:.1f}s ({rate:,.0f}/s), {remaining:,} left, {broken} failed or with item errors"
+        )
         if remaining:
             self.discard_backlog()
-        conds = (f"{o.backlog:,} events{scaled}, half inbound texts, half 'delivered' statuses; "
-                 f"worker prefork -c {o.worker_concurrency}, {settings.WEBHOOK_DRAIN_CONCURRENCY} drains, 1 update per event")
+        conds = (
+            f"{o.backlog:,} events{scaled}, half inbound texts, half 'delivered' statuses; "
+            f"worker prefork -c {o.worker_concurrency}, {settings.WEBHOOK_DRAIN_CONCURRENCY} drains, 1 update per event"
+        )
         self.rows += [
             Row("2", "processing: updates applied by the worker", rate, "/s", conds + f"; {broken} errors", 1000),
-            Row("2", f"processing: drain of {o.backlog:,} backlog", drain if not remaining else None, "s",
-                conds + (f"; NOT drained, {remaining:,} left after {o.drain_timeout:.0f}s" if remaining else "")),
-            Row("2", "  projected drain of 50,000", 50_000 / rate if rate else None, "s", "at the rate above", 50, higher_is_better=False),
+            Row(
+                "2",
+                f"processing: drain of {o.backlog:,} backlog",
+                drain if not remaining else None,
+                "s",
+                conds + (f"; NOT drained, {remaining:,} left after {o.drain_timeout:.0f}s" if remaining else ""),
+            ),
+            Row(
+                "2",
+                "  projected drain of 50,000",
+                50_000 / rate if rate else None,
+                "s",
+                "at the rate above",
+                50,
+                higher_is_better=False,
+            ),
         ]
 
     # --- 3. end to end -----------------------------------------------------------------------------
@@ -485,9 +669,14 @@ class Bench:
     def end_to_end(self) -> None:
         o = self.o
         total = int(o.e2e_rate * o.e2e_duration)
-        self.log(f"(load {self.load()}) "
-                 f"3. end to end: {total:,} webhooks at {o.e2e_rate:.0f}/s -> frames at a /ws/inbox/ client ...")
-        bodies = [(f"wamid.E2E{n}", *self.signed_inbound(f"wamid.E2E{n}", 1 + (7 * n) % o.conversations)) for n in range(total)]
+        self.log(
+            f"(load {self.load()}) "
+            f"3. end to end: {total:,} webhooks at {o.e2e_rate:.0f}/s -> frames at a /ws/inbox/ client ..."
+        )
+        bodies = [
+            (f"wamid.E2E{n}", *self.signed_inbound(f"wamid.E2E{n}", 1 + (7 * n) % o.conversations))
+            for n in range(total)
+        ]
         cpu_before = self.procs.cpu_snapshot()
         started = time.perf_counter()
         result = asyncio.run(self._e2e(bodies))
@@ -498,13 +687,25 @@ class Bench:
         missing = total - len(latencies)
         non2xx = sum(1 for s in statuses if not 200 <= s < 300)
         post = clients.quantiles_ms(post_latency)
-        self.log(f"  {len(latencies):,}/{total:,} frames; p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {mx:.0f} ms; POST p99 {post[1]:.0f} ms")
+        self.log(
+            f"  {len(latencies):,}/{total:,} frames; p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {mx:.0f} ms; POST p99 {post[1]:.0f} ms"
+        )
         self.discard_backlog()
-        conds = (f"{o.e2e_rate:.0f} POST/s open loop for {o.e2e_duration:.0f}s, 1 socket (superuser, JWT), "
-                 f"{len(bodies[0][1])} B body; {missing} frames missing, {non2xx} non-2xx")
+        conds = (
+            f"{o.e2e_rate:.0f} POST/s open loop for {o.e2e_duration:.0f}s, 1 socket (superuser, JWT), "
+            f"{len(bodies[0][1])} B body; {missing} frames missing, {non2xx} non-2xx"
+        )
         self.rows += [
             Row("3", "end to end: POST -> WS frame p50", p50 if latencies else None, "ms", conds),
-            Row("3", "end to end: POST -> WS frame p99", p99 if latencies else None, "ms", conds + f"; max {mx:.0f} ms", 250, higher_is_better=False),
+            Row(
+                "3",
+                "end to end: POST -> WS frame p99",
+                p99 if latencies else None,
+                "ms",
+                conds + f"; max {mx:.0f} ms",
+                250,
+                higher_is_better=False,
+            ),
         ]
 
     async def _e2e(self, bodies):
@@ -556,8 +757,10 @@ class Bench:
         from conversations.models import Conversation
 
         o = self.o
-        self.log(f"(load {self.load()}) "
-                 f"4. pages: /inbox/ and /inbox/<id>/ in-process, {o.conversations:,} conversations / {o.messages:,} messages ...")
+        self.log(
+            f"(load {self.load()}) "
+            f"4. pages: /inbox/ and /inbox/<id>/ in-process, {o.conversations:,} conversations / {o.messages:,} messages ..."
+        )
         client = Client(HTTP_HOST="localhost")
         client.force_login(self.user)
         busiest = Conversation.objects.order_by("-last_message_at").values_list("pk", flat=True).first()
@@ -585,14 +788,24 @@ class Bench:
             sql_ms = sum(ms for ms, _ in queries)
             slowest_ms, slowest = max(queries)
             self.log(f"  {label}: SQL {sql_ms:.0f} ms in total; slowest {slowest_ms:.0f} ms: {slowest[:160]}...")
-            self.log(f"  {label}: {len(queries)} queries, median {med:.1f} ms, max {max(times):.1f} ms ({len(response.content):,} bytes)")
-            conds = (f"{o.conversations:,} convs, {o.messages:,} msgs (~{per_thread}/thread), superuser, "
-                     f"Django test client in-process, median of {o.page_runs}")
+            self.log(
+                f"  {label}: {len(queries)} queries, median {med:.1f} ms, max {max(times):.1f} ms ({len(response.content):,} bytes)"
+            )
+            conds = (
+                f"{o.conversations:,} convs, {o.messages:,} msgs (~{per_thread}/thread), superuser, "
+                f"Django test client in-process, median of {o.page_runs}"
+            )
             self.rows += [
                 Row("4", f"page {label}: SQL queries", len(queries), "", conds, 15, higher_is_better=False),
-                Row("4", f"page {label}: server time", med, "ms",
+                Row(
+                    "4",
+                    f"page {label}: server time",
+                    med,
+                    "ms",
                     conds + f"; max {max(times):.0f} ms; SQL {sql_ms:.0f} ms of it, slowest query {slowest_ms:.0f} ms",
-                    100, higher_is_better=False),
+                    100,
+                    higher_is_better=False,
+                ),
             ]
 
     # --- 5. idle websockets ---------------------------------------------------------------------------
@@ -601,20 +814,38 @@ class Bench:
         o = self.o
         daphne = next(p for name, p in self.procs.started if name == "daphne")
         before = procs.rss_kib(daphne.pid)
-        self.log(f"(load {self.load()}) "
-                 f"5. websockets: opening {o.sockets:,} idle /ws/inbox/ sockets to one Daphne (RSS {before / 1024:.0f} MiB) ...")
+        self.log(
+            f"(load {self.load()}) "
+            f"5. websockets: opening {o.sockets:,} idle /ws/inbox/ sockets to one Daphne (RSS {before / 1024:.0f} MiB) ..."
+        )
         opened, alive, seconds = asyncio.run(self._idle_sockets(daphne.pid))
         after = self.idle_rss
         per = (after - before) / max(1, opened)
         projected = (before + per * 5000) / 1024
-        self.log(f"  {opened:,} opened in {seconds:.1f}s, {alive:,} still open after {o.socket_hold:.0f}s; RSS {after / 1024:.0f} MiB "
-                 f"({per:.0f} KiB/socket)")
+        self.log(
+            f"  {opened:,} opened in {seconds:.1f}s, {alive:,} still open after {o.socket_hold:.0f}s; RSS {after / 1024:.0f} MiB "
+            f"({per:.0f} KiB/socket)"
+        )
         conds = f"1 Daphne, JWT sockets, {o.socket_hold:.0f}s idle hold; RSS {before / 1024:.0f} MiB before"
         self.rows += [
-            Row("5", "websockets: idle sockets held", alive, "", f"{o.sockets:,} attempted, opened in {seconds:.0f}s; " + conds, o.sockets),
+            Row(
+                "5",
+                "websockets: idle sockets held",
+                alive,
+                "",
+                f"{o.sockets:,} attempted, opened in {seconds:.0f}s; " + conds,
+                o.sockets,
+            ),
             Row("5", f"websockets: Daphne RSS with {alive:,}", after / 1024, "MiB", conds + f"; {per:.0f} KiB/socket"),
-            Row("5", "  projected RSS with 5,000", projected if o.sockets < 5000 else after / 1024, "MiB",
-                "linear from the line above" if o.sockets < 5000 else "measured", 1024, higher_is_better=False),
+            Row(
+                "5",
+                "  projected RSS with 5,000",
+                projected if o.sockets < 5000 else after / 1024,
+                "MiB",
+                "linear from the line above" if o.sockets < 5000 else "measured",
+                1024,
+                higher_is_better=False,
+            ),
         ]
 
     async def _idle_sockets(self, pid: int):
@@ -655,8 +886,14 @@ def callgrind_dumped(path: Path) -> int:
 
 
 # The bench's phases, in the order they run: the name on the command line (--phases) -> the method.
-PHASES = {"ingest": Bench.ingest, "instructions": Bench.instructions, "processing": Bench.processing,
-          "e2e": Bench.end_to_end, "pages": Bench.pages, "websockets": Bench.websockets}
+PHASES = {
+    "ingest": Bench.ingest,
+    "instructions": Bench.instructions,
+    "processing": Bench.processing,
+    "e2e": Bench.end_to_end,
+    "pages": Bench.pages,
+    "websockets": Bench.websockets,
+}
 # What ``make bench`` runs unless --phases says otherwise: ``instructions`` takes valgrind and a few minutes, and
 # is for comparing two versions of the request path.
 DEFAULT_PHASES = tuple(name for name in PHASES if name != "instructions")

@@ -3,6 +3,8 @@
 Each runs in its own session (process group) so stopping it also stops its children (gunicorn's and
 Celery's workers); nothing the bench did not start is ever signalled.
 """
+
+import contextlib
 import os
 import shutil
 import signal
@@ -39,8 +41,9 @@ def wait_for(condition, *, timeout: float, what: str, interval: float = 0.1):
     raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
 
 
-def http_status(port: int, path: str, *, method: str = "GET", body: bytes = b"", headers: dict | None = None,
-                timeout: float = 5) -> int:
+def http_status(
+    port: int, path: str, *, method: str = "GET", body: bytes = b"", headers: dict | None = None, timeout: float = 5
+) -> int:
     """One plain HTTP/1.1 request; the status code (stdlib only, no keep-alive)."""
     import http.client
 
@@ -89,10 +92,8 @@ def cpu_seconds(pid: int) -> float:
     """CPU time of a process and all its descendants, those that exited included."""
     total = 0.0
     for p in [pid, *descendants(pid)]:
-        try:
+        with contextlib.suppress(OSError):
             total += _own_and_reaped_cpu(p)
-        except OSError:
-            pass
     return total
 
 
@@ -117,7 +118,9 @@ class Processes:
 
     def start(self, name: str, argv: list[str], *, env: dict[str, str]) -> subprocess.Popen:
         with open(self.logs / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
-            process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.started.append((name, process))
         return process
 
@@ -133,10 +136,8 @@ class Processes:
 
     def stop_all(self) -> None:
         for _name, process in reversed(list(self.started)):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.stop(process)
-            except ProcessLookupError:
-                pass
 
     def cpu_snapshot(self) -> dict[str, float]:
         """CPU seconds so far of each process the bench started (with its children), PostgreSQL's, and this
@@ -160,8 +161,21 @@ def start_redis(procs: Processes, port: int) -> subprocess.Popen:
         raise RuntimeError("redis-server is not on the PATH (apt-get install -y redis-server)")
     process = procs.start(
         "redis",
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(procs.logs), "--maxclients", "20000"],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(procs.logs),
+            "--maxclients",
+            "20000",
+        ],
         env=dict(os.environ),
     )
 
@@ -179,8 +193,18 @@ def web_argv(port: int, workers: int) -> tuple[list[str], str]:
     directly with the same essentials. Returns the argv and a label for the table."""
     if (ROOT / "config" / "bin" / "web").exists() and os.environ.get("BENCH_NO_BIN_WEB") != "1":
         return [str(ROOT / "config" / "bin" / "web")], f"config/bin/web (gunicorn, {workers} sync workers)"
-    return [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--worker-class", "sync", "--timeout", "30"], f"gunicorn {workers} sync workers"
+    return [
+        str(BIN / "gunicorn"),
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "sync",
+        "--timeout",
+        "30",
+    ], f"gunicorn {workers} sync workers"
 
 
 def start_web(procs: Processes, *, port: int, workers: int, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
@@ -188,26 +212,45 @@ def start_web(procs: Processes, *, port: int, workers: int, env: dict[str, str])
     env = dict(env, WEB_BIND=f"127.0.0.1:{port}", WEB_WORKERS=str(workers), PYTHON=sys.executable)
     argv, label = web_argv(port, workers)
     process = procs.start("gunicorn", argv, env=env)
-    wait_for(lambda: (procs.check_alive() or True) and http_status(port, "/api/webhook") == 403, timeout=40, what="gunicorn")
+    wait_for(
+        lambda: (procs.check_alive() or True) and http_status(port, "/api/webhook") == 403, timeout=40, what="gunicorn"
+    )
     return process, label
 
 
 def start_daphne(procs: Processes, *, port: int, env: dict[str, str]) -> subprocess.Popen:
     env = dict(env, DJANGO_DB_POOL="1")
-    process = procs.start("daphne", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], env=env)
-    wait_for(lambda: (procs.check_alive() or True) and http_status(port, "/api/webhook") == 403, timeout=40, what="daphne")
+    process = procs.start(
+        "daphne", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"], env=env
+    )
+    wait_for(
+        lambda: (procs.check_alive() or True) and http_status(port, "/api/webhook") == 403, timeout=40, what="daphne"
+    )
     return process
 
 
 def start_worker(procs: Processes, *, concurrency: int, env: dict[str, str]) -> subprocess.Popen:
     process = procs.start(
         "worker",
-        [str(BIN / "celery"), "-A", "config", "worker", "--loglevel", "warning", "--concurrency", str(concurrency),
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "warning",
+            "--concurrency",
+            str(concurrency),
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
         env=env,
     )
     # --loglevel warning hides "ready."; ask the worker itself instead.
-    wait_for(lambda: (procs.check_alive() or True) and _worker_pings(env), timeout=60, what="celery worker", interval=0.5)
+    wait_for(
+        lambda: (procs.check_alive() or True) and _worker_pings(env), timeout=60, what="celery worker", interval=0.5
+    )
     return process
 
 

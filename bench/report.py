@@ -1,4 +1,5 @@
 """The bench's table: each figure with its conditions, its target and the ratio to it."""
+
 from dataclasses import dataclass
 
 
@@ -43,7 +44,9 @@ class Row:
 
 def render(rows: list[Row]) -> str:
     headers = ("#", "figure", "measured", "target", "vs target", "conditions")
-    table = [headers] + [(r.section, r.figure, r.value_text(), r.target_text(), r.ratio_text(), r.conditions) for r in rows]
+    table = [headers] + [
+        (r.section, r.figure, r.value_text(), r.target_text(), r.ratio_text(), r.conditions) for r in rows
+    ]
     widths = [max(len(str(line[i])) for line in table) for i in range(len(headers))]
     out = []
     for n, line in enumerate(table):

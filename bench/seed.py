@@ -4,6 +4,7 @@ Seeded rows follow the models' columns (see tests/admin/test_admin_scale.py). Co
 ``4470`` + 8 digits; every third seeded message is outbound with status ``sent`` (its wamid
 ``wamid.SEED<i>``), so status webhooks for it are real upgrades.
 """
+
 from django.db import connection
 
 from conversations.models import BusinessNumber
@@ -19,10 +20,21 @@ def wa_id(i: int) -> str:
 
 def signed_inbound(*, wamid: str, customer: int, secret: str) -> tuple[bytes, str]:
     """A seeded customer's text to the seeded number, as Meta delivers it: the body and its signature header."""
-    body = to_wire(envelope(waba_id=NUMBER["waba_id"], changes=[message_change(
-        phone_number_id=NUMBER["phone_number_id"], display_phone_number=NUMBER["display_phone_number"],
-        wa_id=wa_id(customer), wamid=wamid, name=f"Customer {customer}",
-        content={"text": {"body": "Hi! Is my order on its way? \U0001f642"}})]))
+    body = to_wire(
+        envelope(
+            waba_id=NUMBER["waba_id"],
+            changes=[
+                message_change(
+                    phone_number_id=NUMBER["phone_number_id"],
+                    display_phone_number=NUMBER["display_phone_number"],
+                    wa_id=wa_id(customer),
+                    wamid=wamid,
+                    name=f"Customer {customer}",
+                    content={"text": {"body": "Hi! Is my order on its way? \U0001f642"}},
+                )
+            ],
+        )
+    )
     return body, sign_body(raw_body=body, app_secret=secret)
 
 
@@ -82,12 +94,19 @@ def _value_sql(kind: str) -> str:
 def store_backlog(*, count: int, conversations: int, seeded_messages: int) -> tuple[int, int]:
     """``count`` pending single-update events, alternately an inbound text (new wamid, existing contact)
     and a ``delivered`` status for a seeded outbound message. Returns the (first, last) event ids."""
-    params = {"display": NUMBER["display_phone_number"], "pnid": NUMBER["phone_number_id"], "waba": NUMBER["waba_id"],
-              "prefix": "wamid.BACKLOG", "n": count, "convs": conversations, "outbound": max(1, seeded_messages // 3)}
+    params = {
+        "display": NUMBER["display_phone_number"],
+        "pnid": NUMBER["phone_number_id"],
+        "waba": NUMBER["waba_id"],
+        "prefix": "wamid.BACKLOG",
+        "n": count,
+        "convs": conversations,
+        "outbound": max(1, seeded_messages // 3),
+    }
     sql = f"""
         WITH rows AS (
-          SELECT i, CASE WHEN i %% 2 = 0 OR %(outbound)s < 2 THEN {_value_sql('message')} ELSE NULL END AS msg,
-                 {_value_sql('status')} AS st
+          SELECT i, CASE WHEN i %% 2 = 0 OR %(outbound)s < 2 THEN {_value_sql("message")} ELSE NULL END AS msg,
+                 {_value_sql("status")} AS st
           FROM (SELECT g AS i, 1 + (g %% %(convs)s) AS c FROM generate_series(1, %(n)s) AS g) AS s
         ), payloads AS (
           SELECT i, jsonb_build_object('object', 'whatsapp_business_account', 'entry', jsonb_build_array(
@@ -103,6 +122,8 @@ def store_backlog(*, count: int, conversations: int, seeded_messages: int) -> tu
     # Status rows point at wamid.SEED<3i>: keep i within the seeded outbound messages.
     params["n"] = count
     with connection.cursor() as cursor:
-        cursor.execute(sql.replace("'wamid.SEED' || (3 * i)", f"'wamid.SEED' || (3 * (1 + (i %% {params['outbound']})))"), params)
+        cursor.execute(
+            sql.replace("'wamid.SEED' || (3 * i)", f"'wamid.SEED' || (3 * (1 + (i %% {params['outbound']})))"), params
+        )
         ids = [row[0] for row in cursor.fetchall()]
     return ids[0], ids[-1]

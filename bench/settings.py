@@ -1,5 +1,6 @@
 """Settings of the servers the bench starts: the production settings (or base.py when
 ``BENCH_BASE_SETTINGS`` names it) with the bench's URL map, which adds ``/bench/noop``."""
+
 import importlib
 import os
 

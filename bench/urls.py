@@ -1,6 +1,7 @@
 """The app's URL map plus ``POST /bench/noop``, mounted only in the servers the bench starts
 (``bench.settings`` selects this module): the do-nothing Django view the webhook is compared with; and
 ``POST /bench/callgrind-dump``, which marks the instructions phase's counted window in a gunicorn worker."""
+
 import os
 
 from django.http import HttpResponse

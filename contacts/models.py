@@ -1,4 +1,5 @@
 """WhatsApp users who write to the business: one row per person, keyed by wa_id and/or BSUID."""
+
 import phonenumbers
 from django.db import models
 from django.db.models import Q

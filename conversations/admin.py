@@ -1,5 +1,6 @@
 """Admin for numbers, conversations, messages (read-only: they are Meta's record) and contacts. Staff who are
 not superusers see only the rows of the numbers they are members of; access tokens are never shown."""
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -71,7 +72,7 @@ class BusinessNumberForm(forms.ModelForm):
 
     class Meta:
         model = BusinessNumber
-        exclude = ("access_token",)
+        exclude = ("access_token",)  # noqa: DJ006 - every field but the token, which is never rendered
 
     def save(self, commit=True):
         token = self.cleaned_data.get("new_access_token")
@@ -125,7 +126,9 @@ class BusinessNumberAdmin(MembersOnlyAdmin):
         return describe_access_token(obj.access_token if obj else "")
 
     # Both write: the check flags or clears needs_reauthorization, the sync replaces the account's templates.
-    @admin.action(description="Check the connection to Meta (token, number, webhook subscription)", permissions=["change"])
+    @admin.action(
+        description="Check the connection to Meta (token, number, webhook subscription)", permissions=["change"]
+    )
     def check_connection(self, request, queryset):
         for number in queryset:
             health = check_number_health(number=number)
@@ -176,7 +179,14 @@ class ConversationAdmin(MembersOnlyAdmin):
     search_fields = ("contact__profile_name", "contact__custom_name", "contact__wa_id", "contact__phone")
     # A conversation is the thread Meta keeps between one number and one customer: it is not moved to another
     # number or contact (that is a contact merge), nor made up here.
-    readonly_fields = ("number", "contact", "last_message_at", "last_message_preview", "last_message_direction", "last_inbound_at")
+    readonly_fields = (
+        "number",
+        "contact",
+        "last_message_at",
+        "last_message_preview",
+        "last_message_direction",
+        "last_inbound_at",
+    )
     inlines = [MessageInline]
 
     def rows_of_numbers(self, queryset, *, numbers):
@@ -323,7 +333,9 @@ class ContactAdmin(admin.ModelAdmin):
         except ContactChangeForbidden as refusal:  # a conversation on another number started meanwhile
             raise PermissionDenied(refusal.detail) from refusal
 
-    @admin.action(description="Merge the selected contacts (same person): keep the one who wrote last", permissions=["change"])
+    @admin.action(
+        description="Merge the selected contacts (same person): keep the one who wrote last", permissions=["change"]
+    )
     def merge_selected(self, request, queryset):
         contacts = list(queryset)
         if len(contacts) < 2:

@@ -1,5 +1,6 @@
 """The REST API over the inbox (conversations, messages, templates, numbers and the contacts staff see): thin
 views that call selectors/services and shape output with snapshots."""
+
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -62,7 +63,9 @@ class ConversationListApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("number", str, description="only this phone_number_id"),
-            OpenApiParameter("unread", str, enum=["1", "true", "yes"], description="only conversations you have not read"),
+            OpenApiParameter(
+                "unread", str, enum=["1", "true", "yes"], description="only conversations you have not read"
+            ),
             OpenApiParameter("q", str, description="contact name or phone in any format"),
             *CURSOR_PARAMETERS,
         ],
@@ -85,9 +88,7 @@ class ConversationDetailApi(APIView):
     """One conversation as the list shows it, with this user's ``unread_count``: how a tab learns the count of
     a conversation it first saw in an event."""
 
-    @extend_schema(
-        operation_id="conversation_retrieve", responses={200: ConversationOut, 401: ErrorOut, 404: ErrorOut}
-    )
+    @extend_schema(operation_id="conversation_retrieve", responses={200: ConversationOut, 401: ErrorOut, 404: ErrorOut})
     def get(self, request, conversation_id: int):
         conversation = selectors.conversation_list(user=request.user).filter(pk=conversation_id).first()
         if conversation is None:
@@ -114,7 +115,11 @@ class ConversationReadApi(APIView):
         request=None,
         responses={
             200: inline_serializer(
-                "ReadState", fields={"conversation_id": serializers.IntegerField(), "last_read_message_id": serializers.IntegerField()}
+                "ReadState",
+                fields={
+                    "conversation_id": serializers.IntegerField(),
+                    "last_read_message_id": serializers.IntegerField(),
+                },
             ),
             401: ErrorOut,
             404: ErrorOut,
@@ -157,7 +162,10 @@ class ConversationMessagesApi(APIView):
         reply_to = serializers.CharField(required=False, allow_blank=True, default="")
 
     @extend_schema(
-        parameters=[OpenApiParameter("before", int, description="message id: the page just before it"), *CURSOR_PARAMETERS],
+        parameters=[
+            OpenApiParameter("before", int, description="message id: the page just before it"),
+            *CURSOR_PARAMETERS,
+        ],
         responses={
             200: PolymorphicProxySerializer(
                 component_name="MessagesResponse",
@@ -222,20 +230,30 @@ class ConversationMessagesApi(APIView):
         try:
             if kind == "text":
                 data = self._valid(self.TextInput, request)
-                message = outbound.send_text(user=request.user, conversation=conversation, text=data["text"], reply_to_wamid=data["reply_to"])
+                message = outbound.send_text(
+                    user=request.user, conversation=conversation, text=data["text"], reply_to_wamid=data["reply_to"]
+                )
             elif kind == "reaction":
                 data = self._valid(self.ReactionInput, request)
-                message = outbound.send_reaction(user=request.user, conversation=conversation, message_wamid=data["message"], emoji=data["emoji"])
+                message = outbound.send_reaction(
+                    user=request.user, conversation=conversation, message_wamid=data["message"], emoji=data["emoji"]
+                )
             elif kind == "template":
                 data = self._valid(self.TemplateInput, request)
                 template = selectors.templates_for(conversation=conversation).filter(pk=data["template"]).first()
                 if template is None:
                     raise SendRefused("template_unavailable", "That template is not available for this number.")
-                message = outbound.send_template(user=request.user, conversation=conversation, template=template, params=data["params"])
+                message = outbound.send_template(
+                    user=request.user, conversation=conversation, template=template, params=data["params"]
+                )
             elif kind == "media":
                 data = self._valid(self.MediaInput, request)
                 message = outbound.send_media(
-                    user=request.user, conversation=conversation, upload=data["file"], caption=data["caption"], reply_to_wamid=data["reply_to"]
+                    user=request.user,
+                    conversation=conversation,
+                    upload=data["file"],
+                    caption=data["caption"],
+                    reply_to_wamid=data["reply_to"],
                 )
             else:
                 raise SendRefused("unknown_type", "type must be text, reaction, template or a file upload.")
@@ -301,7 +319,10 @@ class ConversationTemplateListApi(APIView):
                 fields={
                     "window": inline_serializer(
                         "Window",
-                        fields={"open": serializers.BooleanField(), "closes_at": serializers.DateTimeField(allow_null=True)},
+                        fields={
+                            "open": serializers.BooleanField(),
+                            "closes_at": serializers.DateTimeField(allow_null=True),
+                        },
                     ),
                     "results": TemplateOut.__class__(many=True),
                 },
@@ -325,14 +346,22 @@ class NumberListApi(APIView):
     """``GET /api/numbers/``: the business numbers you may see."""
 
     @extend_schema(
-        responses={200: inline_serializer("NumberList", fields={"results": NumberDetailOut.__class__(many=True)}), 401: ErrorOut}
+        responses={
+            200: inline_serializer("NumberList", fields={"results": NumberDetailOut.__class__(many=True)}),
+            401: ErrorOut,
+        }
     )
     def get(self, request):
         numbers = selectors.visible_numbers(user=request.user)
         return Response(
             {
                 "results": [
-                    {**number_snapshot(n), "name": n.name, "waba_id": n.waba_id, "needs_reauthorization": n.needs_reauthorization}
+                    {
+                        **number_snapshot(n),
+                        "name": n.name,
+                        "waba_id": n.waba_id,
+                        "needs_reauthorization": n.needs_reauthorization,
+                    }
                     for n in numbers
                 ]
             }
@@ -361,7 +390,11 @@ def _refused(refusal: ContactChangeForbidden):
 
 
 def contact_item(contact) -> dict:
-    return {**contact_snapshot(contact), "profile_name": contact.profile_name, "custom_name": contact.custom_name or None}
+    return {
+        **contact_snapshot(contact),
+        "profile_name": contact.profile_name,
+        "custom_name": contact.custom_name or None,
+    }
 
 
 class ContactListApi(APIView):
@@ -369,7 +402,10 @@ class ContactListApi(APIView):
 
     @extend_schema(
         operation_id="contacts_list",
-        parameters=[OpenApiParameter("q", str, description="name, username or phone in any format"), *CURSOR_PARAMETERS],
+        parameters=[
+            OpenApiParameter("q", str, description="name, username or phone in any format"),
+            *CURSOR_PARAMETERS,
+        ],
         # 404: an invalid cursor
         responses={200: cursor_page("ContactPage", ContactDetailOut), 401: ErrorOut, 404: ErrorOut},
     )
@@ -392,7 +428,8 @@ class ContactDetailApi(APIView):
         return Response(contact_item(_contact_or_404(request, contact_id)))
 
     @extend_schema(
-        request=RenameInput, responses={200: ContactDetailOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+        request=RenameInput,
+        responses={200: ContactDetailOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
     )
     def patch(self, request, contact_id: int):
         contact = _contact_or_404(request, contact_id)
@@ -413,7 +450,8 @@ class ContactMergeApi(APIView):
         duplicate = serializers.IntegerField()
 
     @extend_schema(
-        request=MergeInput, responses={200: ContactDetailOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+        request=MergeInput,
+        responses={200: ContactDetailOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
     )
     def post(self, request, contact_id: int):
         keep = _contact_or_404(request, contact_id)

@@ -10,5 +10,9 @@ class ConversationsConfig(AppConfig):
         from conversations import sqlite_triggers
 
         # SQLite only (the embedded mode): see conversations/sqlite_triggers.py.
-        pre_migrate.connect(sqlite_triggers.drop_triggers, sender=self, dispatch_uid="conversations-sqlite-triggers-drop")
-        post_migrate.connect(sqlite_triggers.create_triggers, sender=self, dispatch_uid="conversations-sqlite-triggers-create")
+        pre_migrate.connect(
+            sqlite_triggers.drop_triggers, sender=self, dispatch_uid="conversations-sqlite-triggers-drop"
+        )
+        post_migrate.connect(
+            sqlite_triggers.create_triggers, sender=self, dispatch_uid="conversations-sqlite-triggers-create"
+        )

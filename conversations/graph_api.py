@@ -4,6 +4,7 @@ One ``requests.Session`` per process (connection reuse), timeouts on every call,
 settings. Meta's errors become ``GraphError`` with a typed ``outcome`` the callers act on; Meta says to
 build logic on the error code, not on titles or HTTP status (docs/meta.md §5).
 """
+
 from __future__ import annotations
 
 import enum
@@ -212,18 +213,22 @@ class GraphClient:
         with response:
             if 300 <= response.status_code < 400:
                 raise MediaRefused(
-                    code=None, title=f"media download redirected (HTTP {response.status_code})", http_status=response.status_code
+                    code=None,
+                    title=f"media download redirected (HTTP {response.status_code})",
+                    http_status=response.status_code,
                 )
             if response.status_code != 200:
                 raise self._error(response)
             declared = response.headers.get("Content-Length", "")
             if DIGITS.fullmatch(declared) and int(declared) > max_bytes:
-                raise MediaRefused(code=None, title=f"media file of {declared} bytes is over its {max_bytes}-byte limit")
+                raise MediaRefused(
+                    code=None, title=f"media file of {declared} bytes is over its {max_bytes}-byte limit"
+                )
             return self._receive(response, max_bytes=max_bytes)
 
     @staticmethod
     def _receive(response: requests.Response, *, max_bytes: int) -> DownloadedMedia:
-        file = tempfile.SpooledTemporaryFile(max_size=DOWNLOAD_IN_MEMORY)
+        file = tempfile.SpooledTemporaryFile(max_size=DOWNLOAD_IN_MEMORY)  # noqa: SIM115 - returned to the caller, who closes it
         digest = hashlib.sha256()
         size = 0
         try:
@@ -254,7 +259,9 @@ class GraphClient:
             templates.extend(data.get("data") or [])
             after = ((data.get("paging") or {}).get("cursors") or {}).get("after")
             has_next = bool((data.get("paging") or {}).get("next"))
-            path, params = (f"{waba_id}/message_templates", {"limit": 100, "after": after}) if after and has_next else (None, None)
+            path, params = (
+                (f"{waba_id}/message_templates", {"limit": 100, "after": after}) if after and has_next else (None, None)
+            )
         return templates
 
     def phone_number(self, *, phone_number_id: str) -> dict[str, Any]:
@@ -292,7 +299,9 @@ class GraphClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise GraphError(code=None, title="Graph API answered with non-JSON", http_status=response.status_code) from exc
+            raise GraphError(
+                code=None, title="Graph API answered with non-JSON", http_status=response.status_code
+            ) from exc
 
     @staticmethod
     def _error(response: requests.Response) -> GraphError:

@@ -1,4 +1,5 @@
 """The inbox domain: business numbers, conversations, messages, their statuses, reactions and read state."""
+
 import re
 from datetime import timedelta
 
@@ -64,7 +65,9 @@ class Conversation(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["number", "contact"], name="conversation_one_per_number_contact"),
-            models.CheckConstraint(condition=models.Q(inbound_count__gte=0), name="conversation_inbound_count_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(inbound_count__gte=0), name="conversation_inbound_count_not_negative"
+            ),
         ]
         indexes = [
             models.Index(fields=["number", "-last_message_at", "-id"], name="conversation_activity"),
@@ -331,3 +334,6 @@ class ReadState(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "conversation"], name="read_state_one_per_user_conversation"),
         ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} read conversation {self.conversation_id} up to message {self.last_read_message_id}"

@@ -1,4 +1,5 @@
 """Reads shared by the inbox pages and the REST API; membership rules live here and only here."""
+
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -123,7 +124,9 @@ def _with_unread_count(*, user, numbers: list[BusinessNumber]) -> QuerySet[Conve
     return (
         Conversation.objects.filter(number_id__in=[number.pk for number in numbers])
         .annotate(my_read=FilteredRelation("read_states", condition=Q(read_states__user=user)))
-        .annotate(unread_count=Greatest(F("inbound_count") - Coalesce(F("my_read__read_inbound_count"), Value(0)), Value(0)))
+        .annotate(
+            unread_count=Greatest(F("inbound_count") - Coalesce(F("my_read__read_inbound_count"), Value(0)), Value(0))
+        )
     )
 
 
@@ -160,9 +163,7 @@ def messages_before(
     older ones remain: the page the thread loads upward on scroll."""
     messages = thread_messages(conversation=conversation)
     if before is not None:
-        messages = messages.filter(
-            Q(timestamp__lt=before.timestamp) | Q(timestamp=before.timestamp, id__lt=before.pk)
-        )
+        messages = messages.filter(Q(timestamp__lt=before.timestamp) | Q(timestamp=before.timestamp, id__lt=before.pk))
     page = list(messages.order_by("-timestamp", "-id")[: limit + 1])
     return list(reversed(page[:limit])), len(page) > limit
 

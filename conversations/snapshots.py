@@ -1,5 +1,6 @@
 """What a message, a conversation and a contact look like to clients: the REST API and realtime events
 share these shapes, so a message fetched over HTTP and one pushed over the socket are the same object."""
+
 from collections.abc import Iterable
 
 from django.urls import reverse
@@ -21,7 +22,11 @@ def contact_snapshot(contact: Contact) -> dict:
 
 
 def number_snapshot(number) -> dict:
-    return {"id": number.pk, "phone_number_id": number.phone_number_id, "display_phone_number": number.display_phone_number}
+    return {
+        "id": number.pk,
+        "phone_number_id": number.phone_number_id,
+        "display_phone_number": number.display_phone_number,
+    }
 
 
 def conversation_snapshot(conversation: Conversation) -> ConversationPayload:

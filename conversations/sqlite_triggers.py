@@ -5,6 +5,7 @@ SQLite cannot alter a table in place; Django rebuilds it (copy, drop, rename), a
 a dropped table breaks that rename. So these triggers are dropped before every ``migrate`` and created
 again after it, counts re-synced, by the signal handlers that ``ConversationsConfig.ready`` connects.
 """
+
 TRIGGERS = {
     "message_inbound_added": """CREATE TRIGGER IF NOT EXISTS message_inbound_added AFTER INSERT ON conversations_message
         WHEN NEW.direction = 'in'

@@ -1,4 +1,5 @@
 """Inbox page URLs."""
+
 from django.urls import path
 
 from conversations.views import inbox_view

@@ -1,4 +1,5 @@
 """The inbox pages: server-rendered shells carrying their initial data; static/js keeps them live."""
+
 from urllib.parse import parse_qs, urlparse
 
 from django.contrib import messages as flash

@@ -4,6 +4,7 @@ Browsers use their session cookie and must come from an allowed origin (a cookie
 origin check is what stops other sites from opening a socket as the user). A JWT is not ambient: a
 client that presents one and sends no Origin header (scripts, mobile apps) is let through on the token.
 """
+
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async

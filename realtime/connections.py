@@ -4,6 +4,9 @@ A counter in the shared cache (Redis when REDIS_URL is set): incremented when a 
 decremented when it closes. A Daphne process that is killed cannot decrement, so after a crash the gauge
 runs high until the counter's key expires a day after its last change.
 """
+
+import contextlib
+
 from django.core.cache import cache
 
 OPEN_SOCKETS_KEY = "realtime:open-sockets"
@@ -17,10 +20,8 @@ async def socket_opened() -> None:
 
 
 async def socket_closed() -> None:
-    try:
+    with contextlib.suppress(ValueError):  # the key expired meanwhile
         await cache.adecr(OPEN_SOCKETS_KEY)
-    except ValueError:  # the key expired meanwhile
-        pass
 
 
 def open_sockets() -> int:

@@ -9,6 +9,7 @@ ephemeral ``conversation.typing``, and ``reload`` when a client is too far behin
 The consumer renders nothing from the database per event: payload snapshots were built once by the
 publishing service. It reads the database only when a socket opens, resumes or reports typing.
 """
+
 import logging
 import time
 from collections import deque
@@ -93,7 +94,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": events.RELOAD})
             return
         for event in missed:
-            await self.send_json({"id": event.pk, "type": event.type, "number_id": event.number_id, "payload": event.payload})
+            await self.send_json(
+                {"id": event.pk, "type": event.type, "number_id": event.number_id, "payload": event.payload}
+            )
 
     async def _typing(self, conversation_id) -> None:
         if not isinstance(conversation_id, int) or not self.typing_limiter.allow():
@@ -106,7 +109,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
             "user_id": self.user.pk,
             "name": self.user.get_full_name() or self.user.get_username(),
         }
-        await self.channel_layer.group_send(number_group(number_id), {"type": events.GROUP_TYPING_TYPE, "typing": typing})
+        await self.channel_layer.group_send(
+            number_group(number_id), {"type": events.GROUP_TYPING_TYPE, "typing": typing}
+        )
 
     # --- channel-layer handlers ---------------------------------------------------------------
 
@@ -155,7 +160,9 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         """The conversation's number if this user may see it; also shows the customer Meta's typing
         indicator (rate-limited in the service)."""
         conversation = (
-            Conversation.objects.filter(pk=conversation_id, number_id__in=self.number_ids).select_related("number").first()
+            Conversation.objects.filter(pk=conversation_id, number_id__in=self.number_ids)
+            .select_related("number")
+            .first()
         )
         if conversation is None:
             return None

@@ -5,6 +5,7 @@ keeps the two in step). Each event goes to the group of one business number, car
 in the event log (the resume point for a reconnecting client) and a payload snapshot built once, so
 consumers never query the database per event.
 """
+
 from typing import TypedDict
 
 MESSAGE_CREATED = "message.created"
@@ -49,26 +50,22 @@ GROUP_ACCESS_CHANGED_TYPE = "inbox.access_changed"
 ReactionPayload = TypedDict("ReactionPayload", {"emoji": str, "from": str})
 
 
-MessagePayload = TypedDict(
-    "MessagePayload",
-    {
-        "id": int,
-        "conversation_id": int,
-        "wamid": str | None,
-        "direction": str,
-        "type": str,
-        "text": str,
-        "body": str,
-        "preview": str,
-        "content": dict,
-        "timestamp": str,
-        "status": str,
-        "error": dict | None,
-        "reply_to": str | None,
-        "reactions": list[ReactionPayload],
-        "media": dict | None,
-    },
-)
+class MessagePayload(TypedDict):
+    id: int
+    conversation_id: int
+    wamid: str | None
+    direction: str
+    type: str
+    text: str
+    body: str
+    preview: str
+    content: dict
+    timestamp: str
+    status: str
+    error: dict | None
+    reply_to: str | None
+    reactions: list[ReactionPayload]
+    media: dict | None
 
 
 class ConversationPayload(TypedDict):

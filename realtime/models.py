@@ -1,5 +1,6 @@
 """The realtime event log: every event pushed to the inbox is first written here, in the same
 transaction as the change it describes, so a client that reconnects can ask for what it missed."""
+
 from django.conf import settings
 from django.db import models
 
@@ -7,9 +8,13 @@ from django.db import models
 class Event(models.Model):
     # The id is the event's sequence number; clients resume from the last id they applied.
     # No index of its own: realtime_event_resume (number, id) leads with it.
-    number = models.ForeignKey("conversations.BusinessNumber", on_delete=models.CASCADE, related_name="+", db_index=False)
+    number = models.ForeignKey(
+        "conversations.BusinessNumber", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     # Set for events meant for one staff member only (their read state across tabs).
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     type = models.CharField(max_length=64)
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -1,4 +1,5 @@
 """WebSocket URL map."""
+
 from django.urls import path
 
 from realtime.consumers import InboxConsumer

@@ -1,4 +1,5 @@
 """Reads for realtime clients: what a reconnecting client missed."""
+
 from datetime import timedelta
 
 from django.db.models import Q

@@ -2,6 +2,7 @@
 (Django admin, ``register_number --member``, the shell): a number's members, a user's superuser status, a user
 deactivated or deleted. Without them a socket kept the access it had when it opened, so a member removed from a number kept
 receiving its customers' messages until the page was reloaded."""
+
 from django.contrib.auth import get_user_model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver

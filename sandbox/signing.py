@@ -1,6 +1,7 @@
 """Meta's side of webhook authentication: the ``X-Hub-Signature-256`` header it sends with each delivery, the
 HMAC-SHA256 of the raw body with the app secret (docs/meta.md §2). The sandbox, the simulator, the bench and the
 tests sign with it; the webhook view checks it (webhooks/apis.py)."""
+
 import hashlib
 import hmac
 

@@ -1,13 +1,18 @@
-"""Shared fixtures: users, a business number, signed webhook posting."""
+"""Shared fixtures: users, a business number, signed webhook posting, the Meta sandbox."""
+
+from collections.abc import Callable, Iterator
+
 import pytest
 from django.conf import settings
 from django.test import Client
 from django.test.client import ClientHandler
 from rest_framework.test import APIClient
 
-from webhooks.fastpath import InboxWSGIHandler
-from tests.factories import BusinessNumberFactory, UserFactory
+from sandbox import MetaSandbox, SandboxConfig
 from sandbox.simulation import envelope, signed_request
+from tests.e2e.conftest import free_port
+from tests.factories import BusinessNumberFactory, UserFactory
+from webhooks.fastpath import InboxWSGIHandler
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +82,35 @@ def deliver(post_webhook):
         return response
 
     return deliver_changes
+
+
+# The project's Meta sandbox as a real HTTP server in the test process (tests of sends, media, the demo seed).
+SANDBOX_TOKEN = "sandbox-test-token"
+
+
+@pytest.fixture
+def start_sandbox(settings) -> Iterator[Callable[..., MetaSandbox]]:
+    """Starts a sandbox the app talks to; ``media_host`` is the host its media URLs name (default the one
+    the app calls). Media may be downloaded from the app's Graph API URL only."""
+    started: list[MetaSandbox] = []
+
+    def start(*, media_host: str = "127.0.0.1") -> MetaSandbox:
+        port = free_port()
+        config = SandboxConfig(
+            app_secret=settings.META_APP_SECRET, access_token=SANDBOX_TOKEN, assume_window_open=True, status_delay=0.01
+        )
+        sandbox = MetaSandbox(config, port=port, public_url=f"http://{media_host}:{port}").start()
+        started.append(sandbox)
+        settings.META_GRAPH_API_URL = f"http://127.0.0.1:{port}"
+        settings.META_MEDIA_HOSTS = [settings.META_GRAPH_API_URL]
+        settings.META_ACCESS_TOKEN = SANDBOX_TOKEN
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def meta_sandbox(start_sandbox) -> MetaSandbox:
+    return start_sandbox()

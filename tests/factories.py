@@ -1,4 +1,5 @@
 """Model factories shared by the test suite."""
+
 import itertools
 from datetime import UTC, datetime
 

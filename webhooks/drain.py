@@ -39,6 +39,7 @@ from django.db.models import F, Min
 from django.utils import timezone
 
 from contacts.services import Sender, change_contact_identity, resolve_contacts
+from conversations.incoming import InboundMessage, StatusUpdate
 from conversations.models import BusinessNumber
 from conversations.services import InboundItem, apply_reaction, receive_inbound_messages, record_statuses
 from ops.logs import log_context
@@ -46,8 +47,6 @@ from webhooks import services
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import (
     Change,
-    InboundMessage,
-    StatusUpdate,
     parse_delivery,
     parse_message,
     parse_status,

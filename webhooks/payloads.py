@@ -18,17 +18,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from contacts.phones import digits_of
+from conversations.incoming import (
+    Identity,
+    IdentityChange,
+    InboundMessage,
+    MetaError,
+    ReactionChange,
+    StatusUpdate,
+)
+
 
 class PayloadError(ValueError):
     """One item (or the envelope) does not have the shape Meta documents."""
-
-
-@dataclass(frozen=True)
-class MetaError:
-    code: int | None
-    title: str
-    message: str = ""
-    details: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,59 +41,6 @@ class SenderProfile:
     user_id: str | None
     name: str
     username: str
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The ids that name one WhatsApp user; either may be missing, never both."""
-
-    wa_id: str | None
-    user_id: str | None
-
-
-@dataclass(frozen=True)
-class ReactionChange:
-    message_wamid: str
-    emoji: str  # "" when the reaction was removed (Meta omits the key)
-
-
-@dataclass(frozen=True)
-class IdentityChange:
-    """A ``system`` message saying the user's phone number or BSUID changed."""
-
-    kind: str
-    new_wa_id: str | None
-    new_user_id: str | None
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    wamid: str
-    type: str
-    timestamp: datetime
-    sender: Identity
-    body: str
-    preview: str
-    content: dict[str, Any]
-    context: dict[str, Any]
-    reply_to_wamid: str
-    errors: tuple[MetaError, ...] = ()
-    reaction: ReactionChange | None = None
-    identity_change: IdentityChange | None = None
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    wamid: str
-    status: str
-    timestamp: datetime
-    recipient: Identity
-    errors: tuple[MetaError, ...]
-    raw: dict[str, Any]
-
-    @property
-    def first_error(self) -> MetaError | None:
-        return self.errors[0] if self.errors else None
 
 
 @dataclass(frozen=True)
@@ -448,9 +397,6 @@ def _text(value: Any) -> str:
     return ""
 
 
-_ASCII_DIGITS = frozenset("0123456789")
-
-
 def _digits_or_none(value: Any) -> str | None:
     """Meta's wa_id and from are digits; a documented example carries a '+', so strip formatting. Only ASCII
     digits count: str.isdigit() also accepts '²' and '①', which no phone number holds (int('²') raises)."""
@@ -458,10 +404,7 @@ def _digits_or_none(value: Any) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         return None
-    if value.isascii() and value.isdigit():
-        return value
-    digits = "".join(ch for ch in value if ch in _ASCII_DIGITS)
-    return digits or None
+    return digits_of(value) or None
 
 
 def _bounded_int(value: Any, *, low: int, high: int) -> int | None:

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "conversations",
     "webhooks",
     "realtime",
+    "ops",  # check_meta, inbox_stats: the operator's reports across the apps
     "sandbox",  # manage.py meta_sandbox and simulate_inbound: Meta's stand-in for make run and the tests
 ]
 # manage.py bench, where the checkout has it (the production image leaves it out: .dockerignore).

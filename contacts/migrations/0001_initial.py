@@ -4,28 +4,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Contact',
+            name="Contact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('wa_id', models.CharField(blank=True, max_length=32, null=True)),
-                ('user_id', models.CharField(blank=True, max_length=160, null=True)),
-                ('username', models.CharField(blank=True, default='', max_length=64)),
-                ('phone', models.CharField(blank=True, db_index=True, max_length=20, null=True)),
-                ('profile_name', models.CharField(blank=True, default='', max_length=256)),
-                ('custom_name', models.CharField(blank=True, default='', max_length=256)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("wa_id", models.CharField(blank=True, max_length=32, null=True)),
+                ("user_id", models.CharField(blank=True, max_length=160, null=True)),
+                ("username", models.CharField(blank=True, default="", max_length=64)),
+                ("phone", models.CharField(blank=True, db_index=True, max_length=20, null=True)),
+                ("profile_name", models.CharField(blank=True, default="", max_length=256)),
+                ("custom_name", models.CharField(blank=True, default="", max_length=256)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(condition=models.Q(('wa_id__isnull', False)), fields=('wa_id',), name='contact_unique_wa_id'), models.UniqueConstraint(condition=models.Q(('user_id__isnull', False)), fields=('user_id',), name='contact_unique_user_id'), models.CheckConstraint(condition=models.Q(('wa_id__isnull', False), ('user_id__isnull', False), _connector='OR'), name='contact_has_identity')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("wa_id__isnull", False)), fields=("wa_id",), name="contact_unique_wa_id"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("user_id__isnull", False)),
+                        fields=("user_id",),
+                        name="contact_unique_user_id",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("wa_id__isnull", False), ("user_id__isnull", False), _connector="OR"),
+                        name="contact_has_identity",
+                    ),
+                ],
             },
         ),
     ]

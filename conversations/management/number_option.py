@@ -1,4 +1,5 @@
 """The ``--number PHONE_NUMBER_ID`` option shared by the commands that work number by number."""
+
 from django.core.management.base import CommandError
 
 from conversations.models import BusinessNumber

@@ -6,135 +6,233 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('contacts', '0001_initial'),
+        ("contacts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BusinessNumber',
+            name="BusinessNumber",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('phone_number_id', models.CharField(max_length=64, unique=True)),
-                ('display_phone_number', models.CharField(max_length=32)),
-                ('waba_id', models.CharField(blank=True, default='', max_length=64, verbose_name='WhatsApp Business Account id')),
-                ('name', models.CharField(blank=True, default='', max_length=128)),
-                ('access_token', models.TextField(blank=True, default='')),
-                ('needs_reauthorization', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('members', models.ManyToManyField(blank=True, related_name='business_numbers', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("phone_number_id", models.CharField(max_length=64, unique=True)),
+                ("display_phone_number", models.CharField(max_length=32)),
+                (
+                    "waba_id",
+                    models.CharField(
+                        blank=True, default="", max_length=64, verbose_name="WhatsApp Business Account id"
+                    ),
+                ),
+                ("name", models.CharField(blank=True, default="", max_length=128)),
+                ("access_token", models.TextField(blank=True, default="")),
+                ("needs_reauthorization", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "members",
+                    models.ManyToManyField(blank=True, related_name="business_numbers", to=settings.AUTH_USER_MODEL),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('last_message_at', models.DateTimeField()),
-                ('last_message_preview', models.CharField(blank=True, default='', max_length=300)),
-                ('last_message_direction', models.CharField(blank=True, default='', max_length=3)),
-                ('last_inbound_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('contact', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversations', to='contacts.contact')),
-                ('number', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversations', to='conversations.businessnumber')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("last_message_at", models.DateTimeField()),
+                ("last_message_preview", models.CharField(blank=True, default="", max_length=300)),
+                ("last_message_direction", models.CharField(blank=True, default="", max_length=3)),
+                ("last_inbound_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="conversations", to="contacts.contact"
+                    ),
+                ),
+                (
+                    "number",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversations",
+                        to="conversations.businessnumber",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('wamid', models.CharField(blank=True, max_length=200, null=True)),
-                ('direction', models.CharField(choices=[('in', 'Inbound'), ('out', 'Outbound')], max_length=3)),
-                ('type', models.CharField(max_length=40)),
-                ('body', models.TextField(blank=True, default='')),
-                ('preview', models.CharField(blank=True, default='', max_length=300)),
-                ('content', models.JSONField(blank=True, default=dict)),
-                ('context', models.JSONField(blank=True, default=dict)),
-                ('reply_to_wamid', models.CharField(blank=True, default='', max_length=200)),
-                ('timestamp', models.DateTimeField()),
-                ('status', models.CharField(choices=[('received', 'Received'), ('pending', 'Pending'), ('sent', 'Sent'), ('failed', 'Failed'), ('delivered', 'Delivered'), ('read', 'Read'), ('played', 'Played')], max_length=10)),
-                ('status_at', models.DateTimeField(blank=True, null=True)),
-                ('error_code', models.IntegerField(blank=True, null=True)),
-                ('error_title', models.CharField(blank=True, default='', max_length=300)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='conversations.conversation')),
-                ('sent_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("wamid", models.CharField(blank=True, max_length=200, null=True)),
+                ("direction", models.CharField(choices=[("in", "Inbound"), ("out", "Outbound")], max_length=3)),
+                ("type", models.CharField(max_length=40)),
+                ("body", models.TextField(blank=True, default="")),
+                ("preview", models.CharField(blank=True, default="", max_length=300)),
+                ("content", models.JSONField(blank=True, default=dict)),
+                ("context", models.JSONField(blank=True, default=dict)),
+                ("reply_to_wamid", models.CharField(blank=True, default="", max_length=200)),
+                ("timestamp", models.DateTimeField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("pending", "Pending"),
+                            ("sent", "Sent"),
+                            ("failed", "Failed"),
+                            ("delivered", "Delivered"),
+                            ("read", "Read"),
+                            ("played", "Played"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("status_at", models.DateTimeField(blank=True, null=True)),
+                ("error_code", models.IntegerField(blank=True, null=True)),
+                ("error_title", models.CharField(blank=True, default="", max_length=300)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="conversations.conversation",
+                    ),
+                ),
+                (
+                    "sent_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='MessageStatusEvent',
+            name="MessageStatusEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('wamid', models.CharField(max_length=200)),
-                ('status', models.CharField(choices=[('received', 'Received'), ('pending', 'Pending'), ('sent', 'Sent'), ('failed', 'Failed'), ('delivered', 'Delivered'), ('read', 'Read'), ('played', 'Played')], max_length=10)),
-                ('timestamp', models.DateTimeField()),
-                ('recipient_wa_id', models.CharField(blank=True, default='', max_length=32)),
-                ('recipient_user_id', models.CharField(blank=True, default='', max_length=160)),
-                ('error_code', models.IntegerField(blank=True, null=True)),
-                ('error_title', models.CharField(blank=True, default='', max_length=300)),
-                ('payload', models.JSONField(default=dict)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('number', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='conversations.businessnumber')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("wamid", models.CharField(max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("pending", "Pending"),
+                            ("sent", "Sent"),
+                            ("failed", "Failed"),
+                            ("delivered", "Delivered"),
+                            ("read", "Read"),
+                            ("played", "Played"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("timestamp", models.DateTimeField()),
+                ("recipient_wa_id", models.CharField(blank=True, default="", max_length=32)),
+                ("recipient_user_id", models.CharField(blank=True, default="", max_length=160)),
+                ("error_code", models.IntegerField(blank=True, null=True)),
+                ("error_title", models.CharField(blank=True, default="", max_length=300)),
+                ("payload", models.JSONField(default=dict)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "number",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="conversations.businessnumber"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Reaction',
+            name="Reaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('message_wamid', models.CharField(max_length=200)),
-                ('emoji', models.CharField(blank=True, default='', max_length=32)),
-                ('reaction_wamid', models.CharField(max_length=200)),
-                ('reacted_at', models.DateTimeField()),
-                ('contact', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reactions', to='contacts.contact')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("message_wamid", models.CharField(max_length=200)),
+                ("emoji", models.CharField(blank=True, default="", max_length=32)),
+                ("reaction_wamid", models.CharField(max_length=200)),
+                ("reacted_at", models.DateTimeField()),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="reactions", to="contacts.contact"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ReadState',
+            name="ReadState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('last_read_message_id', models.BigIntegerField(default=0)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='read_states', to='conversations.conversation')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='read_states', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("last_read_message_id", models.BigIntegerField(default=0)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="read_states",
+                        to="conversations.conversation",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="read_states",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['number', '-last_message_at', '-id'], name='conversation_activity'),
+            model_name="conversation",
+            index=models.Index(fields=["number", "-last_message_at", "-id"], name="conversation_activity"),
         ),
         migrations.AddConstraint(
-            model_name='conversation',
-            constraint=models.UniqueConstraint(fields=('number', 'contact'), name='conversation_one_per_number_contact'),
+            model_name="conversation",
+            constraint=models.UniqueConstraint(
+                fields=("number", "contact"), name="conversation_one_per_number_contact"
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['conversation', 'timestamp', 'id'], name='message_thread_order'),
+            model_name="message",
+            index=models.Index(fields=["conversation", "timestamp", "id"], name="message_thread_order"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['conversation', 'direction', 'id'], name='message_unread_scan'),
+            model_name="message",
+            index=models.Index(fields=["conversation", "direction", "id"], name="message_unread_scan"),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(condition=models.Q(('wamid__isnull', False)), fields=('wamid',), name='message_unique_wamid'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("wamid__isnull", False)), fields=("wamid",), name="message_unique_wamid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.CheckConstraint(condition=models.Q(('direction', 'out'), ('wamid__isnull', False), _connector='OR'), name='message_inbound_has_wamid'),
+            model_name="message",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("direction", "out"), ("wamid__isnull", False), _connector="OR"),
+                name="message_inbound_has_wamid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='messagestatusevent',
-            constraint=models.UniqueConstraint(fields=('wamid', 'status'), name='status_event_unique_wamid_status'),
+            model_name="messagestatusevent",
+            constraint=models.UniqueConstraint(fields=("wamid", "status"), name="status_event_unique_wamid_status"),
         ),
         migrations.AddConstraint(
-            model_name='reaction',
-            constraint=models.UniqueConstraint(fields=('message_wamid', 'contact'), name='reaction_one_per_contact_message'),
+            model_name="reaction",
+            constraint=models.UniqueConstraint(
+                fields=("message_wamid", "contact"), name="reaction_one_per_contact_message"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='readstate',
-            constraint=models.UniqueConstraint(fields=('user', 'conversation'), name='read_state_one_per_user_conversation'),
+            model_name="readstate",
+            constraint=models.UniqueConstraint(
+                fields=("user", "conversation"), name="read_state_one_per_user_conversation"
+            ),
         ),
     ]

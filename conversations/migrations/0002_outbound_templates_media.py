@@ -5,78 +5,96 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('contacts', '0001_initial'),
-        ('conversations', '0001_initial'),
+        ("contacts", "0001_initial"),
+        ("conversations", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MediaFile',
+            name="MediaFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('meta_media_id', models.CharField(blank=True, default='', max_length=128)),
-                ('mime_type', models.CharField(blank=True, default='', max_length=128)),
-                ('sha256', models.CharField(blank=True, default='', max_length=128)),
-                ('filename', models.CharField(blank=True, default='', max_length=255)),
-                ('size', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('file', models.FileField(blank=True, default='', upload_to='media/%Y/%m/')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('ready', 'Ready'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('error', models.TextField(blank=True, default='')),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("meta_media_id", models.CharField(blank=True, default="", max_length=128)),
+                ("mime_type", models.CharField(blank=True, default="", max_length=128)),
+                ("sha256", models.CharField(blank=True, default="", max_length=128)),
+                ("filename", models.CharField(blank=True, default="", max_length=255)),
+                ("size", models.PositiveBigIntegerField(blank=True, null=True)),
+                ("file", models.FileField(blank=True, default="", upload_to="media/%Y/%m/")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("ready", "Ready"), ("failed", "Failed")],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("error", models.TextField(blank=True, default="")),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='MessageTemplate',
+            name="MessageTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('waba_id', models.CharField(max_length=64)),
-                ('name', models.CharField(max_length=512)),
-                ('language', models.CharField(max_length=16)),
-                ('status', models.CharField(max_length=32)),
-                ('category', models.CharField(blank=True, default='', max_length=32)),
-                ('components', models.JSONField(default=list)),
-                ('synced_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("waba_id", models.CharField(max_length=64)),
+                ("name", models.CharField(max_length=512)),
+                ("language", models.CharField(max_length=16)),
+                ("status", models.CharField(max_length=32)),
+                ("category", models.CharField(blank=True, default="", max_length=32)),
+                ("components", models.JSONField(default=list)),
+                ("synced_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.AddField(
-            model_name='businessnumber',
-            name='send_read_receipts',
+            model_name="businessnumber",
+            name="send_read_receipts",
             field=models.BooleanField(default=True),
         ),
         migrations.AddField(
-            model_name='message',
-            name='idempotency_key',
+            model_name="message",
+            name="idempotency_key",
             field=models.UUIDField(blank=True, editable=False, null=True, unique=True),
         ),
         migrations.AddField(
-            model_name='message',
-            name='send_attempts',
+            model_name="message",
+            name="send_attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='message',
-            name='send_claimed_at',
+            model_name="message",
+            name="send_claimed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='reaction',
-            name='contact',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='reactions', to='contacts.contact'),
+            model_name="reaction",
+            name="contact",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="reactions",
+                to="contacts.contact",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reaction',
-            constraint=models.UniqueConstraint(condition=models.Q(('contact__isnull', True)), fields=('message_wamid',), name='reaction_one_per_business_message'),
+            model_name="reaction",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("contact__isnull", True)),
+                fields=("message_wamid",),
+                name="reaction_one_per_business_message",
+            ),
         ),
         migrations.AddField(
-            model_name='mediafile',
-            name='message',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='media', to='conversations.message'),
+            model_name="mediafile",
+            name="message",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE, related_name="media", to="conversations.message"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='messagetemplate',
-            constraint=models.UniqueConstraint(fields=('waba_id', 'name', 'language'), name='template_unique_per_waba'),
+            model_name="messagetemplate",
+            constraint=models.UniqueConstraint(fields=("waba_id", "name", "language"), name="template_unique_per_waba"),
         ),
     ]

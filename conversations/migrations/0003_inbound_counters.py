@@ -7,6 +7,7 @@ merges, the admin); PostgreSQL's INSERT and DELETE triggers are per statement (o
 bulk INSERT), the rest per row. Messages never change direction, so only their conversation is watched.
 The embedded mode's SQLite gets its triggers from conversations/sqlite_triggers.py, after every migrate.
 """
+
 from django.db import migrations, models
 
 POSTGRES_FORWARD = """

@@ -5,6 +5,7 @@ message_unread_scan), and every index costs each inserted message and each conve
 Only the indexes go. A plain AlterField would also drop and re-add the foreign keys, and re-adding one
 checks every row of the messages table while holding off writes; the constraints are unchanged here.
 """
+
 import django.db.models.deletion
 from django.db import migrations, models
 
@@ -16,23 +17,32 @@ REDUNDANT = [
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0003_inbound_counters'),
+        ("conversations", "0003_inbound_counters"),
     ]
 
     operations = [
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AlterField(
-                    model_name='conversation',
-                    name='number',
-                    field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='conversations', to='conversations.businessnumber'),
+                    model_name="conversation",
+                    name="number",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversations",
+                        to="conversations.businessnumber",
+                    ),
                 ),
                 migrations.AlterField(
-                    model_name='message',
-                    name='conversation',
-                    field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='conversations.conversation'),
+                    model_name="message",
+                    name="conversation",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="conversations.conversation",
+                    ),
                 ),
             ],
             database_operations=[

@@ -6,6 +6,7 @@ The new columns are nullable (no table rewrite), and ``status`` only grows from 
 (PostgreSQL changes no row for that). The indexes are built ``CONCURRENTLY`` on PostgreSQL, outside a
 transaction, so inserts of messages and status updates go on while the messages table is scanned.
 """
+
 from django.db import migrations, models
 
 

@@ -10,6 +10,7 @@
 - ``sending``: sending to a phone number from outside the inbox (``send_message``).
 - ``stats``: operational numbers (``inbox_stats``).
 """
+
 from conversations.services.inbound import (
     InboundItem,
     apply_reaction,

@@ -7,12 +7,14 @@ constraints (one message per wamid, one conversation per number and contact), an
 updates that only move state forward. Callers run these inside a transaction; each insert that may lose a
 race runs in its own savepoint so the loser carries on with the winner's row.
 """
+
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
 from contacts.models import Contact
+from conversations.incoming import InboundMessage, ReactionChange
 from conversations.models import (
     SUMMARY_FIELDS,
     BusinessNumber,
@@ -30,7 +32,6 @@ from conversations.snapshots import conversation_snapshot, message_snapshot, rea
 from database.bulk import insert_rows, update_rows
 from realtime import events
 from realtime.publish import publish_event, publish_events
-from webhooks.payloads import InboundMessage, ReactionChange
 
 
 def get_or_create_conversation(*, number: BusinessNumber, contact: Contact, at: datetime) -> Conversation:
@@ -69,13 +70,17 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     if not items:
         return []
     conversations = _conversations_for(items=items)
-    known = set(Message.objects.filter(wamid__any={item.message.wamid for item in items}).values_list("wamid", flat=True))
+    known = set(
+        Message.objects.filter(wamid__any={item.message.wamid for item in items}).values_list("wamid", flat=True)
+    )
     fresh: list[tuple[InboundItem, Message]] = []
     for item in items:
         if item.message.wamid in known:
             continue
         known.add(item.message.wamid)
-        fresh.append((item, _inbound_row(conversation=conversations[(item.number.pk, item.contact.pk)], message=item.message)))
+        fresh.append(
+            (item, _inbound_row(conversation=conversations[(item.number.pk, item.contact.pk)], message=item.message))
+        )
     if not fresh:
         return []
     stored = insert_rows(objects=[row for _item, row in fresh])
@@ -185,7 +190,9 @@ def mark_conversation_read(*, user, conversation: Conversation) -> ReadState:
     the user's other tabs hear of it."""
     # The conversation's row lock orders this read against inserts (their trigger updates the row), so the
     # newest id and the count of customer messages describe the same set of messages.
-    inbound_count = Conversation.objects.select_for_update().values_list("inbound_count", flat=True).get(pk=conversation.pk)
+    inbound_count = (
+        Conversation.objects.select_for_update().values_list("inbound_count", flat=True).get(pk=conversation.pk)
+    )
     latest = last_message_id(conversation=conversation)
     state, _created = ReadState.objects.get_or_create(user=user, conversation=conversation)
     moved = ReadState.objects.filter(pk=state.pk, last_read_message_id__lt=latest).update(

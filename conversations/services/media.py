@@ -5,6 +5,7 @@ Downloads never run inside a database transaction (they take seconds); the messa
 its ``MediaFile`` says pending until the bytes are stored and their sha256 verified, and failed (with
 the reason, shown in the thread) only after every retry: a message never silently lacks its media.
 """
+
 import base64
 import logging
 import uuid
@@ -74,7 +75,10 @@ def check_outbound_media(*, upload) -> str:
     kind = media_kind(mime_type)
     limit = MEDIA_LIMITS[kind][1]
     if upload.size > limit:
-        raise SendRefused("too_large", f"WhatsApp limits {kind} files to {limit // MB if limit >= MB else limit // 1024} {'MB' if limit >= MB else 'KB'}.")
+        raise SendRefused(
+            "too_large",
+            f"WhatsApp limits {kind} files to {limit // MB if limit >= MB else limit // 1024} {'MB' if limit >= MB else 'KB'}.",
+        )
     if upload.size == 0:
         raise SendRefused("empty", "The file is empty.")
     return mime_type
@@ -143,7 +147,9 @@ def download_inbound_media(*, message_id: int) -> str:
     with download.file:
         expected = media.sha256 or info.sha256
         if expected and not sha256_matches(digest=download.sha256, expected=expected):
-            raise RetryLater(f"sha256 mismatch for media {media.meta_media_id}: the download is not the file Meta described")
+            raise RetryLater(
+                f"sha256 mismatch for media {media.meta_media_id}: the download is not the file Meta described"
+            )
         mime_type = media.mime_type or info.mime_type or base_mime_type(download.content_type)
         extension = (mime_type.split("/")[-1].split(";")[0] or "bin")[:10]
         name = media.filename or f"{media.meta_media_id}.{extension}"
@@ -167,14 +173,19 @@ def _download_limit(*, kind: str, info) -> int:
     if info.file_size is None:
         return limit
     if info.file_size > limit:
-        raise MediaRefused(code=None, title=f"Meta declares {info.file_size} bytes, over WhatsApp's {limit}-byte limit for {kind} files")
+        raise MediaRefused(
+            code=None,
+            title=f"Meta declares {info.file_size} bytes, over WhatsApp's {limit}-byte limit for {kind} files",
+        )
     return info.file_size
 
 
 @transaction.atomic
 def fail_inbound_media(*, message_id: int, error: str) -> None:
-    updated = MediaFile.objects.filter(message_id=message_id).exclude(state=MediaState.READY).update(
-        state=MediaState.FAILED, error=error[:2000]
+    updated = (
+        MediaFile.objects.filter(message_id=message_id)
+        .exclude(state=MediaState.READY)
+        .update(state=MediaState.FAILED, error=error[:2000])
     )
     if updated:
         _publish_message_updated(message_id)

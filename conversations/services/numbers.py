@@ -1,6 +1,5 @@
 """Business numbers as an operator manages them: registering one after Meta confirms the token may use
-it, and checking a registered number's health on Meta's side (token, quality, webhook subscription) and
-on ours (webhooks received, pending, failed).
+it, and checking a registered number's health on Meta's side (token, quality, webhook subscription).
 
 Access tokens are secrets: nothing returned from here carries one, so a caller cannot print it by mistake.
 """
@@ -13,7 +12,6 @@ from django.db import transaction
 from contacts.phones import digits_of
 from conversations.graph_api import GraphClient, GraphError, Outcome
 from conversations.models import BusinessNumber
-from webhooks.selectors import WebhookHealth, summarize_webhook_health
 
 # Meta's "unsupported get request" / "object does not exist" (100) and "unknown object" (803, "some of the
 # aliases you requested do not exist"): an id this token cannot see, or no such id.
@@ -155,7 +153,6 @@ class NumberHealth:
     # "subscribed (N app(s))", "NOT subscribed (no app receives webhooks)", "unknown (...)".
     subscription: str
     subscription_ok: bool | None
-    webhooks: WebhookHealth
     # True when this check set needs_reauthorization (Meta answered 190).
     flagged_now: bool
     # True when this check cleared it: Meta accepted the token the number sends with (a token rotated where it is
@@ -164,7 +161,7 @@ class NumberHealth:
 
 
 def check_number_health(*, number: BusinessNumber) -> NumberHealth:
-    """Ask Meta about the number and its WABA's webhook subscription, and read our webhook log for it.
+    """Ask Meta about the number and its WABA's webhook subscription.
 
     A 190 from Meta flags the number ``needs_reauthorization`` (sending stops until a new token is set),
     exactly as a failed send would; a token Meta accepts clears the flag. Never raises for Meta's answers:
@@ -199,7 +196,6 @@ def check_number_health(*, number: BusinessNumber) -> NumberHealth:
         profile=profile,
         subscription=subscription,
         subscription_ok=subscription_ok,
-        webhooks=summarize_webhook_health(phone_number_id=number.phone_number_id),
         flagged_now=flagged_now,
         cleared_now=cleared_now,
     )

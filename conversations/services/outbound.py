@@ -17,6 +17,7 @@ wamid and moves it on, and otherwise a person decides (``resend_unconfirmed_mess
 Work whose task was lost (Redis down when it was enqueued, a retry that never came back) is found by the
 periodic ``sweep_outbound_work``.
 """
+
 import logging
 import uuid
 from datetime import timedelta
@@ -70,7 +71,15 @@ def send_text(*, user, conversation: Conversation, text: str, reply_to_wamid: st
         raise SendRefused("empty", "Type a message first.")
     if len(text) > TEXT_LIMIT:
         raise SendRefused("too_long", f"WhatsApp messages are limited to {TEXT_LIMIT} characters.")
-    return _queue(user=user, conversation=conversation, type="text", body=text, preview=text, content={"body": text}, reply_to_wamid=reply_to_wamid)
+    return _queue(
+        user=user,
+        conversation=conversation,
+        type="text",
+        body=text,
+        preview=text,
+        content={"body": text},
+        reply_to_wamid=reply_to_wamid,
+    )
 
 
 @transaction.atomic
@@ -84,7 +93,9 @@ def send_template(*, user, conversation: Conversation, template: MessageTemplate
     for index, value in enumerate(params, start=1):
         body = body.replace(f"{{{{{index}}}}}", value)
     content = {"name": template.name, "language": template.language, "params": params}
-    return _queue(user=user, conversation=conversation, type="template", body=body, preview=body or template.name, content=content)
+    return _queue(
+        user=user, conversation=conversation, type="template", body=body, preview=body or template.name, content=content
+    )
 
 
 @transaction.atomic
@@ -111,7 +122,12 @@ def send_reaction(*, user, conversation: Conversation, message_wamid: str, emoji
     publish_event(
         number_id=conversation.number_id,
         type=events.MESSAGE_REACTIONS_CHANGED,
-        payload={"conversation_id": conversation.pk, "wamid": message_wamid, "message_id": target.pk, "reactions": reaction_snapshots(current)},
+        payload={
+            "conversation_id": conversation.pk,
+            "wamid": message_wamid,
+            "message_id": target.pk,
+            "reactions": reaction_snapshots(current),
+        },
     )
     return message
 
@@ -124,7 +140,13 @@ def send_media(*, user, conversation: Conversation, upload, caption: str = "", r
     if len(caption) > CAPTION_LIMIT:
         raise SendRefused("too_long", f"Captions are limited to {CAPTION_LIMIT} characters.")
     filename = (upload.name or "file").rsplit("/", 1)[-1][:200]
-    labels = {"image": "📷 Photo", "video": "🎥 Video", "audio": "🎵 Audio", "document": f"📄 {filename}", "sticker": "Sticker"}
+    labels = {
+        "image": "📷 Photo",
+        "video": "🎥 Video",
+        "audio": "🎵 Audio",
+        "document": f"📄 {filename}",
+        "sticker": "Sticker",
+    }
     preview = f"{labels[kind]}: {caption}" if caption else labels[kind]
     message = _queue(
         user=user,
@@ -190,7 +212,9 @@ def _touch_conversation(*, conversation: Conversation, message: Message) -> None
 
 def _check_sendable(*, conversation: Conversation, type: str) -> None:
     if conversation.number.needs_reauthorization:
-        raise SendRefused("reauthorization_required", "Meta says this number's access token expired; an admin must set a new one.")
+        raise SendRefused(
+            "reauthorization_required", "Meta says this number's access token expired; an admin must set a new one."
+        )
     if type != "template" and not conversation.window_is_open():
         raise SendRefused(
             "window_closed",
@@ -233,7 +257,9 @@ def deliver_outbound_message(*, message_id: int) -> str:
     message = Message.objects.select_related("conversation__number", "conversation__contact").get(pk=message_id)
     number = message.conversation.number
     if number.needs_reauthorization:
-        fail_outbound_message(message_id=message_id, code=190, title="Access token expired: an admin must set a new one")
+        fail_outbound_message(
+            message_id=message_id, code=190, title="Access token expired: an admin must set a new one"
+        )
         return "failed"
     client = GraphClient.for_number(number)
     try:
@@ -251,7 +277,9 @@ def deliver_outbound_message(*, message_id: int) -> str:
         register_sent_message(message=message, wamid=wamid)
         Message.objects.filter(pk=message_id).update(send_claimed_at=None)
         if message.type == "reaction":
-            Reaction.objects.filter(message_wamid=message.content["message_id"], contact=None).update(reaction_wamid=wamid)
+            Reaction.objects.filter(message_wamid=message.content["message_id"], contact=None).update(
+                reaction_wamid=wamid
+            )
     return "sent"
 
 
@@ -289,7 +317,9 @@ def mark_send_unconfirmed(*, message_id: int, claimed_before=None) -> bool:
     message.status_at = timezone.now()
     message.send_claimed_at = None
     message.save(update_fields=["status", "status_at", "send_claimed_at"])
-    logger.warning("message %s: the send's answer was lost; unconfirmed until a status webhook or a decision", message_id)
+    logger.warning(
+        "message %s: the send's answer was lost; unconfirmed until a status webhook or a decision", message_id
+    )
     publish_status_changed(message)
     return True
 
@@ -335,7 +365,9 @@ def fail_outbound_message(*, message_id: int, code: int | None, title: str) -> N
     message = Message.objects.select_for_update().get(pk=message_id)
     Message.objects.filter(pk=message_id).update(send_claimed_at=None)
     if message.wamid is None:
-        advance_message_status(message=message, status=MessageStatus.FAILED, at=timezone.now(), error_code=code, error_title=title)
+        advance_message_status(
+            message=message, status=MessageStatus.FAILED, at=timezone.now(), error_code=code, error_title=title
+        )
 
 
 def _graph_payload(*, message: Message, client: GraphClient) -> dict:

@@ -11,11 +11,11 @@ from datetime import datetime
 
 from django.db import transaction
 
+from conversations.incoming import StatusUpdate
 from conversations.models import STATUS_RANK, BusinessNumber, Direction, Message, MessageStatus, MessageStatusEvent
 from database.bulk import insert_rows, update_rows
 from realtime import events
 from realtime.publish import publish_event, publish_events
-from webhooks.payloads import StatusUpdate
 
 
 def record_statuses(*, statuses: list[tuple[BusinessNumber, StatusUpdate]]) -> None:

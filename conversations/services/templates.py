@@ -1,4 +1,5 @@
 """Message templates: synced from the WhatsApp Business Account into ``MessageTemplate``."""
+
 from django.db import transaction
 
 from conversations.graph_api import GraphClient, GraphError, Outcome

@@ -5,25 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('conversations', '0001_initial'),
+        ("conversations", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(max_length=64)),
-                ('payload', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('number', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='conversations.businessnumber')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("type", models.CharField(max_length=64)),
+                ("payload", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "number",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="conversations.businessnumber"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['number', 'id'], name='realtime_event_resume')],
+                "indexes": [models.Index(fields=["number", "id"], name="realtime_event_resume")],
             },
         ),
     ]

@@ -3,6 +3,7 @@
 Tiny sizes and no figure asserted: a benchmark is a command, never a timed test. What this catches is a
 bench that no longer runs (a schema change its seeding SQL missed, a server that does not start).
 """
+
 import os
 import subprocess
 import sys
@@ -33,16 +34,51 @@ def run_bench(*extra: str, path: str | None = None) -> tuple[subprocess.Complete
     database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     admin_dsn = f"{database_url.rsplit('/', 1)[0]}/postgres"
     tiny = [
-        "--pg", admin_dsn, "--database", DATABASE, "--web-workers", "2", "--worker-concurrency", "2",
-        "--connections", "4", "--duration", "1", "--limit-duration", "1", "--pg-threads", "2", "--backlog", "200",
-        "--e2e-rate", "20", "--e2e-duration", "1", "--conversations", "30", "--messages", "300", "--page-runs", "1",
-        "--sockets", "10", "--socket-hold", "1", *extra,
+        "--pg",
+        admin_dsn,
+        "--database",
+        DATABASE,
+        "--web-workers",
+        "2",
+        "--worker-concurrency",
+        "2",
+        "--connections",
+        "4",
+        "--duration",
+        "1",
+        "--limit-duration",
+        "1",
+        "--pg-threads",
+        "2",
+        "--backlog",
+        "200",
+        "--e2e-rate",
+        "20",
+        "--e2e-duration",
+        "1",
+        "--conversations",
+        "30",
+        "--messages",
+        "300",
+        "--page-runs",
+        "1",
+        "--sockets",
+        "10",
+        "--socket-hold",
+        "1",
+        *extra,
     ]
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     if path is not None:
         env["PATH"] = path
     result = subprocess.run(
-        [sys.executable, "manage.py", "bench", *tiny], cwd=ROOT, env=env, capture_output=True, text=True, timeout=540, check=False
+        [sys.executable, "manage.py", "bench", *tiny],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
     )
     rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ")][1:]
     return result, admin_dsn, {cells[2].strip(): cells[3].strip() for cells in rows}
@@ -52,13 +88,18 @@ def run_bench(*extra: str, path: str | None = None) -> tuple[subprocess.Complete
 def test_the_bench_runs_every_phase_and_prints_its_table():
     result, admin_dsn, figures = run_bench()
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert EVERY_PHASE <= set(figures), result.stdout[-4000:]
+    assert set(figures) >= EVERY_PHASE, result.stdout[-4000:]
     assert "n/a" not in figures.values()  # every figure was measured
     assert "ingest: instructions per webhook" not in figures  # valgrind's phase only when asked for
     assert "0 errors" in result.stdout and "0 frames missing" in result.stdout
     # The long phases show their progress; in a pipe as plain lines, the last of each at 100%.
-    for finished in ("ingest 1/1 seconds, 100%", "do-nothing view 1/1 seconds, 100%", "applied 200/200 events, 100%",
-                     "posted 20/20 webhooks, 100%", "opened 10/10 sockets, 100%"):
+    for finished in (
+        "ingest 1/1 seconds, 100%",
+        "do-nothing view 1/1 seconds, 100%",
+        "applied 200/200 events, 100%",
+        "posted 20/20 webhooks, 100%",
+        "opened 10/10 sockets, 100%",
+    ):
         assert finished in result.stdout, result.stdout[-4000:]
     with psycopg.connect(admin_dsn, autocommit=True) as conn:  # it drops its own database at the end
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None
@@ -69,24 +110,29 @@ def test_phases_runs_only_the_phases_named():
     result, _admin_dsn, figures = run_bench("--phases", "processing")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "processing: updates applied by the worker" in figures
-    assert not any(name.startswith(("ingest", "limit", "end to end", "page", "websockets")) for name in figures), figures
+    assert not any(name.startswith(("ingest", "limit", "end to end", "page", "websockets")) for name in figures), (
+        figures
+    )
 
 
 @pytest.mark.timeout(600)
 def test_instructions_counts_the_webhook_and_the_do_nothing_view_under_callgrind_in_process_and_served():
     result, _admin_dsn, figures = run_bench("--phases", "instructions", "--instruction-calls", "20")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    webhook, noop = (float(figures[name].split()[0].replace(",", "")) for name in
-                     ("ingest: instructions per webhook", "limit: instructions per do-nothing request"))
+    webhook, noop = (
+        float(figures[name].split()[0].replace(",", ""))
+        for name in ("ingest: instructions per webhook", "limit: instructions per do-nothing request")
+    )
     # Hundreds of thousands of instructions per request, each. Not their order: over 20 calls one garbage
     # collection inside a window moves a figure by more than the paths differ, and the webhook skips the page
     # middleware that the do-nothing view keeps (webhooks/fastpath.py).
     assert 100 < noop < 100_000 and 100 < webhook < 100_000, figures
     # Served by a real gunicorn worker too. Not above the in-process figures either: over 20 calls the windows
     # differ by more than gunicorn's ~600k (seen: 1,529k served against 1,429k in process).
-    served_webhook, served_noop = (float(figures[name].split()[0].replace(",", "")) for name in
-                                   ("ingest: instructions per webhook, served",
-                                    "limit: instructions per do-nothing request, served"))
+    served_webhook, served_noop = (
+        float(figures[name].split()[0].replace(",", ""))
+        for name in ("ingest: instructions per webhook, served", "limit: instructions per do-nothing request, served")
+    )
     assert 100 < served_noop < 100_000 and 100 < served_webhook < 100_000, figures
     # A drain's rounds: each new message costs more than its webhook did (contacts, conversations, realtime).
     assert 100 < float(figures["processing: instructions per event"].split()[0].replace(",", "")) < 100_000, figures

@@ -5,6 +5,7 @@ The ingest figure is only honest if each request is a new message: a redelivery 
 to nothing (its wamid is already stored), so a generator that repeated bodies would flatter the
 "worker applied during ingest" figure. wrk runs here against a small HTTP server that records what it receives.
 """
+
 import asyncio
 import shutil
 import threading
@@ -62,7 +63,9 @@ def test_wrk_sends_each_body_once_while_the_pool_lasts():
     assert shutil.which("wrk"), "wrk is needed for this test: apt-get install wrk (.ci/run installs it)"
     pool = bodies(100_000)  # far more than a Python server answers in a second
     with RecordingServer() as server:
-        result = clients.run_load(port=server.port, path="/api/webhook", requests=pool, connections=4, seconds=1, threads=2)
+        result = clients.run_load(
+            port=server.port, path="/api/webhook", requests=pool, connections=4, seconds=1, threads=2
+        )
     counts = Counter(server.received)
     assert result.ok > 50 and result.errors == 0
     assert counts.most_common(1)[0][1] == 1, "a body was sent twice before the pool ran out"
@@ -78,7 +81,9 @@ def test_wrk_sends_each_body_once_while_the_pool_lasts():
 def test_wrk_starts_its_share_again_when_the_pool_runs_out():
     assert shutil.which("wrk"), "wrk is needed for this test: apt-get install wrk (.ci/run installs it)"
     with RecordingServer() as server:
-        clients.run_load(port=server.port, path="/api/webhook", requests=bodies(10), connections=2, seconds=1, threads=2)
+        clients.run_load(
+            port=server.port, path="/api/webhook", requests=bodies(10), connections=2, seconds=1, threads=2
+        )
     counts = Counter(server.received)
     assert set(counts) == {body for body, _sig in bodies(10)}  # every body went out, and then again
     assert min(counts.values()) > 1
@@ -87,15 +92,23 @@ def test_wrk_starts_its_share_again_when_the_pool_runs_out():
 def test_wrk_reports_each_second_it_runs():
     seconds = []
     with RecordingServer() as server:
-        clients.run_load(port=server.port, path="/api/webhook", requests=bodies(10), connections=2, seconds=2,
-                         each_second=lambda: seconds.append(1))
+        clients.run_load(
+            port=server.port,
+            path="/api/webhook",
+            requests=bodies(10),
+            connections=2,
+            seconds=2,
+            each_second=lambda: seconds.append(1),
+        )
     assert 1 <= len(seconds) <= 2  # the second one only when wrk ends a little after its 2 s
 
 
 def test_a_one_shot_post_sends_the_body_and_its_signature_and_returns_the_status():
     async def post_twice(port):
-        return [await clients.post_once(port, path, b'{"n": %d}' % n, f"sha256={n}")
-                for n, path in enumerate(["/api/webhook", "/elsewhere"])]
+        return [
+            await clients.post_once(port, path, b'{"n": %d}' % n, f"sha256={n}")
+            for n, path in enumerate(["/api/webhook", "/elsewhere"])
+        ]
 
     with RecordingServer() as server:
         statuses = asyncio.run(post_twice(server.port))

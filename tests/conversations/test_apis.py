@@ -1,4 +1,5 @@
 """The read API: JWT auth, membership, per-user unread counts, shapes and pagination."""
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -48,7 +49,9 @@ def test_staff_see_only_their_numbers_and_superusers_see_all(staff, number):
 
 
 def test_conversation_item_shape(api, number):
-    conversation = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461", phone="+447700900461"))
+    conversation = ConversationFactory(
+        number=number, contact=ContactFactory(wa_id="447700900461", phone="+447700900461")
+    )
     MessageFactory(conversation=conversation)
     [item] = api.get("/api/conversations/").json()["results"]
     assert item["contact"]["wa_id"] == "447700900461"
@@ -96,7 +99,9 @@ def test_each_item_names_its_newest_message_whichever_way_it_went(api, number):
     assert by_id[quiet.pk]["last_message_id"] == 0
     assert by_id[chatty.pk]["last_message_id"] == reply.pk
     answer = MessageFactory(conversation=chatty)
-    assert {c["id"]: c for c in api.get("/api/conversations/").json()["results"]}[chatty.pk]["last_message_id"] == answer.pk
+    assert {c["id"]: c for c in api.get("/api/conversations/").json()["results"]}[chatty.pk][
+        "last_message_id"
+    ] == answer.pk
 
 
 def test_a_number_filter_naming_a_number_one_may_not_see_lists_nothing(staff, number):
@@ -120,9 +125,15 @@ def test_newest_activity_first_with_cursor_pages(api, number):
 def test_message_item_shape_and_pagination(api, number):
     conversation = ConversationFactory(number=number)
     failed = OutboundMessageFactory(
-        conversation=conversation, wamid="wamid.OUT", status="failed", error_code=131026, error_title="Message undeliverable"
+        conversation=conversation,
+        wamid="wamid.OUT",
+        status="failed",
+        error_code=131026,
+        error_title="Message undeliverable",
     )
-    reply = MessageFactory(conversation=conversation, reply_to_wamid="wamid.OUT", timestamp=failed.timestamp.replace(hour=1))
+    reply = MessageFactory(
+        conversation=conversation, reply_to_wamid="wamid.OUT", timestamp=failed.timestamp.replace(hour=1)
+    )
     page = api.get(f"/api/conversations/{conversation.pk}/messages/?page_size=1").json()
     [first] = page["results"]
     assert first["id"] == failed.pk
@@ -130,7 +141,18 @@ def test_message_item_shape_and_pagination(api, number):
     assert first["error"] == {"code": 131026, "title": "Message undeliverable"}
     [second] = api.get(page["next"]).json()["results"]
     assert second["id"] == reply.pk and second["reply_to"] == "wamid.OUT" and second["error"] is None
-    assert set(second) >= {"id", "wamid", "direction", "type", "text", "timestamp", "status", "error", "reply_to", "reactions"}
+    assert set(second) >= {
+        "id",
+        "wamid",
+        "direction",
+        "type",
+        "text",
+        "timestamp",
+        "status",
+        "error",
+        "reply_to",
+        "reactions",
+    }
 
 
 def test_list_runs_a_constant_number_of_queries(api, number, django_assert_max_num_queries):

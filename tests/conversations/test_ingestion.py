@@ -1,4 +1,5 @@
 """What the inbox holds after Meta's deliveries: messages of every type, reactions, statuses, contacts."""
+
 import json
 from datetime import UTC, datetime
 
@@ -8,10 +9,10 @@ from contacts.models import Contact
 from conversations.models import Conversation, Message, MessageStatus, MessageStatusEvent, Reaction
 from conversations.services import register_sent_message
 from realtime.models import Event
+from sandbox.simulation import MESSAGE_TYPES, message_change, new_wamid, status_change
 from tests.factories import ConversationFactory, OutboundMessageFactory
 from tests.webhooks.test_payloads import PAYLOADS
 from webhooks.models import WebhookEvent
-from sandbox.simulation import MESSAGE_TYPES, message_change, new_wamid, status_change
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,11 @@ def test_text_message_creates_contact_conversation_and_message(post_webhook, num
     post_webhook(sample("message_text.json"))
     message = Message.objects.select_related("conversation__contact").get()
     contact = message.conversation.contact
-    assert (contact.wa_id, contact.user_id, contact.phone) == ("447700900461", "GB.7741902236518840217", "+447700900461")
+    assert (contact.wa_id, contact.user_id, contact.phone) == (
+        "447700900461",
+        "GB.7741902236518840217",
+        "+447700900461",
+    )
     assert contact.display_name == "Amara Okafor"
     assert message.direction == "in" and message.type == "text"
     raw = sample("message_text.json")["entry"][0]["changes"][0]["value"]["messages"][0]
@@ -38,7 +43,7 @@ def test_text_message_creates_contact_conversation_and_message(post_webhook, num
 
 
 @pytest.mark.parametrize(
-    "name, message_type, preview_part",
+    ("name", "message_type", "preview_part"),
     [
         ("message_image.json", "image", "Photo"),
         ("message_audio_voice.json", "audio", "Voice message"),
@@ -103,8 +108,16 @@ def test_redelivery_stores_one_message(post_webhook, number):
 
 def test_thread_is_ordered_by_meta_timestamp_not_arrival(deliver, number, api):
     late, early = new_wamid(), new_wamid()
-    deliver(message_change(**NUMBER, wa_id="447700900461", wamid=late, timestamp=1767262000, content={"text": {"body": "second"}}))
-    deliver(message_change(**NUMBER, wa_id="447700900461", wamid=early, timestamp=1767261000, content={"text": {"body": "first"}}))
+    deliver(
+        message_change(
+            **NUMBER, wa_id="447700900461", wamid=late, timestamp=1767262000, content={"text": {"body": "second"}}
+        )
+    )
+    deliver(
+        message_change(
+            **NUMBER, wa_id="447700900461", wamid=early, timestamp=1767261000, content={"text": {"body": "first"}}
+        )
+    )
     conversation = Conversation.objects.get()
     texts = [m["text"] for m in api.get(f"/api/conversations/{conversation.pk}/messages/").json()["results"]]
     assert texts == ["first", "second"]
@@ -146,15 +159,26 @@ def test_older_reaction_event_does_not_override_a_newer_one(deliver, number):
     deliver(message_change(**NUMBER, wa_id="447700900461", message_type="text", wamid=target, timestamp=1767260000))
     newer = {"reaction": {"message_id": target, "emoji": "❤️"}}
     older = {"reaction": {"message_id": target, "emoji": "👍"}}
-    deliver(message_change(**NUMBER, wa_id="447700900461", message_type="reaction", timestamp=1767262000, content=newer))
-    deliver(message_change(**NUMBER, wa_id="447700900461", message_type="reaction", timestamp=1767261000, content=older))
+    deliver(
+        message_change(**NUMBER, wa_id="447700900461", message_type="reaction", timestamp=1767262000, content=newer)
+    )
+    deliver(
+        message_change(**NUMBER, wa_id="447700900461", message_type="reaction", timestamp=1767261000, content=older)
+    )
     assert Reaction.objects.get().emoji == "❤️"
 
 
 def test_reactions_show_on_the_message_in_the_api(deliver, number, api):
     target = new_wamid()
     deliver(message_change(**NUMBER, wa_id="447700900461", wamid=target))
-    deliver(message_change(**NUMBER, wa_id="447700900461", message_type="reaction", content={"reaction": {"message_id": target, "emoji": "👍"}}))
+    deliver(
+        message_change(
+            **NUMBER,
+            wa_id="447700900461",
+            message_type="reaction",
+            content={"reaction": {"message_id": target, "emoji": "👍"}},
+        )
+    )
     conversation = Conversation.objects.get()
     [item] = api.get(f"/api/conversations/{conversation.pk}/messages/").json()["results"]
     assert item["reactions"] == [{"emoji": "👍", "from": "447700900461"}]
@@ -170,7 +194,11 @@ def outbound(number):
 
 
 def deliver_status(deliver, message, status, ts, **kwargs):
-    deliver(status_change(**NUMBER, wamid=message.wamid, status=status, recipient_wa_id="447700900461", timestamp=ts, **kwargs))
+    deliver(
+        status_change(
+            **NUMBER, wamid=message.wamid, status=status, recipient_wa_id="447700900461", timestamp=ts, **kwargs
+        )
+    )
 
 
 def test_statuses_out_of_order_end_at_the_highest(deliver, outbound):
@@ -273,7 +301,13 @@ def test_bsuid_change_system_message_moves_the_contact_to_the_new_id(post_webhoo
 
 def test_phone_number_change_system_message(deliver, number):
     deliver(message_change(**NUMBER, wa_id="447700900461"))
-    system = {"system": {"body": "User changed from 447700900461 to 447700900999", "wa_id": "447700900999", "type": "user_changed_number"}}
+    system = {
+        "system": {
+            "body": "User changed from 447700900461 to 447700900999",
+            "wa_id": "447700900999",
+            "type": "user_changed_number",
+        }
+    }
     change = message_change(**NUMBER, wa_id="447700900461", message_type="system", content=system)
     del change["value"]["contacts"]
     deliver(change)

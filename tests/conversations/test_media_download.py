@@ -2,6 +2,7 @@
 followed, a file is never read past its declared size or WhatsApp's limit for its kind, and a media id is
 digits or nothing is asked of Meta. The sandbox (a real HTTP server) plays Meta; a small HTTP server of
 this module plays a media host that misbehaves in ways the sandbox never does."""
+
 import base64
 import hashlib
 import json
@@ -15,9 +16,9 @@ import pytest
 
 from conversations.graph_api import media_url_allowed
 from conversations.models import MediaState, Message
-from tests.conversations.conftest import SANDBOX_TOKEN, graph_requests
 from sandbox.customers import png_bytes
 from sandbox.simulation import message_change
+from tests.conversations.conftest import SANDBOX_TOKEN, graph_requests
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,9 @@ PNG = png_bytes(rng=random.Random(3))
 MB = 1024 * 1024
 
 
-def customer_sends(sandbox, number, deliver, *, kind: str, mime_type: str, data: bytes, media_id: str | None = None) -> Message:
+def customer_sends(
+    sandbox, number, deliver, *, kind: str, mime_type: str, data: bytes, media_id: str | None = None
+) -> Message:
     """The customer sends a file through the sandbox; its webhook reaches the app (which fetches the media at once)."""
     sent = sandbox.inbound(
         phone_number_id=number.phone_number_id,
@@ -63,7 +66,9 @@ def test_a_customers_photo_is_fetched_verified_and_stored(meta_sandbox, number, 
 
 @pytest.mark.parametrize("media_id", ["²³", "١٢٣٤", "123/../106540352240077", "me", "12 3"])
 def test_a_media_id_that_is_not_ascii_digits_is_refused_before_any_graph_call(meta_sandbox, number, deliver, media_id):
-    message = customer_sends(meta_sandbox, number, deliver, kind="image", mime_type="image/png", data=PNG, media_id=media_id)
+    message = customer_sends(
+        meta_sandbox, number, deliver, kind="image", mime_type="image/png", data=PNG, media_id=media_id
+    )
     assert message.media.state == MediaState.FAILED
     assert "not a Meta media id" in message.media.error
     assert graph_requests(meta_sandbox) == []
@@ -76,7 +81,9 @@ def test_a_media_id_that_is_not_ascii_digits_is_refused_before_any_graph_call(me
         ("127.0.0.1", "127.0.0.1"),  # a bare host is https only
     ],
 )
-def test_the_token_never_goes_to_a_media_url_off_the_allowed_hosts(start_sandbox, settings, number, deliver, media_host, allowed):
+def test_the_token_never_goes_to_a_media_url_off_the_allowed_hosts(
+    start_sandbox, settings, number, deliver, media_host, allowed
+):
     sandbox = start_sandbox(media_host=media_host)
     settings.META_MEDIA_HOSTS = [allowed.format(port=sandbox.httpd.server_port)]
     message = customer_sends(sandbox, number, deliver, kind="image", mime_type="image/png", data=PNG)
@@ -94,7 +101,7 @@ def test_a_file_meta_declares_over_whatsapps_limit_is_not_downloaded(meta_sandbo
 
 
 @pytest.mark.parametrize(
-    "url, allowed",
+    ("url", "allowed"),
     [
         ("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1&ext=2", True),
         ("https://scontent.xx.fbcdn.net/v/t61/file.jpg", True),

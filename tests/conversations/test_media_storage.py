@@ -1,6 +1,7 @@
 """Media in an S3-compatible bucket (MEDIA_S3_BUCKET): stored through Django's storage API, private, and
 served to members through the app. The bucket is a real S3-compatible server (moto) on a free port. What
 the app serves for the browser to show, and what only as a download."""
+
 import subprocess
 import sys
 from datetime import timedelta
@@ -29,7 +30,9 @@ def s3_endpoint():
     port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
@@ -61,9 +64,13 @@ def s3_storage(s3_endpoint, settings):
         yield boto3.client("s3", endpoint_url=s3_endpoint, **CREDENTIALS)
 
 
-def test_an_attachment_is_stored_privately_in_the_bucket_and_served_to_members(s3_storage, api, client, staff, number, monkeypatch):
+def test_an_attachment_is_stored_privately_in_the_bucket_and_served_to_members(
+    s3_storage, api, client, staff, number, monkeypatch
+):
     monkeypatch.setattr("conversations.tasks.deliver_outbound_message_task.delay", lambda *args: None)
-    conversation = ConversationFactory(number=number, contact=ContactFactory(), last_inbound_at=timezone.now() - timedelta(minutes=1))
+    conversation = ConversationFactory(
+        number=number, contact=ContactFactory(), last_inbound_at=timezone.now() - timedelta(minutes=1)
+    )
     pdf = b"%PDF-1.4 invoice"
     response = api.post(
         f"/api/conversations/{conversation.pk}/messages/",
@@ -100,7 +107,9 @@ def test_an_attachment_is_stored_privately_in_the_bucket_and_served_to_members(s
         ("application/pdf", "application/pdf", "attachment"),
     ],
 )
-def test_media_is_shown_inline_only_for_raster_images_audio_and_video(client, staff, number, declared, served_as, disposition):
+def test_media_is_shown_inline_only_for_raster_images_audio_and_video(
+    client, staff, number, declared, served_as, disposition
+):
     message = MessageFactory(conversation=ConversationFactory(number=number, contact=ContactFactory()), type="image")
     media = MediaFile.objects.create(message=message, mime_type=declared, filename="file", state=MediaState.READY)
     media.file.save("file", ContentFile(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'))

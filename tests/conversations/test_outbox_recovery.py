@@ -2,6 +2,7 @@
 enqueued (Celery's broker unreachable: a port nothing listens on) is accepted all the same, waits in the
 database, and the periodic outbound sweep hands it to a worker once it has waited its grace period, once.
 The Graph API is the sandbox, a real HTTP server."""
+
 import logging
 import random
 from datetime import timedelta
@@ -13,13 +14,13 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from conversations.models import Conversation, MediaFile, MediaState, Message, MessageStatus
 from conversations.services.outbound import STALE_CLAIM, sweep_outbound_work
+from sandbox.customers import png_bytes
+from sandbox.simulation import envelope, message_change, to_wire
 from tests.conversations.conftest import graph_requests
 from tests.e2e.conftest import free_port
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory
-from sandbox.customers import png_bytes
 from webhooks.drain import process_webhook_event
 from webhooks.services import store_webhook_event
-from sandbox.simulation import envelope, message_change, to_wire
 
 pytestmark = pytest.mark.django_db(transaction=True)  # tasks are enqueued when the request's transaction commits
 
@@ -71,7 +72,9 @@ def test_a_reply_queued_while_the_broker_is_down_is_accepted_and_the_sweep_sends
     api, conversation, meta_sandbox, broker_down, caplog
 ):
     with caplog.at_level(logging.WARNING, logger="config.celery"):
-        response = api.post(f"/api/conversations/{conversation.pk}/messages/", {"type": "text", "text": "On its way"}, format="json")
+        response = api.post(
+            f"/api/conversations/{conversation.pk}/messages/", {"type": "text", "text": "On its way"}, format="json"
+        )
     assert response.status_code == 202, response.content
     assert "the outbound sweep will" in caplog.text
     message = Message.objects.get(pk=response.json()["id"])
@@ -88,12 +91,18 @@ def test_a_reply_queued_while_the_broker_is_down_is_accepted_and_the_sweep_sends
     assert sent["wamid"] == message.wamid and sent["request"]["text"]["body"] == "On its way"
 
 
-def test_a_customers_photo_stored_while_the_broker_is_down_is_downloaded_by_the_sweep(number, meta_sandbox, broker_down):
+def test_a_customers_photo_stored_while_the_broker_is_down_is_downloaded_by_the_sweep(
+    number, meta_sandbox, broker_down
+):
     uploaded = meta_sandbox.inbound(
-        phone_number_id=number.phone_number_id, wa_id=CUSTOMER, media={"type": "image", "mime_type": "image/png", "data": PNG}
+        phone_number_id=number.phone_number_id,
+        wa_id=CUSTOMER,
+        media={"type": "image", "mime_type": "image/png", "data": PNG},
     )
     with meta_sandbox.lock:
-        image = next(item["message"]["image"] for item in meta_sandbox.state.inbound if item["wamid"] == uploaded["wamid"])
+        image = next(
+            item["message"]["image"] for item in meta_sandbox.state.inbound if item["wamid"] == uploaded["wamid"]
+        )
     change = message_change(
         phone_number_id=number.phone_number_id,
         display_phone_number=number.display_phone_number,
@@ -144,7 +153,9 @@ def test_a_receipt_owed_up_to_a_later_message_stays_owed_when_an_earlier_one_is_
     from conversations.services.outbound import send_read_receipt
 
     first = MessageFactory(conversation=conversation, timestamp=timezone.now())
-    Conversation.objects.filter(pk=conversation.pk).update(read_receipt_message_id=first.pk, read_receipt_requested_at=timezone.now())
+    Conversation.objects.filter(pk=conversation.pk).update(
+        read_receipt_message_id=first.pk, read_receipt_requested_at=timezone.now()
+    )
     later = MessageFactory(conversation=conversation, timestamp=timezone.now())
     # The task reads the debt, and a colleague reads the newer message before the receipt is cleared.
     Conversation.objects.filter(pk=conversation.pk).update(read_receipt_message_id=later.pk)
@@ -154,21 +165,39 @@ def test_a_receipt_owed_up_to_a_later_message_stays_owed_when_an_earlier_one_is_
 
 
 def test_the_sweep_takes_a_reply_whose_retry_was_lost_and_leaves_one_waiting_for_its_retry(conversation, meta_sandbox):
-    longest_wait = timedelta(seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS + settings.TASK_RETRY_BACKOFF_MAX_SECONDS + 1)
+    longest_wait = timedelta(
+        seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS + settings.TASK_RETRY_BACKOFF_MAX_SECONDS + 1
+    )
     old = timezone.now() - timedelta(hours=1)
-    lost = OutboundMessageFactory(conversation=conversation, body="lost", content={"body": "lost"}, send_attempts=1,
-                                  send_attempted_at=timezone.now() - longest_wait)
-    waiting = OutboundMessageFactory(conversation=conversation, body="waiting", content={"body": "waiting"}, send_attempts=1,
-                                     send_attempted_at=timezone.now() - timedelta(seconds=30))
+    lost = OutboundMessageFactory(
+        conversation=conversation,
+        body="lost",
+        content={"body": "lost"},
+        send_attempts=1,
+        send_attempted_at=timezone.now() - longest_wait,
+    )
+    waiting = OutboundMessageFactory(
+        conversation=conversation,
+        body="waiting",
+        content={"body": "waiting"},
+        send_attempts=1,
+        send_attempted_at=timezone.now() - timedelta(seconds=30),
+    )
     Message.objects.filter(pk__in=[lost.pk, waiting.pk]).update(created_at=old)
     assert sweep_outbound_work()["messages"] == 1
     assert [sent["request"]["text"]["body"] for sent in sends(meta_sandbox)] == ["lost"]
     assert Message.objects.get(pk=waiting.pk).wamid is None
 
 
-def test_the_sweep_hands_a_stale_claim_to_a_worker_that_marks_it_unconfirmed_without_sending(conversation, meta_sandbox):
-    claimed = OutboundMessageFactory(conversation=conversation, content={"body": "hi"}, send_attempts=1,
-                                     send_claimed_at=timezone.now() - STALE_CLAIM - timedelta(seconds=1))
+def test_the_sweep_hands_a_stale_claim_to_a_worker_that_marks_it_unconfirmed_without_sending(
+    conversation, meta_sandbox
+):
+    claimed = OutboundMessageFactory(
+        conversation=conversation,
+        content={"body": "hi"},
+        send_attempts=1,
+        send_claimed_at=timezone.now() - STALE_CLAIM - timedelta(seconds=1),
+    )
     assert sweep_outbound_work()["messages"] == 1
     assert Message.objects.get(pk=claimed.pk).status == MessageStatus.UNCONFIRMED
     assert sends(meta_sandbox) == []

@@ -1,5 +1,6 @@
 """Queueing replies through the API: what is refused before anything reaches Meta, and the outbox rules
 that do not need Meta at all. The Graph API side is tested against the sandbox (tests/e2e/test_replying.py)."""
+
 from datetime import timedelta
 
 import pytest
@@ -9,8 +10,8 @@ from django.utils import timezone
 from conversations.models import MediaFile, MediaState, Message, MessageStatus, MessageTemplate
 from conversations.services.outbound import deliver_outbound_message
 from realtime.models import Event
-from tests.factories import ContactFactory, ConversationFactory, MessageFactory, UserFactory
 from sandbox.simulation import new_wamid, status_change
+from tests.factories import ContactFactory, ConversationFactory, MessageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +35,9 @@ def url(conversation) -> str:
     return f"/api/conversations/{conversation.pk}/messages/"
 
 
-def test_text_is_queued_pending_with_an_idempotency_key(api, conversation, no_delivery, django_capture_on_commit_callbacks):
+def test_text_is_queued_pending_with_an_idempotency_key(
+    api, conversation, no_delivery, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(url(conversation), {"type": "text", "text": "On its way!"}, format="json")
     assert response.status_code == 202
@@ -48,7 +51,7 @@ def test_text_is_queued_pending_with_an_idempotency_key(api, conversation, no_de
 
 
 @pytest.mark.parametrize(
-    "payload, code",
+    ("payload", "code"),
     [
         ({"type": "text", "text": "   "}, "empty"),
         ({"type": "text", "text": "x" * 4097}, "too_long"),
@@ -81,10 +84,24 @@ def test_free_text_outside_the_window_is_refused_and_templates_still_go(api, con
     listing = api.get(f"/api/conversations/{conversation.pk}/templates/").json()
     assert listing["window"]["open"] is False
     assert listing["results"] == [
-        {"id": template.pk, "name": "order_update", "language": "en_US", "category": "", "body": template.body_text, "parameter_count": 2}
+        {
+            "id": template.pk,
+            "name": "order_update",
+            "language": "en_US",
+            "category": "",
+            "body": template.body_text,
+            "parameter_count": 2,
+        }
     ]
-    assert api.post(url(conversation), {"type": "template", "template": template.pk, "params": ["Amara"]}, format="json").json()["error"]["code"] == "template_params"
-    response = api.post(url(conversation), {"type": "template", "template": template.pk, "params": ["Amara", "#42"]}, format="json")
+    assert (
+        api.post(
+            url(conversation), {"type": "template", "template": template.pk, "params": ["Amara"]}, format="json"
+        ).json()["error"]["code"]
+        == "template_params"
+    )
+    response = api.post(
+        url(conversation), {"type": "template", "template": template.pk, "params": ["Amara", "#42"]}, format="json"
+    )
     assert response.status_code == 202
     assert response.json()["text"] == "Hi Amara, your order #42 has shipped."
 
@@ -97,14 +114,16 @@ def test_a_number_needing_reauthorization_refuses_to_queue(api, conversation, no
 
 
 @pytest.mark.parametrize(
-    "name, content_type, size, code",
+    ("name", "content_type", "size", "code"),
     [
         ("virus.exe", "application/x-msdownload", 10, "unsupported_media"),
         ("huge.jpg", "image/jpeg", 5 * 1024 * 1024 + 1, "too_large"),
         ("sticker.webp", "image/webp", 600 * 1024, "too_large"),
     ],
 )
-def test_media_outside_metas_limits_is_refused_before_upload(api, conversation, no_delivery, name, content_type, size, code):
+def test_media_outside_metas_limits_is_refused_before_upload(
+    api, conversation, no_delivery, name, content_type, size, code
+):
     upload = SimpleUploadedFile(name, b"x" * size, content_type=content_type)
     response = api.post(url(conversation), {"file": upload}, format="multipart")
     assert response.status_code == 400 and response.json()["error"]["code"] == code
@@ -135,13 +154,18 @@ def test_media_view_serves_members_only(client, staff, conversation, no_delivery
     assert response["Content-Type"] == "image/png" and response["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_status_carrying_our_key_attaches_the_wamid_and_stops_a_resend(api, conversation, no_delivery, deliver, number):
+def test_a_status_carrying_our_key_attaches_the_wamid_and_stops_a_resend(
+    api, conversation, no_delivery, deliver, number
+):
     message_id = api.post(url(conversation), {"type": "text", "text": "hi"}, format="json").json()["id"]
     message = Message.objects.get(pk=message_id)
     wamid = new_wamid()
     change = status_change(
-        phone_number_id=number.phone_number_id, display_phone_number=number.display_phone_number,
-        wamid=wamid, status="sent", recipient_wa_id="447700900461",
+        phone_number_id=number.phone_number_id,
+        display_phone_number=number.display_phone_number,
+        wamid=wamid,
+        status="sent",
+        recipient_wa_id="447700900461",
     )
     change["value"]["statuses"][0]["biz_opaque_callback_data"] = str(message.idempotency_key)
     deliver(change)
@@ -151,7 +175,9 @@ def test_a_status_carrying_our_key_attaches_the_wamid_and_stops_a_resend(api, co
     assert deliver_outbound_message(message_id=message.pk) == "skipped"
 
 
-def test_reading_a_conversation_queues_a_read_receipt_unless_turned_off(client, staff, conversation, monkeypatch, django_capture_on_commit_callbacks):
+def test_reading_a_conversation_queues_a_read_receipt_unless_turned_off(
+    client, staff, conversation, monkeypatch, django_capture_on_commit_callbacks
+):
     queued = []
     monkeypatch.setattr("conversations.tasks.send_read_receipt_task.delay", lambda pk: queued.append(pk))
     client.force_login(staff)

@@ -1,6 +1,7 @@
 """What reaches Meta and what Meta's answers do, against the sandbox as a real HTTP server: a send Meta's
 schema refuses never leaves the app, throttling answers leave the message queued for a later try, and
 Graph's unknown-object answers (100 and 803) read the same."""
+
 from datetime import timedelta
 
 import pytest
@@ -57,7 +58,9 @@ def test_a_sticker_or_audio_goes_to_meta_without_the_caption_its_object_does_not
 def queued(api, conversation, monkeypatch) -> Message:
     """A reply in the outbox; the test delivers it itself."""
     monkeypatch.setattr("conversations.tasks.deliver_outbound_message_task.delay", lambda *args: None)
-    response = api.post(f"/api/conversations/{conversation.pk}/messages/", {"type": "text", "text": "hi"}, format="json")
+    response = api.post(
+        f"/api/conversations/{conversation.pk}/messages/", {"type": "text", "text": "hi"}, format="json"
+    )
     return Message.objects.get(pk=response.json()["id"])
 
 

@@ -3,6 +3,7 @@ itself. It shows as unconfirmed until the status webhook (which echoes our idemp
 biz_opaque_callback_data) attaches its wamid, or a person decides to send it again or discard it. A send that
 never reached Meta (nothing listening) is retried as before. The sandbox plays Meta as a real HTTP server and
 loses its answers on request."""
+
 from datetime import timedelta
 
 import pytest
@@ -13,9 +14,9 @@ from conversations.models import Message, MessageStatus
 from conversations.services.errors import RetryLater
 from conversations.services.outbound import STALE_CLAIM, deliver_outbound_message, send_text, sweep_outbound_work
 from realtime.models import Event
+from sandbox.simulation import status_change
 from tests.e2e.conftest import free_port
 from tests.factories import ContactFactory, ConversationFactory, UserFactory
-from sandbox.simulation import status_change
 
 pytestmark = pytest.mark.django_db
 
@@ -53,12 +54,16 @@ def status_webhook(number, *, wamid: str, status: str, key) -> dict:
 
 def decide(api, message: Message, decision: str):
     return api.post(
-        f"/api/conversations/{message.conversation_id}/messages/{message.pk}/decision/", {"decision": decision}, format="json"
+        f"/api/conversations/{message.conversation_id}/messages/{message.pk}/decision/",
+        {"decision": decision},
+        format="json",
     )
 
 
 @pytest.mark.parametrize("lost", [{"mode": "drop"}, {"mode": "delay", "seconds": 2}])
-def test_a_send_whose_answer_is_lost_is_unconfirmed_and_never_sent_again_by_itself(meta_sandbox, queued, settings, lost):
+def test_a_send_whose_answer_is_lost_is_unconfirmed_and_never_sent_again_by_itself(
+    meta_sandbox, queued, settings, lost
+):
     settings.META_GRAPH_API_READ_TIMEOUT = 0.5
     meta_sandbox.configure({"answer_lost_next": lost})
     assert deliver_outbound_message(message_id=queued.pk) == "unconfirmed"
@@ -148,7 +153,14 @@ def test_send_message_says_an_unconfirmed_send_is_for_a_person_to_decide(meta_sa
     meta_sandbox.configure({"answer_lost_next": 1})
     with pytest.raises(CommandError, match="may or may not have gone out"):
         call_command(
-            "send_message", "--number", number.phone_number_id, "--to", "447700900461", "--text", "Hello?", "--wait", "5"
+            "send_message",
+            "--number",
+            number.phone_number_id,
+            "--to",
+            "447700900461",
+            "--text",
+            "Hello?",
+            "--wait",
+            "5",
         )
     assert len(sends(meta_sandbox)) == 1
-

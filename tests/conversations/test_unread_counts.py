@@ -1,5 +1,6 @@
 """Unread counts come from counters the database keeps (migration 0003): they must match what a COUNT
 over the messages would say, whoever writes the messages."""
+
 import os
 import subprocess
 import sys
@@ -38,7 +39,9 @@ def reader(number):
 def test_customer_messages_are_counted_by_the_database_whoever_inserts_them(number):
     conversation = ConversationFactory(number=number)
     MessageFactory(conversation=conversation)
-    Message.objects.bulk_create([MessageFactory.build(conversation=conversation, wamid=f"wamid.BULK{n}") for n in range(5)])
+    Message.objects.bulk_create(
+        [MessageFactory.build(conversation=conversation, wamid=f"wamid.BULK{n}") for n in range(5)]
+    )
     OutboundMessageFactory(conversation=conversation)  # ours: never unread
     with connection.cursor() as cursor:  # even SQL the ORM never saw
         cursor.execute(
@@ -117,6 +120,8 @@ conversation.messages.filter(direction="in").first().delete()
 conversation.refresh_from_db()
 print("inbound_count", conversation.inbound_count)
 """
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "inbound_count 2" in result.stdout

@@ -1,18 +1,27 @@
 """The inbox pages: login required, membership, filters, marking read, constant query counts."""
+
 import json
 import re
 
 import pytest
 
 from conversations.models import ReadState
-from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory
+from tests.factories import (
+    BusinessNumberFactory,
+    ContactFactory,
+    ConversationFactory,
+    MessageFactory,
+    OutboundMessageFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 def page_data(response) -> dict:
     html = response.content.decode()
-    start = html.index('<script id="inbox-data" type="application/json">') + len('<script id="inbox-data" type="application/json">')
+    start = html.index('<script id="inbox-data" type="application/json">') + len(
+        '<script id="inbox-data" type="application/json">'
+    )
     return json.loads(html[start : html.index("</script>", start)])
 
 
@@ -100,9 +109,13 @@ def test_opening_a_conversation_whose_newest_message_is_our_reply_reads_up_to_th
 def test_filters_unread_number_and_search(staff_client, staff, number):
     other = BusinessNumberFactory()
     other.members.add(staff)
-    amara = ConversationFactory(number=number, contact=ContactFactory(profile_name="Amara Okafor", wa_id="447700900461", phone="+447700900461"))
+    amara = ConversationFactory(
+        number=number, contact=ContactFactory(profile_name="Amara Okafor", wa_id="447700900461", phone="+447700900461")
+    )
     MessageFactory(conversation=amara)
-    bruno = ConversationFactory(number=other, contact=ContactFactory(profile_name="Bruno Lima", wa_id="5511987650042", phone="+5511987650042"))
+    bruno = ConversationFactory(
+        number=other, contact=ContactFactory(profile_name="Bruno Lima", wa_id="5511987650042", phone="+5511987650042")
+    )
     ids = lambda query: [c["id"] for c in page_data(staff_client.get(f"/inbox/?{query}"))["conversations"]]  # noqa: E731
     assert ids("filter=unread") == [amara.pk]
     assert ids(f"number={other.phone_number_id}") == [bruno.pk]
@@ -113,7 +126,9 @@ def test_filters_unread_number_and_search(staff_client, staff, number):
 
 
 def test_customer_text_is_escaped_in_the_page(staff_client, number):
-    conversation = ConversationFactory(number=number, contact=ContactFactory(profile_name="</script><script>alert(1)</script>"))
+    conversation = ConversationFactory(
+        number=number, contact=ContactFactory(profile_name="</script><script>alert(1)</script>")
+    )
     MessageFactory(conversation=conversation, body="<script>alert(2)</script>")
     html = staff_client.get(f"/inbox/{conversation.pk}/").content.decode()
     assert "<script>alert" not in html

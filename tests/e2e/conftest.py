@@ -1,6 +1,7 @@
 """The real topology for end-to-end tests: Daphne and a Celery worker (with beat) as real processes,
 the real PostgreSQL test database, and a Redis server of the tests' own on a free port (so a test can
 stop and restart it). Everything started here is stopped here, by PID."""
+
 import os
 import shutil
 import signal
@@ -16,15 +17,15 @@ from pathlib import Path
 import pytest
 import requests
 from celery import Celery
-from kombu.exceptions import OperationalError as KombuOperationalError
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.hashers import make_password
 from django.contrib.sessions.backends.db import SessionStore
+from kombu.exceptions import OperationalError as KombuOperationalError
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.factories import BusinessNumberFactory, UserFactory
 from sandbox.simulation import signed_request
+from tests.factories import BusinessNumberFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 # The business number of the shared sample payloads (tests/webhooks/payloads).
@@ -123,9 +124,22 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.workdir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         wait_for(self._answers, timeout=10, what="redis-server")
 
@@ -180,11 +194,17 @@ def stack_env(*, database_url: str, redis_url: str, **overrides: str) -> dict[st
     return env
 
 
-def start_daphne(*, env: dict[str, str], logs: Path, name: str = "daphne", port: int | None = None) -> tuple[subprocess.Popen, str]:
+def start_daphne(
+    *, env: dict[str, str], logs: Path, name: str = "daphne", port: int | None = None
+) -> tuple[subprocess.Popen, str]:
     port = port or free_port()
     process = subprocess.Popen(
         [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT, env=env, stdout=open(logs / f"{name}.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{port}"
     wait_for(lambda: requests.get(f"{base_url}/api/webhook", timeout=1).status_code == 403, timeout=30, what=name)
@@ -193,9 +213,26 @@ def start_daphne(*, env: dict[str, str], logs: Path, name: str = "daphne", port:
 
 def start_worker(*, env: dict[str, str], logs: Path) -> subprocess.Popen:
     process = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "config", "worker", "--beat", "--loglevel", "info", "--concurrency", "4",
-         "--schedule", str(logs / "celerybeat-schedule"), "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=open(logs / "worker.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "--beat",
+            "--loglevel",
+            "info",
+            "--concurrency",
+            "4",
+            "--schedule",
+            str(logs / "celerybeat-schedule"),
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(logs / "worker.log", "wb"),  # noqa: SIM115 - the child owns it
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     wait_for(lambda: b"ready." in (logs / "worker.log").read_bytes(), timeout=40, what="celery worker")
     return process
@@ -253,7 +290,9 @@ def browser() -> Iterator[Browser]:
     # are still plain synchronous calls (the documented escape hatch for Playwright with Django).
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True
+        )
         yield browser
         browser.close()
 

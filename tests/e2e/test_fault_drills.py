@@ -1,6 +1,8 @@
 """Fault drills with real processes: each stops the part it drills (its own Redis, worker, database link,
 Meta's answer) while webhooks keep arriving or staff keep replying, then checks that nothing was lost or
 doubled once the part is back. Replies go to the Meta sandbox, a real server that records every send."""
+
+import contextlib
 import os
 import signal
 import socket
@@ -14,6 +16,7 @@ import requests
 from django.conf import settings
 
 from conversations.models import BusinessNumber, Message
+from sandbox.simulation import envelope, message_change, new_wamid, signed_request
 from tests.e2e.conftest import (
     NUMBER,
     ROOT,
@@ -33,7 +36,6 @@ from tests.e2e.test_replying import (  # noqa: F401 (sandbox_process, sandbox an
     wait_status,
 )
 from webhooks.models import WebhookEvent, WebhookEventState
-from sandbox.simulation import envelope, message_change, new_wamid, signed_request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -51,7 +53,9 @@ def stack_overrides(sandbox_process) -> dict[str, str]:
 
 
 def one_message(wamid: str | None = None, **kwargs) -> dict:
-    return envelope(waba_id=WABA, changes=[message_change(**NUMBER, wa_id="447700900461", wamid=wamid or new_wamid(), **kwargs)])
+    return envelope(
+        waba_id=WABA, changes=[message_change(**NUMBER, wa_id="447700900461", wamid=wamid or new_wamid(), **kwargs)]
+    )
 
 
 def all_processed() -> bool:
@@ -107,17 +111,13 @@ class TcpProxy:
         if self.server is not None:
             # shutdown() first: close() alone does not wake a thread blocked in accept(), which would
             # go on accepting on the closed socket.
-            try:
+            with contextlib.suppress(OSError):
                 self.server.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self.server.close()
             self.server = None
         for conn in self.connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
         self.connections.clear()
 
     def _accept(self, server: socket.socket) -> None:
@@ -140,10 +140,8 @@ class TcpProxy:
             pass
         finally:
             for s in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     s.close()
-                except OSError:
-                    pass
 
 
 def test_database_unreachable_answers_503_and_the_same_delivery_succeeds_later(stack, number, e2e_database_url):
@@ -169,8 +167,14 @@ def test_database_unreachable_answers_503_and_the_same_delivery_succeeds_later(s
 def test_poison_item_is_recorded_the_rest_continue_and_replay_works_after_the_fix(stack, number):
     good_before, good_after = new_wamid(), new_wamid()
     poison = one_message(timestamp=10**20)  # no datetime can hold it: processing that item raises
-    stray = envelope(waba_id=WABA, changes=[message_change(phone_number_id="555000555", display_phone_number="15550005555",
-                                                           wa_id="447700900462", wamid=new_wamid())])
+    stray = envelope(
+        waba_id=WABA,
+        changes=[
+            message_change(
+                phone_number_id="555000555", display_phone_number="15550005555", wa_id="447700900462", wamid=new_wamid()
+            )
+        ],
+    )
     for payload in (one_message(good_before), poison, stray, one_message(good_after)):
         assert stack.post_webhook(payload).status_code == 200
     wait_for(all_processed, what="the stream")
@@ -181,8 +185,12 @@ def test_poison_item_is_recorded_the_rest_continue_and_replay_works_after_the_fi
     # The fix: the number the stray delivery was for is registered; then the operator replays.
     BusinessNumber.objects.create(phone_number_id="555000555", display_phone_number="15550005555", waba_id=WABA)
     result = subprocess.run(
-        [sys.executable, "manage.py", "webhooks_replay", "--unroutable"], cwd=ROOT, env=stack.env,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", "webhooks_replay", "--unroutable"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     wait_for(lambda: WebhookEvent.objects.get(pk=unroutable.pk).state == WebhookEventState.PROCESSED, what="replayed")

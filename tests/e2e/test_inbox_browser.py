@@ -1,4 +1,5 @@
 """The live inbox in headless Chromium against real Daphne, Celery, PostgreSQL and Redis."""
+
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -7,6 +8,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, MessageStatus
+from sandbox.simulation import envelope, message_change, new_wamid, status_change
 from tests.e2e.conftest import NUMBER, WABA, logged_in_page, staff_member, start_daphne, stop_process, wait_for
 from tests.factories import (
     BusinessNumberFactory,
@@ -16,11 +18,8 @@ from tests.factories import (
     OutboundMessageFactory,
 )
 from webhooks.models import WebhookEvent, WebhookEventState
-from sandbox.simulation import envelope, message_change, new_wamid, status_change
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
 
 
 def open_inbox(page: Page, path: str = "/inbox/") -> Page:
@@ -83,12 +82,17 @@ def test_webhook_appears_live_with_unread_badge_and_title_then_opening_clears_th
 def test_opening_a_conversation_reads_it_from_the_page_under_its_content_security_policy(stack, browser, number):
     from conversations.models import ReadState
 
-    conversation = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461", profile_name="Amara"))
+    conversation = ConversationFactory(
+        number=number, contact=ContactFactory(wa_id="447700900461", profile_name="Amara")
+    )
     MessageFactory.create_batch(2, conversation=conversation)
     ana = staff_member("ana", number)
     page = logged_in_page(browser, stack.base_url, ana)
     violations = []
-    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     response = page.goto(f"/inbox/{conversation.pk}/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
     expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
@@ -115,17 +119,29 @@ def test_reading_in_one_tab_clears_the_badge_in_the_other(stack, browser, number
 
 def test_status_ticks_advance_live_and_failure_shows_metas_error(stack, browser, number):
     conversation = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461"))
-    sent = OutboundMessageFactory(conversation=conversation, wamid=new_wamid(), status=MessageStatus.SENT, body="Your order ships today")
-    failing = OutboundMessageFactory(conversation=conversation, wamid=new_wamid(), status=MessageStatus.SENT, body="Promo")
-    page = open_inbox(logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/")
+    sent = OutboundMessageFactory(
+        conversation=conversation, wamid=new_wamid(), status=MessageStatus.SENT, body="Your order ships today"
+    )
+    failing = OutboundMessageFactory(
+        conversation=conversation, wamid=new_wamid(), status=MessageStatus.SENT, body="Promo"
+    )
+    page = open_inbox(
+        logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/"
+    )
     ticks = page.locator(f'[data-message-id="{sent.pk}"] .ticks')
     expect(ticks).to_have_attribute("data-status", "sent")
     for status in ("delivered", "read"):
         change = status_change(**NUMBER, wamid=sent.wamid, status=status, recipient_wa_id="447700900461")
         stack.post_webhook(envelope(waba_id=WABA, changes=[change]))
         expect(ticks).to_have_attribute("data-status", status)
-    change = status_change(**NUMBER, wamid=failing.wamid, status="failed", recipient_wa_id="447700900461",
-                           error_code=131047, error_title="Re-engagement message")
+    change = status_change(
+        **NUMBER,
+        wamid=failing.wamid,
+        status="failed",
+        recipient_wa_id="447700900461",
+        error_code=131047,
+        error_title="Re-engagement message",
+    )
     stack.post_webhook(envelope(waba_id=WABA, changes=[change]))
     failed = page.locator(f'[data-message-id="{failing.pk}"] .ticks')
     expect(failed).to_have_attribute("data-status", "failed")
@@ -154,7 +170,9 @@ def test_socket_cut_while_webhooks_arrive_catches_up_without_gaps_or_doubles(sta
     process, browser_url = start_daphne(env=stack.env, logs=stack.logs, name="daphne-browser")
     port = int(browser_url.rsplit(":", 1)[1])
     try:
-        page = open_inbox(logged_in_page(browser, browser_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/")
+        page = open_inbox(
+            logged_in_page(browser, browser_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/"
+        )
         expect(page.locator("#messages .message")).to_have_count(1)
         stop_process(process)
         expect(page.locator("#connection-state")).to_have_attribute("data-state", "reconnecting")
@@ -245,7 +263,9 @@ def test_history_loads_upward_and_new_messages_pill_when_scrolled_up(stack, brow
     start = datetime(2026, 1, 1, 9, tzinfo=UTC)
     for i in range(120):
         MessageFactory(conversation=conversation, body=f"message {i}", timestamp=start + timedelta(hours=i))
-    page = open_inbox(logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/")
+    page = open_inbox(
+        logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/"
+    )
     messages = page.locator("#messages .message")
     expect(messages).to_have_count(50)
     expect(messages.last).to_contain_text("message 119")
@@ -275,15 +295,21 @@ def test_every_stored_type_renders_with_reactions_and_quoted_replies(stack, brow
     deliver(stack, content={"text": {"body": "first"}})
     wait_for(processed, what="conversation")
     conversation = Conversation.objects.get()
-    page = open_inbox(logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/")
-    samples = [p for p in FILES if p.name.startswith("message_") and "reaction" not in p.name and "system" not in p.name]
+    page = open_inbox(
+        logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/"
+    )
+    samples = [
+        p for p in FILES if p.name.startswith("message_") and "reaction" not in p.name and "system" not in p.name
+    ]
     for path in samples:
         stack.post_webhook(json.loads(path.read_text()))  # all from the sample sender, same conversation
     for message_type in ("order",):
         deliver(stack, message_type=message_type)
     expect(page.locator("#messages .message")).to_have_count(1 + len(samples) + 1)
     expect(page.locator(".type-image .media-placeholder")).to_be_visible()
-    expect(page.locator(".type-location .map-link").first).to_have_attribute("href", re.compile(r"^https://www\.openstreetmap\.org/\?mlat=-?\d"))
+    expect(page.locator(".type-location .map-link").first).to_have_attribute(
+        "href", re.compile(r"^https://www\.openstreetmap\.org/\?mlat=-?\d")
+    )
     expect(page.locator(".type-contacts .contact-card-name").first).not_to_be_empty()
     expect(page.locator(".type-interactive .reply-text").first).not_to_be_empty()
     expect(page.locator(".type-order .order-items li")).to_have_count(1)
@@ -385,23 +411,39 @@ def test_a_read_of_one_conversation_keeps_the_count_another_row_was_waiting_for(
 
 def test_a_merge_leaves_one_row_counting_both_and_moves_a_tab_that_had_the_other_open(stack, browser, number):
     now = datetime.now(UTC)  # both customers wrote just now: the 24-hour window is open, the text composer shown
-    kept = ConversationFactory(number=number, contact=ContactFactory(wa_id="447700900461", profile_name="Amara Okafor"),
-                               last_message_at=now, last_inbound_at=now)
+    kept = ConversationFactory(
+        number=number,
+        contact=ContactFactory(wa_id="447700900461", profile_name="Amara Okafor"),
+        last_message_at=now,
+        last_inbound_at=now,
+    )
     MessageFactory(conversation=kept, timestamp=now)
-    gone = ConversationFactory(number=number, contact=ContactFactory(wa_id="4407700900461", profile_name="Amara O."),
-                               last_message_at=now, last_inbound_at=now)
+    gone = ConversationFactory(
+        number=number,
+        contact=ContactFactory(wa_id="4407700900461", profile_name="Amara O."),
+        last_message_at=now,
+        last_inbound_at=now,
+    )
     MessageFactory.create_batch(2, conversation=gone, timestamp=now)
     third = ConversationFactory(number=number)
     MessageFactory(conversation=third)
     page = open_inbox(logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{third.pk}/")
     expect(page.locator(".conversation-row")).to_have_count(3)
     expect(page).to_have_title("(3) Inbox · WhatsApp Inbox")
-    colleague_tab = open_inbox(logged_in_page(browser, stack.base_url, staff_member("bea", number)), f"/inbox/{gone.pk}/")
+    colleague_tab = open_inbox(
+        logged_in_page(browser, stack.base_url, staff_member("bea", number)), f"/inbox/{gone.pk}/"
+    )
     colleague_tab.fill("#composer-input", "Half-typed answer")
 
-    token = requests.post(f"{stack.base_url}/api/auth/token/", json={"username": "ana", "password": "pw-for-tests"}, timeout=10)
-    merged = requests.post(f"{stack.base_url}/api/contacts/{kept.contact_id}/merge/", json={"duplicate": gone.contact_id},
-                           headers={"Authorization": f"Bearer {token.json()['access']}"}, timeout=10)
+    token = requests.post(
+        f"{stack.base_url}/api/auth/token/", json={"username": "ana", "password": "pw-for-tests"}, timeout=10
+    )
+    merged = requests.post(
+        f"{stack.base_url}/api/contacts/{kept.contact_id}/merge/",
+        json={"duplicate": gone.contact_id},
+        headers={"Authorization": f"Bearer {token.json()['access']}"},
+        timeout=10,
+    )
     assert merged.status_code == 200, merged.text
 
     expect(page.locator(".conversation-row")).to_have_count(2)

@@ -1,5 +1,6 @@
 """Ingestion across real processes: signed webhooks → Daphne → PostgreSQL → Celery worker → channel layer,
 checked through the REST API (and the Redis channel layer) from outside."""
+
 import asyncio
 import json
 import time
@@ -12,16 +13,13 @@ import requests
 from channels_redis.core import RedisChannelLayer
 
 from realtime.groups import number_group
+from sandbox.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, status_change
 from tests.e2e.conftest import NUMBER, WABA, free_port, stack_env, start_daphne, stop_process, wait_for
 from tests.webhooks.test_payloads import FILES
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.services import drain_keys
-from sandbox.simulation import MESSAGE_TYPES, envelope, message_change, new_wamid, status_change
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-
 
 
 def all_events_done() -> bool:
@@ -34,10 +32,24 @@ def test_every_sample_delivery_lands_in_the_api(stack, api):
     wait_for(all_events_done, what="all events processed")
     messages = api.all_messages()
     message_samples = [p for p in FILES if p.name.startswith("message_") and "reaction" not in p.name]
-    assert len({m["wamid"] for m in messages}) == len({json.loads(p.read_text())["entry"][0]["changes"][0]["value"]["messages"][0]["id"] for p in message_samples})
+    assert len({m["wamid"] for m in messages}) == len(
+        {json.loads(p.read_text())["entry"][0]["changes"][0]["value"]["messages"][0]["id"] for p in message_samples}
+    )
     assert {m["type"] for m in messages} >= {
-        "text", "image", "audio", "video", "document", "sticker", "location", "contacts", "interactive",
-        "button", "system", "request_welcome", "unsupported", "unknown",
+        "text",
+        "image",
+        "audio",
+        "video",
+        "document",
+        "sticker",
+        "location",
+        "contacts",
+        "interactive",
+        "button",
+        "system",
+        "request_welcome",
+        "unsupported",
+        "unknown",
     }
     assert all(m["text"] for m in messages), "every message has a text or preview line"
     assert WebhookEvent.objects.exclude(item_errors=[]).count() == 0
@@ -115,7 +127,10 @@ def test_events_reach_the_redis_channel_layer(stack, api, number):
         channel = await layer.new_channel()
         await layer.group_add(number_group(number.pk), channel)
         await asyncio.get_running_loop().run_in_executor(
-            None, lambda: stack.post_webhook(envelope(waba_id=WABA, changes=[message_change(**NUMBER, wa_id="447700900461")]))
+            None,
+            lambda: stack.post_webhook(
+                envelope(waba_id=WABA, changes=[message_change(**NUMBER, wa_id="447700900461")])
+            ),
         )
         received = (await asyncio.wait_for(layer.receive(channel), timeout=10))["events"]
         await layer.flush()
@@ -136,10 +151,12 @@ def test_redis_down_during_ingest_loses_nothing(stack, api):
     stack.redis.stop()
     try:
         sent = []
-        for i in range(5):
+        for _i in range(5):
             wamid = new_wamid()
             started = time.monotonic()
-            response = stack.post_webhook(envelope(waba_id=WABA, changes=[message_change(**NUMBER, wa_id="447700900461", wamid=wamid)]))
+            response = stack.post_webhook(
+                envelope(waba_id=WABA, changes=[message_change(**NUMBER, wa_id="447700900461", wamid=wamid)])
+            )
             assert response.status_code == 200, "the event is stored, so Meta gets its 200"
             assert time.monotonic() - started < 5
             sent.append(wamid)

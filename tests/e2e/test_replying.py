@@ -1,5 +1,6 @@
 """Replying across real processes, with the Meta sandbox as a real server: sends of every type, Meta's
 error codes, retries without double sends, the window, media both ways, read receipts and typing."""
+
 import base64
 import hashlib
 import subprocess
@@ -50,12 +51,36 @@ class Sandbox(SandboxControl):
 def sandbox_process(e2e_database_url) -> Iterator[Sandbox]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "meta_sandbox", "--port", str(port), "--webhook-url", "http://127.0.0.1:9/api/webhook",
-         "--app-secret", settings.META_APP_SECRET, "--access-token", TOKEN, "--status-delay", "0.2",
-         "--phone-number-id", NUMBER["phone_number_id"], "--display-phone-number", NUMBER["display_phone_number"],
-         "--waba-id", WABA],
-        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.base", "DJANGO_READ_DOT_ENV_FILE": "0"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "manage.py",
+            "meta_sandbox",
+            "--port",
+            str(port),
+            "--webhook-url",
+            "http://127.0.0.1:9/api/webhook",
+            "--app-secret",
+            settings.META_APP_SECRET,
+            "--access-token",
+            TOKEN,
+            "--status-delay",
+            "0.2",
+            "--phone-number-id",
+            NUMBER["phone_number_id"],
+            "--display-phone-number",
+            NUMBER["display_phone_number"],
+            "--waba-id",
+            WABA,
+        ],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "DJANGO_READ_DOT_ENV_FILE": "0",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     sandbox = Sandbox(f"http://127.0.0.1:{port}")
     try:
@@ -67,7 +92,11 @@ def sandbox_process(e2e_database_url) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def stack_overrides(sandbox_process) -> dict[str, str]:
-    return {"META_GRAPH_API_URL": sandbox_process.base_url, "META_MEDIA_HOSTS": sandbox_process.base_url, "META_ACCESS_TOKEN": TOKEN}
+    return {
+        "META_GRAPH_API_URL": sandbox_process.base_url,
+        "META_MEDIA_HOSTS": sandbox_process.base_url,
+        "META_ACCESS_TOKEN": TOKEN,
+    }
 
 
 @pytest.fixture
@@ -75,8 +104,6 @@ def sandbox(sandbox_process, stack) -> Sandbox:
     sandbox_process.control("POST", "reset")
     sandbox_process.configure(webhook_url=f"{stack.base_url}/api/webhook", status_delay=0.2)
     return sandbox_process
-
-
 
 
 @pytest.fixture
@@ -115,18 +142,31 @@ def test_reply_context_reaction_and_template(sandbox, api, conversation):
     reply = api.send(conversation.pk, type="text", text="Let me check", reply_to=customer_wamid).json()
     reaction = api.send(conversation.pk, type="reaction", message=customer_wamid, emoji="👍").json()
     template = MessageTemplate.objects.create(
-        waba_id=WABA, name="order_update", language="en_US", status="APPROVED",
+        waba_id=WABA,
+        name="order_update",
+        language="en_US",
+        status="APPROVED",
         components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}],
     )
-    sandbox.configure(templates=[{"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
-                                  "components": [{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}]}])
+    sandbox.configure(
+        templates=[
+            {
+                "name": "order_update",
+                "language": "en_US",
+                "status": "APPROVED",
+                "category": "UTILITY",
+                "components": [{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}],
+            }
+        ]
+    )
     templated = api.send(conversation.pk, type="template", template=template.pk, params=["Amara", "#42"]).json()
     wait_for(lambda: len(sandbox.sent()) == 3, what="three sends")
     by_type = {s["type"]: s for s in sandbox.sent()}
     assert by_type["text"]["context"] == customer_wamid
     assert by_type["reaction"]["request"]["reaction"] == {"message_id": customer_wamid, "emoji": "👍"}
     assert by_type["template"]["request"]["template"]["components"][0]["parameters"] == [
-        {"type": "text", "text": "Amara"}, {"type": "text", "text": "#42"}
+        {"type": "text", "text": "Amara"},
+        {"type": "text", "text": "#42"},
     ]
     wait_status(api, conversation, reply["id"], "read")
     wait_status(api, conversation, templated["id"], "read")
@@ -137,7 +177,7 @@ def test_reply_context_reaction_and_template(sandbox, api, conversation):
 
 
 @pytest.mark.parametrize(
-    "code, mode, expected_title",
+    ("code", "mode", "expected_title"),
     [
         (131026, "sync", "Message undeliverable"),
         (131026, "async", "Message undeliverable"),
@@ -162,11 +202,18 @@ def test_closed_window_on_metas_side_fails_with_131047_and_asks_for_a_template(s
 
 
 def test_our_closed_window_refuses_free_text_and_templates_go(sandbox, api, conversation):
-    Conversation.objects.filter(pk=conversation.pk).update(last_inbound_at=conversation.last_inbound_at.replace(year=2025))
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_inbound_at=conversation.last_inbound_at.replace(year=2025)
+    )
     response = api.send(conversation.pk, type="text", text="hello?")
     assert response.status_code == 409 and response.json()["error"]["code"] == "window_closed"
-    template = MessageTemplate.objects.create(waba_id=WABA, name="hello_world", language="en_US", status="APPROVED",
-                                              components=[{"type": "BODY", "text": "Hello World"}])
+    template = MessageTemplate.objects.create(
+        waba_id=WABA,
+        name="hello_world",
+        language="en_US",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Hello World"}],
+    )
     message_id = api.send(conversation.pk, type="template", template=template.pk, params=[]).json()["id"]
     wait_status(api, conversation, message_id, "read")
     assert sandbox.sent()[0]["type"] == "template"
@@ -186,10 +233,17 @@ def test_transient_errors_retry_and_never_send_twice(sandbox, api, conversation,
     if "rate_limit_mps" in failure:
         sandbox.configure(rate_limit_mps=1)
         # Fill this second's budget so the reply meets Meta's 130429, then is retried after backoff.
-        requests.post(f"{sandbox.base_url}/v23.0/{NUMBER['phone_number_id']}/messages",
-                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5,
-                      json={"messaging_product": "whatsapp", "to": "+447700900461", "type": "template",
-                            "template": {"name": "hello_world", "language": {"code": "en_US"}}})
+        requests.post(
+            f"{sandbox.base_url}/v23.0/{NUMBER['phone_number_id']}/messages",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=5,
+            json={
+                "messaging_product": "whatsapp",
+                "to": "+447700900461",
+                "type": "template",
+                "template": {"name": "hello_world", "language": {"code": "en_US"}},
+            },
+        )
     else:
         sandbox.configure(**failure)
     message_id = api.send(conversation.pk, type="text", text="retry me").json()["id"]
@@ -200,7 +254,7 @@ def test_transient_errors_retry_and_never_send_twice(sandbox, api, conversation,
 
 
 @pytest.mark.parametrize(
-    "name, mime_type, content, kind",
+    ("name", "mime_type", "content", "kind"),
     [
         ("terms.pdf", "application/pdf", b"%PDF-1.4\n%test\n", "document"),
         ("note.ogg", "audio/ogg", b"OggS" + b"\0" * 60, "audio"),
@@ -219,22 +273,47 @@ def test_every_media_kind_is_sent_by_id(sandbox, api, conversation, name, mime_t
 
 
 def test_sync_templates_command_against_the_sandbox(sandbox, number, stack):
-    sandbox.configure(templates=[
-        {"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
-         "components": [{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}]},
-        {"name": "promo", "language": "pt_BR", "status": "REJECTED", "category": "MARKETING",
-         "components": [{"type": "BODY", "text": "Oferta"}]},
-    ])
+    sandbox.configure(
+        templates=[
+            {
+                "name": "order_update",
+                "language": "en_US",
+                "status": "APPROVED",
+                "category": "UTILITY",
+                "components": [{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}],
+            },
+            {
+                "name": "promo",
+                "language": "pt_BR",
+                "status": "REJECTED",
+                "category": "MARKETING",
+                "components": [{"type": "BODY", "text": "Oferta"}],
+            },
+        ]
+    )
     MessageTemplate.objects.create(waba_id=WABA, name="gone", language="en_US", status="APPROVED")
     result = subprocess.run(
-        [sys.executable, "manage.py", "sync_templates"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "sync_templates"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "  synced 1/1 numbers, 100%, " in result.stdout  # not on a terminal: plain progress lines
     assert "2 template(s) from 1 of 1 number(s)." in result.stdout
-    assert set(MessageTemplate.objects.values_list("name", "status")) == {("order_update", "APPROVED"), ("promo", "REJECTED")}
+    assert set(MessageTemplate.objects.values_list("name", "status")) == {
+        ("order_update", "APPROVED"),
+        ("promo", "REJECTED"),
+    }
     bad = subprocess.run(
-        [sys.executable, "manage.py", "sync_templates", "--number", "000"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "sync_templates", "--number", "000"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert bad.returncode != 0 and "unknown phone_number_id" in bad.stderr
 
@@ -250,34 +329,51 @@ def test_expired_token_flags_the_number_for_reauthorization(sandbox, api, conver
 
 
 def test_outbound_media_is_uploaded_then_sent_by_id(sandbox, api, conversation):
-    response = api.send(conversation.pk, data={"caption": "Your parcel"}, files={"file": ("parcel.png", PNG, "image/png")})
+    response = api.send(
+        conversation.pk, data={"caption": "Your parcel"}, files={"file": ("parcel.png", PNG, "image/png")}
+    )
     assert response.status_code == 202, response.text
     item = wait_status(api, conversation, response.json()["id"], "read")
     [sent] = sandbox.sent()
     assert sent["type"] == "image" and sent["request"]["image"]["caption"] == "Your parcel"
     media_id = sent["request"]["image"]["id"]
-    info = requests.get(f"{sandbox.base_url}/v23.0/{media_id}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).json()
+    info = requests.get(
+        f"{sandbox.base_url}/v23.0/{media_id}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    ).json()
     assert info["sha256"] == hashlib.sha256(PNG).hexdigest()
     assert item["media"]["state"] == "ready"
 
 
 def test_inbound_media_is_downloaded_verified_and_served_to_members(sandbox, api, conversation, stack):
-    sandbox.customer_writes(media={"type": "image", "mime_type": "image/png", "data_base64": base64.b64encode(PNG).decode(), "caption": "broken"})
+    sandbox.customer_writes(
+        media={
+            "type": "image",
+            "mime_type": "image/png",
+            "data_base64": base64.b64encode(PNG).decode(),
+            "caption": "broken",
+        }
+    )
     media = wait_for(lambda: MediaFile.objects.filter(state="ready").first(), what="media downloaded")
     assert media.message.body == "broken"
     media_url = f"{stack.base_url}/media/{media.message_id}/"
     assert requests.get(media_url, allow_redirects=False, timeout=10).status_code == 302, "no public URL"
     browser = requests.Session()  # a staff member's browser session
     browser.get(f"{stack.base_url}/login/", timeout=10)
-    browser.post(f"{stack.base_url}/login/", timeout=10, data={
-        "username": "e2e-admin", "password": "pw-for-tests", "csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+    browser.post(
+        f"{stack.base_url}/login/",
+        timeout=10,
+        data={"username": "e2e-admin", "password": "pw-for-tests", "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+    )
     response = browser.get(media_url, timeout=10)
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
     assert response.content == PNG
 
 
 def test_inbound_media_with_a_wrong_sha256_is_rejected(sandbox, api, conversation):
-    sandbox.customer_writes(media={"type": "image", "mime_type": "image/png", "data_base64": base64.b64encode(PNG).decode()}, corrupt_sha256=True)
+    sandbox.customer_writes(
+        media={"type": "image", "mime_type": "image/png", "data_base64": base64.b64encode(PNG).decode()},
+        corrupt_sha256=True,
+    )
     media = wait_for(lambda: MediaFile.objects.filter(state="failed").first(), timeout=30, what="media refused")
     assert "sha256 mismatch" in media.error
     assert not media.file
@@ -287,16 +383,19 @@ def test_inbound_media_with_a_wrong_sha256_is_rejected(sandbox, api, conversatio
 
 def test_opening_the_conversation_sends_a_read_receipt(sandbox, api, conversation, stack):
     customer_wamid = Message.objects.get(direction="in").wamid
-    assert api.session.post(f"{stack.base_url}/api/conversations/{conversation.pk}/read/", timeout=10).status_code == 200
+    assert (
+        api.session.post(f"{stack.base_url}/api/conversations/{conversation.pk}/read/", timeout=10).status_code == 200
+    )
     read = wait_for(lambda: sandbox.reads(), what="read receipt")
     assert read[0]["message_id"] == customer_wamid and not read[0]["typing_indicator"]
-
 
 
 # --- in the browser ------------------------------------------------------------------------------------
 
 
-def test_composer_reply_shows_pending_then_ticks_driven_by_metas_webhooks(sandbox, api, conversation, browser, stack, number):
+def test_composer_reply_shows_pending_then_ticks_driven_by_metas_webhooks(
+    sandbox, api, conversation, browser, stack, number
+):
     sandbox.configure(status_delay=1.0)
     page = open_conversation(browser, stack, number, conversation)
     page.locator("#composer-input").fill("It ships today")
@@ -310,7 +409,9 @@ def test_composer_reply_shows_pending_then_ticks_driven_by_metas_webhooks(sandbo
     assert [s["request"]["text"]["body"] for s in sandbox.sent()] == ["It ships today"]
 
 
-def test_shift_enter_adds_a_line_and_reply_and_react_from_the_bubble(sandbox, api, conversation, browser, stack, number):
+def test_shift_enter_adds_a_line_and_reply_and_react_from_the_bubble(
+    sandbox, api, conversation, browser, stack, number
+):
     page = open_conversation(browser, stack, number, conversation)
     customer = page.locator(".message-in").first
     customer.hover()
@@ -334,10 +435,24 @@ def test_shift_enter_adds_a_line_and_reply_and_react_from_the_bubble(sandbox, ap
 def test_outside_the_window_the_composer_offers_templates_only(sandbox, api, browser, stack, number):
     sandbox.customer_writes(text="Are you open on Sunday?", timestamp=int(time.time()) - 25 * 3600)
     conversation = wait_for(lambda: Conversation.objects.first(), what="a conversation from yesterday")
-    MessageTemplate.objects.create(waba_id=WABA, name="order_update", language="en_US", status="APPROVED",
-                                   components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}])
-    sandbox.configure(templates=[{"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
-                                  "components": [{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}]}])
+    MessageTemplate.objects.create(
+        waba_id=WABA,
+        name="order_update",
+        language="en_US",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}],
+    )
+    sandbox.configure(
+        templates=[
+            {
+                "name": "order_update",
+                "language": "en_US",
+                "status": "APPROVED",
+                "category": "UTILITY",
+                "components": [{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}],
+            }
+        ]
+    )
     page = open_conversation(browser, stack, number, conversation)
     expect(page.locator("#window-state")).to_contain_text("only templates")
     expect(page.locator("#free-form")).to_be_hidden()
@@ -357,16 +472,25 @@ def test_outside_the_window_the_composer_offers_templates_only(sandbox, api, bro
     expect(page.locator("#free-form")).to_be_visible()
 
 
-def test_values_typed_into_a_template_survive_live_updates_that_came_while_templates_loaded(sandbox, api, browser, stack, number):
+def test_values_typed_into_a_template_survive_live_updates_that_came_while_templates_loaded(
+    sandbox, api, browser, stack, number
+):
     # Each live update re-checks the reply window and asked for the templates again while none had arrived; the
     # later load rebuilt the inputs empty after the agent had typed ("This template needs 2 value(s)").
     sandbox.customer_writes(text="Are you open on Sunday?", timestamp=int(time.time()) - 25 * 3600)
     conversation = wait_for(lambda: Conversation.objects.first(), what="a conversation from yesterday")
-    MessageTemplate.objects.create(waba_id=WABA, name="order_update", language="en_US", status="APPROVED",
-                                   components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}])
+    MessageTemplate.objects.create(
+        waba_id=WABA,
+        name="order_update",
+        language="en_US",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}} has shipped."}],
+    )
     page = logged_in_page(browser, stack.base_url, staff_member("ana", number))
     held = []
-    page.route("**/templates/", lambda route: held.append(route))  # every load of the templates waits until released below
+    page.route(
+        "**/templates/", lambda route: held.append(route)
+    )  # every load of the templates waits until released below
     page.goto(f"/inbox/{conversation.pk}/")
     expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
     sandbox.customer_writes(text="And on Monday?", timestamp=int(time.time()) - 25 * 3600 + 60)
@@ -394,14 +518,18 @@ def test_a_draft_survives_a_reload_of_the_tab_until_it_is_sent(sandbox, api, con
     composer.press("End")
     composer.type(" tracking page")
     composer.press("Enter")
-    expect(page.locator(".message-out", has_text="Let me check the courier's tracking page")).to_be_visible(timeout=10000)
+    expect(page.locator(".message-out", has_text="Let me check the courier's tracking page")).to_be_visible(
+        timeout=10000
+    )
     expect(composer).to_have_value("")
     page.reload()
     expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
     expect(composer).to_have_value("")
 
 
-def test_attaching_a_file_too_large_is_refused_in_the_browser_and_a_good_one_is_sent(sandbox, api, conversation, browser, stack, number, tmp_path):
+def test_attaching_a_file_too_large_is_refused_in_the_browser_and_a_good_one_is_sent(
+    sandbox, api, conversation, browser, stack, number, tmp_path
+):
     page = open_conversation(browser, stack, number, conversation)
     big = tmp_path / "huge.png"
     big.write_bytes(PNG + b"\0" * (5 * 1024 * 1024))
@@ -416,7 +544,9 @@ def test_attaching_a_file_too_large_is_refused_in_the_browser_and_a_good_one_is_
     expect(page.locator(".message-out .ticks").last).to_have_attribute("data-status", "read", timeout=10000)
 
 
-def test_typing_sends_metas_typing_indicator_at_most_every_20_seconds(sandbox, api, conversation, browser, stack, number):
+def test_typing_sends_metas_typing_indicator_at_most_every_20_seconds(
+    sandbox, api, conversation, browser, stack, number
+):
     page = open_conversation(browser, stack, number, conversation)
     wait_for(lambda: sandbox.reads(), what="the read receipt from opening the conversation")
     composer = page.locator("#composer-input")
@@ -432,7 +562,9 @@ def test_typing_sends_metas_typing_indicator_at_most_every_20_seconds(sandbox, a
 
 def test_inbound_image_plays_inline_once_downloaded(sandbox, api, conversation, browser, stack, number):
     page = open_conversation(browser, stack, number, conversation)
-    sandbox.customer_writes(media={"type": "image", "mime_type": "image/png", "data_base64": base64.b64encode(PNG).decode()})
+    sandbox.customer_writes(
+        media={"type": "image", "mime_type": "image/png", "data_base64": base64.b64encode(PNG).decode()}
+    )
     image = page.locator(".message-in img.media-image")
     expect(image).to_be_visible(timeout=10000)
     assert image.evaluate("img => img.complete && img.naturalWidth") == 1
@@ -462,8 +594,14 @@ def test_admin_checks_the_connection_and_a_new_token_clears_the_flag(sandbox, nu
     assert "flagged for re-authorisation" in page
     number.refresh_from_db()
     assert number.needs_reauthorization
-    form = {"phone_number_id": number.phone_number_id, "display_phone_number": number.display_phone_number,
-            "waba_id": number.waba_id, "name": number.name, "new_access_token": "a-fresh-token", "send_read_receipts": "on"}
+    form = {
+        "phone_number_id": number.phone_number_id,
+        "display_phone_number": number.display_phone_number,
+        "waba_id": number.waba_id,
+        "name": number.name,
+        "new_access_token": "a-fresh-token",
+        "send_read_receipts": "on",
+    }
     assert client.post(reverse("admin:conversations_businessnumber_change", args=[number.pk]), form).status_code == 302
     number.refresh_from_db()
     assert not number.needs_reauthorization and number.access_token == "a-fresh-token"

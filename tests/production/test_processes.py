@@ -134,7 +134,10 @@ def test_signed_webhook_through_gunicorn_is_stored_processed_and_logged(producti
 
 def test_a_database_connection_the_server_closed_is_replaced_not_answered_503(production):
     def deliver(wa_id: str) -> requests.Response:
-        payload = envelope(waba_id="1", changes=[message_change(phone_number_id="999000111", display_phone_number="15550009999", wa_id=wa_id)])
+        payload = envelope(
+            waba_id="1",
+            changes=[message_change(phone_number_id="999000111", display_phone_number="15550009999", wa_id=wa_id)],
+        )
         body, headers = signed_request(payload, app_secret=APP_SECRET)
         return requests.post(
             f"{production.base_url}/api/webhook", data=body, headers={**headers, **NGINX_HEADERS}, timeout=10

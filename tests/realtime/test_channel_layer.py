@@ -1,4 +1,5 @@
 """The real Redis channel layer, as Daphne's consumers use it."""
+
 import asyncio
 import os
 

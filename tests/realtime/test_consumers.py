@@ -17,8 +17,8 @@ from realtime import events
 from realtime.routing import websocket_urlpatterns
 from tests.factories import BusinessNumberFactory, UserFactory
 from tests.webhooks.test_payloads import PAYLOADS
-from webhooks.models import WebhookEvent
 from webhooks.drain import process_webhook_event
+from webhooks.models import WebhookEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -152,7 +152,10 @@ async def test_typing_reaches_colleagues_but_not_the_typist_or_outsiders():
     eve_socket, _ = await connect(eve)
     await ana_socket.send_json_to({"action": "typing", "conversation_id": conversation_id})
     typing = await bo_socket.receive_json_from(timeout=2)
-    assert typing == {"type": events.TYPING, "payload": {"conversation_id": conversation_id, "user_id": ana.pk, "name": "ana"}}
+    assert typing == {
+        "type": events.TYPING,
+        "payload": {"conversation_id": conversation_id, "user_id": ana.pk, "name": "ana"},
+    }
     assert await ana_socket.receive_nothing(timeout=0.3)
     assert await eve_socket.receive_nothing(timeout=0.3)
     # Typing into a conversation one may not see goes nowhere.
@@ -220,7 +223,7 @@ async def test_reading_syncs_only_the_readers_own_sockets():
 async def test_the_open_socket_gauge_follows_connections():
     from realtime.connections import open_sockets
 
-    number, user = await member_of_sample_number()
+    _number, user = await member_of_sample_number()
     before = await sync_to_async(open_sockets)()
     first, _ = await connect(user)
     second, _ = await connect(user)

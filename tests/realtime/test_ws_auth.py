@@ -1,4 +1,5 @@
 """/ws/inbox/ as deployed (config.asgi): browsers by session from an allowed origin, other clients by JWT."""
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async

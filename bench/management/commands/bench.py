@@ -9,6 +9,7 @@ scale every part up (e.g. ``--backlog 50000 --sockets 5000``) or down (``--quick
 The command runs itself again as a child process with the bench's DATABASE_URL and REDIS_URL in the
 environment, so the settings of every process (this one included) point at the bench's own services.
 """
+
 import argparse
 import os
 import secrets
@@ -33,7 +34,9 @@ def _phase_list(value: str) -> tuple[str, ...]:
 
     wanted = {name.strip() for name in value.split(",") if name.strip()}
     if unknown := wanted - set(PHASES):
-        raise argparse.ArgumentTypeError(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}"
+        )
     if not wanted:
         raise argparse.ArgumentTypeError("name at least one phase")
     return tuple(name for name in PHASES if name in wanted)
@@ -45,36 +48,73 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         a = parser.add_argument
-        a("--pg", default=os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_DSN),
-          help="PostgreSQL URL of a database to connect to for CREATE/DROP DATABASE")
-        a("--database", default="whatsapp_bench", help="bench database name; dropped and recreated (default %(default)s)")
+        a(
+            "--pg",
+            default=os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_DSN),
+            help="PostgreSQL URL of a database to connect to for CREATE/DROP DATABASE",
+        )
+        a(
+            "--database",
+            default="whatsapp_bench",
+            help="bench database name; dropped and recreated (default %(default)s)",
+        )
         a("--keep-database", action="store_true", help="do not drop the bench database at the end")
-        a("--settings-module", default=None,
-          help="server settings: config.settings.production (default when present) or config.settings.base")
-        a("--web-workers", type=int, default=2 * USABLE_CPUS + 1,
-          help="gunicorn sync workers (default %(default)s: config/bin/web's own default, 2 x CPUs + 1)")
+        a(
+            "--settings-module",
+            default=None,
+            help="server settings: config.settings.production (default when present) or config.settings.base",
+        )
+        a(
+            "--web-workers",
+            type=int,
+            default=2 * USABLE_CPUS + 1,
+            help="gunicorn sync workers (default %(default)s: config/bin/web's own default, 2 x CPUs + 1)",
+        )
         a("--worker-concurrency", type=int, default=2, help="Celery prefork processes (default %(default)s)")
         a("--connections", type=int, default=32, help="ingest: concurrent connections (default %(default)s)")
         a("--duration", type=float, default=20, help="ingest: seconds (default %(default)s)")
-        a("--limit-duration", type=float, default=10, help="noop view and raw INSERT limits: seconds (default %(default)s)")
+        a(
+            "--limit-duration",
+            type=float,
+            default=10,
+            help="noop view and raw INSERT limits: seconds (default %(default)s)",
+        )
         a("--pg-threads", type=int, default=8, help="raw INSERT limit: client threads (default %(default)s)")
-        a("--backlog", type=int, default=10_000, help="processing: stored events to drain (default %(default)s; the issue's 50000)")
+        a(
+            "--backlog",
+            type=int,
+            default=10_000,
+            help="processing: stored events to drain (default %(default)s; the issue's 50000)",
+        )
         a("--drain-timeout", type=float, default=60, help="processing: give up draining after this many seconds")
         a("--e2e-rate", type=float, default=200, help="end to end: webhooks per second (default %(default)s)")
         a("--e2e-duration", type=float, default=10, help="end to end: seconds (default %(default)s)")
         a("--conversations", type=int, default=10_000, help="pages: seeded conversations (default %(default)s)")
         a("--messages", type=int, default=1_000_000, help="pages: seeded messages (default %(default)s)")
         a("--page-runs", type=int, default=5, help="pages: timed requests per page (default %(default)s)")
-        a("--sockets", type=int, default=2_000, help="websockets: idle sockets to open (default %(default)s; the issue's 5000)")
+        a(
+            "--sockets",
+            type=int,
+            default=2_000,
+            help="websockets: idle sockets to open (default %(default)s; the issue's 5000)",
+        )
         a("--socket-hold", type=float, default=5, help="websockets: seconds to hold them idle")
         a("--quick", action="store_true", help="a smoke run (~1 minute): every phase scaled down")
-        a("--instruction-calls", type=int, default=1000,
-          help="instructions: requests counted per path under callgrind (default %(default)s)")
+        a(
+            "--instruction-calls",
+            type=int,
+            default=1000,
+            help="instructions: requests counted per path under callgrind (default %(default)s)",
+        )
         from bench.phases import DEFAULT_PHASES, PHASES
 
-        a("--phases", default=",".join(DEFAULT_PHASES), type=_phase_list,
-          help=f"comma-separated phases to run, always in this order: {', '.join(PHASES)} (default: %(default)s; "
-               "instructions counts one process's instructions per request with valgrind, for comparing versions)")
+        a(
+            "--phases",
+            default=",".join(DEFAULT_PHASES),
+            type=_phase_list,
+            help=f"comma-separated phases to run, always in this order: {', '.join(PHASES)} (default: %(default)s; "
+            "instructions counts one process's instructions per request with valgrind, for comparing versions)",
+        )
 
     def handle(self, *args, **o):
         # Before anything starts: a bench that found no load generator after seeding a million rows wastes minutes.
@@ -83,18 +123,30 @@ class Command(BaseCommand):
         if os.environ.get("BENCH_CHILD") != "1":
             return self.spawn_child()
         if o["quick"]:
-            o.update(duration=5, limit_duration=3, backlog=1000, e2e_duration=3, conversations=1000, messages=50_000,
-                     sockets=300, socket_hold=2, page_runs=3, drain_timeout=60)
+            o.update(
+                duration=5,
+                limit_duration=3,
+                backlog=1000,
+                e2e_duration=3,
+                conversations=1000,
+                messages=50_000,
+                sockets=300,
+                socket_hold=2,
+                page_runs=3,
+                drain_timeout=60,
+            )
         self.run_child(o)
 
     # The parent only builds the environment; the child (same arguments) does all the work.
     def spawn_child(self):
         from bench.procs import ROOT, free_port
 
-        argv = sys.argv[sys.argv.index("bench") + 1:] if "bench" in sys.argv else []
+        argv = sys.argv[sys.argv.index("bench") + 1 :] if "bench" in sys.argv else []
         database = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--database"), "whatsapp_bench")
-        admin = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--pg"),
-                     os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_DSN))
+        admin = next(
+            (argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--pg"),
+            os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_DSN),
+        )
         redis_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("META_", "DJANGO_", "DATABASE_", "REDIS_"))}
         env.update(
@@ -127,25 +179,43 @@ class Command(BaseCommand):
             sys.exit(return_code)
 
     def run_child(self, o):
-        from config.celery import app as celery_app
         from bench.phases import Bench, Options
+        from config.celery import app as celery_app
 
         celery_app.autodiscover_tasks(force=True)  # the pages enqueue tasks (read receipts) from this process
         from bench.procs import ROOT
         from bench.report import render
 
         settings_module = o["settings_module"] or (
-            "config.settings.production" if (ROOT / "config" / "settings" / "production.py").exists() else "config.settings.base"
+            "config.settings.production"
+            if (ROOT / "config" / "settings" / "production.py").exists()
+            else "config.settings.base"
         )
         log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
         options = Options(
-            admin_dsn=o["pg"], database=o["database"], redis_port=int(os.environ["BENCH_REDIS_PORT"]), log_dir=log_dir,
-            server_settings=settings_module, web_workers=o["web_workers"], worker_concurrency=o["worker_concurrency"],
-            connections=o["connections"], duration=o["duration"], limit_duration=o["limit_duration"],
-            pg_threads=o["pg_threads"], backlog=o["backlog"], drain_timeout=o["drain_timeout"], e2e_rate=o["e2e_rate"],
-            e2e_duration=o["e2e_duration"], conversations=o["conversations"], messages=o["messages"],
-            page_runs=o["page_runs"], sockets=o["sockets"], socket_hold=o["socket_hold"],
-            instruction_calls=o["instruction_calls"], keep_database=o["keep_database"], phases=o["phases"],
+            admin_dsn=o["pg"],
+            database=o["database"],
+            redis_port=int(os.environ["BENCH_REDIS_PORT"]),
+            log_dir=log_dir,
+            server_settings=settings_module,
+            web_workers=o["web_workers"],
+            worker_concurrency=o["worker_concurrency"],
+            connections=o["connections"],
+            duration=o["duration"],
+            limit_duration=o["limit_duration"],
+            pg_threads=o["pg_threads"],
+            backlog=o["backlog"],
+            drain_timeout=o["drain_timeout"],
+            e2e_rate=o["e2e_rate"],
+            e2e_duration=o["e2e_duration"],
+            conversations=o["conversations"],
+            messages=o["messages"],
+            page_runs=o["page_runs"],
+            sockets=o["sockets"],
+            socket_hold=o["socket_hold"],
+            instruction_calls=o["instruction_calls"],
+            keep_database=o["keep_database"],
+            phases=o["phases"],
         )
         started = time.perf_counter()
 
@@ -160,8 +230,10 @@ class Command(BaseCommand):
             self.stderr.write("interrupted: everything the bench started has been stopped")
             sys.exit(130)
         self.stdout.write("")
-        self.stdout.write(f"make bench: {USABLE_CPUS} cores, load generator on the same machine, "
-                          f"servers on {settings_module}, total {time.perf_counter() - started:.0f}s, "
-                          f"load average (1/5/15 min) {load_before} at start and "
-                          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())} at end")
+        self.stdout.write(
+            f"make bench: {USABLE_CPUS} cores, load generator on the same machine, "
+            f"servers on {settings_module}, total {time.perf_counter() - started:.0f}s, "
+            f"load average (1/5/15 min) {load_before} at start and "
+            f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())} at end"
+        )
         self.stdout.write(render(rows))

@@ -1,4 +1,5 @@
 """``manage.py sync_templates``: copy the approved message templates of each number's WABA from Meta."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from conversations.graph_api import GraphError

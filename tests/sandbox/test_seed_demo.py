@@ -1,13 +1,14 @@
 """``manage.py seed_demo``: the demo's photo and invoice are uploaded to the Graph API (the sandbox under
 ``make run``) before their webhooks name them, so both are downloaded and shown; with no Graph API to take
 them they are left out rather than shown as unavailable."""
+
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 
-from conversations.management.commands.seed_demo import demo_photo, invoice_pdf
 from conversations.models import Conversation, MediaFile, MediaState, Message
+from sandbox.management.commands.seed_demo import demo_photo, invoice_pdf
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the downloads are enqueued when each webhook commits
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from conversations.management.number_option import add_number_option, selected_numbers
 from conversations.services.numbers import NumberHealth, check_number_health
+from webhooks.selectors import summarize_webhook_health
 
 
 class Command(BaseCommand):
@@ -60,7 +61,7 @@ class Command(BaseCommand):
                 f"quality {profile.quality_rating or 'unknown'}"
             )
         self.stdout.write(f"  subscription: {health.subscription}")
-        webhooks = health.webhooks
+        webhooks = summarize_webhook_health(phone_number_id=health.number.phone_number_id)
         last = _ago(webhooks.last_received_at, now) if webhooks.last_received_at else "never"
         self.stdout.write(f"  webhooks:     last received {last}")
         oldest = f", oldest {_ago(webhooks.oldest_pending_at, now)}" if webhooks.oldest_pending_at else ""

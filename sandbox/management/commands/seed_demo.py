@@ -10,6 +10,7 @@ The demo's photo and invoice are made here and uploaded through the Graph API fi
 that is the Meta sandbox, started before this command), so their webhooks name media ids that the Graph
 API serves and the download that follows finds them. Media the Graph API would not take is left out.
 """
+
 import base64
 import hashlib
 import random
@@ -23,10 +24,7 @@ from django.db import transaction
 from conversations.graph_api import GraphClient, GraphError
 from conversations.models import BusinessNumber, Conversation
 from ops.progress import progress
-from webhooks.models import WebhookEventState
 from sandbox.customers import png_bytes
-from webhooks.drain import process_webhook_event
-from webhooks.services import store_webhook_event
 from sandbox.simulation import (
     DEMO_DISPLAY_PHONE_NUMBER,
     DEMO_PHONE_NUMBER_ID,
@@ -35,6 +33,9 @@ from sandbox.simulation import (
     message_change,
     to_wire,
 )
+from webhooks.drain import process_webhook_event
+from webhooks.models import WebhookEventState
+from webhooks.services import store_webhook_event
 
 DEMO_NUMBER = {
     "phone_number_id": DEMO_PHONE_NUMBER_ID,

@@ -10,7 +10,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from conversations.services.stats import InboxStats, collect_inbox_stats
+from ops.stats import InboxStats, collect_inbox_stats
 
 
 class Command(BaseCommand):

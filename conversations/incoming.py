@@ -1,0 +1,70 @@
+"""What the inbox receives from WhatsApp, as typed values: a customer's message and a status update of one
+the business sent. ``webhooks/payloads.py`` builds them from Meta's JSON (docs/meta.md §3); the domain reads
+these, never the JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MetaError:
+    code: int | None
+    title: str
+    message: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The ids that name one WhatsApp user; either may be missing, never both."""
+
+    wa_id: str | None
+    user_id: str | None
+
+
+@dataclass(frozen=True)
+class ReactionChange:
+    message_wamid: str
+    emoji: str  # "" when the reaction was removed (Meta omits the key)
+
+
+@dataclass(frozen=True)
+class IdentityChange:
+    """A ``system`` message saying the user's phone number or BSUID changed."""
+
+    kind: str
+    new_wa_id: str | None
+    new_user_id: str | None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    wamid: str
+    type: str
+    timestamp: datetime
+    sender: Identity
+    body: str
+    preview: str
+    content: dict[str, Any]
+    context: dict[str, Any]
+    reply_to_wamid: str
+    errors: tuple[MetaError, ...] = ()
+    reaction: ReactionChange | None = None
+    identity_change: IdentityChange | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    wamid: str
+    status: str
+    timestamp: datetime
+    recipient: Identity
+    errors: tuple[MetaError, ...]
+    raw: dict[str, Any]
+
+    @property
+    def first_error(self) -> MetaError | None:
+        return self.errors[0] if self.errors else None
