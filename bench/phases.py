@@ -382,8 +382,8 @@ class Bench:
             return
         warm, calls = self.INSTRUCTIONS_WARMUP, self.o.instruction_calls
         # Each run gets a Redis database of its own, where no worker listens: the first webhook enqueues a drain
-        # (a warm-up call) and no drain runs, so every counted webhook makes its one Redis round trip (under traffic
-        # a running drain's promise spares most of them).
+        # (a warm-up call) and no drain runs, so every counted webhook makes its one Redis round trip, as under
+        # traffic (the drain flag's SET NX).
         paths = {"/api/webhook": 9, "/bench/noop": 10}
         served_paths = {"/api/webhook": 11, "/bench/noop": 12}
         self.log(f"(load {self.load()}) 1d. instructions: callgrind, {calls} calls per path counted after {warm} ...")
