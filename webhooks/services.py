@@ -7,6 +7,7 @@ by a drain (``webhooks/drain.py``, which describes how no stored event is ever s
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
@@ -66,10 +67,26 @@ def drain_flag(slot: int) -> str:
     return f"webhooks:drain:{slot}"
 
 
+# The drain's promise (step 2 of the protocol in webhooks/drain.py): "I will look again before I stop, and I
+# will not stop before this key expires". A web process that read its time left skips Redis until then.
+DRAIN_PROMISE = "webhooks:drain:promise"
+# Kept off the end of a promise a web process read: room for the two processes' clocks to run at other rates.
+PROMISE_MARGIN_SECONDS = 0.05
+
+
+class _PromiseSeen:
+    """Until when (this process's monotonic clock) a drain is known to look again before it stops."""
+
+    until = 0.0
+
+
+promise_seen = _PromiseSeen()
+
+
 class _Flags:
-    """Where the drain flags live: Redis when there is Redis, through one client per process (Django's Redis
-    cache builds a client on every call, a third of a millisecond per delivery); Django's cache otherwise
-    (the embedded mode)."""
+    """Where the drain flags and the promise live: Redis when there is Redis, through one client per process
+    (Django's Redis cache builds a client on every call, a third of a millisecond per delivery); Django's cache
+    otherwise (the embedded mode, which makes no promise)."""
 
     def __init__(self):
         self._client = None
@@ -83,9 +100,24 @@ class _Flags:
             self._pid = os.getpid()
         return self._client
 
-    def add(self, key: str, *, ttl: int) -> bool:
+    def add_and_read_promise(self, key: str, *, ttl: int) -> tuple[bool, int]:
+        """Set ``key`` if unset, and read the milliseconds left of the drain's promise, in one round trip."""
         client = self._redis()
-        return bool(client.set(key, "1", nx=True, ex=ttl)) if client else cache.add(key, "1", timeout=ttl)
+        if not client:
+            return cache.add(key, "1", timeout=ttl), 0
+        added, promise_ms = (
+            client.pipeline(transaction=False).set(key, "1", nx=True, ex=ttl).pttl(DRAIN_PROMISE).execute()
+        )
+        return bool(added), max(promise_ms, 0)
+
+    def promise(self, *, seconds: float) -> None:
+        client = self._redis()
+        if client and seconds > 0:
+            client.set(DRAIN_PROMISE, "1", px=int(seconds * 1000))
+
+    def promise_left(self) -> bool:
+        client = self._redis()
+        return bool(client) and client.pttl(DRAIN_PROMISE) > 0
 
     def set(self, key: str, *, ttl: int) -> None:
         client = self._redis()
@@ -106,21 +138,28 @@ flags = _Flags()
 
 
 def drain_keys() -> list[str]:
-    """Every drain flag: while one exists, a drain is queued or running."""
-    return [drain_flag(slot) for slot in range(max(settings.WEBHOOK_DRAIN_CONCURRENCY, 8))]
+    """Every Redis key of the drain protocol: while one exists, a drain is queued or running."""
+    return [DRAIN_PROMISE, *[drain_flag(slot) for slot in range(max(settings.WEBHOOK_DRAIN_CONCURRENCY, 8))]]
 
 
 def clear_drain_flags() -> None:
     """Forget every drain flag (the bench between phases, the tests between tests)."""
     flags.delete(*drain_keys())
+    promise_seen.until = 0.0
 
 
 def request_drain(*, slot: int = 0) -> bool:
     """Make sure a drain (in ``slot``) is queued or running; ``False`` if Redis could not be reached (the sweep
     then asks later)."""
+    if slot == 0 and time.monotonic() < promise_seen.until:
+        return True  # the drain will look again before it stops
     flag = drain_flag(slot)
     try:
-        if flags.add(flag, ttl=settings.WEBHOOK_DRAIN_CLAIM_SECONDS):
+        asked_at = time.monotonic()
+        added, promise_ms = flags.add_and_read_promise(flag, ttl=settings.WEBHOOK_DRAIN_CLAIM_SECONDS)
+        if slot == 0 and promise_ms:
+            promise_seen.until = asked_at + promise_ms / 1000 - PROMISE_MARGIN_SECONDS
+        if added:
             enqueue_drain(slot=slot)
     except Exception:
         logger.warning("could not request webhook processing; the sweep will", exc_info=True)

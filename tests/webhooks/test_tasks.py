@@ -382,6 +382,60 @@ def test_a_drain_that_keeps_up_works_alone(number, settings, enqueued, monkeypat
     assert enqueued == []
 
 
+@pytest.fixture
+def redis_flags(settings):
+    """Drain flags in a real Redis (the promise exists only there)."""
+    import os
+
+    settings.REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    services.clear_drain_flags()
+    yield
+    services.clear_drain_flags()
+
+
+def test_a_web_process_trusting_the_drains_promise_never_strands_a_delivery(number, enqueued, monkeypatch, redis_flags):
+    """A web process that read the drain's promise stores deliveries without asking Redis. The drain must
+    not clear its flag and take its last look before that promise has run out: a delivery committed just
+    after the last look then finds no flag and queues a new drain, instead of trusting a stale promise."""
+    import time
+
+    monkeypatch.setattr(drain, "_promise_seconds", lambda: 0.3)
+    asked_redis, flag_cleared = [], []
+    real_ask, real_delete, real_set = services.flags.add_and_read_promise, services.flags.delete, services.flags.set
+    monkeypatch.setattr(
+        services.flags, "add_and_read_promise", lambda *a, **kw: asked_redis.append(1) or real_ask(*a, **kw)
+    )
+    monkeypatch.setattr(services.flags, "delete", lambda *keys: flag_cleared.append(True) or real_delete(*keys))
+    monkeypatch.setattr(services.flags, "set", lambda *a, **kw: flag_cleared.clear() or real_set(*a, **kw))
+    stored_event(wamid="wamid.FIRST")
+    services.request_drain()
+    assert enqueued == [0]
+    real_round = drain.process_pending_webhook_events
+    during, trusted, after_last_look = [], [], []
+
+    def deliveries_keep_coming(*, limit):
+        done = real_round(limit=limit)
+        if done == 0 and flag_cleared and not after_last_look:  # this round was the last look
+            after_last_look.append(stored_event(wamid="wamid.AFTER_LAST_LOOK"))
+            services.request_drain()
+        elif done == 0 and len(during) < 3:
+            during.append(stored_event(wamid=f"wamid.DURING{len(during)}"))
+            asked_before = len(asked_redis)
+            services.request_drain()
+            trusted.append(len(asked_redis) == asked_before)
+        return done
+
+    monkeypatch.setattr(drain, "process_pending_webhook_events", deliveries_keep_coming)
+    started = time.monotonic()
+    assert drain.drain_webhook_events() == 4
+    assert all(state_of(event) == WebhookEventState.PROCESSED for event in during)
+    assert trusted == [False, True, True]  # the first read the promise (with its SET), the others relied on it
+    # The one after the last look is pending with a new drain queued for it, not stranded.
+    assert state_of(after_last_look[0]) == WebhookEventState.PENDING
+    assert enqueued == [0, 0]
+    assert time.monotonic() - started >= 0.3  # it outlived its last promise
+
+
 def test_drain_flags_live_in_redis_when_there_is_redis(settings):
     import os
 
@@ -391,14 +445,18 @@ def test_drain_flags_live_in_redis_when_there_is_redis(settings):
     direct = redis.Redis.from_url(settings.REDIS_URL)
     key = "webhooks:drain:test-flag"
     try:
-        assert services.flags.add(key, ttl=60) is True
-        assert services.flags.add(key, ttl=60) is False  # one drain per slot
+        assert services.flags.add_and_read_promise(key, ttl=60)[0] is True
+        assert services.flags.add_and_read_promise(key, ttl=60)[0] is False  # one drain per slot
         assert 0 < direct.ttl(key) <= 60
         services.flags.set(key, ttl=30)
         assert direct.ttl(key) <= 30
+        assert services.flags.add_and_read_promise(key, ttl=60) == (False, 0)  # no promise made
+        services.flags.promise(seconds=0.3)
+        added, promise_ms = services.flags.add_and_read_promise(key, ttl=60)
+        assert added is False and 0 < promise_ms <= 300 and services.flags.promise_left()
         services.flags.delete(key)
         assert direct.get(key) is None
-        assert services.flags.add(key, ttl=60) is True
+        assert services.flags.add_and_read_promise(key, ttl=60)[0] is True
     finally:
-        direct.delete(key)
+        direct.delete(key, services.DRAIN_PROMISE)
         direct.close()
