@@ -60,7 +60,7 @@ def bodies(count: int) -> list[tuple[bytes, str]]:
 
 
 def test_wrk_sends_each_body_once_while_the_pool_lasts():
-    assert shutil.which("wrk"), "wrk is needed for this test: apt-get install wrk (.ci/run installs it)"
+    assert shutil.which("wrk"), "wrk is needed for this test: apt-get install wrk (make test installs it)"
     pool = bodies(100_000)  # far more than a Python server answers in a second
     with RecordingServer() as server:
         result = clients.run_load(
@@ -79,7 +79,7 @@ def test_wrk_sends_each_body_once_while_the_pool_lasts():
 
 
 def test_wrk_starts_its_share_again_when_the_pool_runs_out():
-    assert shutil.which("wrk"), "wrk is needed for this test: apt-get install wrk (.ci/run installs it)"
+    assert shutil.which("wrk"), "wrk is needed for this test: apt-get install wrk (make test installs it)"
     with RecordingServer() as server:
         clients.run_load(
             port=server.port, path="/api/webhook", requests=bodies(10), connections=2, seconds=1, threads=2
