@@ -56,6 +56,7 @@ class Options:
     sockets: int
     socket_hold: float
     instruction_calls: int
+    instruction_warmup: int
     keep_database: bool
     phases: tuple[str, ...]  # names from PHASES, in that order
 
@@ -371,8 +372,6 @@ class Bench:
 
     # --- 1d. instructions per request (opt-in) ------------------------------------------------------------
 
-    INSTRUCTIONS_WARMUP = 100  # calls before the counted ones: the first requests of a process import and connect
-
     def instructions(self) -> None:
         """Instructions one web process executes per webhook and per do-nothing request (callgrind): unlike every
         timing here, the same in every run, so the figure to compare two versions of the path with."""
@@ -380,62 +379,32 @@ class Bench:
         if not (valgrind and shutil.which("callgrind_control")):
             self.log("1d. instructions: valgrind is not installed (apt-get install valgrind); phase skipped")
             return
-        warm, calls = self.INSTRUCTIONS_WARMUP, self.o.instruction_calls
+        warm, calls = self.o.instruction_warmup, self.o.instruction_calls
         # Each run gets a Redis database of its own, where no worker listens: the first webhook enqueues a drain
         # (a warm-up call) and no drain runs, so every counted webhook makes its one Redis round trip, as under
-        # traffic (the drain flag's SET NX).
-        paths = {"/api/webhook": 9, "/bench/noop": 10}
-        served_paths = {"/api/webhook": 11, "/bench/noop": 12}
+        # traffic (the drain flag's SET NX). One process serves both paths in turn, in process and served alike
+        # (each process starts in about 20 s under callgrind); the two run side by side.
+        paths = ["/api/webhook", "/bench/noop"]
+        in_process_db, served_db = 9, 11
         self.log(f"(load {self.load()}) 1d. instructions: callgrind, {calls} calls per path counted after {warm} ...")
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-            per = dict(
-                zip(
-                    paths,
-                    pool.map(
-                        lambda path: (
-                            self.callgrind_module_run(
-                                valgrind,
-                                [
-                                    "--path",
-                                    path,
-                                    "--warm",
-                                    str(warm),
-                                    "--calls",
-                                    str(calls),
-                                    "--customers",
-                                    str(self.o.conversations),
-                                ],
-                                redis_db=paths[path],
-                                what=path,
-                            )
-                            / calls
-                        ),
-                        paths,
-                    ),
-                    strict=True,
-                )
+        module_args = ["--warm", str(warm), "--calls", str(calls), "--customers", str(self.o.conversations)]
+        for path in paths:
+            module_args += ["--path", path]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            in_process = pool.submit(
+                self.callgrind_module_run, valgrind, module_args, redis_db=in_process_db, what=" and ".join(paths)
             )
-            per_served = dict(
-                zip(
-                    served_paths,
-                    pool.map(
-                        lambda path: (
-                            self.instructions_served(
-                                valgrind, path=path, warm=warm, calls=calls, redis_db=served_paths[path]
-                            )
-                            / calls
-                        ),
-                        served_paths,
-                    ),
-                    strict=True,
-                )
+            served = pool.submit(
+                self.instructions_served, valgrind, paths=paths, warm=warm, calls=calls, redis_db=served_db
             )
+            per = {path: counted / calls for path, counted in zip(paths, in_process.result(), strict=True)}
+            per_served = {path: counted / calls for path, counted in zip(paths, served.result(), strict=True)}
         # One full round outside the window, then the rest (two more rounds with the default --instruction-calls).
         few = min(settings.WEBHOOK_DRAIN_BATCH, calls)
         per_event = self.instructions_drained(valgrind, warm=few, events=calls) / calls
         self.log(f"  counted in {time.perf_counter() - started:.0f}s")
-        for database in (*paths.values(), *served_paths.values()):
+        for database in (in_process_db, served_db):
             redis.Redis(port=self.o.redis_port, db=database).flushdb()
         self.discard_backlog()
         conds = (
@@ -487,7 +456,7 @@ class Bench:
             )
         )
         redis_db = 15  # of its own, as every callgrind run's
-        counted = self.callgrind_module_run(
+        (counted,) = self.callgrind_module_run(
             valgrind, ["--drain", "--warm", str(warm)], redis_db=redis_db, what=f"a drain of {warm + events} events"
         )
         redis.Redis(port=self.o.redis_port, db=redis_db).flushdb()
@@ -495,10 +464,10 @@ class Bench:
             raise RuntimeError(f"the drain under callgrind left {left} of {warm + events} events pending")
         return counted
 
-    def callgrind_module_run(self, valgrind: str, args: list[str], *, redis_db: int, what: str) -> int:
-        """Instructions in the counted window of one ``python -m bench.instructions ARGS`` under
-        callgrind (with the servers' environment and a Redis database of its own): its third dump, less its second
-        (what asking for a dump costs)."""
+    def callgrind_module_run(self, valgrind: str, args: list[str], *, redis_db: int, what: str) -> list[int]:
+        """Instructions in each counted window of one ``python -m bench.instructions ARGS`` under
+        callgrind (with the servers' environment and a Redis database of its own): of each three dumps, the third
+        less the second (what asking for a dump costs)."""
         env = dict(self.server_env(), REDIS_URL=f"redis://127.0.0.1:{self.o.redis_port}/{redis_db}")
         with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
             result = subprocess.run(
@@ -520,11 +489,13 @@ class Bench:
             )
             if result.returncode:
                 raise RuntimeError(f"callgrind run of {what} failed: {result.stderr[-2000:]}")
-            return callgrind_dumped(Path(out) / "callgrind.3") - callgrind_dumped(Path(out) / "callgrind.2")
+            return counted_windows(sorted(Path(out).glob("callgrind.*"), key=lambda f: int(f.suffix[1:])), what=what)
 
-    def instructions_served(self, valgrind: str, *, path: str, warm: int, calls: int, redis_db: int) -> int:
+    def instructions_served(
+        self, valgrind: str, *, paths: list[str], warm: int, calls: int, redis_db: int
+    ) -> list[int]:
         """Instructions the one gunicorn worker of ``config/bin/web`` executes serving ``calls`` POSTs of distinct
-        deliveries to ``path`` after ``warm`` others, under callgrind, each on a new connection.
+        deliveries to each of ``paths`` in turn after ``warm`` others, under callgrind, each on a new connection.
 
         The window is marked from inside the worker: valgrind's gdbserver, which ``callgrind_control`` talks to,
         does not follow a forked process. callgrind runs with ``--dump-before=sched_yield`` and the bench's
@@ -533,7 +504,6 @@ class Bench:
         the second (each holds the tail of one dump request and the head of the next)."""
         from bench.instructions import signed_deliveries
 
-        bodies = signed_deliveries(count=warm + calls, secret=self.secret, customers=self.o.conversations)
         port = procs.free_port()
         with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
             # config/bin/web runs "$PYTHON -m gunicorn": the launcher puts valgrind in front (workers are forks,
@@ -575,7 +545,7 @@ class Bench:
                 if status != expected:
                     raise RuntimeError(f"{to} answered {status} under callgrind: see {self.o.log_dir}")
 
-            def serve(deliveries: list[tuple[bytes, str]]) -> None:
+            def serve(path: str, deliveries: list[tuple[bytes, str]]) -> None:
                 for body, signature in deliveries:
                     post(path, body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature})
 
@@ -587,17 +557,17 @@ class Bench:
                     interval=1,
                     what="gunicorn under callgrind",
                 )
-                serve(bodies[:warm])
-                post("/bench/callgrind-dump", expected=204)
-                post("/bench/callgrind-dump", expected=204)
-                serve(bodies[warm:])
-                post("/bench/callgrind-dump", expected=204)
+                for path in paths:
+                    bodies = signed_deliveries(count=warm + calls, secret=self.secret, customers=self.o.conversations)
+                    serve(path, bodies[:warm])
+                    post("/bench/callgrind-dump", expected=204)
+                    post("/bench/callgrind-dump", expected=204)
+                    serve(path, bodies[warm:])
+                    post("/bench/callgrind-dump", expected=204)
             finally:
                 started.stop(web, timeout=600)
             dumps = sorted(Path(out).glob("callgrind.*.*"), key=lambda f: int(f.suffix[1:]))
-            if [f.suffix for f in dumps] != [".1", ".2", ".3"]:
-                raise RuntimeError(f"expected three dumps of gunicorn's worker, found {[f.name for f in dumps]}")
-            return callgrind_dumped(dumps[2]) - callgrind_dumped(dumps[1])
+            return counted_windows(dumps, what="gunicorn's worker", windows=len(paths))
 
     # --- 2. processing -----------------------------------------------------------------------------
 
@@ -875,6 +845,17 @@ class Bench:
         alive = sum(1 for ws in sockets if ws.state is State.OPEN)
         await asyncio.gather(*(ws.close() for ws in sockets))
         return len(sockets), alive, seconds
+
+
+def counted_windows(dumps: list[Path], *, what: str, windows: int | None = None) -> list[int]:
+    """The counted windows of one process's dumps, in order (``dumps`` sorted by number; the file written at
+    exit, without a number or after the last window, holds only the exit): of each three, the third less the
+    second."""
+    numbered = [dump for dump in dumps if dump.suffix[1:].isdigit()]
+    windows = len(numbered) // 3 if windows is None else windows
+    if not windows or [dump.suffix for dump in numbered[: 3 * windows]] != [f".{n}" for n in range(1, 3 * windows + 1)]:
+        raise RuntimeError(f"expected {3 * (windows or 1)} dumps of {what}, found {[dump.name for dump in dumps]}")
+    return [callgrind_dumped(numbered[3 * n + 2]) - callgrind_dumped(numbered[3 * n + 1]) for n in range(windows)]
 
 
 def callgrind_dumped(path: Path) -> int:

@@ -117,7 +117,9 @@ def test_phases_runs_only_the_phases_named():
 
 @pytest.mark.timeout(600)
 def test_instructions_counts_the_webhook_and_the_do_nothing_view_under_callgrind_in_process_and_served():
-    result, _admin_dsn, figures = run_bench("--phases", "instructions", "--instruction-calls", "20")
+    result, _admin_dsn, figures = run_bench(
+        "--phases", "instructions", "--instruction-calls", "20", "--instruction-warmup", "10"
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     webhook, noop = (
         float(figures[name].split()[0].replace(",", ""))

@@ -112,6 +112,73 @@ class SandboxControl:
         return self.control("POST", "config", changes)
 
 
+SANDBOX_TOKEN = "sandbox-access-token"
+
+
+class Sandbox(SandboxControl):
+    def sent(self) -> list[dict]:
+        return self.control("GET", "messages")
+
+    def reads(self) -> list[dict]:
+        return self.control("GET", "reads")
+
+    def customer_writes(self, *, wa_id: str = "447700900461", name: str = "Amara Okafor", **kwargs) -> str:
+        body = {**NUMBER, "wa_id": wa_id, "name": name, **kwargs}
+        return self.control("POST", "inbound", body)["wamid"]
+
+
+@pytest.fixture(scope="module")
+def sandbox_process(e2e_database_url) -> Iterator[Sandbox]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "meta_sandbox",
+            "--port",
+            str(port),
+            "--webhook-url",
+            "http://127.0.0.1:9/api/webhook",
+            "--app-secret",
+            settings.META_APP_SECRET,
+            "--access-token",
+            SANDBOX_TOKEN,
+            "--status-delay",
+            "0.2",
+            "--phone-number-id",
+            NUMBER["phone_number_id"],
+            "--display-phone-number",
+            NUMBER["display_phone_number"],
+            "--waba-id",
+            WABA,
+        ],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "DJANGO_READ_DOT_ENV_FILE": "0",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    sandbox = Sandbox(f"http://127.0.0.1:{port}")
+    try:
+        wait_for(lambda: requests.get(f"{sandbox.base_url}/_sandbox/health", timeout=1).ok, timeout=30, what="sandbox")
+        yield sandbox
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def sandbox_stack_overrides(sandbox_process) -> dict[str, str]:
+    return {
+        "META_GRAPH_API_URL": sandbox_process.base_url,
+        "META_MEDIA_HOSTS": sandbox_process.base_url,
+        "META_ACCESS_TOKEN": SANDBOX_TOKEN,
+    }
+
+
 @dataclass
 class RedisServer:
     port: int

@@ -6,97 +6,34 @@ import hashlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
-from django.conf import settings
 from playwright.sync_api import expect
 
 from conversations.models import BusinessNumber, Conversation, MediaFile, Message, MessageTemplate
 from tests.e2e.conftest import (
     NUMBER,
     ROOT,
+    SANDBOX_TOKEN,
     WABA,
     Api,
-    SandboxControl,
-    free_port,
+    Sandbox,
     logged_in_page,
+    sandbox_stack_overrides,
     staff_member,
-    stop_process,
     wait_for,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-TOKEN = "sandbox-access-token"
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
 
 
-class Sandbox(SandboxControl):
-    def sent(self) -> list[dict]:
-        return self.control("GET", "messages")
-
-    def reads(self) -> list[dict]:
-        return self.control("GET", "reads")
-
-    def customer_writes(self, *, wa_id: str = "447700900461", name: str = "Amara Okafor", **kwargs) -> str:
-        body = {**NUMBER, "wa_id": wa_id, "name": name, **kwargs}
-        return self.control("POST", "inbound", body)["wamid"]
-
-
-@pytest.fixture(scope="module")
-def sandbox_process(e2e_database_url) -> Iterator[Sandbox]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "meta_sandbox",
-            "--port",
-            str(port),
-            "--webhook-url",
-            "http://127.0.0.1:9/api/webhook",
-            "--app-secret",
-            settings.META_APP_SECRET,
-            "--access-token",
-            TOKEN,
-            "--status-delay",
-            "0.2",
-            "--phone-number-id",
-            NUMBER["phone_number_id"],
-            "--display-phone-number",
-            NUMBER["display_phone_number"],
-            "--waba-id",
-            WABA,
-        ],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DJANGO_SETTINGS_MODULE": "config.settings.base",
-            "DJANGO_READ_DOT_ENV_FILE": "0",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    sandbox = Sandbox(f"http://127.0.0.1:{port}")
-    try:
-        wait_for(lambda: requests.get(f"{sandbox.base_url}/_sandbox/health", timeout=1).ok, timeout=30, what="sandbox")
-        yield sandbox
-    finally:
-        stop_process(process)
-
-
-@pytest.fixture(scope="module")
-def stack_overrides(sandbox_process) -> dict[str, str]:
-    return {
-        "META_GRAPH_API_URL": sandbox_process.base_url,
-        "META_MEDIA_HOSTS": sandbox_process.base_url,
-        "META_ACCESS_TOKEN": TOKEN,
-    }
+# The stack with the Meta sandbox as its Graph API (tests/e2e/conftest.py).
+stack_overrides = sandbox_stack_overrides
 
 
 @pytest.fixture
@@ -235,7 +172,7 @@ def test_transient_errors_retry_and_never_send_twice(sandbox, api, conversation,
         # Fill this second's budget so the reply meets Meta's 130429, then is retried after backoff.
         requests.post(
             f"{sandbox.base_url}/v23.0/{NUMBER['phone_number_id']}/messages",
-            headers={"Authorization": f"Bearer {TOKEN}"},
+            headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"},
             timeout=5,
             json={
                 "messaging_product": "whatsapp",
@@ -338,7 +275,7 @@ def test_outbound_media_is_uploaded_then_sent_by_id(sandbox, api, conversation):
     assert sent["type"] == "image" and sent["request"]["image"]["caption"] == "Your parcel"
     media_id = sent["request"]["image"]["id"]
     info = requests.get(
-        f"{sandbox.base_url}/v23.0/{media_id}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+        f"{sandbox.base_url}/v23.0/{media_id}", headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"}, timeout=5
     ).json()
     assert info["sha256"] == hashlib.sha256(PNG).hexdigest()
     assert item["media"]["state"] == "ready"
@@ -583,7 +520,7 @@ def test_admin_checks_the_connection_and_a_new_token_clears_the_flag(sandbox, nu
     from tests.factories import UserFactory
 
     settings.META_GRAPH_API_URL = sandbox.base_url
-    BusinessNumber.objects.filter(pk=number.pk).update(access_token=TOKEN)
+    BusinessNumber.objects.filter(pk=number.pk).update(access_token=SANDBOX_TOKEN)
     client.force_login(UserFactory(username="root", is_superuser=True))
     changelist = reverse("admin:conversations_businessnumber_changelist")
     action = {"action": "check_connection", "_selected_action": [number.pk]}
@@ -606,7 +543,7 @@ def test_admin_checks_the_connection_and_a_new_token_clears_the_flag(sandbox, nu
     number.refresh_from_db()
     assert not number.needs_reauthorization and number.access_token == "a-fresh-token"
     # Flagged again, while the stored token works after all (Meta's 190 was passing): checking clears the flag.
-    BusinessNumber.objects.filter(pk=number.pk).update(access_token=TOKEN, needs_reauthorization=True)
+    BusinessNumber.objects.filter(pk=number.pk).update(access_token=SANDBOX_TOKEN, needs_reauthorization=True)
     sandbox.configure(expire_token=False)
     page = client.post(changelist, action, follow=True).content.decode()
     assert "connected as" in page and "The re-authorisation flag is cleared: sending resumes." in page

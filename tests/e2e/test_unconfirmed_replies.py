@@ -7,14 +7,13 @@ from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, Message, MessageStatus
 from tests.e2e import test_replying
-from tests.e2e.conftest import Api, logged_in_page, staff_member
-from tests.e2e.test_replying import Sandbox, wait_status
+from tests.e2e.conftest import Api, Sandbox, logged_in_page, staff_member
+from tests.e2e.test_replying import wait_status
 from tests.factories import BusinessNumberFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 # The stack with the Meta sandbox and a customer who wrote in, as the replying tests have them.
-sandbox_process = test_replying.sandbox_process
 stack_overrides = test_replying.stack_overrides
 sandbox = test_replying.sandbox
 conversation = test_replying.conversation

@@ -4,6 +4,7 @@ pseudo-terminal here)."""
 import io
 import os
 import pty
+import select
 
 from django.core.management.base import OutputWrapper
 
@@ -83,6 +84,14 @@ def test_nothing_done_writes_nothing_and_messages_go_where_they_are_sent():
     assert (out.getvalue(), errors.getvalue()) == ("a note\n", "event 7 failed\n")
 
 
+def read_everything(controller: int) -> str:
+    """What the terminal was sent: a pty hands it over in pieces, one read gives only the first."""
+    shown = b""
+    while select.select([controller], [], [], 0.2)[0]:
+        shown += os.read(controller, 65536)
+    return shown.decode()
+
+
 def test_on_a_terminal_a_tqdm_bar_redrawn_in_place():
     controller, terminal = pty.openpty()
     with os.fdopen(terminal, "w") as screen:
@@ -92,7 +101,7 @@ def test_on_a_terminal_a_tqdm_bar_redrawn_in_place():
             bar.update(2)
             bar.message("event 7 failed")
             bar.update()
-        shown = os.read(controller, 65536).decode()
+        shown = read_everything(controller)
     os.close(controller)
 
     # Each redraw starts with a carriage return, never a newline of the OutputWrapper's.

@@ -106,6 +106,12 @@ class Command(BaseCommand):
             default=1000,
             help="instructions: requests counted per path under callgrind (default %(default)s)",
         )
+        a(
+            "--instruction-warmup",
+            type=int,
+            default=100,
+            help="instructions: requests per path before the counted ones, which import and connect (default %(default)s)",
+        )
         from bench.phases import DEFAULT_PHASES, PHASES
 
         a(
@@ -214,6 +220,7 @@ class Command(BaseCommand):
             sockets=o["sockets"],
             socket_hold=o["socket_hold"],
             instruction_calls=o["instruction_calls"],
+            instruction_warmup=o["instruction_warmup"],
             keep_database=o["keep_database"],
             phases=o["phases"],
         )
