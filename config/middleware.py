@@ -1,6 +1,13 @@
 """The pages' Content-Security-Policy."""
 
 from functools import wraps
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+# Where the static files come from: the app itself, or also a CDN's origin when STATIC_URL is absolute.
+_static = urlsplit(settings.STATIC_URL)
+STATIC_SOURCES = f"'self' {_static.scheme}://{_static.netloc}" if _static.netloc else "'self'"
 
 # Pages load only the app's own ES modules and stylesheet (no inline script, style attribute or other origin);
 # the socket is same-origin ('self' covers ws: and wss: of the page's host). Customer text reaches the DOM as
@@ -8,8 +15,8 @@ from functools import wraps
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
+        f"script-src {STATIC_SOURCES}",
+        f"style-src {STATIC_SOURCES}",
         "img-src 'self' data: blob:",
         "media-src 'self' blob:",
         "connect-src 'self'",
@@ -22,7 +29,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 # Swagger UI's page (/api/docs/) starts itself with an inline script.
 API_DOCS_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
-    "script-src 'self'", "script-src 'self' 'unsafe-inline'"
+    f"script-src {STATIC_SOURCES}", f"script-src {STATIC_SOURCES} 'unsafe-inline'"
 )
 
 

@@ -125,7 +125,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-STATIC_URL = "static/"
+# A CDN's URL in production (e.g. https://cdn.example.com/static/, in front of nginx's /static/): pages then load
+# the hashed files from it, and the pages' Content-Security-Policy allows its origin (config/middleware.py).
+STATIC_URL = env("STATIC_URL", default="static/")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # The app serves its own static files (a handful of ES modules and one stylesheet) through WhiteNoise,

@@ -191,3 +191,24 @@ def test_collectstatic_hashes_compresses_and_rewrites_module_imports(tmp_path):
     assert (tmp_path / manifest["css/inbox.css"]).exists()
     # The entry module imports the hashed modules, so a deploy cannot mix new and cached old code.
     assert f'from "./{manifest["js/api.js"].removeprefix("js/")}"' in (tmp_path / app_js).read_text()
+
+
+def test_a_cdn_static_url_serves_the_pages_hashed_files_from_it_and_the_policy_allows_its_origin(tmp_path):
+    cdn = "https://cdn.example.net/inbox-static/"
+    env = production_env(DJANGO_STATIC_ROOT=str(tmp_path), STATIC_URL=cdn)
+    assert manage("collectstatic", "--noinput", env=env).returncode == 0
+    page = python(
+        "import django, json; django.setup()\n"
+        "from django.test import Client\n"
+        f"response = Client().get('/login/', HTTP_HOST='{HOST}', secure=True)\n"
+        "print(json.dumps([response.status_code, response['Content-Security-Policy'], response.content.decode()]))",
+        env=env,
+    )
+    assert page.returncode == 0, page.stderr
+    status, policy, html = json.loads(page.stdout.strip().splitlines()[-1])
+    assert status == 200
+    manifest = json.loads((tmp_path / "staticfiles.json").read_text())["paths"]
+    assert f'href="{cdn}{manifest["css/inbox.css"]}"' in html  # hashed names: the CDN may cache them for ever
+    assert (
+        "script-src 'self' https://cdn.example.net;" in policy and "style-src 'self' https://cdn.example.net;" in policy
+    )
