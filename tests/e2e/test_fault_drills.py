@@ -20,6 +20,7 @@ from sandbox.simulation import envelope, message_change, new_wamid, signed_reque
 from tests.e2e.conftest import (
     NUMBER,
     ROOT,
+    SANDBOX_TOKEN,
     WABA,
     free_port,
     stack_env,
@@ -28,11 +29,9 @@ from tests.e2e.conftest import (
     stop_process,
     wait_for,
 )
-from tests.e2e.test_replying import (  # noqa: F401 (sandbox_process, sandbox and conversation are fixtures)
-    TOKEN,
+from tests.e2e.test_replying import (  # noqa: F401 (sandbox and conversation are fixtures)
     conversation,
     sandbox,
-    sandbox_process,
     wait_status,
 )
 from webhooks.models import WebhookEvent, WebhookEventState
@@ -46,7 +45,7 @@ def stack_overrides(sandbox_process) -> dict[str, str]:
     return {
         "META_GRAPH_API_URL": sandbox_process.base_url,
         "META_MEDIA_HOSTS": sandbox_process.base_url,
-        "META_ACCESS_TOKEN": TOKEN,
+        "META_ACCESS_TOKEN": SANDBOX_TOKEN,
         "OUTBOUND_SWEEP_INTERVAL_SECONDS": "1",
         "OUTBOUND_SWEEP_GRACE_SECONDS": "1",
     }
@@ -228,3 +227,39 @@ def test_a_send_whose_answer_is_lost_is_not_sent_again_and_its_status_webhook_co
     item = wait_status(api, conversation, message_id, "read", timeout=30)
     [sent] = sandbox.sent()
     assert sent["wamid"] == item["wamid"]
+
+
+def test_a_second_beat_started_by_mistake_sends_nothing_twice(stack, sandbox, api, conversation):
+    """Beat is meant to run once (the worker's ``--beat`` here, ``config/bin/beat`` in production); a second one
+    doubles the sweeps, and every sweep is idempotent: work is claimed in the database, not by who enqueued it."""
+    second_beat = subprocess.Popen(
+        [str(ROOT / "config" / "bin" / "beat")],
+        cwd=ROOT,
+        env={**stack.env, "PYTHON": sys.executable, "BEAT_SCHEDULE": str(stack.logs / "second-beat-schedule")},
+        stdout=open(stack.logs / "second-beat.log", "wb"),  # noqa: SIM115 - the child owns it
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: b"beat: Starting" in (stack.logs / "second-beat.log").read_bytes(), timeout=30, what="beat")
+        texts = [f"Reply {n} with two beats" for n in range(10)]
+        wamids = [new_wamid() for _ in range(10)]
+        stack.redis.stop()  # what is stored now waits for the sweeps of both beats
+        try:
+            replies = [api.send(conversation.pk, type="text", text=text) for text in texts]
+            webhooks = [stack.post_webhook(one_message(wamid, content={"text": {"body": "hi"}})) for wamid in wamids]
+        finally:
+            stack.redis.start()
+        assert [r.status_code for r in replies] == [202] * 10 and [r.status_code for r in webhooks] == [200] * 10
+        ids = [reply.json()["id"] for reply in replies]
+        wait_for(
+            lambda: Message.objects.filter(pk__in=ids, wamid__isnull=False).count() == 10 and all_processed(),
+            timeout=90,
+            what="every reply sent and every webhook processed after Redis came back",
+        )
+        time.sleep(3)  # three more sweeps of each beat
+    finally:
+        stop_process(second_beat)
+    sent = sorted(item["request"]["text"]["body"] for item in sandbox.sent() if item["type"] == "text")
+    assert sent == sorted(texts), "each reply sent exactly once"
+    assert Message.objects.filter(wamid__in=wamids).count() == 10
