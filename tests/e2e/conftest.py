@@ -373,13 +373,13 @@ def staff_member(username: str, *numbers) -> object:
     return user
 
 
-def logged_in_page(browser: Browser, base_url: str, user, *, notifications: bool = False) -> Page:
+def logged_in_page(browser: Browser, base_url: str, user, *, notifications: bool = False, **context_options) -> Page:
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.save()
-    context = browser.new_context(base_url=base_url)
+    context = browser.new_context(base_url=base_url, **context_options)
     context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session.session_key, "url": base_url}])
     if notifications:
         context.grant_permissions(["notifications"], origin=base_url)

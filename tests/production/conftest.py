@@ -79,7 +79,8 @@ def render_nginx(
     static_root: Path | None = None,
 ) -> Path:
     """config/deploy/nginx.conf as the nginx image renders it, with a self-signed certificate for HOST, the given
-    ports and upstreams, and a main nginx.conf around it that runs from ``tmp_path``; returns the main file."""
+    ports and upstreams (comma-separated: one ``server`` line each, as the README says for several hosts), and a
+    main nginx.conf around it that runs from ``tmp_path``; returns the main file."""
     live = tmp_path / "live" / HOST
     live.mkdir(parents=True)
     subprocess.run(
@@ -103,6 +104,8 @@ def render_nginx(
         capture_output=True,
     )
     text = (ROOT / "config" / "deploy" / "nginx.conf").read_text()
+    for var, upstreams in {"WEB_UPSTREAM": web_upstream, "WS_UPSTREAM": ws_upstream}.items():
+        text = text.replace(f"server ${{{var}}};", "\n    ".join(f"server {u};" for u in upstreams.split(",")))
     for var, value in {"NGINX_SERVER_NAME": HOST, "WEB_UPSTREAM": web_upstream, "WS_UPSTREAM": ws_upstream}.items():
         text = text.replace("${" + var + "}", value)
     assert "${" not in text
