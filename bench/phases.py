@@ -2,6 +2,7 @@
 measures in order, stops what it started."""
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -12,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ import psycopg
 import redis
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Q
 from django.test import Client
 from websockets.asyncio.client import ClientConnection
@@ -29,6 +31,7 @@ from websockets.protocol import State
 
 from bench import clients, procs, seed
 from bench.report import Row
+from database.replica import replica_configured
 from ops.progress import progress
 from webhooks.models import WebhookEvent, WebhookEventState
 
@@ -729,24 +732,34 @@ class Bench:
         o = self.o
         self.log(
             f"(load {self.load()}) "
-            f"4. pages: /inbox/ and /inbox/<id>/ in-process, {o.conversations:,} conversations / {o.messages:,} messages ..."
+            f"4. pages: /inbox/, /inbox/<id>/ and a search in-process, {o.conversations:,} conversations / {o.messages:,} messages ..."
         )
         client = Client(HTTP_HOST="localhost")
         client.force_login(self.user)
         busiest = Conversation.objects.order_by("-last_message_at").values_list("pk", flat=True).first()
         per_thread = o.messages // max(1, o.conversations)
-        for label, url in (("/inbox/", "/inbox/"), ("/inbox/<id>/", f"/inbox/{busiest}/")):
+        pages = (
+            ("/inbox/", "/inbox/"),
+            ("/inbox/<id>/", f"/inbox/{busiest}/"),
+            # A search: the read replica answers it when the servers have one (DATABASE_REPLICA_URL, --replica-pg).
+            ("/api/conversations/?q=", "/api/conversations/?q=Customer+7"),
+        )
+        for label, url in pages:
             assert client.get(url).status_code == 200, url  # warm-up (templates, caches)
             queries: list[tuple[float, str]] = []
+            by_database: Counter[str] = Counter()
 
-            def count(execute, sql, params, many, context, queries=queries):
+            def count(execute, sql, params, many, context, queries=queries, by_database=by_database):
+                by_database[context["connection"].alias] += 1
                 t0 = time.perf_counter()
                 try:
                     return execute(sql, params, many, context)
                 finally:
                     queries.append(((time.perf_counter() - t0) * 1000, sql))
 
-            with connection.execute_wrapper(count):
+            with contextlib.ExitStack() as wrapped:
+                for db in connections.all():
+                    wrapped.enter_context(db.execute_wrapper(count))
                 response = client.get(url)
             assert response.status_code == 200
             times = []
@@ -765,6 +778,8 @@ class Bench:
                 f"{o.conversations:,} convs, {o.messages:,} msgs (~{per_thread}/thread), superuser, "
                 f"Django test client in-process, median of {o.page_runs}"
             )
+            if replica_configured():
+                conds += "; queries on " + ", ".join(f"{db} {n}" for db, n in sorted(by_database.items()))
             self.rows += [
                 Row("4", f"page {label}: SQL queries", len(queries), "", conds, 15, higher_is_better=False),
                 Row(

@@ -10,8 +10,10 @@ class ProjectConfig(AppConfig):
     def ready(self):
         from config.celery import app
         from database.bulk import install_any_lookup
+        from database.replica import warn_if_replica_unreachable
 
         install_any_lookup()
+        warn_if_replica_unreachable()
         # Every app's tasks registered in every process, so that services can enqueue them by name
         # (a worker does this when it starts; a web process would otherwise know none of them).
         app.autodiscover_tasks(force=True)

@@ -78,6 +78,7 @@ class ConversationListApi(APIView):
             phone_number_id=request.query_params.get("number") or None,
             unread_only=request.query_params.get("unread") in ("1", "true", "yes"),
             search=request.query_params.get("q", ""),
+            may_lag=True,
         )
         paginator = ConversationCursor()
         page = paginator.paginate_queryset(conversations, request, view=self)
@@ -410,7 +411,7 @@ class ContactListApi(APIView):
         responses={200: cursor_page("ContactPage", ContactDetailOut), 401: ErrorOut, 404: ErrorOut},
     )
     def get(self, request):
-        contacts = selectors.contact_list(user=request.user, search=request.query_params.get("q", ""))
+        contacts = selectors.contact_list(user=request.user, search=request.query_params.get("q", ""), may_lag=True)
         paginator = ContactCursor()
         page = paginator.paginate_queryset(contacts, request, view=self)
         return paginator.get_paginated_response([contact_item(c) for c in page])

@@ -18,6 +18,7 @@ from conversations.models import (
     MessageTemplate,
     Reaction,
 )
+from database.replica import read_replica
 
 
 def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
@@ -38,11 +39,15 @@ def visible_contacts(*, user, contacts: QuerySet[Contact] | None = None) -> Quer
     return contacts.filter(Exists(talks))
 
 
-def contact_list(*, user, search: str = "") -> QuerySet[Contact]:
-    """Contacts who wrote to (or were written from) a number the user may see, newest first."""
+def contact_list(*, user, search: str = "", may_lag: bool = False) -> QuerySet[Contact]:
+    """Contacts who wrote to (or were written from) a number the user may see, newest first.
+
+    ``may_lag``: a search may be answered by the read replica, seconds behind the primary (the API's ``q``)."""
     contacts = visible_contacts(user=user, contacts=Contact.objects.order_by("-updated_at", "-id"))
     if search.strip():
         contacts = contacts.filter(contact_matches(search.strip()))
+        if may_lag:
+            contacts = contacts.using(read_replica())
     return contacts
 
 
@@ -69,11 +74,14 @@ def conversation_list(
     phone_number_id: str | None = None,
     unread_only: bool = False,
     search: str = "",
+    may_lag: bool = False,
 ) -> QuerySet[Conversation]:
     """Conversations the user may see, newest activity first, each with this user's ``unread_count``.
 
     ``numbers`` are the user's ``visible_numbers`` when the caller has them already (the inbox page lists
-    them anyway); otherwise they are read here, one query."""
+    them anyway); otherwise they are read here, one query. ``may_lag``: a search may be answered by the read
+    replica, seconds behind the primary: the API's ``q``, not the inbox page, which replays the event log from
+    the head it read on the primary and would miss what the replica had not replayed yet."""
     if numbers is None:
         numbers = list(visible_numbers(user=user))
     if phone_number_id:
@@ -90,6 +98,8 @@ def conversation_list(
         conversations = conversations.filter(unread_count__gt=0)
     if search.strip():
         conversations = conversations.filter(contact_matches(search.strip(), prefix="contact__"))
+        if may_lag:
+            conversations = conversations.using(read_replica())
     return conversations
 
 

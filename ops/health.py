@@ -4,6 +4,7 @@
 - ``/readyz``: the database, Redis (when ``REDIS_URL`` is set), a Celery worker answering a ping and the
   oldest pending webhook event younger than ``READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS``; 200 when all pass,
   503 naming the failing checks otherwise. For probes inside the network: nginx answers it 404 to the public.
+  With ``DATABASE_REPLICA_URL`` it shows the read replica's state too, never failing on it: the primary serves.
 - ``/metrics``: Prometheus text format (rendered by prometheus_client), only with
   ``Authorization: Bearer <INTERNAL_API_TOKEN>``; 404 when no token is configured, so the endpoint does not exist
   unless an operator turned it on.
@@ -26,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from conversations.models import Direction, Message
+from database.replica import REPLICA, replica_configured, replica_status
 from realtime.connections import open_sockets
 from webhooks.models import WebhookEvent, WebhookEventState
 
@@ -52,6 +54,17 @@ def check_database() -> dict:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return {}
+
+
+def check_database_replica() -> dict:
+    """The read replica's state, for the operator: never a failure, the primary serves what it would."""
+    status = replica_status()
+    reading = {"state": status.state, "reads": "replica" if status.alias == REPLICA else "primary"}
+    if status.lag_seconds is not None:
+        reading["lag_seconds"] = round(status.lag_seconds, 1)
+    if status.error:
+        reading["error"] = f"{status.error} (details in the log)"
+    return reading
 
 
 def check_redis() -> dict:
@@ -101,6 +114,8 @@ def _run(name: str, check: Callable[[], dict]) -> dict:
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _run("database", check_database)}
+    if replica_configured():
+        checks["database_replica"] = _run("database_replica", check_database_replica)
     if settings.REDIS_URL:
         checks["redis"] = _run("redis", check_redis)
         if checks["redis"]["ok"]:

@@ -9,6 +9,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from conversations.models import BusinessNumber, Direction, Message, MessageStatus
+from database.replica import REPLICA, read_replica
 from webhooks.selectors import count_webhook_events_by_state, summarize_webhook_health
 
 # Celery's default queue: a Redis list of this name on the broker.
@@ -38,6 +39,7 @@ class InboxStats:
     numbers: list[NumberStats]
     outbound_pending: int
     outbound_failed: int
+    database: str  # what the figures were read from: "primary" or "replica"
 
     @property
     def oldest_pending_webhook_age_seconds(self) -> float | None:
@@ -50,24 +52,34 @@ def collect_inbox_stats() -> InboxStats:
     now = timezone.now()
     since = now - RECENT
     depth, problem = celery_queue_depth()
-    webhooks = summarize_webhook_health()
+    # A report: the read replica when it is up and caught up (database/replica.py), every query from the same one.
+    using = read_replica()
+    webhooks = summarize_webhook_health(using=using)
     recent = Q(conversations__messages__timestamp__gte=since)
-    numbers = BusinessNumber.objects.order_by("pk").annotate(
-        conversation_count=Count("conversations", distinct=True),
-        inbound_24h=Count(
-            "conversations__messages",
-            filter=recent & Q(conversations__messages__direction=Direction.INBOUND),
-            distinct=True,
-        ),
-        outbound_24h=Count(
-            "conversations__messages",
-            filter=recent & Q(conversations__messages__direction=Direction.OUTBOUND),
-            distinct=True,
-        ),
+    numbers = (
+        BusinessNumber.objects.using(using)
+        .order_by("pk")
+        .annotate(
+            conversation_count=Count("conversations", distinct=True),
+            inbound_24h=Count(
+                "conversations__messages",
+                filter=recent & Q(conversations__messages__direction=Direction.INBOUND),
+                distinct=True,
+            ),
+            outbound_24h=Count(
+                "conversations__messages",
+                filter=recent & Q(conversations__messages__direction=Direction.OUTBOUND),
+                distinct=True,
+            ),
+        )
     )
-    outbound = Message.objects.filter(direction=Direction.OUTBOUND).aggregate(
-        pending=Count("pk", filter=Q(status=MessageStatus.PENDING)),
-        failed=Count("pk", filter=Q(status=MessageStatus.FAILED)),
+    outbound = (
+        Message.objects.using(using)
+        .filter(direction=Direction.OUTBOUND)
+        .aggregate(
+            pending=Count("pk", filter=Q(status=MessageStatus.PENDING)),
+            failed=Count("pk", filter=Q(status=MessageStatus.FAILED)),
+        )
     )
     return InboxStats(
         at=now,
@@ -75,7 +87,7 @@ def collect_inbox_stats() -> InboxStats:
         celery_queue_problem=problem,
         oldest_pending_webhook_at=webhooks.oldest_pending_at,
         pending_webhooks=webhooks.pending,
-        webhooks_by_state_24h=count_webhook_events_by_state(since=since),
+        webhooks_by_state_24h=count_webhook_events_by_state(since=since, using=using),
         failed_webhooks_ever=webhooks.failed,
         numbers=[
             NumberStats(
@@ -89,6 +101,7 @@ def collect_inbox_stats() -> InboxStats:
         ],
         outbound_pending=outbound["pending"],
         outbound_failed=outbound["failed"],
+        database="replica" if using == REPLICA else "primary",
     )
 
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Count, Max, Min, Q
 
 from webhooks.models import WebhookEvent, WebhookEventState
@@ -57,9 +58,10 @@ class WebhookHealth:
     failed: int
 
 
-def summarize_webhook_health(*, phone_number_id: str | None = None) -> WebhookHealth:
-    """What our side knows about webhook delivery, for one number's events or for all of them."""
-    events = WebhookEvent.objects.all()
+def summarize_webhook_health(*, phone_number_id: str | None = None, using: str = DEFAULT_DB_ALIAS) -> WebhookHealth:
+    """What our side knows about webhook delivery, for one number's events or for all of them; ``using``: the
+    database a report reads (database/replica.py)."""
+    events = WebhookEvent.objects.using(using)
     if phone_number_id is not None:
         events = events.filter(phone_number_id=phone_number_id)
     pending = events.filter(state=WebhookEventState.PENDING).aggregate(count=Count("pk"), oldest=Min("received_at"))
@@ -71,9 +73,9 @@ def summarize_webhook_health(*, phone_number_id: str | None = None) -> WebhookHe
     )
 
 
-def count_webhook_events_by_state(*, since: datetime | None = None) -> dict[str, int]:
+def count_webhook_events_by_state(*, since: datetime | None = None, using: str = DEFAULT_DB_ALIAS) -> dict[str, int]:
     """Events per state (every state present, zero included), received since ``since`` or ever."""
-    events = WebhookEvent.objects.all()
+    events = WebhookEvent.objects.using(using)
     if since is not None:
         events = events.filter(received_at__gte=since)
     counts = dict.fromkeys(WebhookEventState.values, 0)

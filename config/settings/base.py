@@ -113,6 +113,31 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A PostgreSQL streaming replica of DATABASE_URL, optional: searches and reports read it (database/replica.py says
+# which, and when they fall back to the primary); nothing else does.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="").strip()
+# A replica further behind than this, or not answering, is passed over for the primary, with a warning.
+DATABASE_REPLICA_MAX_LAG_SECONDS = env.float("DATABASE_REPLICA_MAX_LAG_SECONDS", default=30.0)
+# How long a process trusts its last look at the replica's state (one lag query, one warning, per interval).
+DATABASE_REPLICA_CHECK_SECONDS = env.float("DATABASE_REPLICA_CHECK_SECONDS", default=5.0)
+if DATABASE_REPLICA_URL:
+    try:
+        _replica = env.db_url_config(DATABASE_REPLICA_URL)
+    except ValueError:  # e.g. a port that is not a number
+        _replica = {}
+    if _replica.get("ENGINE") != "django.db.backends.postgresql" or not _replica.get("NAME"):
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL must be postgres://user@host:port/database, a streaming replica of DATABASE_URL"
+        )
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL: a replica of PostgreSQL, not of SQLite")
+    DATABASES["replica"] = _replica | {
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,
+        # Short: a replica that does not answer costs a search this long once per check, then the primary serves.
+        "OPTIONS": {**_replica.get("OPTIONS", {}), "connect_timeout": 2},
+    }
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -23,6 +23,10 @@ META_GRAPH_API_URL = env("TEST_META_GRAPH_API_URL", default="http://127.0.0.1:9"
 MEDIA_ROOT = "/tmp/whatsapp-inbox-test-media"
 # Two suites running at once (a developer and CI, or two developers) each need their own database.
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_whatsapp_inbox")}  # noqa: F405
+# No replica here, even with DATABASE_REPLICA_URL in the environment: each test runs in a transaction of the
+# primary's, which another connection (a replica's, or a test mirror's) never sees, and a read-only replica could
+# not hold a test database anyway. tests/database/test_replica.py runs real replicas, in processes of their own.
+DATABASES.pop("replica", None)  # noqa: F405
 # PBKDF2 stays available so users made here can log in to the real servers of the end-to-end tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 # Throttle and sign-in counters live in the cache across the whole in-process suite; their tests set their own.

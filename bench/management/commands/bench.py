@@ -60,6 +60,12 @@ class Command(BaseCommand):
         )
         a("--keep-database", action="store_true", help="do not drop the bench database at the end")
         a(
+            "--replica-pg",
+            default=os.environ.get("BENCH_PG_REPLICA_URL", ""),
+            help="PostgreSQL URL of a streaming replica of --pg's server: every process the bench runs gets "
+            "DATABASE_REPLICA_URL for the bench database on it, and the pages phase's search reads it; default none",
+        )
+        a(
             "--settings-module",
             default=None,
             help="server settings: config.settings.production (default when present) or config.settings.base",
@@ -153,8 +159,14 @@ class Command(BaseCommand):
             (argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--pg"),
             os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_DSN),
         )
+        replica = next(
+            (argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--replica-pg"),
+            os.environ.get("BENCH_PG_REPLICA_URL", ""),
+        )
         redis_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("META_", "DJANGO_", "DATABASE_", "REDIS_"))}
+        if replica:
+            env["DATABASE_REPLICA_URL"] = f"{replica.rsplit('/', 1)[0]}/{database}"
         env.update(
             BENCH_CHILD="1",
             BENCH_REDIS_PORT=str(redis_port),

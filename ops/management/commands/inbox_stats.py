@@ -30,7 +30,7 @@ class Command(BaseCommand):
 
     def _as_text(self, stats: InboxStats) -> None:
         depth = stats.celery_queue_depth if stats.celery_queue_depth is not None else stats.celery_queue_problem
-        self.stdout.write(f"Inbox at {stats.at:%Y-%m-%d %H:%M:%S %Z}")
+        self.stdout.write(f"Inbox at {stats.at:%Y-%m-%d %H:%M:%S %Z}, read from the {stats.database}")
         self.stdout.write(f"Celery queue depth: {depth}")
         age = stats.oldest_pending_webhook_age_seconds
         oldest = f"{age:.0f}s" if age is not None else "-"
@@ -51,6 +51,7 @@ class Command(BaseCommand):
 def _as_json(stats: InboxStats) -> dict:
     return {
         "at": stats.at.isoformat(),
+        "database": stats.database,
         "celery": {"queue_depth": stats.celery_queue_depth, "note": stats.celery_queue_problem or None},
         "webhooks": {
             "pending": stats.pending_webhooks,
