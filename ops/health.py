@@ -1,7 +1,7 @@
 """Probes for load balancers and Prometheus: ``/healthz``, ``/readyz``, ``/metrics``.
 
 - ``/healthz``: the process answers; no I/O, so a slow database never gets a healthy process restarted.
-- ``/readyz``: the database, Redis (when ``REDIS_URL`` is set), a Celery worker answering a ping and the
+- ``/readyz``: the database, Redis (``REDIS_URL`` or Sentinel, when set), a Celery worker answering a ping and the
   oldest pending webhook event younger than ``READYZ_MAX_PENDING_WEBHOOK_AGE_SECONDS``; 200 when all pass,
   503 naming the failing checks otherwise. For probes inside the network: nginx answers it 404 to the public.
   With ``DATABASE_REPLICA_URL`` it shows the read replica's state too, never failing on it: the primary serves.
@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from conversations.models import Direction, Message
 from database.replica import REPLICA, replica_configured, replica_status
+from ops.redis_client import NoRedisMaster, redis_client, redis_configured
 from realtime.connections import open_sockets
 from webhooks.models import WebhookEvent, WebhookEventState
 
@@ -44,10 +45,6 @@ class ProbeFailed(Exception):
 @never_cache
 def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
-
-
-def _redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
 
 
 def check_database() -> dict:
@@ -68,7 +65,12 @@ def check_database_replica() -> dict:
 
 
 def check_redis() -> dict:
-    _redis_client().ping()
+    try:
+        redis_client(timeout=1).ping()
+    except NoRedisMaster as error:
+        # The answer says which setting to check; the log adds the sentinels' addresses and the master's name.
+        logger.warning("readiness check redis failed: %s", error)
+        raise ProbeFailed(error.summary) from None
     return {}
 
 
@@ -116,7 +118,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _run("database", check_database)}
     if replica_configured():
         checks["database_replica"] = _run("database_replica", check_database_replica)
-    if settings.REDIS_URL:
+    if redis_configured():
         checks["redis"] = _run("redis", check_redis)
         if checks["redis"]["ok"]:
             checks["celery_worker"] = _run("celery_worker", check_celery_worker)
@@ -139,9 +141,9 @@ def _bearer_token(request: HttpRequest) -> str | None:
 
 def celery_queue_depth() -> int | None:
     """Tasks waiting in the broker's default queue; ``None`` when there is no broker (tasks run in-process)."""
-    if not settings.REDIS_URL:
+    if not redis_configured():
         return None
-    return int(_redis_client().llen(CELERY_QUEUE))
+    return int(redis_client(timeout=1).llen(CELERY_QUEUE))
 
 
 @require_GET
@@ -164,7 +166,7 @@ def metrics_registry() -> CollectorRegistry:
     and the process's own default registry (process and GC metrics) stays out of it."""
     registry = CollectorRegistry(auto_describe=False)  # no describe(): registering reads nothing
     registry.register(InboxCollector())
-    if settings.REDIS_URL:
+    if redis_configured():
         registry.register(RedisCollector())
     if connection.vendor == "postgresql":
         registry.register(DatabaseCollector(connection))
@@ -232,7 +234,7 @@ class RedisCollector:
 
     def collect(self) -> Iterator[Metric]:
         try:
-            info = _redis_client().info()
+            info = redis_client(timeout=1).info()
         except redis.RedisError:
             yield GaugeMetricFamily("inbox_redis_up", "1 when Redis answered.", value=0)
             return

@@ -4,12 +4,13 @@ per business number conversations and message traffic. Reads only."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
+import redis
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from conversations.models import BusinessNumber, Direction, Message, MessageStatus
 from database.replica import REPLICA, read_replica
+from ops.redis_client import redis_client, redis_configured
 from webhooks.selectors import count_webhook_events_by_state, summarize_webhook_health
 
 # Celery's default queue: a Redis list of this name on the broker.
@@ -107,12 +108,10 @@ def collect_inbox_stats() -> InboxStats:
 
 def celery_queue_depth() -> tuple[int | None, str]:
     """``LLEN celery`` on the Redis broker: (depth, "") or (None, why not)."""
-    if not settings.REDIS_URL:
+    if not redis_configured():
         return None, "n/a (embedded)"
-    import redis
-
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        client = redis_client(timeout=2)
         try:
             return int(client.llen(CELERY_QUEUE)), ""
         finally:

@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from ops.logs import request_id_var
+from ops.redis_client import redis_client, redis_configured
 from webhooks.fastpath import insert_webhook_event
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.selectors import purgeable_webhook_events
@@ -93,10 +94,10 @@ class _Flags:
         self._pid = None
 
     def _redis(self) -> redis.Redis | None:
-        if not settings.REDIS_URL:
+        if not redis_configured():
             return None
         if self._client is None or self._pid != os.getpid():  # a forked worker opens its own
-            self._client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+            self._client = redis_client(timeout=2)
             self._pid = os.getpid()
         return self._client
 

@@ -9,6 +9,7 @@ Every variable is documented in ``.env.example``.
 import importlib.util
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -208,12 +209,71 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
-# --- Redis: Celery broker and channel layer ---------------------------------------------------
+# --- Redis: Celery broker, channel layer and cache ---------------------------------------------
+# One Redis, either at REDIS_URL or, highly available, the master REDIS_SENTINEL_MASTER that the sentinels
+# REDIS_SENTINELS (host:port,host:port,...) elect: the broker, the channel layer, the cache and the app's own
+# clients (ops/redis_client.py) all follow it through a failover. Passwords: REDIS_PASSWORD for the master and its
+# replicas (requirepass), REDIS_SENTINEL_PASSWORD for the sentinels; with REDIS_URL the password is in the URL.
 REDIS_URL = env("REDIS_URL", default="")
-EMBEDDED = not (DATABASE_URL and REDIS_URL)
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="").strip()
+REDIS_PASSWORD = env("REDIS_PASSWORD", default="")
+REDIS_SENTINEL_PASSWORD = env("REDIS_SENTINEL_PASSWORD", default="")
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+
+def _sentinel_addresses(value: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` (an IPv6 host in brackets) as (host, port) pairs; anything else stops start-up."""
+    addresses = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        host, _, port = item.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif ":" in host:
+            host = ""  # an IPv6 address without its brackets: where its port starts is a guess
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(
+                f"REDIS_SENTINELS must be a comma-separated list of host:port (e.g. h1:26379,h2:26379), not {value!r}"
+            )
+        addresses.append((host, int(port)))
+    return addresses
+
+
+REDIS_SENTINELS = _sentinel_addresses(env("REDIS_SENTINELS", default=""))
+if bool(REDIS_SENTINELS) != bool(REDIS_SENTINEL_MASTER):
+    raise ImproperlyConfigured("REDIS_SENTINELS and REDIS_SENTINEL_MASTER are set together or not at all")
+if REDIS_SENTINELS and REDIS_URL:
+    raise ImproperlyConfigured("set REDIS_URL or REDIS_SENTINELS (with REDIS_SENTINEL_MASTER), not both")
+if (REDIS_PASSWORD or REDIS_SENTINEL_PASSWORD) and not REDIS_SENTINELS:
+    raise ImproperlyConfigured(
+        "REDIS_PASSWORD and REDIS_SENTINEL_PASSWORD go with REDIS_SENTINELS; with REDIS_URL the password is in the URL"
+    )
+# Seconds to reach a Redis or a sentinel and to wait for its answer: a dead one fails a request, never hangs it.
+REDIS_CONNECT_TIMEOUT = 2
+REDIS_SOCKET_TIMEOUT = 2
+# For the connections to the sentinels themselves (redis-py's, kombu's and channels-redis's sentinel_kwargs). No
+# retries: a sentinel that does not answer is passed over for the next one at once (redis-py's default retries each
+# command 3 times with a backoff of seconds, and a discovery asks one sentinel after the other).
+REDIS_SENTINEL_OPTIONS = {
+    "retry": None,
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT,
+    **({"password": REDIS_SENTINEL_PASSWORD} if REDIS_SENTINEL_PASSWORD else {}),
+}
+# Code that runs later asks ops.redis_client.redis_configured() (tests switch REDIS_URL on and off).
+_redis_configured = bool(REDIS_URL or REDIS_SENTINELS)
+EMBEDDED = not (DATABASE_URL and _redis_configured)
+
+if REDIS_SENTINELS:
+    # kombu's sentinel transport: one URL per sentinel, the master's password in them (kombu reads the first's).
+    _auth = f":{quote(REDIS_PASSWORD, safe='')}@" if REDIS_PASSWORD else ""
+    CELERY_BROKER_URL = ";".join(
+        f"sentinel://{_auth}{f'[{host}]' if ':' in host else host}:{port}/0" for host, port in REDIS_SENTINELS
+    )
+else:
+    CELERY_BROKER_URL = REDIS_URL or "memory://"
+if _redis_configured:
+    # kombu's own Redis transports, less a crash of the worker when its broker dies (ops/broker.py).
+    CELERY_BROKER_TRANSPORT = f"ops.broker:{'SentinelTransport' if REDIS_SENTINELS else 'Transport'}"
+CELERY_TASK_ALWAYS_EAGER = not _redis_configured
 CELERY_TASK_EAGER_PROPAGATES = False
 # Tasks run in-process (embedded): a retry waits its backoff on a timer thread, as it would in the broker
 # under a worker, instead of running at once (config.celery.InboxTask).
@@ -238,6 +298,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
 }
+if REDIS_SENTINELS:
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {"master_name": REDIS_SENTINEL_MASTER, "sentinel_kwargs": REDIS_SENTINEL_OPTIONS}
 # The webhook answers Meta within its latency budget even when Redis is down: the event is already
 # stored and the sweep below enqueues it later, so publishing must give up quickly, not retry for long.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
@@ -271,13 +333,39 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-if REDIS_URL:
+if _redis_configured:
     # Shared across processes: e.g. the typing-indicator rate limit holds across every Daphne.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    _cache_options = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT}
+    _channel_host = REDIS_URL
+    if REDIS_SENTINELS:
+        # Django's Redis cache takes a pool class: redis-py's Sentinel pool, built from these options.
+        _cache_options |= {
+            "pool_class": "ops.redis_client.SentinelCachePool",
+            "sentinels": REDIS_SENTINELS,
+            "master_name": REDIS_SENTINEL_MASTER,
+            "sentinel_kwargs": REDIS_SENTINEL_OPTIONS,
+            **({"password": REDIS_PASSWORD} if REDIS_PASSWORD else {}),
+        }
+        # No socket timeout on the layer's own connections (a receive blocks for seconds), as with REDIS_URL;
+        # a connect timeout, though: after a failover the old master's host may not even refuse.
+        _channel_host = {
+            "sentinels": REDIS_SENTINELS,
+            "master_name": REDIS_SENTINEL_MASTER,
+            "sentinel_kwargs": REDIS_SENTINEL_OPTIONS,
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+            **({"password": REDIS_PASSWORD} if REDIS_PASSWORD else {}),
+        }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL or f"sentinel://{REDIS_SENTINEL_MASTER}",
+            "OPTIONS": _cache_options,
+        }
+    }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+            "CONFIG": {"hosts": [_channel_host], "capacity": 1500, "expiry": 30},
         }
     }
 else:

@@ -13,10 +13,16 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F403
 from .base import DATABASES, INTERNAL_API_TOKEN, JWT_SECRET, LOGGING, META_APP_SECRET, STATIC_ROOT, STORAGES, env
 
-REQUIRED = ("DJANGO_SECRET_KEY", "FRONTEND_URL", "META_APP_SECRET", "META_VERIFY_TOKEN", "DATABASE_URL", "REDIS_URL")
+REQUIRED = ("DJANGO_SECRET_KEY", "FRONTEND_URL", "META_APP_SECRET", "META_VERIFY_TOKEN", "DATABASE_URL")
 for _name in REQUIRED:
     if not env(_name, default="").strip():
         raise ImproperlyConfigured(f"{_name} must be set in production (see .env.example and README.md, Production)")
+# Redis: at REDIS_URL or through Sentinel (base.py refuses half a sentinel pair).
+if not REDIS_URL.strip() and not REDIS_SENTINELS:  # noqa: F405
+    raise ImproperlyConfigured(
+        "REDIS_URL must be set in production, or REDIS_SENTINELS and REDIS_SENTINEL_MASTER"
+        " (see .env.example and README.md, Production)"
+    )
 
 # --- Secrets ------------------------------------------------------------------------------------
 

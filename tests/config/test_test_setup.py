@@ -22,6 +22,7 @@ TOOLS = {
     "postgresql-client": ["pg_isready"],
     "postgresql": ["pg_ctlcluster", "pg_lsclusters"],
     "redis-server": ["redis-server", "redis-cli"],
+    "redis-sentinel": ["redis-sentinel"],
     "chromium": ["chromium"],
     "nginx-light": ["nginx"],
     "wrk": ["wrk"],
