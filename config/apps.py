@@ -10,9 +10,11 @@ class ProjectConfig(AppConfig):
     def ready(self):
         from config.celery import app
         from database.bulk import install_any_lookup
+        from database.pgbouncer import explain_pooler_errors
         from database.replica import warn_if_replica_unreachable
 
         install_any_lookup()
+        explain_pooler_errors()  # before anything connects
         warn_if_replica_unreachable()
         # Every app's tasks registered in every process, so that services can enqueue them by name
         # (a worker does this when it starts; a web process would otherwise know none of them).

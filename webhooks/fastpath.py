@@ -62,8 +62,11 @@ def insert_webhook_event(*, raw_body: str, signature: str, phone_number_id: str,
 
 
 def _execute(db, params: tuple[str, str, str, str]) -> int:
+    # Not prepared behind a pooler that loses prepared statements (DATABASE_PREPARED_STATEMENTS; psycopg prepares
+    # only on a cursor that binds server-side, which Django's are not). What a pooler refuses is raised as
+    # OperationalError naming the setting (database/pgbouncer.py, in wrap_database_errors): a 503, Meta retries.
     with db.wrap_database_errors:
-        return db.connection.execute(_INSERT_EVENT, params, prepare=True).fetchone()[0]
+        return db.connection.execute(_INSERT_EVENT, params, prepare=settings.DATABASE_PREPARED_STATEMENTS).fetchone()[0]
 
 
 class InboxWSGIHandler(WSGIHandler):

@@ -139,6 +139,32 @@ if DATABASE_REPLICA_URL:
         "OPTIONS": {**_replica.get("OPTIONS", {}), "connect_timeout": 2},
     }
 
+# PgBouncer in front of PostgreSQL (docs/pgbouncer.md). "transaction": its pool_mode = transaction, where each
+# transaction may run on another server connection, so no server-side cursors and, unless DATABASE_PREPARED_STATEMENTS
+# says that this PgBouncer keeps them (1.21+ with max_prepared_statements), no prepared statements
+# (database/pgbouncer.py says what else was checked). "session" or unset: nothing to change.
+DATABASE_PGBOUNCER = env("DATABASE_PGBOUNCER", default="").strip().lower()
+if DATABASE_PGBOUNCER not in ("", "session", "transaction"):
+    raise ImproperlyConfigured(
+        f"DATABASE_PGBOUNCER must be transaction or session (PgBouncer's pool_mode), not {DATABASE_PGBOUNCER!r}"
+        + (": statement pooling cannot run transactions" if DATABASE_PGBOUNCER == "statement" else "")
+    )
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=DATABASE_PGBOUNCER != "transaction")
+for _alias, _database in DATABASES.items():
+    if _database["ENGINE"] != "django.db.backends.postgresql":
+        continue
+    if DATABASE_PGBOUNCER == "transaction":
+        _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+    if not DATABASE_PREPARED_STATEMENTS:
+        if _database.get("OPTIONS", {}).get("prepare_threshold") is not None:
+            raise ImproperlyConfigured(
+                f"the {_alias} database's URL sets prepare_threshold, and DATABASE_PREPARED_STATEMENTS is off"
+                + (" (DATABASE_PGBOUNCER=transaction turns it off)" if DATABASE_PGBOUNCER == "transaction" else "")
+                + ": remove it, or set DATABASE_PREPARED_STATEMENTS=1 where PgBouncer keeps prepared statements"
+            )
+        # Django's default, pinned: psycopg then prepares nothing by itself.
+        _database.setdefault("OPTIONS", {})["prepare_threshold"] = None
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

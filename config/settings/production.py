@@ -105,6 +105,17 @@ else:
     # seconds and checked before reuse (base.py sets both from the environment).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Behind PgBouncer's transaction pooling (DATABASE_PGBOUNCER=transaction) both of the above hold: CONN_MAX_AGE or
+# psycopg's pool keep client connections to PgBouncer, which shares its few server connections among them, and what
+# they set when they connect is the time zone, which PgBouncer tracks per client. A role assumed for the session
+# (assume_role, a SET ROLE) is not: it would stay on one server connection, for whichever client gets it next.
+if DATABASE_PGBOUNCER == "transaction":  # noqa: F405
+    for _alias, _database in DATABASES.items():
+        if _database["OPTIONS"].get("assume_role"):
+            raise ImproperlyConfigured(
+                f"the {_alias} database's URL sets assume_role, a SET ROLE for the session, which PgBouncer's"
+                " transaction pooling (DATABASE_PGBOUNCER=transaction) hands to other clients: connect as that role"
+            )
 
 # --- Logs: one JSON object per line unless LOG_FORMAT=plain -------------------------------------
 LOG_FORMAT = env("LOG_FORMAT", default="json")

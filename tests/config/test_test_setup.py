@@ -27,12 +27,13 @@ TOOLS = {
     "nginx-light": ["nginx"],
     "wrk": ["wrk"],
     "valgrind": ["valgrind"],
+    "pgbouncer": ["pgbouncer"],
 }
 NOBODY = 65534
 
 
 def real_path(tool: str) -> str:
-    found = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")  # nginx is in sbin
+    found = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")  # nginx and pgbouncer are in sbin
     assert found, f"{tool} is not on this machine"
     return found
 

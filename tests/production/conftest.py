@@ -54,6 +54,19 @@ def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.
     )
 
 
+def start_process(name: str, *, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """``config/bin/<name>``, a production process, in a session of its own, its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(ROOT / "config" / "bin" / name)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def python(code: str, *, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "python"), "-c", code],

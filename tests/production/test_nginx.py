@@ -20,7 +20,7 @@ from django.contrib.auth.hashers import make_password
 from sandbox.simulation import envelope, signed_request
 from tests.e2e.conftest import BIN, RedisServer, free_port, stop_process, wait_for
 from tests.factories import UserFactory
-from tests.production.conftest import APP_SECRET, HOST, NGINX, ROOT, manage, production_env, render_nginx
+from tests.production.conftest import APP_SECRET, HOST, NGINX, manage, production_env, render_nginx, start_process
 from webhooks.models import WebhookEvent
 
 pytestmark = [
@@ -76,16 +76,7 @@ def edge(django_db_setup) -> Iterator[Edge]:
     processes = []
     try:
         for name in ("web", "ws"):
-            processes.append(
-                subprocess.Popen(
-                    [str(ROOT / "config" / "bin" / name)],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=open(work / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+            processes.append(start_process(name, env=env, log=work / f"{name}.log"))
         processes.append(
             subprocess.Popen(
                 [NGINX, "-p", str(work), "-c", str(main), "-g", "daemon off;"],

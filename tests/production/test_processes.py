@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.simulation import envelope, message_change, signed_request
 from tests.e2e.conftest import BIN, RedisServer, free_port, stop_process, wait_for
-from tests.production.conftest import APP_SECRET, HOST, ROOT, production_env
+from tests.production.conftest import APP_SECRET, HOST, production_env, start_process
 from webhooks.models import WebhookEvent, WebhookEventState
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -62,16 +61,7 @@ def production(e2e_database_url, django_db_blocker) -> Iterator[Production]:
     processes = []
     try:
         for name in ("web", "worker"):
-            processes.append(
-                subprocess.Popen(
-                    [str(ROOT / "config" / "bin" / name)],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 - the child owns it
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+            processes.append(start_process(name, env=env, log=logs / f"{name}.log"))
         base_url = f"http://127.0.0.1:{port}"
         wait_for(lambda: requests.get(f"{base_url}/healthz", timeout=1).status_code == 200, timeout=30, what="gunicorn")
         wait_for(lambda: b"ready." in (logs / "worker.log").read_bytes(), timeout=40, what="celery worker")
@@ -173,15 +163,7 @@ def test_every_line_the_worker_writes_from_start_to_warm_shutdown_is_one_json_ob
         WORKER_CONCURRENCY="1",
         META_GRAPH_API_URL="http://127.0.0.1:9",
     )
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [str(ROOT / "config" / "bin" / "worker")],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = start_process("worker", env=env, log=log)
     try:
         wait_for(lambda: b"ready." in log.read_bytes(), timeout=40, what="celery worker")
         worker.send_signal(signal.SIGTERM)  # what systemd and docker stop send

@@ -39,7 +39,16 @@ from tests.e2e.conftest import (
     wait_for,
 )
 from tests.factories import BusinessNumberFactory, UserFactory
-from tests.production.conftest import APP_SECRET, HOST, NGINX, ROOT, SECRET_KEY, manage, production_env, render_nginx
+from tests.production.conftest import (
+    APP_SECRET,
+    HOST,
+    NGINX,
+    SECRET_KEY,
+    manage,
+    production_env,
+    render_nginx,
+    start_process,
+)
 from webhooks.models import WebhookEvent, WebhookEventState
 
 pytestmark = [
@@ -63,14 +72,7 @@ class Host:
 
     def start(self, *names: str) -> None:
         for name in names:
-            self.processes[name] = subprocess.Popen(
-                [str(ROOT / "config" / "bin" / name)],
-                cwd=ROOT,
-                env=self.env,
-                stdout=open(self.logs / f"{self.name}-{name}.log", "ab"),  # noqa: SIM115 - the child owns it
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.processes[name] = start_process(name, env=self.env, log=self.logs / f"{self.name}-{name}.log")
         for port in [self.web_port] * ("web" in names) + [self.ws_port] * ("ws" in names):
             wait_for(
                 lambda port=port: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok,
@@ -154,13 +156,8 @@ def edge(e2e_database_url, sandbox_process) -> Iterator[Edge]:
     try:
         for host in hosts:
             host.start("web", "ws", "worker")
-        beat = subprocess.Popen(  # one beat for both hosts
-            [str(ROOT / "config" / "bin" / "beat")],
-            cwd=ROOT,
-            env=dict(shared, BEAT_SCHEDULE=str(work / "beat-schedule")),
-            stdout=open(work / "beat.log", "ab"),  # noqa: SIM115 - the child owns it
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        beat = start_process(  # one beat for both hosts
+            "beat", env=dict(shared, BEAT_SCHEDULE=str(work / "beat-schedule")), log=work / "beat.log"
         )
         edge = Edge(url=f"https://{HOST}:{https_port}", port=https_port, hosts=hosts)
         healthz = f"https://127.0.0.1:{https_port}/healthz"
