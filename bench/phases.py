@@ -575,25 +575,13 @@ class Bench:
     # --- 2. processing -----------------------------------------------------------------------------
 
     def processing(self) -> None:
-        from webhooks.services import request_drain
-
         o = self.o
         scaled = "" if o.backlog >= 50_000 else " (scaled from 50,000: --backlog 50000)"
         self.log(
             f"(load {self.load()}) 2. processing: storing {o.backlog:,} pending events with generate_series{scaled} ..."
         )
         lo, hi = seed.store_backlog(count=o.backlog, conversations=o.conversations, seeded_messages=o.messages)
-        started = time.perf_counter()
-        request_drain()  # what the webhook view does after its INSERT: a drain is queued once
-        self.log("  drain requested; draining ...")
-        remaining = o.backlog
-        with progress(self.stream, total=o.backlog, desc="applied", unit="event") as bar:
-            while remaining and time.perf_counter() - started < o.drain_timeout:
-                time.sleep(0.5)
-                remaining = self.pending_count(lo, hi)
-                bar.update_to(o.backlog - remaining)
-                self.procs.check_alive()
-        drain = time.perf_counter() - started
+        remaining, drain = self.drain_stored(lo, hi)
         done = o.backlog - remaining
         broken = (
             WebhookEvent.objects.filter(pk__gte=lo, pk__lte=hi)
@@ -629,6 +617,24 @@ class Bench:
                 higher_is_better=False,
             ),
         ]
+
+    def drain_stored(self, lo: int, hi: int) -> tuple[int, float]:
+        """Have the worker drain the pending events ``lo``..``hi``, as the webhook view would (one drain requested);
+        the events still pending when it finished or gave up after --drain-timeout, and the seconds it took."""
+        from webhooks.services import request_drain
+
+        count = hi - lo + 1
+        started = time.perf_counter()
+        request_drain()
+        self.log("  drain requested; draining ...")
+        remaining = count
+        with progress(self.stream, total=count, desc="applied", unit="event") as bar:
+            while remaining and time.perf_counter() - started < self.o.drain_timeout:
+                time.sleep(0.1)  # a 10,000-event drain takes about 2 s: a tenth of a second is 5 % of it
+                remaining = self.pending_count(lo, hi)
+                bar.update_to(count - remaining)
+                self.procs.check_alive()
+        return remaining, time.perf_counter() - started
 
     # --- 3. end to end -----------------------------------------------------------------------------
 
@@ -861,6 +867,111 @@ class Bench:
         await asyncio.gather(*(ws.close() for ws in sockets))
         return len(sockets), alive, seconds
 
+    # --- 6. scale: a second worker process, a second host stack ------------------------------------------------
+
+    def scale(self) -> None:
+        """The same work with one worker process and with two, and one gunicorn against two host stacks (each
+        its own gunicorn and worker, as on two hosts, here on the same cores): the ratio of the two. On a machine
+        whose cores the first stack already fills, the ratio shows what the second costs, not what it gains."""
+        o = self.o
+        env = self.server_env()
+        self.log(f"(load {self.load()}) 6. scale: one worker process (-c {o.worker_concurrency}) ...")
+        drained = [self.drain_rate(prefix="wamid.SCALEDRAIN1-", first_outbound=o.backlog)]
+        self.log("  one host stack: ingest on one gunicorn ...")
+        answered = [self.answered_rate([self.web_port], prefix="wamid.SCALEPOST1-")]
+        second_port = procs.free_port()
+        self.log(f"  starting a second host stack: gunicorn :{second_port} ({o.web_workers} workers), worker ...")
+        second_worker = procs.start_worker(self.procs, concurrency=o.worker_concurrency, env=env, name="worker-2")
+        second_web, _label = procs.start_web(
+            self.procs, port=second_port, workers=o.web_workers, env=env, name="gunicorn-2"
+        )
+        try:
+            self.log("  two worker processes ...")
+            drained.append(self.drain_rate(prefix="wamid.SCALEDRAIN2-", first_outbound=2 * o.backlog))
+            self.log("  two host stacks: ingest on both gunicorns ...")
+            answered.append(self.answered_rate([self.web_port, second_port], prefix="wamid.SCALEPOST2-"))
+        finally:
+            self.procs.stop(second_web)
+            self.procs.stop(second_worker)
+        cores = len(os.sched_getaffinity(0))
+        overhead = f"on {cores} cores the first already uses: the ratio shows the second's overhead, not its gain"
+        self.rows += [
+            Row(
+                "6",
+                "scale: updates applied, 1 worker process",
+                drained[0],
+                "/s",
+                f"{o.backlog:,} events, -c {o.worker_concurrency}",
+            ),
+            Row(
+                "6",
+                "scale: updates applied, 2 worker processes",
+                drained[1],
+                "/s",
+                f"the same, -c {o.worker_concurrency} each, {settings.WEBHOOK_DRAIN_CONCURRENCY} drains at most",
+            ),
+            Row("6", "  ratio 2 worker processes / 1", drained[1] / drained[0] if drained[0] else None, "x", overhead),
+            Row(
+                "6",
+                "scale: webhooks answered, 1 host stack",
+                answered[0],
+                "/s",
+                f"{o.connections} conns, {o.limit_duration:.0f}s, gunicorn {o.web_workers} workers + worker",
+            ),
+            Row(
+                "6",
+                "scale: webhooks answered, 2 host stacks",
+                answered[1],
+                "/s",
+                f"{o.connections} conns split over both, each its own gunicorn {o.web_workers} workers + worker",
+            ),
+            Row("6", "  ratio 2 host stacks / 1", answered[1] / answered[0] if answered[0] else None, "x", overhead),
+        ]
+
+    def drain_rate(self, *, prefix: str, first_outbound: int) -> float:
+        """Updates applied per second draining a fresh backlog of --backlog events (its statuses on messages
+        no earlier backlog touched, from ``first_outbound`` on)."""
+        o = self.o
+        lo, hi = seed.store_backlog(
+            count=o.backlog,
+            conversations=o.conversations,
+            seeded_messages=o.messages,
+            prefix=prefix,
+            first_outbound=first_outbound,
+        )
+        remaining, seconds = self.drain_stored(lo, hi)
+        self.log(f"  {o.backlog - remaining:,} applied in {seconds:.1f}s, {remaining:,} left")
+        if remaining:
+            self.discard_backlog()
+        return (o.backlog - remaining) / seconds
+
+    def answered_rate(self, ports: list[int], *, prefix: str) -> float:
+        """Webhooks answered 2xx per second, --connections split over the gunicorns on ``ports`` for
+        --limit-duration seconds, every request a new message; the worker(s) apply them meanwhile."""
+        o = self.o
+        pool = int(INGEST_BODIES_PER_SECOND * o.limit_duration)
+        requests = [self.signed_inbound(f"{prefix}{n}", 1 + n % o.conversations) for n in range(pool)]
+        share = len(requests) // len(ports)
+        with ThreadPoolExecutor(max_workers=len(ports)) as pool_of_loads:
+            results = list(
+                pool_of_loads.map(
+                    lambda index: clients.run_load(
+                        port=ports[index],
+                        path="/api/webhook",
+                        requests=requests[index * share : (index + 1) * share],
+                        connections=max(1, o.connections // len(ports)),
+                        seconds=o.limit_duration,
+                        threads=1,
+                    ),
+                    range(len(ports)),
+                )
+            )
+        rate = sum(result.rate for result in results)
+        errors = sum(result.errors for result in results)
+        self.log(f"  {rate:,.0f}/s answered, {errors} errors")
+        self.discard_backlog()
+        return rate
+
 
 def counted_windows(dumps: list[Path], *, what: str, windows: int | None = None) -> list[int]:
     """The counted windows of one process's dumps, in order (``dumps`` sorted by number; the file written at
@@ -889,6 +1000,7 @@ PHASES = {
     "e2e": Bench.end_to_end,
     "pages": Bench.pages,
     "websockets": Bench.websockets,
+    "scale": Bench.scale,
 }
 # What ``make bench`` runs unless --phases says otherwise: ``instructions`` takes valgrind and a few minutes, and
 # is for comparing two versions of the request path.

@@ -207,11 +207,13 @@ def web_argv(port: int, workers: int) -> tuple[list[str], str]:
     ], f"gunicorn {workers} sync workers"
 
 
-def start_web(procs: Processes, *, port: int, workers: int, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def start_web(
+    procs: Processes, *, port: int, workers: int, env: dict[str, str], name: str = "gunicorn"
+) -> tuple[subprocess.Popen, str]:
     # config/bin/web reads WEB_BIND, WEB_WORKERS and PYTHON; the direct gunicorn command gets them as flags.
     env = dict(env, WEB_BIND=f"127.0.0.1:{port}", WEB_WORKERS=str(workers), PYTHON=sys.executable)
     argv, label = web_argv(port, workers)
-    process = procs.start("gunicorn", argv, env=env)
+    process = procs.start(name, argv, env=env)
     wait_for(
         lambda: (procs.check_alive() or True) and http_status(port, "/api/webhook") == 403, timeout=40, what="gunicorn"
     )
@@ -229,14 +231,16 @@ def start_daphne(procs: Processes, *, port: int, env: dict[str, str]) -> subproc
     return process
 
 
-def start_worker(procs: Processes, *, concurrency: int, env: dict[str, str]) -> subprocess.Popen:
+def start_worker(procs: Processes, *, concurrency: int, env: dict[str, str], name: str = "worker") -> subprocess.Popen:
     process = procs.start(
-        "worker",
+        name,
         [
             str(BIN / "celery"),
             "-A",
             "config",
             "worker",
+            "--hostname",
+            f"{name}@%h",  # two on one machine are two nodes
             "--loglevel",
             "warning",
             "--concurrency",

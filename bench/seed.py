@@ -91,14 +91,17 @@ def _value_sql(kind: str) -> str:
               'timestamp', extract(epoch from now())::bigint::text, 'recipient_id', '4470' || lpad(c::text, 8, '0'))))"""
 
 
-def store_backlog(*, count: int, conversations: int, seeded_messages: int) -> tuple[int, int]:
-    """``count`` pending single-update events, alternately an inbound text (new wamid, existing contact)
-    and a ``delivered`` status for a seeded outbound message. Returns the (first, last) event ids."""
+def store_backlog(
+    *, count: int, conversations: int, seeded_messages: int, prefix: str = "wamid.BACKLOG", first_outbound: int = 0
+) -> tuple[int, int]:
+    """``count`` pending single-update events, alternately an inbound text (new wamid ``prefix<i>``, existing
+    contact) and a ``delivered`` status for a seeded outbound message, from the ``first_outbound``-th on (another
+    backlog's statuses on other messages are updates too, not repeats). Returns the (first, last) event ids."""
     params = {
         "display": NUMBER["display_phone_number"],
         "pnid": NUMBER["phone_number_id"],
         "waba": NUMBER["waba_id"],
-        "prefix": "wamid.BACKLOG",
+        "prefix": prefix,
         "n": count,
         "convs": conversations,
         "outbound": max(1, seeded_messages // 3),
@@ -123,7 +126,11 @@ def store_backlog(*, count: int, conversations: int, seeded_messages: int) -> tu
     params["n"] = count
     with connection.cursor() as cursor:
         cursor.execute(
-            sql.replace("'wamid.SEED' || (3 * i)", f"'wamid.SEED' || (3 * (1 + (i %% {params['outbound']})))"), params
+            sql.replace(
+                "'wamid.SEED' || (3 * i)",
+                f"'wamid.SEED' || (3 * (1 + (({first_outbound:d} + i) %% {params['outbound']})))",
+            ),
+            params,
         )
         ids = [row[0] for row in cursor.fetchall()]
     return ids[0], ids[-1]
