@@ -5,9 +5,13 @@ import { ConversationList } from "./conversation-list.js";
 import { EVENTS } from "./events.js";
 import { Composer } from "./composer.js";
 import { Notifier } from "./notifications.js";
+import { Shortcuts } from "./keyboard.js";
 import { InboxSocket } from "./socket.js";
 import { Thread } from "./thread.js";
 import { Typing } from "./typing.js";
+import { fitToVisibleViewport } from "./viewport.js";
+
+fitToVisibleViewport();
 
 const data = JSON.parse(document.getElementById("inbox-data").textContent);
 const openId = data.conversation ? data.conversation.id : null;
@@ -143,6 +147,30 @@ const typing = openId
 for (const select of document.querySelectorAll("#filters select")) {
   select.addEventListener("change", () => select.form.submit());
 }
+
+// The inbox from the keyboard: j/k anywhere outside a text field (the arrows inside the list) move between
+// conversations, Enter opens the focused one, r goes to the composer, Escape leaves it for the list.
+const listRoot = document.getElementById("conversation-list");
+const shortcuts = new Shortcuts()
+  .on("ArrowDown", () => list.moveFocus(1), { within: listRoot, label: "Next conversation (in the list)" })
+  .on("ArrowUp", () => list.moveFocus(-1), { within: listRoot, label: "Previous conversation (in the list)" })
+  .on("j", () => list.moveFocus(1), { label: "Next conversation" })
+  .on("k", () => list.moveFocus(-1), { label: "Previous conversation" })
+  .note("Enter", "Open the focused conversation");
+if (composer) {
+  const composerRoot = document.getElementById("composer");
+  shortcuts
+    .on("r", () => composer.focus(), { label: "Write a reply" })
+    .note(["Enter", "Ctrl+Enter"], "Send (Shift+Enter: a new line)")
+    .on("Escape", () => list.focusCurrent(), { within: composerRoot, inFields: true, label: "Leave the composer for the list" });
+}
+shortcuts.attachDialog({
+  dialog: document.getElementById("shortcuts"),
+  list: document.getElementById("shortcut-list"),
+  toggle: document.getElementById("character-shortcuts"),
+  opener: document.getElementById("show-shortcuts"),
+  refocus: () => list.focusCurrent(),
+});
 
 socket.connect();
 window.inbox = { socket, list, thread };

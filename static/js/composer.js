@@ -46,6 +46,12 @@ export class Composer {
     setInterval(() => this.renderWindow(), 30000);
   }
 
+  // The keyboard's way in: the text box, or the template picker while the window is closed.
+  focus() {
+    const target = this.$("free-form").hidden ? this.$("template-select") : this.input;
+    target.focus();
+  }
+
   fitInput() {
     this.input.style.height = "auto";
     this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;

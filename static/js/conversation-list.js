@@ -1,7 +1,12 @@
 // The conversation list: newest activity first, per-user unread badges, the tab title's total,
-// filtered like the server filtered it (number, unread, search).
+// filtered like the server filtered it (number, unread, search). From the keyboard it is one stop in the tab order
+// (a roving tabindex): moveFocus steps through the rows, Enter follows the focused row's link.
 import { getJson } from "./api.js";
 import { element, listTimeLabel } from "./format.js";
+
+// Set when a row is opened from the keyboard: the page it opens focuses that row again, so the reader keeps
+// their place in the list.
+const OPENED_FROM_KEYBOARD = "inbox:opened-from-keyboard";
 
 export class ConversationList {
   constructor({ root, empty, conversations, filters, openId, numbers, nextCursor, sentinel, unreadTotal }) {
@@ -14,6 +19,8 @@ export class ConversationList {
     this.empty = empty;
     this.filters = filters;
     this.openId = openId;
+    // The row that holds the list's place in the tab order.
+    this.currentId = openId;
     this.byId = new Map(conversations.map((c) => [c.id, { ...c }]));
     // Unread messages in conversations not loaded yet (further pages, or hidden by the filters):
     // the tab title counts them too.
@@ -22,6 +29,40 @@ export class ConversationList {
     new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) this.loadMore();
     }).observe(sentinel);
+    root.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && event.target.matches(".conversation-link")) rememberOpenedFromKeyboard();
+    });
+    root.addEventListener("focusin", (event) => {
+      const row = event.target.closest(".conversation-row");
+      if (row) this.setCurrent(Number(row.dataset.conversationId));
+    });
+    if (openId && takeOpenedFromKeyboard()) this.focusCurrent();
+  }
+
+  links() {
+    return [...this.root.querySelectorAll(".conversation-link")];
+  }
+
+  // The row ``step`` rows away from the focused one, or from the open conversation's when focus is elsewhere
+  // (none open: the first or the last row).
+  moveFocus(step) {
+    const links = this.links();
+    if (!links.length) return;
+    const focused = links.indexOf(document.activeElement);
+    const current = focused >= 0 ? focused : links.findIndex((link) => link.getAttribute("aria-current") === "page");
+    const next = current < 0 ? (step > 0 ? 0 : links.length - 1) : Math.min(links.length - 1, Math.max(0, current + step));
+    links[next].focus();
+  }
+
+  focusCurrent() {
+    const links = this.links();
+    const link = links.find((l) => Number(l.dataset.conversationId) === this.currentId) || links[0];
+    if (link) link.focus();
+  }
+
+  setCurrent(conversationId) {
+    this.currentId = conversationId;
+    for (const link of this.links()) link.tabIndex = Number(link.dataset.conversationId) === conversationId ? 0 : -1;
   }
 
   // Older conversations, a page at a time, from the same cursor pagination the page started.
@@ -161,7 +202,12 @@ export class ConversationList {
       .filter((c) => this.matches(c))
       .sort((a, b) => Date.parse(b.last_message_at) - Date.parse(a.last_message_at) || b.id - a.id)
       .map((c) => this.renderRow(c));
+    // A re-render (any live update) must not drop the keyboard's focus.
+    const hadFocus = this.root.contains(document.activeElement);
     this.root.replaceChildren(...rows);
+    const current = rows.find((r) => Number(r.dataset.conversationId) === this.currentId) || rows[0];
+    if (current) this.setCurrent(Number(current.dataset.conversationId));
+    if (hadFocus && current) current.querySelector(".conversation-link").focus({ preventScroll: true });
     this.empty.hidden = rows.length > 0;
     const total = this.totalUnread();
     document.title = total ? `(${total}) Inbox · WhatsApp Inbox` : "Inbox · WhatsApp Inbox";
@@ -173,6 +219,8 @@ export class ConversationList {
     row.dataset.conversationId = String(conversation.id);
     if (conversation.id === this.openId) row.classList.add("open");
     const link = element("a", "conversation-link");
+    link.dataset.conversationId = String(conversation.id);
+    if (conversation.id === this.openId) link.setAttribute("aria-current", "page");
     const params = new URLSearchParams(window.location.search);
     link.href = `/inbox/${conversation.id}/${params.toString() ? `?${params}` : ""}`;
     const name = contact.name || contact.phone || contact.username || "Unknown";
@@ -193,5 +241,23 @@ export class ConversationList {
     link.append(body);
     row.append(link);
     return row;
+  }
+}
+
+function rememberOpenedFromKeyboard() {
+  try {
+    sessionStorage.setItem(OPENED_FROM_KEYBOARD, "1");
+  } catch {
+    // Storage disabled: the opened page just does not focus the row.
+  }
+}
+
+function takeOpenedFromKeyboard() {
+  try {
+    const opened = sessionStorage.getItem(OPENED_FROM_KEYBOARD) === "1";
+    sessionStorage.removeItem(OPENED_FROM_KEYBOARD);
+    return opened;
+  } catch {
+    return false;
   }
 }

@@ -89,7 +89,6 @@ export class Thread {
       const key = dayKey(item.dataset.timestamp);
       if (key !== previous) {
         const separator = element("li", "day-separator", dayLabel(item.dataset.timestamp));
-        separator.setAttribute("role", "separator");
         this.list.insertBefore(separator, item);
         previous = key;
       }

@@ -1,0 +1,238 @@
+"""The inbox for everyone: on a phone (one pane at a time), from the keyboard alone, and against axe-core's WCAG 2.1
+A and AA rules, in headless Chromium against real Daphne, Celery, PostgreSQL, Redis and the Meta sandbox."""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conversations.models import Conversation, MessageStatus
+from tests.e2e.axe import AXE_INTEGRITY, AXE_VERSION, axe_source, integrity_of, wcag_violations
+from tests.e2e.conftest import Sandbox, logged_in_page, sandbox_stack_overrides, staff_member, wait_for
+from tests.factories import ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+stack_overrides = sandbox_stack_overrides
+
+PHONE = {"viewport": {"width": 390, "height": 800}, "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+# What a finger can hit (Apple's and WCAG 2.5.5's 44 CSS pixels), for every control of the phone layout.
+TOUCH_PX = 44
+CONTROLS = "a[href], button, select, input:not([type=hidden]), textarea, label.attach"
+
+
+@pytest.fixture(scope="module")
+def axe() -> str:
+    return axe_source()
+
+
+@pytest.fixture
+def sandbox(sandbox_process, stack) -> Sandbox:
+    sandbox_process.control("POST", "reset")
+    # The customers of these tests are made in the database, not written in through the sandbox: its side of the
+    # reply window is taken as open, as ours is.
+    sandbox_process.configure(webhook_url=f"{stack.base_url}/api/webhook", status_delay=0.2, assume_window_open=True)
+    return sandbox_process
+
+
+def recent_conversation(number, name: str, *, minutes_ago: int, text: str) -> Conversation:
+    """A customer who wrote ``minutes_ago``: the reply window is open, the text composer shown."""
+    at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    conversation = ConversationFactory(
+        number=number, contact=ContactFactory(profile_name=name), last_message_at=at, last_inbound_at=at
+    )
+    MessageFactory(conversation=conversation, body=text, preview=text, timestamp=at)
+    return conversation
+
+
+def open_page(page: Page, path: str) -> Page:
+    page.goto(path)
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
+    return page
+
+
+def row(page: Page, conversation: Conversation):
+    return page.locator(f'.conversation-row[data-conversation-id="{conversation.pk}"]')
+
+
+def focused_conversation(page: Page) -> int | None:
+    return page.evaluate(
+        "() => { const row = document.activeElement.closest('.conversation-row');"
+        " return row ? Number(row.dataset.conversationId) : null; }"
+    )
+
+
+def small_controls(page: Page) -> list[str]:
+    """Visible controls smaller than a fingertip, as "<tag>#id.class WxH"."""
+    return page.locator(CONTROLS).evaluate_all(
+        """(nodes, minimum) => nodes
+          .filter((n) => n.getClientRects().length && getComputedStyle(n).visibility !== 'hidden')
+          .filter((n) => !n.closest('.content'))  // links inside a customer's text are text
+          .filter((n) => !n.matches('.visually-hidden'))  // the file input: its label is what a finger hits
+          .map((n) => [n, n.getBoundingClientRect()])
+          .filter(([, box]) => box.width < minimum || box.height < minimum)
+          .map(([n, box]) => `${n.tagName.toLowerCase()}#${n.id}.${n.className} ${box.width}x${box.height}`)""",
+        TOUCH_PX,
+    )
+
+
+def assert_meets_wcag(page: Page, axe: str) -> None:
+    violations = wcag_violations(page, axe)
+    assert not violations, "\n".join(violations)
+
+
+def test_axe_core_is_the_pinned_release_and_a_damaged_copy_is_fetched_again(axe, tmp_path):
+    assert axe.startswith(f"/*! axe v{AXE_VERSION}\n")
+    damaged = tmp_path / "axe-core.tgz"
+    damaged.write_bytes(b"not the release")
+    assert axe_source(cache=damaged) == axe
+    assert integrity_of(damaged.read_bytes()) == AXE_INTEGRITY
+
+
+def test_the_sign_in_page_meets_wcag_21_aa(stack, browser, axe):
+    page = browser.new_page(base_url=stack.base_url, bypass_csp=True)
+    page.goto("/login/")
+    assert_meets_wcag(page, axe)
+    page.fill("#id_username", "nobody")
+    page.fill("#id_password", "wrong")
+    page.click("button[type=submit]")
+    expect(page.locator(".form-error")).to_be_visible()
+    assert_meets_wcag(page, axe)
+    page.context.close()
+
+
+@pytest.mark.parametrize("device", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_inbox_and_a_thread_meet_wcag_21_aa(stack, browser, axe, number, device):
+    conversation = recent_conversation(number, "Amara Okafor", minutes_ago=5, text="Is my order on its way?")
+    MessageFactory.create_batch(2, conversation=ConversationFactory(number=number))  # unread badges
+    for status in (MessageStatus.READ, MessageStatus.FAILED, MessageStatus.UNCONFIRMED):
+        OutboundMessageFactory(
+            conversation=conversation, body=f"A reply, {status}", status=status, timestamp=datetime.now(UTC)
+        )
+    page = logged_in_page(browser, stack.base_url, staff_member("ana", number), bypass_csp=True, **device)
+    open_page(page, "/inbox/")
+    expect(page.locator(".conversation-row .badge")).to_have_count(2)
+    assert_meets_wcag(page, axe)
+    page.get_by_role("button", name="Keyboard shortcuts").click()
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    assert_meets_wcag(page, axe)
+
+    open_page(page, f"/inbox/{conversation.pk}/")
+    expect(page.locator("#messages .message")).to_have_count(4)
+    expect(page.locator(".decision-buttons button")).to_have_count(2)
+    page.locator(".message-in").first.hover()
+    page.locator(".message-in .action-reply").first.click()  # the reply preview shows
+    expect(page.locator("#reply-preview")).to_be_visible()
+    assert_meets_wcag(page, axe)
+    page.context.close()
+
+
+def test_on_a_phone_a_conversation_opens_full_screen_takes_a_reply_and_goes_back(stack, browser, sandbox, number):
+    older = recent_conversation(number, "Bea Lind", minutes_ago=30, text="Hello")
+    conversation = recent_conversation(number, "Amara Okafor", minutes_ago=5, text="Is my order on its way?")
+    page = open_page(logged_in_page(browser, stack.base_url, staff_member("ana", number), **PHONE), "/inbox/")
+    expect(page.locator(".sidebar")).to_be_visible()
+    expect(page.locator("#thread-pane")).to_be_hidden()
+    expect(page.locator(".conversation-row")).to_have_count(2)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert small_controls(page) == []
+
+    row(page, conversation).locator("a").tap()
+    expect(page).to_have_url(re.compile(rf"/inbox/{conversation.pk}/$"))
+    expect(page.locator(".sidebar")).to_be_hidden()
+    expect(page.locator(".thread-title")).to_have_text("Amara Okafor")
+    back = page.get_by_role("link", name="Back to conversations")
+    expect(back).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert small_controls(page) == []
+    composer = page.locator("#composer-input")
+    assert composer.bounding_box()["y"] + composer.bounding_box()["height"] <= 800
+
+    composer.tap()
+    # The on-screen keyboard takes the lower part of the screen: the page fits what is left, composer at its foot.
+    page.set_viewport_size({"width": 390, "height": 450})
+    expect(page.locator(".inbox")).to_have_js_property("offsetHeight", 450)
+    assert page.evaluate("() => document.documentElement.style.getPropertyValue('--app-height')") == "450px"
+    box = composer.bounding_box()
+    assert box["y"] > 0 and box["y"] + box["height"] <= 450
+    expect(composer).to_be_focused()
+    composer.fill("It ships today")
+    page.locator("#send-button").tap()
+    expect(page.locator(".message-out", has_text="It ships today")).to_be_visible()
+    expect(composer).to_have_value("")
+    wait_for(lambda: [s["request"]["text"]["body"] for s in sandbox.sent()] == ["It ships today"], what="the send")
+    page.set_viewport_size(PHONE["viewport"])
+
+    back.tap()
+    expect(page).to_have_url(re.compile(r"/inbox/$"))
+    expect(page.locator("#thread-pane")).to_be_hidden()
+    expect(row(page, older)).to_be_visible()
+    expect(row(page, conversation).locator(".preview")).to_have_text("You: It ships today")
+    page.context.close()
+
+
+def test_the_inbox_works_from_the_keyboard_alone(stack, browser, sandbox, number):
+    newer = recent_conversation(number, "Amara Okafor", minutes_ago=5, text="Is my order on its way?")
+    older = recent_conversation(number, "Bea Lind", minutes_ago=30, text="Hello")
+    page = open_page(logged_in_page(browser, stack.base_url, staff_member("ana", number), **DESKTOP), "/inbox/")
+    # The desktop keeps list and thread side by side, without a back control.
+    sidebar, pane = page.locator(".sidebar").bounding_box(), page.locator("#thread-pane").bounding_box()
+    assert sidebar["x"] + sidebar["width"] <= pane["x"] and sidebar["y"] == pane["y"]
+
+    page.keyboard.press("j")
+    assert focused_conversation(page) == newer.pk
+    assert page.evaluate("() => document.activeElement.matches(':focus-visible')")
+    assert page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none"
+    page.keyboard.press("ArrowDown")
+    assert focused_conversation(page) == older.pk
+    page.keyboard.press("k")
+    assert focused_conversation(page) == newer.pk
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/inbox/{older.pk}/$"))
+    expect(page.locator("#connection-state")).to_have_attribute("data-state", "live")
+    expect(page.get_by_role("link", name="Back to conversations")).to_be_hidden()
+    # Opened from the keyboard: the place in the list is kept.
+    wait_for(lambda: focused_conversation(page) == older.pk, what="the open row focused")
+
+    page.keyboard.press("r")
+    expect(page.locator("#composer-input")).to_be_focused()
+    page.keyboard.type("Line one")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("Line two")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator(".message-out .content")).to_have_text("Line one\nLine two")
+    expect(page.locator("#composer-input")).to_have_value("")
+    page.keyboard.type("Sent with Enter")
+    page.keyboard.press("Enter")
+    expect(page.locator(".message-out", has_text="Sent with Enter")).to_be_visible()
+
+    page.keyboard.press("Escape")  # out of the composer, back to the list, where the reply moved its row to the top
+    assert focused_conversation(page) == older.pk
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/inbox/{newer.pk}/$"))
+    wait_for(lambda: focused_conversation(page) == newer.pk, what="the open row focused")
+
+    # ? lists the shortcuts, and single-key ones can be turned off there (WCAG 2.1.4); the list's arrows stay.
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("dd")).to_contain_text(
+        ["Next conversation", "Write a reply", "Send (Shift+Enter: a new line)"]
+    )
+    switch = dialog.get_by_label("Single-key shortcuts")
+    expect(switch).to_be_focused()
+    expect(switch).to_be_checked()
+    page.keyboard.press("Space")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert focused_conversation(page) == newer.pk
+    page.keyboard.press("k")
+    assert focused_conversation(page) == newer.pk
+    page.keyboard.press("ArrowUp")
+    assert focused_conversation(page) == older.pk
+    wait_for(lambda: len(sandbox.sent()) == 2, what="both replies sent")
+    page.context.close()
