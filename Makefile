@@ -10,6 +10,10 @@ PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
 PORT ?= 8000
 TEST_DATABASE_URL := postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
+# Two pytest processes, each module whole in one of them (its servers and fixtures started once): most of the
+# suite waits on the processes it starts, so two share 2 cores well. TEST_PROCESSES=0 runs in one process.
+TEST_PROCESSES ?= 2
+PYTEST_PARALLEL := $(if $(filter 0,$(TEST_PROCESSES)),,-n $(TEST_PROCESSES) --dist loadfile)
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint install install-dev migrate seed clean
@@ -62,7 +66,7 @@ lint: install-dev
 # config/bin/test-setup: the Debian packages the suite runs, PostgreSQL and Redis up (see the script).
 test: install-dev lint
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" config/bin/test-setup
-	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/pytest tests/ $(PYTEST_ARGS)
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/pytest tests/ $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .run staticfiles .pytest_cache
