@@ -57,6 +57,12 @@ ContactDetailOut = inline_serializer(
     },
 )
 
+PersonOut = inline_serializer(
+    "Person",
+    fields={"id": serializers.IntegerField(), "name": serializers.CharField()},
+    allow_null=True,
+)
+
 ConversationOut = inline_serializer(
     "Conversation",
     fields={
@@ -69,6 +75,22 @@ ConversationOut = inline_serializer(
         "last_message": serializers.CharField(allow_blank=True),
         "last_message_direction": serializers.CharField(allow_blank=True),
         "last_inbound_at": serializers.DateTimeField(allow_null=True),
+        "status": serializers.ChoiceField(choices=["open", "pending", "snoozed", "resolved"]),
+        "snoozed_until": serializers.DateTimeField(allow_null=True),
+        "assignee": PersonOut,
+    },
+)
+
+ActivityOut = inline_serializer(
+    "ConversationActivity",
+    fields={
+        "id": serializers.IntegerField(),
+        "conversation_id": serializers.IntegerField(),
+        "kind": serializers.ChoiceField(choices=["status", "assignment"]),
+        "actor": PersonOut,
+        "details": serializers.DictField(),
+        "text": serializers.CharField(help_text='e.g. "Ana assigned this to Ben", "Resolved by Ana"'),
+        "created_at": serializers.DateTimeField(),
     },
 )
 
@@ -114,6 +136,7 @@ MessageOut = inline_serializer(
         "reply_to": serializers.CharField(allow_null=True),
         "reactions": ReactionOut.__class__(many=True),
         "media": MediaOut,
+        "sent_by": PersonOut,
     },
 )
 

@@ -8,7 +8,16 @@ from django.db.models import Exists, OuterRef
 
 from contacts.models import Contact
 from conversations.graph_api import GraphError
-from conversations.models import BusinessNumber, Conversation, Message, MessageStatusEvent, MessageTemplate, Reaction
+from conversations.models import (
+    BusinessNumber,
+    Conversation,
+    ConversationActivity,
+    Message,
+    MessageStatusEvent,
+    MessageTemplate,
+    NumberMembership,
+    Reaction,
+)
 from conversations.selectors import can_change_contact, visible_contacts, visible_numbers
 from conversations.services.contacts import ContactChangeForbidden, merge_contact_group, rename_contact
 from conversations.services.errors import RetryLater
@@ -83,13 +92,46 @@ class BusinessNumberForm(forms.ModelForm):
         return super().save(commit)
 
 
+class MembershipInline(admin.TabularInline):
+    """The number's members with their role and auto-assignment limits. Editable with the number, as the plain
+    member list was: whoever may change the number may change who is on it."""
+
+    model = NumberMembership
+    fields = ("user", "role", "max_open", "away")
+    extra = 0
+    verbose_name = "member"
+
+    def has_view_permission(self, request, obj=None):
+        return self._parent_admin().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return self._parent_admin().has_change_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._parent_admin().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._parent_admin().has_change_permission(request, obj)
+
+    def _parent_admin(self):
+        return self.admin_site._registry[BusinessNumber]
+
+
 @admin.register(BusinessNumber)
 class BusinessNumberAdmin(MembersOnlyAdmin):
     form = BusinessNumberForm
-    list_display = ("display_phone_number", "name", "phone_number_id", "waba_id", "has_token", "needs_reauthorization")
-    list_filter = ("needs_reauthorization",)
+    list_display = (
+        "display_phone_number",
+        "name",
+        "phone_number_id",
+        "waba_id",
+        "has_token",
+        "needs_reauthorization",
+        "auto_assignment",
+    )
+    list_filter = ("needs_reauthorization", "auto_assignment")
     search_fields = ("display_phone_number", "name", "phone_number_id")
-    filter_horizontal = ("members",)
+    inlines = [MembershipInline]
     actions = ["check_connection", "sync_message_templates"]
     fields = (
         "phone_number_id",
@@ -100,7 +142,9 @@ class BusinessNumberAdmin(MembersOnlyAdmin):
         "new_access_token",
         "needs_reauthorization",
         "send_read_receipts",
-        "members",
+        "auto_assignment",
+        "assign_on_reply",
+        "unassign_on_resolve",
     )
     readonly_fields = ("access_token_status",)
 
@@ -171,11 +215,23 @@ class MessageInline(admin.TabularInline):
     show_change_link = True
 
 
+class ActivityInline(admin.TabularInline):
+    """The conversation's audit trail: who changed its status or assignee, and when. Append-only."""
+
+    model = ConversationActivity
+    fields = ("created_at", "kind", "actor", "details")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+    ordering = ("created_at", "id")
+
+
 @admin.register(Conversation)
 class ConversationAdmin(MembersOnlyAdmin):
-    list_display = ("id", "contact", "number", "last_message_at", "last_message_preview")
-    list_filter = (("number", VisibleNumberFilter),)
-    list_select_related = ("contact", "number")
+    list_display = ("id", "contact", "number", "status", "assignee", "last_message_at", "last_message_preview")
+    list_filter = (("number", VisibleNumberFilter), "status")
+    list_select_related = ("contact", "number", "assignee")
     search_fields = ("contact__profile_name", "contact__custom_name", "contact__wa_id", "contact__phone")
     # A conversation is the thread Meta keeps between one number and one customer: it is not moved to another
     # number or contact (that is a contact merge), nor made up here.
@@ -186,8 +242,12 @@ class ConversationAdmin(MembersOnlyAdmin):
         "last_message_preview",
         "last_message_direction",
         "last_inbound_at",
+        # Changed from the inbox or the API, which record each change as an activity.
+        "status",
+        "snoozed_until",
+        "assignee",
     )
-    inlines = [MessageInline]
+    inlines = [ActivityInline, MessageInline]
 
     def rows_of_numbers(self, queryset, *, numbers):
         return queryset.filter(number_id__in=[n.pk for n in numbers])

@@ -24,7 +24,13 @@ from conversations import selectors
 from conversations.services import mark_conversation_read, outbound
 from conversations.services.contacts import ContactChangeForbidden, merge_contacts, rename_contact
 from conversations.services.errors import SendRefused
-from conversations.snapshots import contact_snapshot, conversation_summary, message_snapshot, number_snapshot
+from conversations.snapshots import (
+    contact_snapshot,
+    conversation_state,
+    conversation_summary,
+    message_snapshot,
+    number_snapshot,
+)
 
 
 class ConversationCursor(CursorPagination):
@@ -49,6 +55,7 @@ def conversation_item(conversation) -> dict:
         "unread_count": conversation.unread_count,
         "last_message_id": conversation.last_message_id,
         **conversation_summary(conversation),
+        **conversation_state(conversation),
     }
 
 

@@ -17,6 +17,9 @@ SEND_TYPING_INDICATOR = "conversations.tasks.send_typing_indicator_task"
 # Enqueued by no service: Celery beat runs the sweep (CELERY_BEAT_SCHEDULE).
 SWEEP_OUTBOUND_WORK = "conversations.tasks.sweep_outbound_work_task"
 SYNC_TEMPLATES = "conversations.tasks.sync_templates_task"
+ASSIGN_WAITING_CONVERSATIONS = "conversations.tasks.assign_waiting_conversations_task"
+# Run by Celery beat: snoozes that ended, stale sockets, waiting conversations.
+SWEEP_CONVERSATIONS = "conversations.tasks.sweep_conversations_task"
 
 
 def enqueue(name: str, *args) -> None:

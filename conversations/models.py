@@ -1,4 +1,5 @@
-"""The inbox domain: business numbers, conversations, messages, their statuses, reactions and read state."""
+"""The inbox domain: business numbers and their members, conversations (their status, assignee and activity),
+messages, their statuses, reactions and read state."""
 
 import re
 from datetime import timedelta
@@ -9,6 +10,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from contacts.models import Contact
+
+
+class AutoAssignment(models.TextChoices):
+    OFF = "off", "Off"
+    # The online member who was assigned a conversation longest ago.
+    ROUND_ROBIN = "round_robin", "Round robin"
+    # The online member with the fewest open conversations.
+    FEWEST_OPEN = "fewest_open", "Fewest open"
 
 
 class BusinessNumber(models.Model):
@@ -24,7 +33,14 @@ class BusinessNumber(models.Model):
     needs_reauthorization = models.BooleanField(default=False)
     # Opening a conversation marks the customer's messages read on WhatsApp (blue ticks) unless off.
     send_read_receipts = models.BooleanField(default=True)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="business_numbers")
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="business_numbers", through="NumberMembership"
+    )
+    # Replying to an unassigned conversation assigns it to whoever replied.
+    assign_on_reply = models.BooleanField(default=True)
+    # Resolving a conversation leaves it with no assignee.
+    unassign_on_resolve = models.BooleanField(default=False)
+    auto_assignment = models.CharField(max_length=12, choices=AutoAssignment.choices, default=AutoAssignment.OFF)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -36,8 +52,52 @@ class BusinessNumber(models.Model):
         return self.access_token or settings.META_ACCESS_TOKEN
 
 
+class MemberRole(models.TextChoices):
+    AGENT = "agent", "Agent"
+    # Assigns anyone's conversations and changes the number's assignment settings.
+    SUPERVISOR = "supervisor", "Supervisor"
+
+
+class NumberMembership(models.Model):
+    """A staff member of a business number: who sees its conversations, with their role there and what
+    auto-assignment may give them. The table is the one the plain many-to-many ``members`` had."""
+
+    number = models.ForeignKey(
+        BusinessNumber, on_delete=models.CASCADE, related_name="memberships", db_column="businessnumber_id"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="number_memberships")
+    role = models.CharField(max_length=12, choices=MemberRole.choices, default=MemberRole.AGENT)
+    # Auto-assignment gives this member no more open (or pending) conversations of the number than this.
+    max_open = models.PositiveIntegerField("open conversations at most", default=10)
+    # Set by the member: online or not, auto-assignment passes them by.
+    away = models.BooleanField(default=False)
+    # When auto-assignment last gave this member a conversation: round robin picks the longest ago.
+    last_assigned_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "conversations_businessnumber_members"
+        # The constraint (and its name) the many-to-many table was created with.
+        unique_together = [("number", "user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.number} ({self.role})"
+
+
 # Meta: free-form messages only within 24 hours of the customer's last message (docs/meta.md §8).
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+
+
+class ConversationStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    # Waiting on the customer.
+    PENDING = "pending", "Pending"
+    # Out of the way until ``snoozed_until``; a customer's message or that time reopens it.
+    SNOOZED = "snoozed", "Snoozed"
+    RESOLVED = "resolved", "Resolved"
+
+
+# What counts against a member's ``max_open``: the conversations they still have to work on.
+ACTIVE_STATUSES = (ConversationStatus.OPEN, ConversationStatus.PENDING)
 
 
 class Conversation(models.Model):
@@ -60,6 +120,19 @@ class Conversation(models.Model):
     # Meta took it, so a receipt whose task was lost (Redis down) is sent by the outbound sweep.
     read_receipt_message_id = models.BigIntegerField(null=True, blank=True, editable=False)
     read_receipt_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    status = models.CharField(
+        max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.OPEN, db_default="open"
+    )
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    # A member of the number, or nobody (services/assignment.py keeps it so).
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_conversations",
+        db_index=False,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -67,6 +140,13 @@ class Conversation(models.Model):
             models.UniqueConstraint(fields=["number", "contact"], name="conversation_one_per_number_contact"),
             models.CheckConstraint(
                 condition=models.Q(inbound_count__gte=0), name="conversation_inbound_count_not_negative"
+            ),
+            models.CheckConstraint(condition=Q(status__in=ConversationStatus.values), name="conversation_status_known"),
+            # A snoozed conversation says until when, and only a snoozed one does.
+            models.CheckConstraint(
+                condition=Q(status=ConversationStatus.SNOOZED, snoozed_until__isnull=False)
+                | (~Q(status=ConversationStatus.SNOOZED) & Q(snoozed_until__isnull=True)),
+                name="conversation_snoozed_until_iff_snoozed",
             ),
         ]
         indexes = [
@@ -76,6 +156,16 @@ class Conversation(models.Model):
                 fields=["read_receipt_requested_at"],
                 condition=Q(read_receipt_message_id__isnull=False),
                 name="conversation_receipt_owed",
+            ),
+            # The snooze sweep's look for snoozes that ended: only snoozed rows are in it.
+            models.Index(
+                fields=["snoozed_until"], condition=Q(status=ConversationStatus.SNOOZED), name="conversation_snoozed"
+            ),
+            # A member's open conversations (auto-assignment's limit); unassigned rows are not in it.
+            models.Index(
+                fields=["assignee", "number"],
+                condition=Q(assignee__isnull=False, status__in=ACTIVE_STATUSES),
+                name="conversation_assignee_active",
             ),
         ]
 
@@ -107,6 +197,41 @@ class Conversation(models.Model):
             self.last_inbound_at = message.timestamp
             changed = True
         return changed
+
+
+class ActivityKind(models.TextChoices):
+    # details: {"from", "to", "snoozed_until"?}; actor null: the customer's message or the snooze's end
+    # (details "reason": "customer_message" / "snooze_ended").
+    STATUS = "status", "Status changed"
+    # details: {"assignee": {"id", "name"} | null, "previous": {"id", "name"} | null, "reason"}; reason is one
+    # of "assigned", "took", "handed_back", "replied", "auto", "resolved".
+    ASSIGNMENT = "assignment", "Assignment changed"
+
+
+class ConversationActivity(models.Model):
+    """One change of a conversation's status or assignee, who made it and when: the thread's activity lines
+    and the audit trail. Append-only: rows are inserted and never changed (``save`` refuses an update)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="activities", db_index=False)
+    kind = models.CharField(max_length=12, choices=ActivityKind.choices)
+    # Null: the customer (their message reopened it) or the system (a snooze ended, auto-assignment).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    details = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "conversation activities"
+        indexes = [models.Index(fields=["conversation", "created_at", "id"], name="activity_thread_order")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on conversation {self.conversation_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("conversation activity is append-only")
+        super().save(*args, **kwargs)
 
 
 # What a conversation keeps of its last message, for the inbox list (``Conversation.note_message``).

@@ -9,16 +9,21 @@ from django.db.models.functions import Coalesce, Greatest
 from contacts.models import Contact
 from contacts.selectors import contact_matches
 from conversations.models import (
+    ACTIVE_STATUSES,
     BusinessNumber,
     Conversation,
+    ConversationActivity,
     Direction,
     MediaFile,
     MediaState,
     Message,
     MessageTemplate,
+    NumberMembership,
     Reaction,
 )
+from conversations.snapshots import person_snapshot
 from database.replica import read_replica
+from realtime.presence import online_user_ids
 
 
 def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
@@ -88,7 +93,7 @@ def conversation_list(
         numbers = [n for n in numbers if n.phone_number_id == phone_number_id]
     conversations = (
         _with_unread_count(user=user, numbers=numbers)
-        .select_related("contact", "number")
+        .select_related("contact", "number", "assignee")
         # Clients count an event's message as unread only when it is newer than this (so replaying
         # an event the page already reflects never counts it twice).
         .annotate(last_message_id=_last_message_id())
@@ -151,7 +156,7 @@ def conversation_for_user(*, user, conversation_id: int) -> Conversation | None:
     """The conversation if this user may see it, else ``None`` (callers answer 404, not 403)."""
     return (
         Conversation.objects.filter(pk=conversation_id, number__in=visible_numbers(user=user))
-        .select_related("contact", "number")
+        .select_related("contact", "number", "assignee")
         .first()
     )
 
@@ -163,7 +168,9 @@ def message_list(*, conversation: Conversation) -> QuerySet[Message]:
 
 def thread_messages(*, conversation: Conversation) -> QuerySet[Message]:
     """What the thread shows: every message but the business's own reactions (shown under their target)."""
-    return conversation.messages.exclude(direction=Direction.OUTBOUND, type="reaction").select_related("media")
+    return conversation.messages.exclude(direction=Direction.OUTBOUND, type="reaction").select_related(
+        "media", "sent_by"
+    )
 
 
 def messages_before(
@@ -204,3 +211,34 @@ def media_for_user(*, user, message_id: int):
         .exclude(file="")
         .first()
     )
+
+
+def conversation_activities(*, conversation: Conversation) -> QuerySet[ConversationActivity]:
+    """The conversation's activity lines, oldest first, with who made each."""
+    return conversation.activities.select_related("actor").order_by("created_at", "id")
+
+
+def number_members(*, number: BusinessNumber) -> list[dict]:
+    """The number's members as the assignee picker shows them: role, limit, away, online, open conversations.
+    Three queries whatever their number."""
+    memberships = list(NumberMembership.objects.filter(number=number).select_related("user").order_by("user__username"))
+    user_ids = [m.user_id for m in memberships]
+    online = online_user_ids(user_ids=user_ids)
+    active = dict(
+        Conversation.objects.filter(number=number, assignee_id__in=user_ids, status__in=ACTIVE_STATUSES)
+        .values("assignee_id")
+        .annotate(count=Count("pk"))
+        .values_list("assignee_id", "count")
+    )
+    return [
+        {
+            **person_snapshot(m.user),
+            "role": m.role,
+            "max_open": m.max_open,
+            "away": m.away,
+            "online": m.user_id in online,
+            "open_count": active.get(m.user_id, 0),
+        }
+        for m in memberships
+        if m.user.is_active
+    ]

@@ -2,12 +2,30 @@
 share these shapes, so a message fetched over HTTP and one pushed over the socket are the same object."""
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.urls import reverse
+from django.utils import timezone
 
 from contacts.models import Contact
-from conversations.models import Conversation, MediaFile, MediaState, Message, Reaction
-from realtime.events import ConversationPayload, MessagePayload, ReactionPayload
+from conversations.models import (
+    ActivityKind,
+    Conversation,
+    ConversationActivity,
+    ConversationStatus,
+    MediaFile,
+    MediaState,
+    Message,
+    Reaction,
+)
+from realtime.events import ActivityPayload, ConversationPayload, MessagePayload, PersonPayload, ReactionPayload
+
+
+def person_snapshot(user) -> PersonPayload | None:
+    """A staff member as clients show them: their full name, else their username."""
+    if user is None:
+        return None
+    return {"id": user.pk, "name": user.get_full_name() or user.get_username()}
 
 
 def contact_snapshot(contact: Contact) -> dict:
@@ -30,12 +48,22 @@ def number_snapshot(number) -> dict:
 
 
 def conversation_snapshot(conversation: Conversation) -> ConversationPayload:
-    """Needs ``contact`` loaded (select_related) to stay query-free."""
+    """Needs ``contact`` and ``assignee`` loaded (select_related) to stay query-free."""
     return {
         "id": conversation.pk,
         "number_id": conversation.number_id,
         "contact": contact_snapshot(conversation.contact),
         **conversation_summary(conversation),
+        **conversation_state(conversation),
+    }
+
+
+def conversation_state(conversation: Conversation) -> dict:
+    """Where the conversation stands in the team's work: its status and who has it. Needs ``assignee`` loaded."""
+    return {
+        "status": conversation.status,
+        "snoozed_until": conversation.snoozed_until.isoformat() if conversation.snoozed_until else None,
+        "assignee": person_snapshot(conversation.assignee) if conversation.assignee_id else None,
     }
 
 
@@ -78,6 +106,8 @@ def message_snapshot(message: Message, reactions: Iterable[Reaction] = ()) -> Me
         "reply_to": message.reply_to_wamid or None,
         "reactions": reaction_snapshots(reactions),
         "media": media_snapshot(message),
+        # Who sent a reply (needs ``sent_by`` loaded); null for the customer's messages and Meta's echoes.
+        "sent_by": person_snapshot(message.sent_by) if message.sent_by_id else None,
     }
 
 
@@ -96,3 +126,57 @@ def media_snapshot(message: Message) -> dict | None:
         "size": media.size,
         "error": media.error or None,
     }
+
+
+_STATUS_DONE = {
+    ConversationStatus.OPEN: "Reopened",
+    ConversationStatus.PENDING: "Marked pending",
+    ConversationStatus.RESOLVED: "Resolved",
+}
+
+
+def activity_snapshot(activity: ConversationActivity) -> ActivityPayload:
+    """One activity line of the thread. Needs ``actor`` loaded (select_related) to stay query-free."""
+    return {
+        "id": activity.pk,
+        "conversation_id": activity.conversation_id,
+        "kind": activity.kind,
+        "actor": person_snapshot(activity.actor) if activity.actor_id else None,
+        "details": activity.details,
+        "text": activity_text(activity),
+        "created_at": activity.created_at.isoformat(),
+    }
+
+
+def activity_text(activity: ConversationActivity) -> str:
+    """The line a person reads: "Ana assigned this to Ben", "Resolved by Ana", "Reopened by the customer's
+    message", "Snoozed until Tue 09:00 by Ana" (times in the server's time zone; pages may format
+    ``details`` in the reader's own)."""
+    details = activity.details
+    actor = person_snapshot(activity.actor)["name"] if activity.actor_id else None
+    if activity.kind == ActivityKind.ASSIGNMENT:
+        assignee = (details.get("assignee") or {}).get("name")
+        previous = (details.get("previous") or {}).get("name")
+        reason = details.get("reason")
+        if reason == "took":
+            return f"{actor} took this"
+        if reason == "handed_back":
+            return f"{actor} handed this back"
+        if reason == "replied":
+            return f"Assigned to {assignee} on their reply"
+        if reason == "auto":
+            return f"Assigned to {assignee} automatically"
+        if reason == "resolved":
+            return f"Unassigned from {previous} on resolving"
+        by = actor or "The system"
+        return f"{by} assigned this to {assignee}" if assignee else f"{by} unassigned {previous}"
+    to = details.get("to")
+    if details.get("reason") == "customer_message":
+        return "Reopened by the customer's message"
+    if details.get("reason") == "snooze_ended":
+        return "Reopened: the snooze ended"
+    by = f" by {actor}" if actor else ""
+    if to == ConversationStatus.SNOOZED:
+        until = timezone.localtime(datetime.fromisoformat(details["snoozed_until"]))
+        return f"Snoozed until {until:%a %d %b %H:%M}{by}"
+    return f"{_STATUS_DONE.get(to, to)}{by}"

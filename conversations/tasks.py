@@ -5,7 +5,7 @@ from celery import shared_task
 from django.conf import settings
 
 from conversations import jobs
-from conversations.services import media, outbound, templates
+from conversations.services import media, outbound, templates, workflow
 from conversations.services.errors import RetryLater
 
 RETRY_POLICY = {
@@ -73,3 +73,14 @@ def sweep_outbound_work_task() -> dict[str, int]:
 @shared_task(name=jobs.SYNC_TEMPLATES, acks_late=True, max_retries=3, **RETRY_POLICY)
 def sync_templates_task(number_id: int) -> int:
     return templates.sync_templates_for(number_id=number_id)
+
+
+# Idempotent: it assigns only what is still waiting, under the members' limits as they are when it runs.
+@shared_task(name=jobs.ASSIGN_WAITING_CONVERSATIONS, acks_late=True, ignore_result=True)
+def assign_waiting_conversations_task(number_id: int) -> int:
+    return workflow.assign_waiting_conversations(number_id=number_id)
+
+
+@shared_task(name=jobs.SWEEP_CONVERSATIONS, acks_late=False)  # periodic and idempotent: a lost run is the next run
+def sweep_conversations_task() -> dict[str, int]:
+    return workflow.sweep_conversations()

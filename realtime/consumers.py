@@ -7,23 +7,29 @@ ephemeral ``conversation.typing``, and ``reload`` when a client is too far behin
 (a membership, superuser status; a deactivated user's socket is closed with 4403).
 
 The consumer renders nothing from the database per event: payload snapshots were built once by the
-publishing service. It reads the database only when a socket opens, resumes or reports typing.
+publishing service. It reads the database only when a socket opens, resumes or reports typing, and writes its
+presence row (``realtime/presence.py``) when it opens, every ``PRESENCE_REFRESH_SECONDS`` and when it closes.
 """
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from conversations.models import Conversation
 from conversations.selectors import visible_numbers
 from conversations.services.outbound import request_typing_indicator
+from conversations.services.workflow import member_came_online
 from realtime import events
 from realtime.connections import socket_closed, socket_opened
 from realtime.groups import number_group, user_group
+from realtime.presence import record_socket_closed, record_socket_open, record_socket_seen
 from realtime.selectors import events_since
 
 logger = logging.getLogger(__name__)
@@ -63,12 +69,34 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         await self._follow_groups()
         await self._count_open(opened=True)
         await self.accept()
+        await self._came_online()
+        self.presence_refresh = asyncio.ensure_future(self._refresh_presence())
 
     async def disconnect(self, code):
+        refresh = getattr(self, "presence_refresh", None)
+        if refresh is not None:
+            refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresh
+            await database_sync_to_async(record_socket_closed)(channel_name=self.channel_name)
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "groups_joined", None):
             await self._count_open(opened=False)
+
+    @database_sync_to_async
+    def _came_online(self) -> None:
+        """This user is online while the socket is open: auto-assignment may have conversations for them."""
+        record_socket_open(channel_name=self.channel_name, user_id=self.user.pk)
+        member_came_online(user=self.user)
+
+    async def _refresh_presence(self) -> None:
+        while True:
+            await asyncio.sleep(settings.PRESENCE_REFRESH_SECONDS)
+            try:
+                await database_sync_to_async(record_socket_seen)(channel_name=self.channel_name, user_id=self.user.pk)
+            except Exception:  # a database hiccup: the next refresh tries again before the row goes stale
+                logger.warning("presence of socket %s not refreshed", self.channel_name, exc_info=True)
 
     @staticmethod
     async def _count_open(*, opened: bool) -> None:

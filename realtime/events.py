@@ -19,6 +19,9 @@ CONVERSATION_UPDATED = "conversation.updated"
 CONVERSATION_MERGED = "conversation.merged"
 # Only to the staff member who read it: syncs their other tabs.
 CONVERSATION_READ = "conversation.read"
+# A conversation's status or assignee changed (an activity line for the thread): carries the conversation as it
+# is now, which clients apply as a conversation.updated (none follows).
+CONVERSATION_ACTIVITY = "conversation.activity"
 
 EVENT_TYPES = (
     MESSAGE_CREATED,
@@ -28,6 +31,7 @@ EVENT_TYPES = (
     CONVERSATION_UPDATED,
     CONVERSATION_MERGED,
     CONVERSATION_READ,
+    CONVERSATION_ACTIVITY,
 )
 
 # Ephemeral, never logged nor replayed: a colleague typing in a conversation.
@@ -50,6 +54,13 @@ GROUP_ACCESS_CHANGED_TYPE = "inbox.access_changed"
 ReactionPayload = TypedDict("ReactionPayload", {"emoji": str, "from": str})
 
 
+class PersonPayload(TypedDict):
+    """A staff member: the sender of a reply, an assignee, who changed a conversation."""
+
+    id: int
+    name: str
+
+
 class MessagePayload(TypedDict):
     id: int
     conversation_id: int
@@ -66,6 +77,7 @@ class MessagePayload(TypedDict):
     reply_to: str | None
     reactions: list[ReactionPayload]
     media: dict | None
+    sent_by: PersonPayload | None
 
 
 class ConversationPayload(TypedDict):
@@ -76,6 +88,24 @@ class ConversationPayload(TypedDict):
     last_message: str
     last_message_direction: str
     last_inbound_at: str | None
+    status: str  # open, pending, snoozed, resolved
+    snoozed_until: str | None
+    assignee: PersonPayload | None
+
+
+class ActivityPayload(TypedDict):
+    id: int
+    conversation_id: int
+    kind: str  # status, assignment
+    actor: PersonPayload | None  # null: the customer's message or the system
+    details: dict
+    text: str
+    created_at: str
+
+
+class ConversationActivity(TypedDict):
+    activity: ActivityPayload
+    conversation: ConversationPayload
 
 
 class MessageCreated(TypedDict):

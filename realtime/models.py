@@ -24,3 +24,19 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.pk}"
+
+
+class SocketPresence(models.Model):
+    """One open inbox socket, refreshed by the socket while it stays open: a user is online while one of their
+    sockets was seen within ``PRESENCE_TTL_SECONDS``. A socket that closes deletes its row; one whose Daphne died
+    stops refreshing it and counts no more once it is that old (the snooze sweep deletes such rows)."""
+
+    channel_name = models.CharField(max_length=200, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "seen_at"], name="presence_user_seen")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} on {self.channel_name}"

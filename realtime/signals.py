@@ -7,21 +7,30 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from conversations.models import BusinessNumber
+from conversations.models import BusinessNumber, NumberMembership
 from realtime.publish import notify_access_changed
 
 User = get_user_model()
 
 
 @receiver(m2m_changed, sender=BusinessNumber.members.through, dispatch_uid="realtime.members_changed")
-def _members_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
-    if reverse:  # user.business_numbers.add(...) and the like: one user
-        if action in ("post_add", "post_remove", "post_clear"):
-            notify_access_changed(user_ids=[instance.pk])
-    elif action in ("post_add", "post_remove"):
-        notify_access_changed(user_ids=pk_set or ())
-    elif action == "pre_clear":  # the members are gone by post_clear
-        notify_access_changed(user_ids=instance.members.values_list("pk", flat=True))
+def _members_added(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    # ``members.add`` inserts its rows in bulk, with no post_save; removals and clears delete the rows one by
+    # one, and post_delete below hears each.
+    if action != "post_add":
+        return
+    notify_access_changed(user_ids=[instance.pk] if reverse else pk_set or ())
+
+
+@receiver(post_save, sender=NumberMembership, dispatch_uid="realtime.membership_saved")
+def _membership_created(sender, instance, created, **kwargs) -> None:
+    if created:  # the admin's member rows, a membership made directly; a new role or limit changes no access
+        notify_access_changed(user_ids=[instance.user_id])
+
+
+@receiver(post_delete, sender=NumberMembership, dispatch_uid="realtime.membership_deleted")
+def _membership_deleted(sender, instance, **kwargs) -> None:
+    notify_access_changed(user_ids=[instance.user_id])
 
 
 _ACCESS_FIELDS = ("is_active", "is_superuser")
@@ -45,5 +54,5 @@ def _user_access_changed(sender, instance, created, **kwargs) -> None:
 
 @receiver(post_delete, sender=User, dispatch_uid="realtime.user_deleted")
 def _user_deleted(sender, instance, **kwargs) -> None:
-    # The memberships go with the user by cascade, which sends no m2m_changed.
+    # The memberships go with the user by cascade (each heard by post_delete too, which is harmless).
     notify_access_changed(user_ids=[instance.pk])

@@ -348,7 +348,18 @@ WEBHOOK_DRAIN_CLAIM_SECONDS = env.int("WEBHOOK_DRAIN_CLAIM_SECONDS", default=60)
 # enqueued; a retry that never came back) is enqueued again by a sweep this often, once it has waited this long.
 OUTBOUND_SWEEP_INTERVAL_SECONDS = env.float("OUTBOUND_SWEEP_INTERVAL_SECONDS", default=30.0)
 OUTBOUND_SWEEP_GRACE_SECONDS = env.float("OUTBOUND_SWEEP_GRACE_SECONDS", default=60.0)
+# A conversation snoozed until a time is reopened by a sweep this often; the same sweep hands waiting
+# conversations to members with room (auto-assignment's safety net for a task lost with Redis).
+CONVERSATION_SWEEP_INTERVAL_SECONDS = env.float("CONVERSATION_SWEEP_INTERVAL_SECONDS", default=30.0)
+# A user is online for auto-assignment while one of their inbox sockets was seen this recently; an open socket
+# says so every PRESENCE_REFRESH_SECONDS, so a socket whose Daphne died counts no more after the TTL.
+PRESENCE_TTL_SECONDS = env.float("PRESENCE_TTL_SECONDS", default=90.0)
+PRESENCE_REFRESH_SECONDS = env.float("PRESENCE_REFRESH_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
+    "sweep-conversation-timers": {
+        "task": "conversations.tasks.sweep_conversations_task",
+        "schedule": CONVERSATION_SWEEP_INTERVAL_SECONDS,
+    },
     "sweep-unprocessed-webhook-events": {
         "task": "webhooks.tasks.sweep_pending_webhook_events",
         "schedule": WEBHOOK_SWEEP_INTERVAL_SECONDS,

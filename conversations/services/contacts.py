@@ -12,7 +12,15 @@ from django.db.models import Max
 
 from contacts.models import Contact
 from contacts.phones import digits_of, e164_from_wa_id, same_person_key
-from conversations.models import SUMMARY_FIELDS, Conversation, Direction, Message, Reaction, ReadState
+from conversations.models import (
+    SUMMARY_FIELDS,
+    Conversation,
+    ConversationActivity,
+    Direction,
+    Message,
+    Reaction,
+    ReadState,
+)
 from conversations.selectors import can_change_contact, thread_messages
 from conversations.snapshots import conversation_snapshot
 from realtime import events
@@ -134,6 +142,8 @@ def merge_contacts(*, keep: Contact, duplicate: Contact, user=None) -> ContactMe
             moved.append(conversation.pk)
             continue
         Message.objects.filter(conversation=conversation).update(conversation=target)
+        # Its activity lines stay the audit trail, in the thread they now belong to.
+        ConversationActivity.objects.filter(conversation=conversation).update(conversation=target)
         ReadState.objects.filter(conversation=conversation).delete()
         merged_into[conversation.pk] = target.pk
         conversation.delete()
@@ -192,7 +202,9 @@ def _recount_reads(*, conversation: Conversation) -> None:
 def _publish_conversations_changed(*, moved_ids: list[int], merged_into: dict[int, int]) -> None:
     """Open inboxes learn of the merge: a conversation that moved to the kept contact is updated; one that went
     into the kept contact's own conversation is merged (tabs drop its row, or leave it for the other when open)."""
-    conversations = Conversation.objects.select_related("contact").in_bulk([*moved_ids, *merged_into.values()])
+    conversations = Conversation.objects.select_related("contact", "assignee").in_bulk(
+        [*moved_ids, *merged_into.values()]
+    )
     for conversation_id in moved_ids:
         conversation = conversations[conversation_id]
         publish_event(

@@ -19,6 +19,8 @@ from conversations.models import (
     SUMMARY_FIELDS,
     BusinessNumber,
     Conversation,
+    ConversationActivity,
+    ConversationStatus,
     Direction,
     Message,
     MessageStatus,
@@ -28,6 +30,7 @@ from conversations.models import (
 from conversations.selectors import last_message_id
 from conversations.services.media import expect_inbound_media
 from conversations.services.outbound import request_read_receipt
+from conversations.services.workflow import activity_events, request_auto_assignment, status_activity
 from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
 from database.bulk import insert_rows, update_rows
 from realtime import events
@@ -92,10 +95,23 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     touched = {message.conversation_id: by_id[message.conversation_id] for message in stored}
     for message in stored:
         by_id[message.conversation_id].note_message(message)
-    update_rows(objects=list(touched.values()), fields=SUMMARY_FIELDS)
     contacts = {item.contact.pk: item.contact for item in items}
     for conversation in touched.values():
         conversation.contact = contacts[conversation.contact_id]
+    reopened = _reopen_conversations(conversations=list(touched.values()))
+    _publish_received(stored=stored, touched=touched, reopened=reopened)
+    # New and reopened conversations nobody has: a worker hands them out, one task per number and batch.
+    numbers = {item.number.pk: item.number for item in items}
+    for number_id in {c.number_id for c in touched.values() if c.assignee_id is None}:
+        request_auto_assignment(number=numbers[number_id])
+    return stored
+
+
+def _publish_received(
+    *, stored: list[Message], touched: dict[int, Conversation], reopened: list[ConversationActivity]
+) -> None:
+    """One ``message.created`` per message with its conversation as the batch left it, then the reopenings'
+    activities: one INSERT of events per number."""
     reactions: dict[str, list[Reaction]] = {}
     for reaction in Reaction.objects.filter(message_wamid__any=[m.wamid for m in stored]).select_related("contact"):
         reactions.setdefault(reaction.message_wamid, []).append(reaction)
@@ -107,17 +123,43 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
             "conversation": snapshots[message.conversation_id],
         }
         by_number.setdefault(touched[message.conversation_id].number_id, []).append((events.MESSAGE_CREATED, payload))
+    for activity in reopened:
+        by_number[activity.conversation.number_id].extend(activity_events([activity]))
     for number_id, batch in by_number.items():
         publish_events(number_id=number_id, events=batch)
-    return stored
+
+
+def _reopen_conversations(*, conversations: list[Conversation]) -> list[ConversationActivity]:
+    """Write the conversations' summaries (rows locked, values in memory) in one UPDATE. The customer wrote: one
+    resolved, snoozed or waiting on them is open again, by the same UPDATE (its status columns only in a batch
+    that reopens one), recorded in one INSERT; its activities, to publish."""
+    reopened = [
+        status_activity(conversation=conversation, actor=None, before=before, reason="customer_message")
+        for conversation in conversations
+        if (before := _reopen(conversation)) is not None
+    ]
+    update_rows(objects=conversations, fields=SUMMARY_FIELDS + (["status", "snoozed_until"] if reopened else []))
+    insert_rows(objects=reopened)
+    return reopened
+
+
+def _reopen(conversation: Conversation) -> str | None:
+    """Open the conversation (in memory) if it is not; the status it had, or ``None`` if it was open."""
+    if conversation.status == ConversationStatus.OPEN:
+        return None
+    before = conversation.status
+    conversation.status, conversation.snoozed_until = ConversationStatus.OPEN, None
+    return before
 
 
 def _conversations_for(*, items: list[InboundItem]) -> dict[tuple[int, int], Conversation]:
     """The conversation of every (number, contact) in the batch, locked in id order, created if new."""
     wanted = {(item.number.pk, item.contact.pk): item for item in items}
+    # The assignee comes in the same query (conversation payloads name them), not locked.
     found = {
         (c.number_id, c.contact_id): c
         for c in Conversation.objects.select_for_update(of=("self",))
+        .select_related("assignee")
         .filter(number_id__any={n for n, _c in wanted}, contact_id__any={c for _n, c in wanted})
         .order_by("pk")
     }
@@ -125,7 +167,9 @@ def _conversations_for(*, items: list[InboundItem]) -> dict[tuple[int, int], Con
         if key not in found:
             created = get_or_create_conversation(number=item.number, contact=item.contact, at=item.message.timestamp)
             # Another worker may have created it first and be touching it: lock it and read it as it is.
-            found[key] = Conversation.objects.select_for_update(of=("self",)).get(pk=created.pk)
+            found[key] = (
+                Conversation.objects.select_for_update(of=("self",)).select_related("assignee").get(pk=created.pk)
+            )
     return found
 
 

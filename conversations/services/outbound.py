@@ -45,6 +45,7 @@ from conversations.models import (
 from conversations.services.errors import RetryLater, SendRefused
 from conversations.services.media import check_outbound_media, media_kind, requeue_stranded_media
 from conversations.services.statuses import advance_message_status, publish_status_changed, register_sent_message
+from conversations.services.workflow import assign_replier
 from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
 from realtime import events
 from realtime.publish import publish_event
@@ -195,6 +196,7 @@ def _queue(
             idempotency_key=uuid.uuid4(),
         )
         if show_in_thread:
+            assign_replier(user=user, conversation=conversation)
             _touch_conversation(conversation=conversation, message=message)
             if publish:
                 _publish_created(message)
@@ -223,7 +225,7 @@ def _check_sendable(*, conversation: Conversation, type: str) -> None:
 
 
 def _publish_created(message: Message) -> None:
-    conversation = Conversation.objects.select_related("contact").get(pk=message.conversation_id)
+    conversation = Conversation.objects.select_related("contact", "assignee").get(pk=message.conversation_id)
     snapshot = conversation_snapshot(conversation)
     publish_event(
         number_id=conversation.number_id,

@@ -7,6 +7,7 @@ export const EVENTS = Object.freeze({
   CONVERSATION_UPDATED: "conversation.updated",
   CONVERSATION_MERGED: "conversation.merged",
   CONVERSATION_READ: "conversation.read",
+  CONVERSATION_ACTIVITY: "conversation.activity",
   TYPING: "conversation.typing",
   RELOAD: "reload",
 });

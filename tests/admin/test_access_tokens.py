@@ -41,6 +41,11 @@ def form_for(number, **changes) -> dict:
         "waba_id": number.waba_id,
         "name": number.name,
         "send_read_receipts": "on",
+        "auto_assignment": "off",
+        "assign_on_reply": "on",
+        # The members' inline, left as it is.
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
         **changes,
     }
 
