@@ -23,6 +23,16 @@ from conversations.apis import (
     UnreadTotalApi,
 )
 from conversations.views import media_file_view
+from conversations.workflow_apis import (
+    ConversationActivityApi,
+    ConversationAssigneeApi,
+    ConversationHandBackApi,
+    ConversationStatusApi,
+    ConversationTakeApi,
+    NumberAwayApi,
+    NumberMembersApi,
+    NumberSettingsApi,
+)
 from ops import health
 from webhooks.apis import WhatsAppWebhookApi
 
@@ -54,6 +64,28 @@ api_patterns = [
         name="message_decision",
     ),
     path("api/conversations/<int:conversation_id>/read/", ConversationReadApi.as_view(), name="conversation_read"),
+    path(
+        "api/conversations/<int:conversation_id>/status/", ConversationStatusApi.as_view(), name="conversation_status"
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/assignee/",
+        ConversationAssigneeApi.as_view(),
+        name="conversation_assignee",
+    ),
+    path("api/conversations/<int:conversation_id>/take/", ConversationTakeApi.as_view(), name="conversation_take"),
+    path(
+        "api/conversations/<int:conversation_id>/hand-back/",
+        ConversationHandBackApi.as_view(),
+        name="conversation_hand_back",
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/activity/",
+        ConversationActivityApi.as_view(),
+        name="conversation_activity",
+    ),
+    path("api/numbers/<int:number_id>/settings/", NumberSettingsApi.as_view(), name="number_settings"),
+    path("api/numbers/<int:number_id>/members/", NumberMembersApi.as_view(), name="number_members"),
+    path("api/numbers/<int:number_id>/away/", NumberAwayApi.as_view(), name="number_away"),
     path(
         "api/conversations/<int:conversation_id>/templates/",
         ConversationTemplateListApi.as_view(),

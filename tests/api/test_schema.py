@@ -148,6 +148,17 @@ def test_real_objects_answer_as_documented(bearer, number):
         ),
         ("/api/contacts/{contact_id}/", "GET", {"contact_id": contact.pk}, None, None),
         ("/api/contacts/{contact_id}/", "PATCH", {"contact_id": contact.pk}, None, {"name": "Renamed"}),
+        ("/api/conversations/{conversation_id}/take/", "POST", {"conversation_id": conversation.pk}, None, None),
+        (
+            "/api/conversations/{conversation_id}/status/",
+            "POST",
+            {"conversation_id": conversation.pk},
+            None,
+            {"status": "snoozed", "snooze_until": "2999-01-01"},
+        ),
+        ("/api/conversations/{conversation_id}/activity/", "GET", {"conversation_id": conversation.pk}, None, None),
+        ("/api/numbers/{number_id}/settings/", "GET", {"number_id": number.pk}, None, None),
+        ("/api/numbers/{number_id}/members/", "GET", {"number_id": number.pk}, None, None),
     ]
     for path, method, path_parameters, query, body in calls:
         operation = schema[path][method]
