@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from contacts.models import Contact
 from contacts.phones import digits_of
 from conversations.incoming import (
     Identity,
@@ -27,6 +28,7 @@ from conversations.incoming import (
     ReactionChange,
     StatusUpdate,
 )
+from conversations.models import Message, Reaction
 
 
 class PayloadError(ValueError):
@@ -71,6 +73,14 @@ class Delivery:
 
 
 STATUSES = ("sent", "delivered", "read", "played", "failed")
+
+# The widths of the columns that keep Meta's free text: a longer profile name, username, message type or
+# reaction is cut to fit rather than failing its message (ids are not cut: a longer one fails its item).
+_PROFILE_NAME_WIDTH = Contact._meta.get_field("profile_name").max_length
+_USERNAME_WIDTH = Contact._meta.get_field("username").max_length
+_TYPE_WIDTH = Message._meta.get_field("type").max_length
+_REPLY_TO_WIDTH = Message._meta.get_field("reply_to_wamid").max_length
+_EMOJI_WIDTH = Reaction._meta.get_field("emoji").max_length
 
 
 # JSON may escape characters PostgreSQL cannot store in text: NUL (\u0000) and lone UTF-16 surrogates
@@ -189,8 +199,8 @@ def _parse_change(path: str, waba_id: str, change: Any) -> Change:
                 SenderProfile(
                     wa_id=_digits_or_none(item.get("wa_id")),
                     user_id=_str_or_none(item.get("user_id")),
-                    name=_text(profile.get("name")),
-                    username=_text(profile.get("username")),
+                    name=_text(profile.get("name"))[:_PROFILE_NAME_WIDTH],
+                    username=_text(profile.get("username"))[:_USERNAME_WIDTH],
                 )
             )
     return Change(
@@ -225,7 +235,7 @@ def parse_message(raw: Any) -> InboundMessage:
         target = content.get("message_id")
         if not isinstance(target, str) or not target:
             raise PayloadError("reaction has no message_id")
-        reaction = ReactionChange(message_wamid=target, emoji=_text(content.get("emoji")))
+        reaction = ReactionChange(message_wamid=target, emoji=_text(content.get("emoji"))[:_EMOJI_WIDTH])
 
     identity_change = None
     if message_type == "system":
@@ -239,16 +249,18 @@ def parse_message(raw: Any) -> InboundMessage:
 
     if sender.wa_id is None and sender.user_id is None:
         raise PayloadError("message has neither from nor from_user_id")
+    reply_to_wamid = _text(context.get("id"))
     return InboundMessage(
         wamid=wamid,
-        type=message_type,
+        type=message_type[:_TYPE_WIDTH],
         timestamp=_timestamp(raw.get("timestamp")),
         sender=sender,
         body=body,
         preview=preview,
         content=content,
         context=context,
-        reply_to_wamid=_text(context.get("id")),
+        # A quoted id too long to be one of ours: the message without its quote.
+        reply_to_wamid=reply_to_wamid if len(reply_to_wamid) <= _REPLY_TO_WIDTH else "",
         errors=errors,
         reaction=reaction,
         identity_change=identity_change,

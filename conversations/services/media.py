@@ -88,15 +88,18 @@ def expect_inbound_media(*, message: Message) -> MediaFile | None:
     """Called when a media message is stored: records what to fetch and enqueues the download on commit."""
     if message.type not in INBOUND_MEDIA_TYPES or not message.content.get("id"):
         return None
-    id_max = MediaFile._meta.get_field("meta_media_id").max_length
-    media = MediaFile.objects.create(
-        message=message,
-        # Checked before any Graph call (GraphClient.media_info); cut to the column so storing never fails.
-        meta_media_id=str(message.content["id"])[:id_max],
-        mime_type=str(message.content.get("mime_type") or ""),
-        sha256=str(message.content.get("sha256") or ""),
-        filename=str(message.content.get("filename") or ""),
-    )
+    # What the customer's message says, each cut to its column so that storing never fails; the id is checked
+    # before any Graph call (GraphClient.media_info).
+    described = {
+        field: str(message.content.get(key) or "")[: MediaFile._meta.get_field(field).max_length]
+        for field, key in (
+            ("meta_media_id", "id"),
+            ("mime_type", "mime_type"),
+            ("sha256", "sha256"),
+            ("filename", "filename"),
+        )
+    }
+    media = MediaFile.objects.create(message=message, **described)
     jobs.enqueue(jobs.DOWNLOAD_INBOUND_MEDIA, message.pk)
     return media
 
