@@ -7,7 +7,7 @@ Seeded rows follow the models' columns (see tests/admin/test_admin_scale.py). Co
 
 from django.db import connection
 
-from conversations.models import BusinessNumber
+from conversations.models import AutoAssignment, BusinessNumber
 from sandbox.signing import sign_body
 from sandbox.simulation import envelope, message_change, to_wire
 
@@ -39,7 +39,9 @@ def signed_inbound(*, wamid: str, customer: int, secret: str) -> tuple[bytes, st
 
 
 def seed_inbox(*, conversations: int, messages: int) -> BusinessNumber:
-    number = BusinessNumber.objects.create(name="Bench number", **NUMBER)
+    # Auto-assignment on, as a team runs it: every drain round that touches unassigned conversations has them
+    # handed out (nobody is online here, so they wait: the work is the lookup, not the assignment).
+    number = BusinessNumber.objects.create(name="Bench number", auto_assignment=AutoAssignment.ROUND_ROBIN, **NUMBER)
     with connection.cursor() as cursor:
         cursor.execute(
             """
