@@ -538,6 +538,10 @@ def test_admin_checks_the_connection_and_a_new_token_clears_the_flag(sandbox, nu
         "name": number.name,
         "new_access_token": "a-fresh-token",
         "send_read_receipts": "on",
+        "auto_assignment": "off",
+        "assign_on_reply": "on",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
     }
     assert client.post(reverse("admin:conversations_businessnumber_change", args=[number.pk]), form).status_code == 302
     number.refresh_from_db()
