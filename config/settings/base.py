@@ -368,6 +368,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.tasks.sweep_outbound_work_task",
         "schedule": OUTBOUND_SWEEP_INTERVAL_SECONDS,
     },
+    "flush-expired-tokens": {"task": "ops.flush_expired_tokens", "schedule": 24 * 3600},
 }
 
 if _redis_configured:
