@@ -154,6 +154,10 @@ class InboxConsumer(AsyncJsonWebsocketConsumer):
         if access is None:  # deactivated or deleted
             await self.close(code=4403)
             return
+        if access[0].password != self.user.password:
+            # Signed in with the old password: the session or token this socket opened with no longer holds.
+            await self.close(code=4401)
+            return
         self.user, self.number_ids = access
         await self._follow_groups()
         await self.send_json({"type": events.RELOAD})

@@ -1,6 +1,6 @@
 """Receivers that tell open inbox sockets when what their user may see changes, wherever the change is made
 (Django admin, ``register_number --member``, the shell): a number's members, a user's superuser status, a user
-deactivated or deleted. Without them a socket kept the access it had when it opened, so a member removed from a number kept
+deactivated or deleted, a new password. Without them a socket kept the access it had when it opened, so a member removed from a number kept
 receiving its customers' messages until the page was reloaded."""
 
 from django.contrib.auth import get_user_model
@@ -33,7 +33,8 @@ def _membership_deleted(sender, instance, **kwargs) -> None:
     notify_access_changed(user_ids=[instance.user_id])
 
 
-_ACCESS_FIELDS = ("is_active", "is_superuser")
+# A new password ends what was signed in with the old one: the consumer closes those sockets (4401).
+_ACCESS_FIELDS = ("is_active", "is_superuser", "password")
 
 
 @receiver(pre_save, sender=User, dispatch_uid="realtime.user_access_before")

@@ -4,6 +4,8 @@ import { EVENTS } from "./events.js";
 
 const MAX_BACKOFF_MS = 30000;
 const SEEN_LIMIT = 5000;
+// The consumer's close codes for a user no longer signed in (realtime/consumers.py).
+const SIGNED_OUT_CODES = [4401, 4403];
 
 export class InboxSocket {
   constructor({ lastEventId, onEvent, onStateChange }) {
@@ -21,13 +23,20 @@ export class InboxSocket {
     this.ws = ws;
     this.onStateChange(this.attempts ? "reconnecting" : "connecting");
     ws.addEventListener("open", () => {
+      opened = true;
       this.attempts = 0;
       this.onStateChange("live");
       ws.send(JSON.stringify({ action: "resume", after: this.lastEventId }));
     });
     ws.addEventListener("message", (message) => this.receive(JSON.parse(message.data)));
-    ws.addEventListener("close", () => {
+    let opened = false;
+    ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
+      // Closed by the server once open: signed out (a new password, deactivated). The page shows the login.
+      if (opened && SIGNED_OUT_CODES.includes(event.code)) {
+        window.location.reload();
+        return;
+      }
       this.onStateChange("reconnecting");
       this.attempts += 1;
       const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(this.attempts, 6));

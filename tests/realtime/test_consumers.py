@@ -277,6 +277,13 @@ async def test_a_deactivated_user_is_disconnected_and_a_login_changes_nothing():
     assert closed == {"type": "websocket.close", "code": 4403}
 
 
+async def test_a_new_password_closes_the_sockets_opened_with_the_old_one():
+    _number, ana, communicator = await member_with_open_socket("ana")
+    ana.set_password("a-new-password-for-ana")
+    await sync_to_async(ana.save)(update_fields=["password"])
+    assert await communicator.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
+
+
 async def test_a_deleted_users_socket_is_closed():
     _number, ana, communicator = await member_with_open_socket("ana")
     await sync_to_async(ana.delete)()
