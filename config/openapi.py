@@ -63,6 +63,15 @@ PersonOut = inline_serializer(
     allow_null=True,
 )
 
+LabelOut = inline_serializer(
+    "Label",
+    fields={
+        "id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "colour": serializers.ChoiceField(choices=["grey", "red", "orange", "green", "teal", "blue", "purple", "pink"]),
+    },
+)
+
 ConversationOut = inline_serializer(
     "Conversation",
     fields={
@@ -78,6 +87,7 @@ ConversationOut = inline_serializer(
         "status": serializers.ChoiceField(choices=["open", "pending", "snoozed", "resolved"]),
         "snoozed_until": serializers.DateTimeField(allow_null=True),
         "assignee": PersonOut,
+        "labels": LabelOut.__class__(many=True),
     },
 )
 
@@ -86,7 +96,7 @@ ActivityOut = inline_serializer(
     fields={
         "id": serializers.IntegerField(),
         "conversation_id": serializers.IntegerField(),
-        "kind": serializers.ChoiceField(choices=["status", "assignment"]),
+        "kind": serializers.ChoiceField(choices=["status", "assignment", "label"]),
         "actor": PersonOut,
         "details": serializers.DictField(),
         "text": serializers.CharField(help_text='e.g. "Ana assigned this to Ben", "Resolved by Ana"'),

@@ -22,6 +22,14 @@ from conversations.apis import (
     NumberListApi,
     UnreadTotalApi,
 )
+from conversations.label_apis import (
+    CannedReplyCreateApi,
+    ConversationCannedRepliesApi,
+    ConversationCannedReplyApi,
+    ConversationLabelApi,
+    ConversationLabelsApi,
+    NumberLabelsApi,
+)
 from conversations.views import media_file_view
 from conversations.workflow_apis import (
     ConversationActivityApi,
@@ -86,6 +94,26 @@ api_patterns = [
     path("api/numbers/<int:number_id>/settings/", NumberSettingsApi.as_view(), name="number_settings"),
     path("api/numbers/<int:number_id>/members/", NumberMembersApi.as_view(), name="number_members"),
     path("api/numbers/<int:number_id>/away/", NumberAwayApi.as_view(), name="number_away"),
+    path("api/numbers/<int:number_id>/labels/", NumberLabelsApi.as_view(), name="number_labels"),
+    path(
+        "api/conversations/<int:conversation_id>/labels/", ConversationLabelsApi.as_view(), name="conversation_labels"
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/labels/<int:label_id>/",
+        ConversationLabelApi.as_view(),
+        name="conversation_label",
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/canned-replies/",
+        ConversationCannedRepliesApi.as_view(),
+        name="conversation_canned_replies",
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/canned-replies/<int:canned_reply_id>/",
+        ConversationCannedReplyApi.as_view(),
+        name="conversation_canned_reply",
+    ),
+    path("api/canned-replies/", CannedReplyCreateApi.as_view(), name="canned_reply_create"),
     path(
         "api/conversations/<int:conversation_id>/templates/",
         ConversationTemplateListApi.as_view(),

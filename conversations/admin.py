@@ -4,14 +4,16 @@ not superusers see only the rows of the numbers they are members of; access toke
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from contacts.models import Contact
 from conversations.graph_api import GraphError
 from conversations.models import (
     BusinessNumber,
+    CannedReply,
     Conversation,
     ConversationActivity,
+    Label,
     Message,
     MessageStatusEvent,
     MessageTemplate,
@@ -413,3 +415,38 @@ class ContactAdmin(admin.ModelAdmin):
             f"Merged {len(merges)} contact(s) into {keep} (#{keep.pk}); {moved} message(s) moved.",
             messages.SUCCESS,
         )
+
+
+class NumberChoicesAdmin(MembersOnlyAdmin):
+    """The ``number`` field offers only the numbers the staff member may see."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "number" and not request.user.is_superuser:
+            kwargs["queryset"] = BusinessNumber.objects.filter(pk__in=[n.pk for n in members_numbers(request)])
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Label)
+class LabelAdmin(NumberChoicesAdmin):
+    list_display = ("name", "colour", "number", "created_at")
+    list_filter = (("number", VisibleNumberFilter), "colour")
+    list_select_related = ("number",)
+    search_fields = ("name",)
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        return queryset.filter(number_id__in=[n.pk for n in numbers])
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(NumberChoicesAdmin):
+    list_display = ("shortcut", "number", "owner", "text")
+    list_filter = (("number", VisibleNumberFilter),)
+    list_select_related = ("number", "owner")
+    search_fields = ("shortcut", "text")
+
+    def get_queryset(self, request):
+        # A staff member's own canned replies, and those of the numbers they are members of.
+        queryset = admin.ModelAdmin.get_queryset(self, request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(Q(number_id__in=[n.pk for n in members_numbers(request)]) | Q(owner=request.user))

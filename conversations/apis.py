@@ -26,6 +26,7 @@ from conversations.services.contacts import ContactChangeForbidden, merge_contac
 from conversations.services.errors import SendRefused
 from conversations.snapshots import (
     contact_snapshot,
+    conversation_labels,
     conversation_state,
     conversation_summary,
     message_snapshot,
@@ -56,6 +57,7 @@ def conversation_item(conversation) -> dict:
         "last_message_id": conversation.last_message_id,
         **conversation_summary(conversation),
         **conversation_state(conversation),
+        "labels": conversation_labels(conversation),
     }
 
 
@@ -66,6 +68,12 @@ def _conversation_or_404(request, conversation_id: int):
     return conversation
 
 
+def label_filter(params) -> int | None:
+    """The list's ``label`` (an id) from query parameters; anything else filters nothing."""
+    label = params.get("label", "")
+    return int(label) if label.isdigit() and len(label) < 10 else None
+
+
 class ConversationListApi(APIView):
     @extend_schema(
         parameters=[
@@ -74,6 +82,7 @@ class ConversationListApi(APIView):
                 "unread", str, enum=["1", "true", "yes"], description="only conversations you have not read"
             ),
             OpenApiParameter("q", str, description="contact name or phone in any format"),
+            OpenApiParameter("label", int, description="only conversations with this label (its id)"),
             *CURSOR_PARAMETERS,
         ],
         # 404: an invalid cursor
@@ -87,6 +96,7 @@ class ConversationListApi(APIView):
             search=request.query_params.get("q", ""),
             may_lag=True,
         )
+        conversations = selectors.labelled(conversations, label_id=label_filter(request.query_params))
         paginator = ConversationCursor()
         page = paginator.paginate_queryset(conversations, request, view=self)
         return paginator.get_paginated_response([conversation_item(c) for c in page])

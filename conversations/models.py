@@ -5,8 +5,10 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from contacts.models import Contact
@@ -206,6 +208,8 @@ class ActivityKind(models.TextChoices):
     # details: {"assignee": {"id", "name"} | null, "previous": {"id", "name"} | null, "reason"}; reason is one
     # of "assigned", "took", "handed_back", "replied", "auto", "resolved".
     ASSIGNMENT = "assignment", "Assignment changed"
+    # details: {"added" | "removed": {"id", "name", "colour"}}.
+    LABEL = "label", "Label changed"
 
 
 class ConversationActivity(models.Model):
@@ -462,3 +466,106 @@ class ReadState(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} read conversation {self.conversation_id} up to message {self.last_read_message_id}"
+
+
+class LabelColour(models.TextChoices):
+    """A small palette whose chips (white text on the colour) all meet WCAG AA's 4.5:1 contrast."""
+
+    GREY = "grey", "Grey"
+    RED = "red", "Red"
+    ORANGE = "orange", "Orange"
+    GREEN = "green", "Green"
+    TEAL = "teal", "Teal"
+    BLUE = "blue", "Blue"
+    PURPLE = "purple", "Purple"
+    PINK = "pink", "Pink"
+
+
+class Label(models.Model):
+    """A number's label for its conversations ("Urgent", "Billing"): a name unique on the number, whatever its case."""
+
+    number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="labels", db_index=False)
+    name = models.CharField(max_length=40)
+    colour = models.CharField(max_length=10, choices=LabelColour.choices, default=LabelColour.GREY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("number", Lower("name"), name="label_name_unique_per_number"),
+            models.CheckConstraint(condition=Q(colour__in=LabelColour.values), name="label_colour_known"),
+            models.CheckConstraint(condition=~Q(name=""), name="label_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConversationLabel(models.Model):
+    """A label set on a conversation: at most once (the constraint), by whom and when."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="label_links", db_index=False)
+    # The list's label filter reads this index (label, conversation).
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="conversation_links", db_index=False)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "label"], name="conversation_label_once"),
+        ]
+        indexes = [models.Index(fields=["label", "conversation"], name="conversation_label_by_label")]
+
+    def __str__(self) -> str:
+        return f"{self.label} on conversation {self.conversation_id}"
+
+
+# A canned reply's shortcut: what follows the "/" in the composer.
+SHORTCUT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+
+
+class CannedReply(models.Model):
+    """A ready answer staff insert by typing "/" and its ``shortcut``: the number's (its whole team's) or one
+    person's own (``owner``), exactly one of the two; a shortcut is unique in its scope. ``{{contact_name}}``
+    and ``{{agent_name}}`` in the text are filled in when it is used (services/canned_replies.py)."""
+
+    number = models.ForeignKey(
+        BusinessNumber, null=True, blank=True, on_delete=models.CASCADE, related_name="canned_replies", db_index=False
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="canned_replies",
+        db_index=False,
+    )
+    shortcut = models.CharField(
+        max_length=32,
+        validators=[RegexValidator(SHORTCUT_PATTERN, "Lower-case letters, digits, - and _ (at most 32).")],
+        help_text='Typed after "/" in the composer: lower-case letters, digits, - and _.',
+    )
+    text = models.TextField(help_text="{{contact_name}} and {{agent_name}} are filled in when it is used.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "canned replies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(number__isnull=False, owner__isnull=True) | Q(number__isnull=True, owner__isnull=False),
+                name="canned_reply_number_xor_owner",
+            ),
+            models.UniqueConstraint(
+                fields=["number", "shortcut"],
+                condition=Q(number__isnull=False),
+                name="canned_reply_shortcut_per_number",
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "shortcut"], condition=Q(owner__isnull=False), name="canned_reply_shortcut_per_owner"
+            ),
+            models.CheckConstraint(condition=Q(shortcut__regex=SHORTCUT_PATTERN), name="canned_reply_shortcut_form"),
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"

@@ -3,7 +3,19 @@
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, Greatest
 
 from contacts.models import Contact
@@ -11,9 +23,12 @@ from contacts.selectors import contact_matches
 from conversations.models import (
     ACTIVE_STATUSES,
     BusinessNumber,
+    CannedReply,
     Conversation,
     ConversationActivity,
+    ConversationLabel,
     Direction,
+    Label,
     MediaFile,
     MediaState,
     Message,
@@ -242,3 +257,30 @@ def number_members(*, number: BusinessNumber) -> list[dict]:
         for m in memberships
         if m.user.is_active
     ]
+
+
+def labelled(conversations: QuerySet[Conversation], *, label_id: int | None = None) -> QuerySet[Conversation]:
+    """The conversations with their labels (one query more, for ``snapshots.conversation_labels``); ``label_id``:
+    only those with that label. The inbox page's list and the API's ``?label=`` both filter here."""
+    if label_id is not None:
+        conversations = conversations.filter(
+            Exists(ConversationLabel.objects.filter(conversation=OuterRef("pk"), label_id=label_id))
+        )
+    return conversations.prefetch_related(
+        Prefetch("label_links", queryset=ConversationLabel.objects.select_related("label"))
+    )
+
+
+def number_labels(*, numbers: Iterable[BusinessNumber]) -> QuerySet[Label]:
+    """The labels of these numbers (the ones a user sees), by name."""
+    return Label.objects.filter(number__in=[number.pk for number in numbers]).order_by("name", "pk")
+
+
+def canned_replies_for(*, user, conversation: Conversation, search: str = "") -> QuerySet[CannedReply]:
+    """What the composer offers in this conversation: the user's own canned replies and its number's, by
+    shortcut (the user's own first when both have one); ``search``: shortcuts starting with it."""
+    replies = CannedReply.objects.filter(Q(owner=user) | Q(number_id=conversation.number_id))
+    search = search.strip().lstrip("/").lower()
+    if search:
+        replies = replies.filter(shortcut__startswith=search)
+    return replies.order_by("shortcut", F("number_id").asc(nulls_first=True), "pk")

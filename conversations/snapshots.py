@@ -148,6 +148,25 @@ def activity_snapshot(activity: ConversationActivity) -> ActivityPayload:
     }
 
 
+def label_snapshot(label) -> dict:
+    return {"id": label.pk, "name": label.name, "colour": label.colour}
+
+
+def conversation_labels(conversation: Conversation) -> list[dict]:
+    """The conversation's labels by name; needs ``label_links`` prefetched with their labels
+    (``selectors.labelled``) to stay query-free."""
+    return sorted(
+        (label_snapshot(link.label) for link in conversation.label_links.all()), key=lambda label: label["name"].lower()
+    )
+
+
+def _label_text(details: dict, *, actor: str | None) -> str:
+    by = actor or "The system"
+    if "added" in details:
+        return f"{by} added the label {details['added']['name']}"
+    return f"{by} removed the label {details['removed']['name']}"
+
+
 def activity_text(activity: ConversationActivity) -> str:
     """The line a person reads: "Ana assigned this to Ben", "Resolved by Ana", "Reopened by the customer's
     message", "Snoozed until Tue 09:00 by Ana" (times in the server's time zone; pages may format
@@ -170,6 +189,8 @@ def activity_text(activity: ConversationActivity) -> str:
             return f"Unassigned from {previous} on resolving"
         by = actor or "The system"
         return f"{by} assigned this to {assignee}" if assignee else f"{by} unassigned {previous}"
+    if activity.kind == ActivityKind.LABEL:
+        return _label_text(details, actor=actor)
     to = details.get("to")
     if details.get("reason") == "customer_message":
         return "Reopened by the customer's message"

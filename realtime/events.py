@@ -22,6 +22,8 @@ CONVERSATION_READ = "conversation.read"
 # A conversation's status or assignee changed (an activity line for the thread): carries the conversation as it
 # is now, which clients apply as a conversation.updated (none follows).
 CONVERSATION_ACTIVITY = "conversation.activity"
+# Labels were set on or taken off a conversation: its labels as they are now (a conversation.activity says who).
+CONVERSATION_LABELS_CHANGED = "conversation.labels_changed"
 
 EVENT_TYPES = (
     MESSAGE_CREATED,
@@ -32,6 +34,7 @@ EVENT_TYPES = (
     CONVERSATION_MERGED,
     CONVERSATION_READ,
     CONVERSATION_ACTIVITY,
+    CONVERSATION_LABELS_CHANGED,
 )
 
 # Ephemeral, never logged nor replayed: a colleague typing in a conversation.
@@ -96,11 +99,22 @@ class ConversationPayload(TypedDict):
 class ActivityPayload(TypedDict):
     id: int
     conversation_id: int
-    kind: str  # status, assignment
+    kind: str  # status, assignment, label
     actor: PersonPayload | None  # null: the customer's message or the system
     details: dict
     text: str
     created_at: str
+
+
+class LabelPayload(TypedDict):
+    id: int
+    name: str
+    colour: str  # one of conversations.models.LabelColour
+
+
+class ConversationLabelsChanged(TypedDict):
+    conversation_id: int
+    labels: list[LabelPayload]
 
 
 class ConversationActivity(TypedDict):

@@ -69,3 +69,24 @@ class OutboundMessageFactory(MessageFactory):
     direction = Direction.OUTBOUND
     wamid = None
     status = MessageStatus.PENDING
+
+
+class LabelFactory(DjangoModelFactory):
+    class Meta:
+        model = "conversations.Label"
+
+    number = factory.SubFactory(BusinessNumberFactory)
+    name = factory.Sequence(lambda n: f"Label {n}")
+    colour = "blue"
+
+
+class CannedReplyFactory(DjangoModelFactory):
+    """The number's canned reply unless ``owner`` is given (then pass ``number=None``)."""
+
+    class Meta:
+        model = "conversations.CannedReply"
+
+    number = factory.SubFactory(BusinessNumberFactory)
+    owner = None
+    shortcut = factory.Sequence(lambda n: f"reply{n}")
+    text = "Hello {{contact_name}}, this is {{agent_name}}."

@@ -108,6 +108,14 @@ def _save_and_publish(activities: list[ConversationActivity]) -> None:
         publish_events(number_id=number_id, events=activity_events(batch))
 
 
+def record_activity(*, conversation: Conversation, kind: str, actor, details: dict) -> ConversationActivity:
+    """Record one change of another kind (a label) the way status and assignee changes are: an activity row and its
+    ``conversation.activity`` event. ``conversation`` has ``contact`` and ``assignee`` loaded."""
+    activity = _activity(conversation=conversation, kind=kind, actor=actor, details=details)
+    _save_and_publish([activity])
+    return activity
+
+
 def request_auto_assignment(*, number: BusinessNumber) -> None:
     """After commit, have a worker hand the number's waiting conversations to members with room."""
     if number.auto_assignment != AutoAssignment.OFF:

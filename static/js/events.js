@@ -8,6 +8,7 @@ export const EVENTS = Object.freeze({
   CONVERSATION_MERGED: "conversation.merged",
   CONVERSATION_READ: "conversation.read",
   CONVERSATION_ACTIVITY: "conversation.activity",
+  CONVERSATION_LABELS_CHANGED: "conversation.labels_changed",
   TYPING: "conversation.typing",
   RELOAD: "reload",
 });
