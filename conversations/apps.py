@@ -7,7 +7,7 @@ class ConversationsConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self):
-        from conversations import sqlite_triggers
+        from conversations import signals, sqlite_triggers  # noqa: F401 (signals connects its receivers)
 
         # SQLite only (the embedded mode): see conversations/sqlite_triggers.py.
         pre_migrate.connect(

@@ -187,6 +187,8 @@ def activity_text(activity: ConversationActivity) -> str:
             return f"Assigned to {assignee} automatically"
         if reason == "resolved":
             return f"Unassigned from {previous} on resolving"
+        if reason == "left":
+            return f"Unassigned from {previous}: no longer a member"
         by = actor or "The system"
         return f"{by} assigned this to {assignee}" if assignee else f"{by} unassigned {previous}"
     if activity.kind == ActivityKind.LABEL:

@@ -267,6 +267,28 @@ def _reassign(*, conversation: Conversation, actor, assignee, reason: str) -> Co
     return conversation
 
 
+@transaction.atomic
+def release_member_conversations(*, number_id: int, user_id: int) -> int:
+    """Someone who is no longer a member of the number has none of its conversations: each is unassigned (and
+    waits for auto-assignment). How many."""
+    held = list(
+        Conversation.objects.select_for_update(of=("self",))
+        .filter(number_id=number_id, assignee_id=user_id)
+        .select_related("contact", "number", "assignee")
+        .order_by("pk")
+    )
+    if not held:
+        return 0
+    Conversation.objects.filter(pk__in=[c.pk for c in held], assignee_id=user_id).update(assignee=None)
+    activities = []
+    for conversation in held:
+        previous, conversation.assignee = conversation.assignee, None
+        activities.append(_assignment_activity(conversation=conversation, actor=None, previous=previous, reason="left"))
+    _save_and_publish(activities)
+    request_auto_assignment(number=held[0].number)
+    return len(held)
+
+
 def assign_replier(*, user, conversation: Conversation) -> None:
     """A reply to an unassigned conversation assigns it to whoever replied, a member of the number, when the
     number says so (``assign_on_reply``). One conditional UPDATE: of two replies at once, the first has it.

@@ -275,3 +275,15 @@ def test_a_number_setting_is_changed_by_its_supervisors_only(team, number):
     workflow.change_number_settings(user=team["sue"], number=number, auto_assignment=AutoAssignment.ROUND_ROBIN)
     number.refresh_from_db()
     assert number.auto_assignment == "round_robin"
+
+
+def test_a_member_removed_from_the_number_has_none_of_its_conversations(team, conversation, number):
+    workflow.take_conversation(user=team["ana"], conversation=conversation)
+    number.members.remove(team["ana"])
+    conversation.refresh_from_db()
+    assert conversation.assignee is None
+    assert activity_texts(conversation)[-1] == "Unassigned from Ana: no longer a member"
+    # A number deleted with its members and assigned conversations goes whole.
+    workflow.take_conversation(user=team["ben"], conversation=conversation)
+    number.delete()
+    assert not Conversation.objects.filter(pk=conversation.pk).exists()
