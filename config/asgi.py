@@ -25,3 +25,10 @@ application = ProtocolTypeRouter(
 )
 # Every idle socket keeps its consumer alive; full collections walk those, not the start-up objects as well.
 freeze_startup_objects()
+
+from django.conf import settings  # noqa: E402
+
+if settings.EMBEDDED_BEAT:  # make run's one process: beat's schedule in a thread of its own
+    from ops.embedded_beat import start_embedded_beat
+
+    start_embedded_beat()

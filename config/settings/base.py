@@ -287,6 +287,8 @@ REDIS_SENTINEL_OPTIONS = {
 # Code that runs later asks ops.redis_client.redis_configured() (tests switch REDIS_URL on and off).
 _redis_configured = bool(REDIS_URL or REDIS_SENTINELS)
 EMBEDDED = not (DATABASE_URL and _redis_configured)
+# Beat's schedule in a thread of the embedded Daphne (config/bin/run sets it; ops/embedded_beat.py says why).
+EMBEDDED_BEAT = EMBEDDED and env.bool("EMBEDDED_BEAT", default=False)
 
 if REDIS_SENTINELS:
     # kombu's sentinel transport: one URL per sentinel, the master's password in them (kombu reads the first's).
