@@ -13,6 +13,7 @@ from conversations.apis import (
     ContactDetailApi,
     ContactListApi,
     ContactMergeApi,
+    ConversationCountsApi,
     ConversationDetailApi,
     ConversationListApi,
     ConversationMessagesApi,
@@ -60,6 +61,7 @@ api_patterns = [
     path("api/contacts/<int:contact_id>/merge/", ContactMergeApi.as_view(), name="contact_merge"),
     path("api/conversations/", ConversationListApi.as_view(), name="conversation_list"),
     path("api/conversations/unread-total/", UnreadTotalApi.as_view(), name="unread_total"),
+    path("api/conversations/counts/", ConversationCountsApi.as_view(), name="conversation_counts"),
     path("api/conversations/<int:conversation_id>/", ConversationDetailApi.as_view(), name="conversation_detail"),
     path(
         "api/conversations/<int:conversation_id>/messages/",

@@ -21,6 +21,7 @@ from config.openapi import (
     cursor_page,
 )
 from conversations import selectors
+from conversations.models import ConversationStatus
 from conversations.services import mark_conversation_read, outbound
 from conversations.services.contacts import ContactChangeForbidden, merge_contacts, rename_contact
 from conversations.services.errors import SendRefused
@@ -68,6 +69,31 @@ def _conversation_or_404(request, conversation_id: int):
     return conversation
 
 
+WORKFLOW_PARAMETERS = [
+    OpenApiParameter(
+        "view",
+        str,
+        enum=list(selectors.VIEWS),
+        description="mine: assigned to you; unassigned: assigned to nobody; all (the default)",
+    ),
+    OpenApiParameter("status", str, enum=ConversationStatus.values, description="only this status (default: any)"),
+    OpenApiParameter("assignee", int, description="only conversations assigned to this user id"),
+]
+
+
+def workflow_filters(params) -> dict:
+    """The list's view, status and assignee from query parameters, as ``selectors.conversation_list`` takes them:
+    an unknown value filters nothing (as an unknown ``number`` would find nothing, an unknown view is all)."""
+    view = params.get("view")
+    status = params.get("status")
+    assignee = params.get("assignee", "")
+    return {
+        "view": view if view in selectors.VIEWS else selectors.VIEW_ALL,
+        "status": status if status in ConversationStatus.values else None,
+        "assignee_id": int(assignee) if assignee.isdigit() and len(assignee) < 10 else None,
+    }
+
+
 def label_filter(params) -> int | None:
     """The list's ``label`` (an id) from query parameters; anything else filters nothing."""
     label = params.get("label", "")
@@ -83,6 +109,7 @@ class ConversationListApi(APIView):
             ),
             OpenApiParameter("q", str, description="contact name or phone in any format"),
             OpenApiParameter("label", int, description="only conversations with this label (its id)"),
+            *WORKFLOW_PARAMETERS,
             *CURSOR_PARAMETERS,
         ],
         # 404: an invalid cursor
@@ -95,11 +122,45 @@ class ConversationListApi(APIView):
             unread_only=request.query_params.get("unread") in ("1", "true", "yes"),
             search=request.query_params.get("q", ""),
             may_lag=True,
+            **workflow_filters(request.query_params),
         )
         conversations = selectors.labelled(conversations, label_id=label_filter(request.query_params))
         paginator = ConversationCursor()
         page = paginator.paginate_queryset(conversations, request, view=self)
         return paginator.get_paginated_response([conversation_item(c) for c in page])
+
+
+class ConversationCountsApi(APIView):
+    """How many conversations each view of the list holds (mine, unassigned, all) for a number and status, as the
+    inbox's view tabs count them: a tab asks again when a conversation changes owner or status."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("number", str, description="only this phone_number_id"),
+            OpenApiParameter(
+                "status", str, enum=ConversationStatus.values, description="only this status (default: any)"
+            ),
+        ],
+        responses={
+            200: inline_serializer(
+                "ViewCounts",
+                fields={
+                    "mine": serializers.IntegerField(),
+                    "unassigned": serializers.IntegerField(),
+                    "all": serializers.IntegerField(),
+                },
+            ),
+            401: ErrorOut,
+        },
+    )
+    def get(self, request):
+        return Response(
+            selectors.view_counts(
+                user=request.user,
+                phone_number_id=request.query_params.get("number") or None,
+                status=workflow_filters(request.query_params)["status"],
+            )
+        )
 
 
 class ConversationDetailApi(APIView):

@@ -3,6 +3,7 @@
 from collections import defaultdict
 from collections.abc import Iterable
 
+from django.contrib.auth import get_user_model
 from django.db.models import (
     Count,
     Exists,
@@ -39,6 +40,11 @@ from conversations.models import (
 from conversations.snapshots import person_snapshot
 from database.replica import read_replica
 from realtime.presence import online_user_ids
+
+VIEW_MINE = "mine"
+VIEW_UNASSIGNED = "unassigned"
+VIEW_ALL = "all"
+VIEWS = (VIEW_MINE, VIEW_UNASSIGNED, VIEW_ALL)
 
 
 def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
@@ -95,8 +101,14 @@ def conversation_list(
     unread_only: bool = False,
     search: str = "",
     may_lag: bool = False,
+    view: str = VIEW_ALL,
+    status: str | None = None,
+    assignee_id: int | None = None,
 ) -> QuerySet[Conversation]:
     """Conversations the user may see, newest activity first, each with this user's ``unread_count``.
+
+    ``view``: ``mine`` (assigned to the user), ``unassigned`` or ``all``; ``status``: only that status (``None``:
+    any); ``assignee_id``: only those assigned to that user.
 
     ``numbers`` are the user's ``visible_numbers`` when the caller has them already (the inbox page lists
     them anyway); otherwise they are read here, one query. ``may_lag``: a search may be answered by the read
@@ -114,6 +126,7 @@ def conversation_list(
         .annotate(last_message_id=_last_message_id())
         .order_by("-last_message_at", "-id")
     )
+    conversations = conversations.filter(_workflow_filter(user=user, view=view, status=status, assignee_id=assignee_id))
     if unread_only:
         conversations = conversations.filter(unread_count__gt=0)
     if search.strip():
@@ -121,6 +134,50 @@ def conversation_list(
         if may_lag:
             conversations = conversations.using(read_replica())
     return conversations
+
+
+def _workflow_filter(*, user, view: str, status: str | None, assignee_id: int | None) -> Q:
+    """The list's view, status and assignee as one condition (an unknown view is ``all``)."""
+    condition = Q()
+    if view == VIEW_MINE:
+        condition &= Q(assignee_id=user.pk)
+    elif view == VIEW_UNASSIGNED:
+        condition &= Q(assignee__isnull=True)
+    if status:
+        condition &= Q(status=status)
+    if assignee_id is not None:
+        condition &= Q(assignee_id=assignee_id)
+    return condition
+
+
+def view_counts(
+    *, user, numbers: list[BusinessNumber] | None = None, phone_number_id: str | None = None, status: str | None = None
+) -> dict[str, int]:
+    """How many conversations each view holds (``mine``, ``unassigned``, ``all``) under the same number and
+    status as the list: one query."""
+    if numbers is None:
+        numbers = list(visible_numbers(user=user))
+    if phone_number_id:
+        numbers = [n for n in numbers if n.phone_number_id == phone_number_id]
+    conversations = Conversation.objects.filter(number_id__in=[n.pk for n in numbers])
+    if status:
+        conversations = conversations.filter(status=status)
+    return conversations.aggregate(
+        mine=Count("pk", filter=Q(assignee_id=user.pk)),
+        unassigned=Count("pk", filter=Q(assignee__isnull=True)),
+        all=Count("pk"),
+    )
+
+
+def assignable_members(*, numbers: list[BusinessNumber]) -> list[dict]:
+    """The active members of these numbers, once each, by name: who the list can be filtered by. One query."""
+    users = (
+        get_user_model()
+        .objects.filter(is_active=True, number_memberships__number__in=[n.pk for n in numbers])
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
+    return [person_snapshot(u) for u in users]
 
 
 def _newest_message_id(direction: str) -> Subquery:
@@ -228,9 +285,11 @@ def media_for_user(*, user, message_id: int):
     )
 
 
-def conversation_activities(*, conversation: Conversation) -> QuerySet[ConversationActivity]:
-    """The conversation's activity lines, oldest first, with who made each."""
-    return conversation.activities.select_related("actor").order_by("created_at", "id")
+def conversation_activities(*, conversation: Conversation, since=None) -> QuerySet[ConversationActivity]:
+    """The conversation's activity lines, oldest first, with who made each; ``since``: none older (the lines
+    beside a page of the thread)."""
+    activities = conversation.activities.select_related("actor").order_by("created_at", "id")
+    return activities if since is None else activities.filter(created_at__gte=since)
 
 
 def number_members(*, number: BusinessNumber) -> list[dict]:
