@@ -9,10 +9,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from rest_framework.request import Request
 
-from conversations import selectors
+from conversations import apis, selectors
 from conversations.apis import ConversationCursor, conversation_item
 from conversations.services.media import INLINE_MEDIA_TYPES, base_mime_type
-from conversations.snapshots import message_snapshot, number_snapshot
+from conversations.snapshots import label_snapshot, message_snapshot, number_snapshot
 from realtime.selectors import latest_event_id
 
 INBOX_PAGE_SIZE = 100
@@ -27,6 +27,7 @@ def inbox_view(request, conversation_id: int | None = None):
         "filter": "unread" if request.GET.get("filter") == "unread" else "all",
         "number": request.GET.get("number", ""),
         "q": request.GET.get("q", "").strip()[:100],
+        "label": apis.label_filter(request.GET),
     }
     # Read the event log's head before the data: events after it are replayed over the socket, so
     # nothing that happens while the page renders is lost (re-applying an event is harmless).
@@ -48,6 +49,7 @@ def inbox_view(request, conversation_id: int | None = None):
         reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
         messages = [message_snapshot(m, reactions.get(m.wamid, ())) for m in page]
     numbers = list(selectors.visible_numbers(user=request.user))
+    labels = list(selectors.number_labels(numbers=numbers))
     conversations = selectors.conversation_list(
         user=request.user,
         numbers=numbers,
@@ -55,6 +57,7 @@ def inbox_view(request, conversation_id: int | None = None):
         unread_only=filters["filter"] == "unread",
         search=filters["q"],
     )
+    conversations = selectors.labelled(conversations, label_id=filters["label"])
     # The API's cursor pagination, so the list loads further pages from /api/conversations/ on scroll.
     paginator = ConversationCursor()
     paginator.page_size = INBOX_PAGE_SIZE
@@ -72,11 +75,12 @@ def inbox_view(request, conversation_id: int | None = None):
         "conversation": open_conversation_item(user=request.user, numbers=numbers, conversation=conversation),
         "messages": messages,
         "hasMore": has_more,
+        "labels": [{**label_snapshot(label), "number_id": label.number_id} for label in labels],
     }
     return render(
         request,
         "conversations/inbox.html",
-        {"data": data, "numbers": numbers, "filters": filters, "conversation": conversation},
+        {"data": data, "numbers": numbers, "filters": filters, "conversation": conversation, "labels": labels},
     )
 
 

@@ -35,3 +35,7 @@ export function postJson(url, body = {}) {
 export function postForm(url, form) {
   return send(url, { method: "POST", headers: { "X-CSRFToken": csrfToken() }, body: form });
 }
+
+export function deleteJson(url) {
+  return send(url, { method: "DELETE", headers: { "X-CSRFToken": csrfToken() } });
+}

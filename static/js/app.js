@@ -3,7 +3,9 @@
 import { postJson } from "./api.js";
 import { ConversationList } from "./conversation-list.js";
 import { EVENTS } from "./events.js";
+import { CannedReplies } from "./canned-replies.js";
 import { Composer } from "./composer.js";
+import { ThreadLabels } from "./labels.js";
 import { Notifier } from "./notifications.js";
 import { Shortcuts } from "./keyboard.js";
 import { InboxSocket } from "./socket.js";
@@ -30,8 +32,21 @@ const list = new ConversationList({
 
 let thread = null;
 let composer = null;
+let threadLabels = null;
 if (data.conversation) {
   composer = new Composer({ conversation: data.conversation, root: document.getElementById("composer") });
+  new CannedReplies({
+    root: document.getElementById("composer"),
+    input: document.getElementById("composer-input"),
+    menu: document.getElementById("canned-menu"),
+    conversationId: data.conversation.id,
+  });
+  threadLabels = new ThreadLabels({
+    root: document.getElementById("thread-labels"),
+    conversation: data.conversation,
+    numberLabels: data.labels,
+    onChange: (conversation) => list.setLabels(conversation.id, conversation.labels),
+  });
   const contact = data.conversation.contact;
   document.getElementById("thread-title").textContent = contact.name || contact.phone || contact.username || "Unknown";
   document.getElementById("thread-subtitle").textContent =
@@ -114,6 +129,10 @@ const handlers = {
     } else {
       list.merge(goneId, into);
     }
+  },
+  [EVENTS.CONVERSATION_LABELS_CHANGED]({ conversation_id: conversationId, labels }) {
+    list.setLabels(conversationId, labels);
+    if (threadLabels && conversationId === openId) threadLabels.set(labels);
   },
   [EVENTS.CONVERSATION_READ]({ conversation_id: conversationId, last_read_message_id: lastRead }) {
     list.markRead(conversationId, lastRead);

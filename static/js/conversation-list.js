@@ -3,6 +3,7 @@
 // (a roving tabindex): moveFocus steps through the rows, Enter follows the focused row's link.
 import { getJson } from "./api.js";
 import { element, listTimeLabel } from "./format.js";
+import { labelChips } from "./labels.js";
 
 // Set when a row is opened from the keyboard: the page it opens focuses that row again, so the reader keeps
 // their place in the list.
@@ -75,6 +76,7 @@ export class ConversationList {
       if (filter === "unread") params.set("unread", "1");
       if (number) params.set("number", number);
       if (q) params.set("q", q);
+      if (this.filters.label) params.set("label", String(this.filters.label));
       const page = await getJson(`/api/conversations/?${params}`);
       for (const conversation of page.results) {
         if (this.byId.has(conversation.id)) continue;
@@ -102,6 +104,14 @@ export class ConversationList {
     this.byId.set(snapshot.id, merged);
     this.render();
     if (countFromServer || (!known && merged.olderUnreadElsewhere)) this.refreshUnreadCount(snapshot.id).catch(() => {});
+  }
+
+  // The conversation's labels changed (conversation.labels_changed): a row not loaded waits for its snapshot.
+  setLabels(conversationId, labels) {
+    const conversation = this.byId.get(conversationId);
+    if (!conversation) return;
+    conversation.labels = labels;
+    this.render();
   }
 
   // Two conversations became one (a contact merge): the gone one's row leaves, and the kept one holds its
@@ -186,6 +196,8 @@ export class ConversationList {
     const { filter, number, q } = this.filters;
     if (number && conversation.number && conversation.number.phone_number_id && conversation.number.phone_number_id !== number) return false;
     if (filter === "unread" && !conversation.unread_count && conversation.id !== this.openId) return false;
+    const { label } = this.filters;
+    if (label && conversation.id !== this.openId && !(conversation.labels || []).some((l) => l.id === label)) return false;
     if (q) {
       const needle = q.toLowerCase();
       const digits = q.replace(/\D/g, "").replace(/^0+/, "");
@@ -238,6 +250,7 @@ export class ConversationList {
       bottom.append(badge);
     }
     body.append(top, bottom);
+    if (conversation.labels && conversation.labels.length) body.append(labelChips(conversation.labels));
     link.append(body);
     row.append(link);
     return row;

@@ -10,7 +10,15 @@ from playwright.sync_api import Page, expect
 from conversations.models import Conversation, MessageStatus
 from tests.e2e.axe import AXE_INTEGRITY, AXE_VERSION, axe_source, integrity_of, wcag_violations
 from tests.e2e.conftest import Sandbox, logged_in_page, sandbox_stack_overrides, staff_member, wait_for
-from tests.factories import ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory
+from tests.factories import (
+    CannedReplyFactory,
+    ContactFactory,
+    ConversationFactory,
+    LabelFactory,
+    MessageFactory,
+    OutboundMessageFactory,
+    UserFactory,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -236,3 +244,70 @@ def test_the_inbox_works_from_the_keyboard_alone(stack, browser, sandbox, number
     assert focused_conversation(page) == older.pk
     wait_for(lambda: len(sandbox.sent()) == 2, what="both replies sent")
     page.context.close()
+
+
+def test_a_slash_offers_canned_replies_and_the_one_picked_is_sent_filled_in(stack, browser, axe, sandbox, number):
+    conversation = recent_conversation(number, "Amara Okafor", minutes_ago=5, text="Is my order on its way?")
+    ana = staff_member("ana", number)
+    CannedReplyFactory(number=number, shortcut="thanks", text="Thank you, {{contact_name}}! {{agent_name}}")
+    CannedReplyFactory(number=None, owner=ana, shortcut="tracking", text="Your tracking number follows.")
+    CannedReplyFactory(number=None, owner=UserFactory(), shortcut="theirs", text="Not offered to Ana")
+    page = open_page(
+        logged_in_page(browser, stack.base_url, ana, bypass_csp=True, **DESKTOP), f"/inbox/{conversation.pk}/"
+    )
+    composer = page.locator("#composer-input")
+    menu = page.get_by_role("listbox", name="Canned replies")
+    composer.press("/")
+    expect(menu.get_by_role("option")).to_have_text([re.compile(r"^/thanks"), re.compile(r"^/tracking")])
+    composer.press("Escape")  # closes the menu, and stays in the composer
+    expect(menu).to_be_hidden()
+    expect(composer).to_be_focused()
+    composer.press_sequentially("t")
+    expect(menu.get_by_role("option")).to_have_count(2)
+    composer.press("h")
+    expect(menu.get_by_role("option")).to_have_count(1)
+    option = menu.get_by_role("option", name=re.compile("Thank you, Amara Okafor! Ana"))
+    expect(option).to_have_attribute("aria-selected", "true")
+    expect(composer).to_have_attribute("aria-activedescendant", option.get_attribute("id"))
+    assert_meets_wcag(page, axe)
+    composer.press("Enter")  # picks, does not send
+    expect(menu).to_be_hidden()
+    expect(composer).to_have_value("Thank you, Amara Okafor! Ana")
+    composer.press("Enter")
+    expect(page.locator(".message-out", has_text="Thank you, Amara Okafor! Ana")).to_be_visible()
+    wait_for(
+        lambda: [s["request"]["text"]["body"] for s in sandbox.sent()] == ["Thank you, Amara Okafor! Ana"],
+        what="the canned reply sent",
+    )
+    composer.press("/")
+    menu.get_by_role("option", name=re.compile(r"tracking number")).click()
+    expect(composer).to_have_value("Your tracking number follows.")
+    page.context.close()
+
+
+def test_a_label_set_in_one_browser_shows_live_in_anothers_list_and_filters_it(stack, browser, axe, number):
+    labelled = recent_conversation(number, "Amara Okafor", minutes_ago=5, text="Is my order on its way?")
+    other = recent_conversation(number, "Bea Lind", minutes_ago=30, text="Hello")
+    urgent = LabelFactory(number=number, name="Urgent", colour="red")
+    LabelFactory(number=number, name="Billing", colour="teal")
+    ana, ben = staff_member("ana", number), staff_member("ben", number)
+    bens = open_page(logged_in_page(browser, stack.base_url, ben, **DESKTOP), "/inbox/")
+    anas = open_page(logged_in_page(browser, stack.base_url, ana, bypass_csp=True, **DESKTOP), f"/inbox/{labelled.pk}/")
+    anas.get_by_role("combobox", name="Add a label").select_option(label="Urgent")
+    labels = anas.get_by_role("group", name="Labels")
+    expect(labels.locator(".label-chip")).to_have_text(["Urgent✕"])
+    expect(row(anas, labelled).locator(".label-chip")).to_have_text(["Urgent"])
+    assert_meets_wcag(anas, axe)
+    expect(row(bens, labelled).locator(".label-chip")).to_have_text(["Urgent"])  # live, over the socket
+    expect(row(bens, other).locator(".label-chip")).to_have_count(0)
+
+    bens.get_by_role("combobox", name="Label", exact=True).select_option(label="Urgent")
+    expect(bens).to_have_url(re.compile(rf"[?&]label={urgent.pk}"))
+    expect(bens.locator(".conversation-row")).to_have_count(1)
+    expect(row(bens, labelled)).to_be_visible()
+    open_page(bens, bens.url)  # live on the filtered list too
+    labels.get_by_role("button", name="Remove label Urgent").click()
+    expect(labels.locator(".label-chip")).to_have_count(0)
+    expect(bens.locator(".conversation-row")).to_have_count(0)
+    for page in (anas, bens):
+        page.context.close()
