@@ -24,7 +24,15 @@ from schemathesis.checks import (
 )
 
 from conversations.models import MessageTemplate
-from tests.factories import ContactFactory, ConversationFactory, MessageFactory, OutboundMessageFactory, UserFactory
+from tests.factories import (
+    CannedReplyFactory,
+    ContactFactory,
+    ConversationFactory,
+    LabelFactory,
+    MessageFactory,
+    OutboundMessageFactory,
+    UserFactory,
+)
 
 
 def _schema_as_staff_get_it() -> dict:
@@ -120,8 +128,30 @@ def test_real_objects_answer_as_documented(bearer, number):
     inbound = Message.objects.get(conversation=conversation, direction="in")
     contact = Contact.objects.get(pk=conversation.contact_id)
     template = MessageTemplate.objects.get()
+    label = LabelFactory(number=number)
+    canned = CannedReplyFactory(number=number)
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    on_conversation = {"conversation_id": conversation.pk}
     calls = [
+        ("/api/numbers/{number_id}/labels/", "GET", {"number_id": number.pk}, None, None),
+        ("/api/conversations/{conversation_id}/labels/", "POST", on_conversation, None, {"label": label.pk}),
+        ("/api/conversations/{conversation_id}/", "GET", on_conversation, None, None),
+        (
+            "/api/conversations/{conversation_id}/labels/{label_id}/",
+            "DELETE",
+            {**on_conversation, "label_id": label.pk},
+            None,
+            None,
+        ),
+        ("/api/conversations/{conversation_id}/canned-replies/", "GET", on_conversation, {"q": "re"}, None),
+        (
+            "/api/conversations/{conversation_id}/canned-replies/{canned_reply_id}/",
+            "GET",
+            {**on_conversation, "canned_reply_id": canned.pk},
+            None,
+            None,
+        ),
+        ("/api/canned-replies/", "POST", {}, None, {"shortcut": "mine", "text": "Hi {{contact_name}}"}),
         ("/api/conversations/{conversation_id}/messages/", "GET", {"conversation_id": conversation.pk}, None, None),
         (
             "/api/conversations/{conversation_id}/messages/",
@@ -166,4 +196,4 @@ def test_real_objects_answer_as_documented(bearer, number):
         if body is not None:
             kwargs.update(body=body, media_type="application/json")
         response = operation.Case(**kwargs).call_and_validate(headers=bearer, checks=checks)
-        assert response.status_code in (200, 202), (path, method, response.text)
+        assert response.status_code in (200, 201, 202), (path, method, response.text)
