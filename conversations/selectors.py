@@ -3,7 +3,6 @@
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.contrib.auth import get_user_model
 from django.db.models import (
     Count,
     Exists,
@@ -32,6 +31,7 @@ from conversations.models import (
     Label,
     MediaFile,
     MediaState,
+    MemberRole,
     Message,
     MessageTemplate,
     NumberMembership,
@@ -155,29 +155,48 @@ def view_counts(
 ) -> dict[str, int]:
     """How many conversations each view holds (``mine``, ``unassigned``, ``all``) under the same number and
     status as the list: one query."""
+    counts = inbox_totals(user=user, numbers=numbers, phone_number_id=phone_number_id, status=status)
+    counts.pop("unread_total")
+    return counts
+
+
+def inbox_totals(
+    *, user, numbers: list[BusinessNumber] | None = None, phone_number_id: str | None = None, status: str | None = None
+) -> dict[str, int]:
+    """``view_counts`` and the user's ``unread_total`` (every number, every status) together, in one query."""
     if numbers is None:
         numbers = list(visible_numbers(user=user))
-    if phone_number_id:
-        numbers = [n for n in numbers if n.phone_number_id == phone_number_id]
-    conversations = Conversation.objects.filter(number_id__in=[n.pk for n in numbers])
+    listed = Q(number_id__in=[n.pk for n in numbers if not phone_number_id or n.phone_number_id == phone_number_id])
     if status:
-        conversations = conversations.filter(status=status)
-    return conversations.aggregate(
-        mine=Count("pk", filter=Q(assignee_id=user.pk)),
-        unassigned=Count("pk", filter=Q(assignee__isnull=True)),
-        all=Count("pk"),
+        listed &= Q(status=status)
+    totals = _with_unread_count(user=user, numbers=numbers).aggregate(
+        unread_total=Coalesce(Sum("unread_count"), Value(0)),
+        mine=Count("pk", filter=listed & Q(assignee_id=user.pk)),
+        unassigned=Count("pk", filter=listed & Q(assignee__isnull=True)),
+        all=Count("pk", filter=listed),
     )
+    return totals
 
 
-def assignable_members(*, numbers: list[BusinessNumber]) -> list[dict]:
-    """The active members of these numbers, once each, by name: who the list can be filtered by. One query."""
-    users = (
-        get_user_model()
-        .objects.filter(is_active=True, number_memberships__number__in=[n.pk for n in numbers])
-        .distinct()
-        .order_by("first_name", "last_name", "username")
+def team_of(*, numbers: list[BusinessNumber], user=None, number: BusinessNumber | None = None):
+    """The active members of these numbers, once each, by name, and ``user``'s role on ``number`` (``None``: not a
+    member; superusers are supervisors), in one query."""
+    memberships = (
+        NumberMembership.objects.filter(number__in=[n.pk for n in numbers], user__is_active=True)
+        .select_related("user")
+        .order_by("user__first_name", "user__last_name", "user__username", "number_id")
     )
-    return [person_snapshot(u) for u in users]
+    members: dict[int, dict] = {}
+    role = MemberRole.SUPERVISOR if user is not None and user.is_superuser else None
+    for membership in memberships:
+        members.setdefault(membership.user_id, person_snapshot(membership.user))
+        if (
+            user is not None
+            and number is not None
+            and (membership.user_id, membership.number_id) == (user.pk, number.pk)
+        ):
+            role = role or membership.role
+    return list(members.values()), role
 
 
 def _newest_message_id(direction: str) -> Subquery:

@@ -11,8 +11,9 @@ from rest_framework.request import Request
 
 from conversations import apis, selectors
 from conversations.apis import ConversationCursor, conversation_item
+from conversations.models import ConversationStatus
 from conversations.services.media import INLINE_MEDIA_TYPES, base_mime_type
-from conversations.snapshots import label_snapshot, message_snapshot, number_snapshot
+from conversations.snapshots import activity_snapshot, label_snapshot, message_snapshot, number_snapshot
 from realtime.selectors import latest_event_id
 
 INBOX_PAGE_SIZE = 100
@@ -23,17 +24,24 @@ UNAVAILABLE_CONVERSATION = (
 
 @login_required
 def inbox_view(request, conversation_id: int | None = None):
+    workflow_filters = apis.workflow_filters(request.GET)
+    status = request.GET.get("status", ConversationStatus.OPEN)  # open unless asked otherwise; "any": every status
     filters = {
         "filter": "unread" if request.GET.get("filter") == "unread" else "all",
         "number": request.GET.get("number", ""),
         "q": request.GET.get("q", "").strip()[:100],
+        "view": workflow_filters["view"],
+        "status": status if status in ConversationStatus.values else ANY_STATUS,
+        "assignee": workflow_filters["assignee_id"],
         "label": apis.label_filter(request.GET),
     }
+    status_filter = None if filters["status"] == ANY_STATUS else filters["status"]
     # Read the event log's head before the data: events after it are replayed over the socket, so
     # nothing that happens while the page renders is lost (re-applying an event is harmless).
     last_event_id = latest_event_id()
     conversation = None
     messages: list = []
+    activities: list = []
     has_more = False
     if conversation_id is not None:
         conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
@@ -48,7 +56,18 @@ def inbox_view(request, conversation_id: int | None = None):
         page, has_more = selectors.messages_before(conversation=conversation)
         reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
         messages = [message_snapshot(m, reactions.get(m.wamid, ())) for m in page]
+        activities = [
+            activity_snapshot(a)
+            for a in selectors.conversation_activities(
+                conversation=conversation, since=page[0].timestamp if has_more and page else None
+            )
+        ]
     numbers = list(selectors.visible_numbers(user=request.user))
+    # Who the list may be filtered by, and the reader's role on the open conversation's number (supervisors
+    # assign anyone's): one query.
+    members, role = selectors.team_of(
+        numbers=numbers, user=request.user, number=conversation.number if conversation else None
+    )
     labels = list(selectors.number_labels(numbers=numbers))
     conversations = selectors.conversation_list(
         user=request.user,
@@ -56,6 +75,9 @@ def inbox_view(request, conversation_id: int | None = None):
         phone_number_id=filters["number"] or None,
         unread_only=filters["filter"] == "unread",
         search=filters["q"],
+        view=filters["view"],
+        status=status_filter,
+        assignee_id=filters["assignee"],
     )
     conversations = selectors.labelled(conversations, label_id=filters["label"])
     # The API's cursor pagination, so the list loads further pages from /api/conversations/ on scroll.
@@ -64,32 +86,72 @@ def inbox_view(request, conversation_id: int | None = None):
     page = paginator.paginate_queryset(conversations, Request(request))
     next_link = paginator.get_next_link()
     conversation_items = [conversation_item(c) for c in page]
+    view_counts = selectors.inbox_totals(
+        user=request.user, numbers=numbers, phone_number_id=filters["number"] or None, status=status_filter
+    )
     data = {
         "user": {"id": request.user.pk, "name": request.user.get_full_name() or request.user.get_username()},
         "lastEventId": last_event_id,
         "filters": filters,
         "numbers": [number_snapshot(n) for n in numbers],
         "conversations": conversation_items,
-        "unreadTotal": selectors.unread_total(user=request.user, numbers=numbers),
+        "unreadTotal": view_counts.pop("unread_total"),
         "nextCursor": parse_qs(urlparse(next_link).query).get("cursor", [None])[0] if next_link else None,
-        "conversation": open_conversation_item(user=request.user, numbers=numbers, conversation=conversation),
+        "conversation": open_conversation_item(
+            user=request.user, numbers=numbers, conversation=conversation, listed=conversation_items
+        ),
         "messages": messages,
+        "activities": activities,
         "hasMore": has_more,
         "labels": [{**label_snapshot(label), "number_id": label.number_id} for label in labels],
+        "role": role,
+        "viewCounts": view_counts,
     }
     return render(
         request,
         "conversations/inbox.html",
-        {"data": data, "numbers": numbers, "filters": filters, "conversation": conversation, "labels": labels},
+        {
+            "data": data,
+            "numbers": numbers,
+            "filters": filters,
+            "conversation": conversation,
+            "labels": labels,
+            "views": [(v, VIEW_LABELS[v], data["viewCounts"][v], _view_query(request, v)) for v in selectors.VIEWS],
+            "statuses": [(ConversationStatus.OPEN, "Open"), *STATUS_FILTERS],
+            "members": members,
+        },
     )
 
 
-def open_conversation_item(*, user, numbers, conversation) -> dict | None:
+VIEW_LABELS = {selectors.VIEW_MINE: "Mine", selectors.VIEW_UNASSIGNED: "Unassigned", selectors.VIEW_ALL: "All"}
+ANY_STATUS = "any"
+STATUS_FILTERS = [
+    (ConversationStatus.PENDING, "Pending"),
+    (ConversationStatus.SNOOZED, "Snoozed"),
+    (ConversationStatus.RESOLVED, "Resolved"),
+    (ANY_STATUS, "Any status"),
+]
+
+
+def _view_query(request, view: str) -> str:
+    """The list's address for another view, keeping its other filters (not the open conversation)."""
+    query = request.GET.copy()
+    query.pop("view", None)
+    if view != selectors.VIEW_ALL:
+        query["view"] = view
+    return f"{reverse('inbox:list')}{'?' + query.urlencode() if query else ''}"
+
+
+def open_conversation_item(*, user, numbers, conversation, listed: list[dict]) -> dict | None:
     """The open conversation as the list gives it (this user's unread count and its newest message id),
-    before the page marks it read."""
+    before the page marks it read: its row in ``listed`` when the list's page holds it, else read again."""
     if conversation is None:
         return None
-    listed = selectors.conversation_list(user=user, numbers=numbers).filter(pk=conversation.pk).first()
+    for item in listed:
+        if item["id"] == conversation.pk:
+            return item
+    listed = selectors.conversation_list(user=user, numbers=numbers).filter(pk=conversation.pk)
+    listed = selectors.labelled(listed).first()
     return conversation_item(listed) if listed is not None else None
 
 

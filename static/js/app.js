@@ -11,7 +11,9 @@ import { Shortcuts } from "./keyboard.js";
 import { InboxSocket } from "./socket.js";
 import { Thread } from "./thread.js";
 import { Typing } from "./typing.js";
+import { ViewCounts } from "./view-counts.js";
 import { fitToVisibleViewport } from "./viewport.js";
+import { WorkflowControls } from "./workflow.js";
 
 fitToVisibleViewport();
 
@@ -28,12 +30,25 @@ const list = new ConversationList({
   nextCursor: data.nextCursor,
   unreadTotal: data.unreadTotal,
   sentinel: document.getElementById("conversation-list-end"),
+  userId: data.user.id,
 });
+const viewCounts = new ViewCounts({ root: document.getElementById("view-tabs"), filters: data.filters, counts: data.viewCounts });
 
 let thread = null;
 let composer = null;
 let threadLabels = null;
+let workflow = null;
 if (data.conversation) {
+  workflow = new WorkflowControls({
+    root: document.getElementById("workflow"),
+    conversation: data.conversation,
+    user: data.user,
+    role: data.role,
+    onChange: (conversation) => {
+      list.upsert(conversation);
+      viewCounts.refresh();
+    },
+  });
   composer = new Composer({ conversation: data.conversation, root: document.getElementById("composer") });
   new CannedReplies({
     root: document.getElementById("composer"),
@@ -55,6 +70,7 @@ if (data.conversation) {
   thread = new Thread({
     conversation: data.conversation,
     messages: data.messages,
+    activities: data.activities,
     hasMore: data.hasMore,
     root: document.getElementById("thread"),
     list: document.getElementById("messages"),
@@ -90,6 +106,8 @@ markOpenConversationRead();
 const handlers = {
   // The conversation comes as it is after the message: applied as a conversation.updated would be.
   [EVENTS.MESSAGE_CREATED]({ message, conversation }) {
+    // A new conversation joins the counts (a reopening one comes with its conversation.activity).
+    if (!list.byId.has(conversation.id)) viewCounts.refresh();
     list.upsert(conversation);
     const isOpen = conversation.id === openId;
     if (isOpen && composer) composer.setLastInbound(conversation.last_inbound_at);
@@ -104,6 +122,14 @@ const handlers = {
       body: message.preview,
       openConversationId: document.hidden ? null : openId,
     });
+  },
+  // A status or assignee changed: the row may move between views, and the thread shows the line.
+  [EVENTS.CONVERSATION_ACTIVITY]({ activity, conversation }) {
+    list.upsert(conversation);
+    viewCounts.refresh();
+    if (conversation.id !== openId) return;
+    if (workflow) workflow.show(conversation);
+    if (thread) thread.addActivity(activity);
   },
   [EVENTS.CONVERSATION_UPDATED]({ conversation }) {
     list.upsert(conversation);
@@ -129,6 +155,7 @@ const handlers = {
     } else {
       list.merge(goneId, into);
     }
+    viewCounts.refresh();
   },
   [EVENTS.CONVERSATION_LABELS_CHANGED]({ conversation_id: conversationId, labels }) {
     list.setLabels(conversationId, labels);
@@ -182,6 +209,16 @@ if (composer) {
     .on("r", () => composer.focus(), { label: "Write a reply" })
     .note(["Enter", "Ctrl+Enter"], "Send (Shift+Enter: a new line)")
     .on("Escape", () => list.focusCurrent(), { within: composerRoot, inFields: true, label: "Leave the composer for the list" });
+}
+if (workflow) {
+  shortcuts
+    .on("e", () => workflow.setStatus("resolved"), { label: "Resolve the conversation" })
+    .on("p", () => workflow.setStatus("pending"), { label: "Mark it pending (waiting on the customer)" })
+    .on("o", () => workflow.setStatus("open"), { label: "Reopen it" })
+    .on("z", () => workflow.focusSnooze(), { label: "Snooze it" })
+    .on("t", () => workflow.take(), { label: "Take it" })
+    .on("h", () => workflow.handBack(), { label: "Hand it back" })
+    .on("a", () => workflow.focusAssignee(), { label: "Go to its assignee" });
 }
 shortcuts.attachDialog({
   dialog: document.getElementById("shortcuts"),

@@ -1,5 +1,6 @@
 // The conversation list: newest activity first, per-user unread badges, the tab title's total,
-// filtered like the server filtered it (number, unread, search). From the keyboard it is one stop in the tab order
+// filtered like the server filtered it (view, status, assignee, number, unread, search): a conversation that changes
+// owner or status leaves or joins the list as the server's would. From the keyboard it is one stop in the tab order
 // (a roving tabindex): moveFocus steps through the rows, Enter follows the focused row's link.
 import { getJson } from "./api.js";
 import { element, listTimeLabel } from "./format.js";
@@ -10,7 +11,8 @@ import { labelChips } from "./labels.js";
 const OPENED_FROM_KEYBOARD = "inbox:opened-from-keyboard";
 
 export class ConversationList {
-  constructor({ root, empty, conversations, filters, openId, numbers, nextCursor, sentinel, unreadTotal }) {
+  constructor({ root, empty, conversations, filters, openId, numbers, nextCursor, sentinel, unreadTotal, userId }) {
+    this.userId = userId;
     this.nextCursor = nextCursor;
     this.loading = false;
     // Reads applied here, per conversation: a count of that conversation asked for before one may be older.
@@ -71,8 +73,10 @@ export class ConversationList {
     if (!this.nextCursor || this.loading) return;
     this.loading = true;
     try {
-      const { filter, number, q } = this.filters;
-      const params = new URLSearchParams({ cursor: this.nextCursor, page_size: "100" });
+      const { filter, number, q, view, status, assignee } = this.filters;
+      const params = new URLSearchParams({ cursor: this.nextCursor, page_size: "100", view });
+      if (status !== "any") params.set("status", status);
+      if (assignee) params.set("assignee", String(assignee));
       if (filter === "unread") params.set("unread", "1");
       if (number) params.set("number", number);
       if (q) params.set("q", q);
@@ -193,7 +197,12 @@ export class ConversationList {
   }
 
   matches(conversation) {
-    const { filter, number, q } = this.filters;
+    const { filter, number, q, view, status, assignee } = this.filters;
+    const owner = conversation.assignee ? conversation.assignee.id : null;
+    if (view === "mine" && owner !== this.userId) return false;
+    if (view === "unassigned" && owner !== null) return false;
+    if (status !== "any" && conversation.status !== status) return false;
+    if (assignee && owner !== assignee) return false;
     if (number && conversation.number && conversation.number.phone_number_id && conversation.number.phone_number_id !== number) return false;
     if (filter === "unread" && !conversation.unread_count && conversation.id !== this.openId) return false;
     const { label } = this.filters;

@@ -29,6 +29,8 @@ export function renderMessage(message, { findQuoted, actions } = {}) {
   if (message.reply_to) bubble.append(renderQuote(message.reply_to, findQuoted));
   bubble.append(renderContent(message));
   const meta = element("div", "meta");
+  // Which of the team sent a reply (none for Meta's echoes of what the phone app sent).
+  if (message.direction === "out" && message.sent_by) meta.append(element("span", "sender", message.sent_by.name));
   meta.append(element("time", "time", timeLabel(message.timestamp)));
   if (message.direction === "out") meta.append(element("span", "ticks"));
   bubble.append(meta);

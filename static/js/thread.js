@@ -3,6 +3,7 @@
 import { getJson } from "./api.js";
 import { dayKey, dayLabel, element } from "./format.js";
 import { renderMessage, updateReactions, updateStatus } from "./message-view.js";
+import { snoozeLabel } from "./workflow.js";
 
 
 const BOTTOM_SLACK_PX = 48;
@@ -16,7 +17,7 @@ function before(a, b) {
 }
 
 export class Thread {
-  constructor({ conversation, messages, hasMore, root, list, sentinel, pill, actions }) {
+  constructor({ conversation, messages, activities = [], hasMore, root, list, sentinel, pill, actions }) {
     this.conversation = conversation;
     this.actions = actions;
     this.root = root;
@@ -25,7 +26,9 @@ export class Thread {
     this.hasMore = hasMore;
     this.loadingHistory = false;
     this.byId = new Map();
+    this.activityIds = new Set();
     for (const message of messages) this.place(message);
+    for (const activity of activities) this.placeActivity(activity);
     this.renderDays();
     this.scrollToBottom();
     pill.addEventListener("click", () => this.scrollToBottom());
@@ -59,8 +62,9 @@ export class Thread {
     const item = renderMessage(message, { findQuoted: (wamid) => this.quotedText(wamid), actions: this.actions });
     item.dataset.sortTs = String(Date.parse(message.timestamp));
     const key = sortKey(message);
-    const keyOf = (node) => [Number(node.dataset.sortTs), Number(node.dataset.messageId)];
-    const messages = this.list.querySelectorAll(".message");
+    // An activity line at the same moment as a message goes after it.
+    const keyOf = (node) => [Number(node.dataset.sortTs), node.dataset.messageId ? Number(node.dataset.messageId) : Infinity];
+    const messages = this.list.querySelectorAll(".message, .activity");
     const last = messages[messages.length - 1];
     let next = null;
     if (!last || before(keyOf(last), key)) {
@@ -77,6 +81,37 @@ export class Thread {
     this.byId.set(message.id, item);
   }
 
+  // An activity line (a status or assignee change), between the messages at its time; new ones follow the
+  // same bottom-or-pill rule as messages.
+  addActivity(activity) {
+    if (this.activityIds.has(activity.id)) return;
+    const wasAtBottom = this.atBottom();
+    this.placeActivity(activity);
+    this.renderDays();
+    if (wasAtBottom) this.root.scrollTo({ top: this.root.scrollHeight, behavior: "smooth" });
+    else this.pill.hidden = false;
+  }
+
+  placeActivity(activity) {
+    // Shown only beside the messages loaded: an older line waits for its page of history.
+    const first = this.list.querySelector(".message");
+    const at = Date.parse(activity.created_at);
+    if (this.hasMore && first && at < Number(first.dataset.sortTs)) return;
+    const item = element("li", "activity", activityText(activity));
+    item.dataset.activityId = String(activity.id);
+    item.dataset.timestamp = activity.created_at;
+    item.dataset.sortTs = String(at);
+    let next = null;
+    for (const node of this.list.querySelectorAll(".message, .activity")) {
+      if (Number(node.dataset.sortTs) > at) {
+        next = node;
+        break;
+      }
+    }
+    this.list.insertBefore(item, next);
+    this.activityIds.add(activity.id);
+  }
+
   quotedText(wamid) {
     const quoted = this.list.querySelector(`[data-wamid="${CSS.escape(wamid)}"] .content`);
     return quoted ? quoted.textContent.slice(0, 200) : null;
@@ -85,7 +120,7 @@ export class Thread {
   renderDays() {
     for (const separator of this.list.querySelectorAll(".day-separator")) separator.remove();
     let previous = null;
-    for (const item of this.list.querySelectorAll(".message")) {
+    for (const item of this.list.querySelectorAll(".message, .activity")) {
       const key = dayKey(item.dataset.timestamp);
       if (key !== previous) {
         const separator = element("li", "day-separator", dayLabel(item.dataset.timestamp));
@@ -121,16 +156,30 @@ export class Thread {
     if (!first) return;
     this.loadingHistory = true;
     try {
-      const page = await getJson(`/api/conversations/${this.conversation.id}/messages/?before=${first.dataset.messageId}`);
+      // The activity lines come along, for those beside the older messages (the newer ones are placed already).
+      const [page, activities] = await Promise.all([
+        getJson(`/api/conversations/${this.conversation.id}/messages/?before=${first.dataset.messageId}`),
+        getJson(`/api/conversations/${this.conversation.id}/activity/?page_size=500`).catch(() => ({ results: [] })),
+      ]);
       const heightBefore = this.root.scrollHeight;
       const topBefore = this.root.scrollTop;
       for (const message of page.results) if (!this.byId.has(message.id)) this.place(message);
+      this.hasMore = page.has_more;
+      for (const activity of activities.results) if (!this.activityIds.has(activity.id)) this.placeActivity(activity);
       this.renderDays();
       // Keep the reader's place: the content grew above them.
       this.root.scrollTop = topBefore + (this.root.scrollHeight - heightBefore);
-      this.hasMore = page.has_more;
     } finally {
       this.loadingHistory = false;
     }
   }
+}
+
+// The line as the reader reads it: the server's words, with a snooze's end in the reader's own time zone.
+function activityText(activity) {
+  const { details, actor } = activity;
+  if (activity.kind === "status" && details.to === "snoozed" && details.snoozed_until) {
+    return `Snoozed until ${snoozeLabel(details.snoozed_until)}${actor ? ` by ${actor.name}` : ""}`;
+  }
+  return activity.text;
 }
