@@ -23,7 +23,7 @@ CHANGED = {200: ConversationOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut}
 class NumberLabelsApi(APIView):
     """``GET``: the number's labels, by name. ``POST {"name", "colour"}``: a new one (its supervisors only)."""
 
-    class LabelInput(serializers.Serializer):
+    class NewLabelInput(serializers.Serializer):
         name = serializers.CharField(max_length=40)
         colour = serializers.ChoiceField(choices=LabelColour.values, default=LabelColour.GREY)
 
@@ -39,11 +39,11 @@ class NumberLabelsApi(APIView):
         return Response({"results": [label_snapshot(label) for label in selectors.number_labels(numbers=[number])]})
 
     @extend_schema(
-        request=LabelInput, responses={201: LabelOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+        request=NewLabelInput, responses={201: LabelOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
     )
     def post(self, request, number_id: int):
         number = _number_or_404(request, number_id)
-        data = _valid(self.LabelInput, request)
+        data = _valid(self.NewLabelInput, request)
         try:
             label = create_label(user=request.user, number=number, name=data["name"], colour=data["colour"])
         except WorkflowRefused as refusal:
@@ -64,13 +64,13 @@ class ConversationLabelsApi(APIView):
     """``POST {"label": <id>}``: set one of the number's labels on the conversation (a label of another number is
     a 400 on ``label``); the conversation as the list gives it."""
 
-    class LabelInput(serializers.Serializer):
+    class LabelChoiceInput(serializers.Serializer):
         label = serializers.IntegerField()
 
-    @extend_schema(request=LabelInput, responses=CHANGED)
+    @extend_schema(request=LabelChoiceInput, responses=CHANGED)
     def post(self, request, conversation_id: int):
         conversation = _conversation_or_404(request, conversation_id)
-        label_id = _valid(self.LabelInput, request)["label"]
+        label_id = _valid(self.LabelChoiceInput, request)["label"]
         try:
             add_conversation_label(
                 user=request.user, conversation=conversation, label=_visible_label(request, label_id)
@@ -142,7 +142,10 @@ class ConversationCannedReplyApi(APIView):
     """``GET``: one canned reply, filled in for this conversation; one that is not yours nor its number's is a 404
     ``unknown_canned_reply``."""
 
-    @extend_schema(responses={200: CannedReplyOut, 401: ErrorOut, 404: ErrorOut})
+    @extend_schema(
+        operation_id="conversations_canned_reply_retrieve",
+        responses={200: CannedReplyOut, 401: ErrorOut, 404: ErrorOut},
+    )
     def get(self, request, conversation_id: int, canned_reply_id: int):
         conversation = _conversation_or_404(request, conversation_id)
         reply = selectors.canned_replies_for(user=request.user, conversation=conversation).filter(pk=canned_reply_id)

@@ -406,8 +406,9 @@ def test_the_benchs_search_page_reads_the_replica_and_its_inbox_pages_the_primar
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     rows = {cells[2].strip(): cells[6].strip() for cells in (line.split("|") for line in result.stdout.splitlines())
             if len(cells) > 6}  # fmt: skip
-    # The search on the replica; the session and the user's numbers, as every request's, on the primary.
-    assert re.search(r"; queries on default \d+, replica 1;", rows["page /api/conversations/?q=: server time"]), rows
+    # The search and its conversations' labels on the replica; the session and the user's numbers, as every
+    # request's, on the primary.
+    assert re.search(r"; queries on default \d+, replica 2;", rows["page /api/conversations/?q=: server time"]), rows
     assert re.search(r"; queries on default \d+;", rows["page /inbox/: server time"]), rows
     assert re.search(r"; queries on default \d+;", rows["page /inbox/<id>/: server time"]), rows
     assert any("%Customer 7%" in line for line in replica.statements(replica_from, by="bench"))
