@@ -222,10 +222,18 @@ def api(server) -> requests.Session:
     return session
 
 
-def customer_writes(server: Server, *, wa_id: str, name: str) -> None:
+def customer_writes(server: Server, primary: Cluster, *, wa_id: str, name: str) -> None:
+    """A customer's message, delivered and applied: the contact is on the primary when this returns (a replica
+    caught up before the drain committed would not have it yet)."""
     change = message_change(**NUMBER, wa_id=wa_id, name=name, content={"text": {"body": f"Hello, {name} here"}})
     body, headers = signed_request(envelope(waba_id=WABA, changes=[change]), app_secret=settings.META_APP_SECRET)
     assert requests.post(f"{server.base_url}/api/webhook", data=body, headers=headers, timeout=30).status_code == 200
+
+    def stored() -> bool:
+        with primary.connect() as conn:
+            return conn.execute("SELECT 1 FROM contacts_contact WHERE wa_id = %s", [wa_id]).fetchone() is not None
+
+    wait_for(stored, timeout=30, what=f"{name}'s message to be applied")
 
 
 def search(api: requests.Session, server: Server, text: str) -> list[str]:
@@ -256,7 +264,7 @@ def inbox_stats(replication: Replication) -> tuple[dict, str]:
 
 @pytest.mark.e2e
 def test_searches_and_reports_read_the_replica_and_the_live_inbox_the_primary(replication, server, api):
-    customer_writes(server, wa_id="447700900461", name="Amara Okafor")
+    customer_writes(server, replication.primary, wa_id="447700900461", name="Amara Okafor")
     wait_for(replication.caught_up, timeout=30, what="the replica to replay the new contact")
     primary_from, replica_from = replication.primary.log_size(), replication.replica.log_size()
 
@@ -311,7 +319,7 @@ def test_a_replica_behind_the_bound_is_passed_over_for_the_primary_with_a_warnin
         replica.execute("SELECT pg_wal_replay_pause()")
     try:
         log_from, primary_from = server.log_size(), replication.primary.log_size()
-        customer_writes(server, wa_id="27820001234", name="Bongani Dlamini")
+        customer_writes(server, replication.primary, wa_id="27820001234", name="Bongani Dlamini")
 
         # Found once the replica is further behind than the bound and the server has looked again: from the
         # primary, which has the new contact the paused replica has not replayed.
@@ -344,7 +352,7 @@ def test_a_replica_behind_the_bound_is_passed_over_for_the_primary_with_a_warnin
 
 @pytest.mark.e2e
 def test_a_replica_that_is_down_is_passed_over_for_the_primary_and_readyz_says_so(replication, server, api):
-    customer_writes(server, wa_id="8613800138000", name="Chen Wei")
+    customer_writes(server, replication.primary, wa_id="8613800138000", name="Chen Wei")
     wait_for(replication.caught_up, timeout=30, what="the replica to replay the new contact")
     log_from = server.log_size()
     replication.replica.stop()
