@@ -115,7 +115,9 @@ class Replication:
 
     def caught_up(self) -> bool:
         with self.primary.connect() as primary, self.replica.connect() as replica:
-            (sent,) = primary.execute("SELECT pg_current_wal_lsn()").fetchone()
+            # The insert position, not the write one: a drain commits with synchronous_commit off, so its WAL may
+            # still be in the primary's buffers, neither written nor sent.
+            (sent,) = primary.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
             (replayed,) = replica.execute("SELECT pg_last_wal_replay_lsn()").fetchone()
             (behind,) = primary.execute("SELECT %s::pg_lsn > %s::pg_lsn", [sent, replayed]).fetchone()
             return not behind
