@@ -18,6 +18,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts.sign_in import TooManySignInAttempts, start_sign_in_attempt
 from config.openapi import ErrorOut
+from conversations.services.errors import WorkflowRefused
 
 
 def error_response(*, status: int, code: str, detail: str, fields: dict | None = None, headers=None) -> Response:
@@ -28,6 +29,9 @@ def error_response(*, status: int, code: str, detail: str, fields: dict | None =
 
 
 def api_exception_handler(exc, context):
+    if isinstance(exc, WorkflowRefused):  # a service's refusal, with its own status, code and field
+        fields = {exc.field: [exc.detail]} if exc.field else None
+        return error_response(status=exc.status, code=exc.code, detail=exc.detail, fields=fields)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

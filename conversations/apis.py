@@ -62,7 +62,7 @@ def conversation_item(conversation) -> dict:
     }
 
 
-def _conversation_or_404(request, conversation_id: int):
+def conversation_or_404(request, conversation_id: int):
     conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
     if conversation is None:
         raise Http404
@@ -205,7 +205,7 @@ class ConversationReadApi(APIView):
         },
     )
     def post(self, request, conversation_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
+        conversation = conversation_or_404(request, conversation_id)
         state = mark_conversation_read(user=request.user, conversation=conversation)
         return Response({"conversation_id": conversation.pk, "last_read_message_id": state.last_read_message_id})
 
@@ -262,7 +262,7 @@ class ConversationMessagesApi(APIView):
         },
     )
     def get(self, request, conversation_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
+        conversation = conversation_or_404(request, conversation_id)
         before_id = request.query_params.get("before")
         if before_id is not None:
             before = conversation.messages.filter(pk=before_id if before_id.isdigit() else 0).first()
@@ -304,7 +304,7 @@ class ConversationMessagesApi(APIView):
         responses={202: MessageOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut},
     )
     def post(self, request, conversation_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
+        conversation = conversation_or_404(request, conversation_id)
         kind = "media" if "file" in request.FILES else request.data.get("type", "text")
         try:
             if kind == "text":
@@ -360,7 +360,7 @@ class MessageDecisionApi(APIView):
         request=DecisionInput, responses={200: MessageOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut}
     )
     def post(self, request, conversation_id: int, message_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
+        conversation = conversation_or_404(request, conversation_id)
         message = conversation.messages.filter(pk=message_id).first()
         if message is None:
             raise Http404
@@ -411,7 +411,7 @@ class ConversationTemplateListApi(APIView):
         }
     )
     def get(self, request, conversation_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
+        conversation = conversation_or_404(request, conversation_id)
         closes = conversation.window_closes_at
         return Response(
             {

@@ -7,15 +7,15 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_response
 from config.openapi import ConversationOut, ErrorOut, LabelOut
 from conversations import selectors
+from conversations.apis import conversation_or_404
 from conversations.models import CannedReply, Label, LabelColour
 from conversations.services.canned_replies import create_canned_reply, render_canned_reply
 from conversations.services.errors import WorkflowRefused
 from conversations.services.labels import add_conversation_label, create_label, remove_conversation_label
 from conversations.snapshots import label_snapshot
-from conversations.workflow_apis import _as_listed, _conversation_or_404, _number_or_404, _refused, _valid
+from conversations.workflow_apis import as_listed, number_or_404, valid_data
 
 CHANGED = {200: ConversationOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut}
 
@@ -35,19 +35,16 @@ class NumberLabelsApi(APIView):
         }
     )
     def get(self, request, number_id: int):
-        number = _number_or_404(request, number_id)
+        number = number_or_404(request, number_id)
         return Response({"results": [label_snapshot(label) for label in selectors.number_labels(numbers=[number])]})
 
     @extend_schema(
         request=NewLabelInput, responses={201: LabelOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
     )
     def post(self, request, number_id: int):
-        number = _number_or_404(request, number_id)
-        data = _valid(self.NewLabelInput, request)
-        try:
-            label = create_label(user=request.user, number=number, name=data["name"], colour=data["colour"])
-        except WorkflowRefused as refusal:
-            return _refused(refusal)
+        number = number_or_404(request, number_id)
+        data = valid_data(self.NewLabelInput, request)
+        label = create_label(user=request.user, number=number, name=data["name"], colour=data["colour"])
         return Response(label_snapshot(label), status=201)
 
 
@@ -69,15 +66,10 @@ class ConversationLabelsApi(APIView):
 
     @extend_schema(request=LabelChoiceInput, responses=CHANGED)
     def post(self, request, conversation_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
-        label_id = _valid(self.LabelChoiceInput, request)["label"]
-        try:
-            add_conversation_label(
-                user=request.user, conversation=conversation, label=_visible_label(request, label_id)
-            )
-        except WorkflowRefused as refusal:
-            return _refused(refusal)
-        return _as_listed(request, conversation)
+        conversation = conversation_or_404(request, conversation_id)
+        label_id = valid_data(self.LabelChoiceInput, request)["label"]
+        add_conversation_label(user=request.user, conversation=conversation, label=_visible_label(request, label_id))
+        return as_listed(request, conversation)
 
 
 class ConversationLabelApi(APIView):
@@ -85,14 +77,9 @@ class ConversationLabelApi(APIView):
 
     @extend_schema(responses=CHANGED)
     def delete(self, request, conversation_id: int, label_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
-        try:
-            remove_conversation_label(
-                user=request.user, conversation=conversation, label=_visible_label(request, label_id)
-            )
-        except WorkflowRefused as refusal:
-            return _refused(refusal)
-        return _as_listed(request, conversation)
+        conversation = conversation_or_404(request, conversation_id)
+        remove_conversation_label(user=request.user, conversation=conversation, label=_visible_label(request, label_id))
+        return as_listed(request, conversation)
 
 
 CannedReplyOut = inline_serializer(
@@ -130,7 +117,7 @@ class ConversationCannedRepliesApi(APIView):
         },
     )
     def get(self, request, conversation_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
+        conversation = conversation_or_404(request, conversation_id)
         replies = selectors.canned_replies_for(
             user=request.user, conversation=conversation, search=request.query_params.get("q", "")
         )
@@ -147,13 +134,11 @@ class ConversationCannedReplyApi(APIView):
         responses={200: CannedReplyOut, 401: ErrorOut, 404: ErrorOut},
     )
     def get(self, request, conversation_id: int, canned_reply_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
+        conversation = conversation_or_404(request, conversation_id)
         reply = selectors.canned_replies_for(user=request.user, conversation=conversation).filter(pk=canned_reply_id)
         reply = reply.first()
         if reply is None:
-            return error_response(
-                status=404, code="unknown_canned_reply", detail="No such canned reply for this conversation."
-            )
+            raise WorkflowRefused("unknown_canned_reply", "No such canned reply for this conversation.", status=404)
         return Response(_canned_reply_item(reply, conversation=conversation, user=request.user))
 
 
@@ -185,12 +170,9 @@ class CannedReplyCreateApi(APIView):
         },
     )
     def post(self, request):
-        data = _valid(self.CannedReplyInput, request)
-        number = _number_or_404(request, data["number"]) if data["number"] is not None else None
-        try:
-            reply = create_canned_reply(user=request.user, shortcut=data["shortcut"], text=data["text"], number=number)
-        except WorkflowRefused as refusal:
-            return _refused(refusal)
+        data = valid_data(self.CannedReplyInput, request)
+        number = number_or_404(request, data["number"]) if data["number"] is not None else None
+        reply = create_canned_reply(user=request.user, shortcut=data["shortcut"], text=data["text"], number=number)
         scope = "personal" if reply.owner_id else "number"
         return Response(
             {"id": reply.pk, "shortcut": reply.shortcut, "scope": scope, "template": reply.text}, status=201

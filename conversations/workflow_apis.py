@@ -1,5 +1,6 @@
 """The REST API over the team's work on conversations: status, assignee, the activity log, a number's members and
-its assignment settings. Thin views over ``services/workflow.py``; refusals in the project's error shape."""
+its assignment settings. Thin views over ``services/workflow.py``, whose ``WorkflowRefused`` the API's exception
+handler (``config.api``) answers in the project's error shape."""
 
 from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,10 +14,9 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import error_response
 from config.openapi import CURSOR_PARAMETERS, ActivityOut, ConversationOut, ErrorOut, cursor_page
 from conversations import selectors
-from conversations.apis import conversation_item
+from conversations.apis import conversation_item, conversation_or_404
 from conversations.models import AutoAssignment, ConversationStatus
 from conversations.services import workflow
 from conversations.services.errors import WorkflowRefused
@@ -26,24 +26,12 @@ from conversations.snapshots import activity_snapshot
 SNOOZE_DATE_HOUR = time(9, 0)
 
 
-def _conversation_or_404(request, conversation_id: int):
-    conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
-    if conversation is None:
-        raise Http404
-    return conversation
-
-
-def _as_listed(request, conversation) -> Response:
+def as_listed(request, conversation) -> Response:
     """The conversation as the list gives it (with this user's unread count), after a change."""
     return Response(conversation_item(selectors.conversation_list(user=request.user).get(pk=conversation.pk)))
 
 
-def _refused(refusal: WorkflowRefused) -> Response:
-    fields = {refusal.field: [refusal.detail]} if refusal.field else None
-    return error_response(status=refusal.status, code=refusal.code, detail=refusal.detail, fields=fields)
-
-
-def _valid(serializer_class, request) -> dict:
+def valid_data(serializer_class, request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
@@ -81,15 +69,12 @@ class ConversationStatusApi(APIView):
 
     @extend_schema(request=StatusInput, responses=CHANGED)
     def post(self, request, conversation_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
-        data = _valid(self.StatusInput, request)
-        try:
-            changed = workflow.change_conversation_status(
-                user=request.user, conversation=conversation, status=data["status"], snooze_until=data["snooze_until"]
-            )
-        except WorkflowRefused as refusal:
-            return _refused(refusal)
-        return _as_listed(request, changed)
+        conversation = conversation_or_404(request, conversation_id)
+        data = valid_data(self.StatusInput, request)
+        changed = workflow.change_conversation_status(
+            user=request.user, conversation=conversation, status=data["status"], snooze_until=data["snooze_until"]
+        )
+        return as_listed(request, changed)
 
 
 def _parse_moment(raw: str, *, zone) -> datetime | None:
@@ -113,22 +98,17 @@ class ConversationAssigneeApi(APIView):
 
     @extend_schema(request=AssigneeInput, responses=CHANGED)
     def post(self, request, conversation_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
-        wanted = _valid(self.AssigneeInput, request)["assignee"]
+        conversation = conversation_or_404(request, conversation_id)
+        wanted = valid_data(self.AssigneeInput, request)["assignee"]
         assignee = None
         if wanted is not None:
             assignee = get_user_model().objects.filter(pk=wanted).first()
             if assignee is None:
-                return _refused(
-                    WorkflowRefused(
-                        "not_a_member", "The assignee must be a member of the conversation's number.", field="assignee"
-                    )
+                raise WorkflowRefused(
+                    "not_a_member", "The assignee must be a member of the conversation's number.", field="assignee"
                 )
-        try:
-            changed = workflow.assign_conversation(user=request.user, conversation=conversation, assignee=assignee)
-        except WorkflowRefused as refusal:
-            return _refused(refusal)
-        return _as_listed(request, changed)
+        changed = workflow.assign_conversation(user=request.user, conversation=conversation, assignee=assignee)
+        return as_listed(request, changed)
 
 
 class _OwnAssignmentApi(APIView):
@@ -138,12 +118,9 @@ class _OwnAssignmentApi(APIView):
 
     @extend_schema(request=None, responses=CHANGED)
     def post(self, request, conversation_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
-        try:
-            changed = type(self).change(user=request.user, conversation=conversation)
-        except WorkflowRefused as refusal:
-            return _refused(refusal)
-        return _as_listed(request, changed)
+        conversation = conversation_or_404(request, conversation_id)
+        changed = type(self).change(user=request.user, conversation=conversation)
+        return as_listed(request, changed)
 
 
 class ConversationTakeApi(_OwnAssignmentApi):
@@ -173,7 +150,7 @@ class ConversationActivityApi(APIView):
         responses={200: cursor_page("ActivityPage", ActivityOut), 401: ErrorOut, 404: ErrorOut},
     )
     def get(self, request, conversation_id: int):
-        conversation = _conversation_or_404(request, conversation_id)
+        conversation = conversation_or_404(request, conversation_id)
         paginator = ActivityCursor()
         page = paginator.paginate_queryset(
             selectors.conversation_activities(conversation=conversation), request, view=self
@@ -181,7 +158,7 @@ class ConversationActivityApi(APIView):
         return paginator.get_paginated_response([activity_snapshot(a) for a in page])
 
 
-def _number_or_404(request, number_id: int):
+def number_or_404(request, number_id: int):
     number = selectors.visible_numbers(user=request.user).filter(pk=number_id).first()
     if number is None:
         raise Http404
@@ -216,19 +193,16 @@ class NumberSettingsApi(APIView):
 
     @extend_schema(responses={200: NumberSettingsOut, 401: ErrorOut, 404: ErrorOut})
     def get(self, request, number_id: int):
-        return Response(_settings_of(_number_or_404(request, number_id)))
+        return Response(_settings_of(number_or_404(request, number_id)))
 
     @extend_schema(
         request=SettingsInput,
         responses={200: NumberSettingsOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
     )
     def patch(self, request, number_id: int):
-        number = _number_or_404(request, number_id)
-        changes = _valid(self.SettingsInput, request)
-        try:
-            number = workflow.change_number_settings(user=request.user, number=number, **changes)
-        except WorkflowRefused as refusal:
-            return _refused(refusal)
+        number = number_or_404(request, number_id)
+        changes = valid_data(self.SettingsInput, request)
+        number = workflow.change_number_settings(user=request.user, number=number, **changes)
         return Response(_settings_of(number))
 
 
@@ -257,7 +231,7 @@ class NumberMembersApi(APIView):
         }
     )
     def get(self, request, number_id: int):
-        number = _number_or_404(request, number_id)
+        number = number_or_404(request, number_id)
         return Response({"results": selectors.number_members(number=number)})
 
 
@@ -277,10 +251,7 @@ class NumberAwayApi(APIView):
         },
     )
     def put(self, request, number_id: int):
-        number = _number_or_404(request, number_id)
-        away = _valid(self.AwayInput, request)["away"]
-        try:
-            workflow.set_member_away(user=request.user, number=number, away=away)
-        except WorkflowRefused as refusal:
-            return _refused(refusal)
+        number = number_or_404(request, number_id)
+        away = valid_data(self.AwayInput, request)["away"]
+        workflow.set_member_away(user=request.user, number=number, away=away)
         return Response({"away": away})
