@@ -136,13 +136,18 @@ def conversation_list(
     return conversations
 
 
-def _workflow_filter(*, user, view: str, status: str | None, assignee_id: int | None) -> Q:
-    """The list's view, status and assignee as one condition (an unknown view is ``all``)."""
-    condition = Q()
+def _view_condition(*, user, view: str) -> Q:
+    """Which conversations a view of the list holds (an unknown view is ``all``)."""
     if view == VIEW_MINE:
-        condition &= Q(assignee_id=user.pk)
-    elif view == VIEW_UNASSIGNED:
-        condition &= Q(assignee__isnull=True)
+        return Q(assignee_id=user.pk)
+    if view == VIEW_UNASSIGNED:
+        return Q(assignee__isnull=True)
+    return Q()
+
+
+def _workflow_filter(*, user, view: str, status: str | None, assignee_id: int | None) -> Q:
+    """The list's view, status and assignee as one condition."""
+    condition = _view_condition(user=user, view=view)
     if status:
         condition &= Q(status=status)
     if assignee_id is not None:
@@ -171,9 +176,7 @@ def inbox_totals(
         listed &= Q(status=status)
     totals = _with_unread_count(user=user, numbers=numbers).aggregate(
         unread_total=Coalesce(Sum("unread_count"), Value(0)),
-        mine=Count("pk", filter=listed & Q(assignee_id=user.pk)),
-        unassigned=Count("pk", filter=listed & Q(assignee__isnull=True)),
-        all=Count("pk", filter=listed),
+        **{view: Count("pk", filter=listed & _view_condition(user=user, view=view)) for view in VIEWS},
     )
     return totals
 
@@ -317,12 +320,7 @@ def number_members(*, number: BusinessNumber) -> list[dict]:
     memberships = list(NumberMembership.objects.filter(number=number).select_related("user").order_by("user__username"))
     user_ids = [m.user_id for m in memberships]
     online = online_user_ids(user_ids=user_ids)
-    active = dict(
-        Conversation.objects.filter(number=number, assignee_id__in=user_ids, status__in=ACTIVE_STATUSES)
-        .values("assignee_id")
-        .annotate(count=Count("pk"))
-        .values_list("assignee_id", "count")
-    )
+    active = open_counts(number_id=number.pk, user_ids=user_ids)
     return [
         {
             **person_snapshot(m.user),
@@ -335,6 +333,16 @@ def number_members(*, number: BusinessNumber) -> list[dict]:
         for m in memberships
         if m.user.is_active
     ]
+
+
+def open_counts(*, number_id: int, user_ids: list[int]) -> dict[int, int]:
+    """How many open or pending conversations of the number each of these users has (absent: none)."""
+    return dict(
+        Conversation.objects.filter(number_id=number_id, assignee_id__in=user_ids, status__in=ACTIVE_STATUSES)
+        .values("assignee_id")
+        .annotate(count=Count("pk"))
+        .values_list("assignee_id", "count")
+    )
 
 
 def labelled(conversations: QuerySet[Conversation], *, label_id: int | None = None) -> QuerySet[Conversation]:

@@ -6,9 +6,9 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from conversations.models import SHORTCUT_PATTERN, BusinessNumber, CannedReply, Conversation, MemberRole
+from conversations.models import SHORTCUT_PATTERN, BusinessNumber, CannedReply, Conversation
 from conversations.services.errors import WorkflowRefused
-from conversations.services.workflow import member_role
+from conversations.services.workflow import require_supervisor
 from conversations.snapshots import person_snapshot
 
 PLACEHOLDER = re.compile(r"\{\{\s*(contact_name|agent_name)\s*\}\}")
@@ -29,10 +29,8 @@ def render_canned_reply(*, canned_reply: CannedReply, conversation: Conversation
 def create_canned_reply(*, user, shortcut: str, text: str, number: BusinessNumber | None = None) -> CannedReply:
     """A personal canned reply (no ``number``), or the number's (its supervisors only: 403). A shortcut taken in
     that scope is a 400 on ``shortcut`` (the unique constraints decide)."""
-    if number is not None and member_role(user=user, number=number) != MemberRole.SUPERVISOR:
-        raise WorkflowRefused(
-            "not_allowed", "Only a supervisor of this number can create its canned replies.", status=403
-        )
+    if number is not None:
+        require_supervisor(user=user, number=number, to="create its canned replies")
     shortcut = shortcut.strip().lstrip("/").lower()
     if not re.match(SHORTCUT_PATTERN, shortcut):
         raise WorkflowRefused(

@@ -4,9 +4,9 @@ sees the conversation. Each change is an activity line (``workflow.record_activi
 
 from django.db import IntegrityError, transaction
 
-from conversations.models import ActivityKind, BusinessNumber, Conversation, ConversationLabel, Label, MemberRole
+from conversations.models import ActivityKind, BusinessNumber, Conversation, ConversationLabel, Label
 from conversations.services.errors import WorkflowRefused
-from conversations.services.workflow import member_role, record_activity
+from conversations.services.workflow import locked_conversation, record_activity, require_supervisor
 from conversations.snapshots import label_snapshot
 from realtime import events
 from realtime.publish import publish_events
@@ -16,8 +16,7 @@ from realtime.publish import publish_events
 def create_label(*, user, number: BusinessNumber, name: str, colour: str) -> Label:
     """A new label of the number (its supervisors only: 403); a name it has already, in any case, is a 400 on
     ``name`` (the unique constraint decides, so two at once make one)."""
-    if member_role(user=user, number=number) != MemberRole.SUPERVISOR:
-        raise WorkflowRefused("not_allowed", "Only a supervisor of this number can create its labels.", status=403)
+    require_supervisor(user=user, number=number, to="create its labels")
     name = name.strip()
     if not name:
         raise WorkflowRefused("blank_name", "A label needs a name.", field="name")
@@ -26,14 +25,6 @@ def create_label(*, user, number: BusinessNumber, name: str, colour: str) -> Lab
             return Label.objects.create(number=number, name=name, colour=colour)
     except IntegrityError as error:
         raise WorkflowRefused("label_exists", f"This number has a label {name!r} already.", field="name") from error
-
-
-def _locked(conversation: Conversation) -> Conversation:
-    return (
-        Conversation.objects.select_for_update(of=("self",))
-        .select_related("contact", "number", "assignee")
-        .get(pk=conversation.pk)
-    )
 
 
 def _publish_labels(conversation: Conversation) -> None:
@@ -53,7 +44,7 @@ def _check_same_number(*, conversation: Conversation, label: Label) -> None:
 def add_conversation_label(*, user, conversation: Conversation, label: Label) -> bool:
     """Set the label on the conversation; whether it was not set before (setting it again records nothing)."""
     _check_same_number(conversation=conversation, label=label)
-    current = _locked(conversation)
+    current = locked_conversation(conversation)
     _link, added = ConversationLabel.objects.get_or_create(
         conversation=current, label=label, defaults={"added_by": user}
     )
@@ -68,7 +59,7 @@ def add_conversation_label(*, user, conversation: Conversation, label: Label) ->
 def remove_conversation_label(*, user, conversation: Conversation, label: Label) -> bool:
     """Take the label off the conversation; whether it was on it."""
     _check_same_number(conversation=conversation, label=label)
-    current = _locked(conversation)
+    current = locked_conversation(conversation)
     removed, _ = ConversationLabel.objects.filter(conversation=current, label=label).delete()
     if removed:
         details = {"removed": label_snapshot(label)}

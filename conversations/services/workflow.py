@@ -17,7 +17,6 @@ it is now (clients apply it as a ``conversation.updated``).
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from conversations import jobs
@@ -32,6 +31,7 @@ from conversations.models import (
     MemberRole,
     NumberMembership,
 )
+from conversations.selectors import open_counts
 from conversations.services.errors import WorkflowRefused
 from conversations.snapshots import activity_snapshot, conversation_snapshot, person_snapshot
 from database.bulk import insert_rows, update_rows
@@ -50,11 +50,18 @@ def member_role(*, user, number: BusinessNumber) -> str | None:
     return NumberMembership.objects.filter(number=number, user=user).values_list("role", flat=True).first()
 
 
+def require_supervisor(*, user, number: BusinessNumber, to: str) -> None:
+    """A 403 ``not_allowed`` ("Only a supervisor of this number can <to>.") unless the user supervises it."""
+    if member_role(user=user, number=number) != MemberRole.SUPERVISOR:
+        raise WorkflowRefused("not_allowed", f"Only a supervisor of this number can {to}.", status=403)
+
+
 def _is_member(*, user, number: BusinessNumber) -> bool:
     return user.is_active and NumberMembership.objects.filter(number=number, user=user).exists()
 
 
-def _locked(conversation: Conversation) -> Conversation:
+def locked_conversation(conversation: Conversation) -> Conversation:
+    """The conversation's row read again, locked, with what its snapshot and activities need."""
     return (
         Conversation.objects.select_for_update(of=("self",))
         .select_related("contact", "number", "assignee")
@@ -141,7 +148,7 @@ def change_conversation_status(
             raise WorkflowRefused("snooze_needs_time", "Say until when to snooze.", field="snooze_until")
         if snooze_until <= now:
             raise WorkflowRefused("snooze_in_past", "A snooze must end in the future.", field="snooze_until")
-    current = _locked(conversation)
+    current = locked_conversation(conversation)
     if current.status == status and current.snoozed_until == snoozed_until:
         return current
     before, holder = current.status, current.assignee
@@ -209,7 +216,7 @@ def assign_conversation(*, user, conversation: Conversation, assignee) -> Conver
 
     A supervisor may do either with any conversation; an agent only take an unassigned one (``assignee`` is
     themselves) or hand back their own (``None``): anything else is 403."""
-    current = _locked(conversation)
+    current = locked_conversation(conversation)
     number = current.number
     if assignee is not None and not _is_member(user=assignee, number=number):
         raise WorkflowRefused(
@@ -233,7 +240,7 @@ def assign_conversation(*, user, conversation: Conversation, assignee) -> Conver
 @transaction.atomic
 def take_conversation(*, user, conversation: Conversation) -> Conversation:
     """The user takes an unassigned conversation: 409 if someone has it (someone else was first)."""
-    current = _locked(conversation)
+    current = locked_conversation(conversation)
     if current.assignee_id == user.pk:
         return current
     if current.assignee_id is not None:
@@ -250,7 +257,7 @@ def take_conversation(*, user, conversation: Conversation) -> Conversation:
 @transaction.atomic
 def hand_back_conversation(*, user, conversation: Conversation) -> Conversation:
     """The user hands back their own conversation (it waits unassigned): 409 if it is not theirs."""
-    current = _locked(conversation)
+    current = locked_conversation(conversation)
     if current.assignee_id != user.pk:
         raise WorkflowRefused("not_yours", "Only the conversation's assignee can hand it back.", status=409)
     return _reassign(conversation=current, actor=user, assignee=None, reason="handed_back")
@@ -331,14 +338,7 @@ def assign_waiting_conversations(*, number_id: int, now: datetime | None = None)
         eligible = [m for m in memberships if m.user_id in online and not m.away and m.user.is_active]
         if not eligible:
             return 0
-        active = dict(
-            Conversation.objects.filter(
-                number_id=number_id, assignee_id__in=[m.user_id for m in eligible], status__in=ACTIVE_STATUSES
-            )
-            .values("assignee_id")
-            .annotate(count=Count("pk"))
-            .values_list("assignee_id", "count")
-        )
+        active = open_counts(number_id=number_id, user_ids=[m.user_id for m in eligible])
         room = sum(max(m.max_open - active.get(m.user_id, 0), 0) for m in eligible)
         if room == 0:
             return 0
@@ -348,14 +348,11 @@ def assign_waiting_conversations(*, number_id: int, now: datetime | None = None)
             .select_related("contact")
             .order_by("last_message_at", "pk")[:room]
         )
-        if number.auto_assignment == AutoAssignment.FEWEST_OPEN:
+        never = datetime.min.replace(tzinfo=now.tzinfo)
+        fewest_open = number.auto_assignment == AutoAssignment.FEWEST_OPEN
 
-            def order(m):
-                return (active.get(m.user_id, 0), m.last_assigned_at or datetime.min.replace(tzinfo=now.tzinfo), m.pk)
-        else:
-
-            def order(m):
-                return (m.last_assigned_at or datetime.min.replace(tzinfo=now.tzinfo), m.pk)
+        def order(m):  # fewest open first if so set, then the one assigned longest ago
+            return (active.get(m.user_id, 0) if fewest_open else 0, m.last_assigned_at or never, m.pk)
 
         activities, picked = [], {}
         for step, conversation in enumerate(waiting):
@@ -381,8 +378,7 @@ def assign_waiting_conversations(*, number_id: int, now: datetime | None = None)
 def change_number_settings(*, user, number: BusinessNumber, **changes) -> BusinessNumber:
     """Change the number's assignment settings (``auto_assignment``, ``assign_on_reply``,
     ``unassign_on_resolve``): its supervisors only. Turning auto-assignment on hands out what waits."""
-    if member_role(user=user, number=number) != MemberRole.SUPERVISOR:
-        raise WorkflowRefused("not_allowed", "Only a supervisor of this number can change its settings.", status=403)
+    require_supervisor(user=user, number=number, to="change its settings")
     allowed = {"auto_assignment", "assign_on_reply", "unassign_on_resolve"}
     if set(changes) - allowed:
         raise ValueError(f"not a number setting: {sorted(set(changes) - allowed)}")
