@@ -8,7 +8,8 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Length, Lower, Trim
+from django.db.models.lookups import GreaterThan, LessThanOrEqual
 from django.utils import timezone
 
 from contacts.models import Contact
@@ -569,3 +570,75 @@ class CannedReply(models.Model):
 
     def __str__(self) -> str:
         return f"/{self.shortcut}"
+
+
+# The longest private note, in characters: a note is a word to the team, not a document.
+NOTE_MAX_LENGTH = 4000
+
+
+class ConversationNote(models.Model):
+    """A private note of the team in a conversation's thread: never a ``Message``, so nothing that sends a
+    message (every send task takes a message id) can ever be handed one, and no customer ever sees it."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes", db_index=False)
+    # Null once the author's account is deleted: the note stays in the thread.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField()
+    # The members the note mentions (``@username``), as resolved when it was written.
+    mentions = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=GreaterThan(Length(Trim("body")), 0), name="note_body_not_blank"),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("body"), NOTE_MAX_LENGTH), name="note_body_max_length"
+            ),
+        ]
+        indexes = [models.Index(fields=["conversation", "created_at", "id"], name="note_thread_order")]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on conversation {self.conversation_id}"
+
+
+class NotificationKind(models.TextChoices):
+    # Someone mentioned the recipient in a private note (``note`` says which).
+    MENTION = "mention", "Mentioned in a note"
+
+
+class Notification(models.Model):
+    """Something one staff member should look at: shown in their inbox's notification list until read. Only
+    while the recipient may see the conversation's number (``selectors.notifications_for``)."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=12, choices=NotificationKind.choices)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    note = models.ForeignKey(ConversationNote, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=NotificationKind.values), name="notification_kind_known"),
+            models.CheckConstraint(
+                condition=~Q(kind=NotificationKind.MENTION) | Q(note__isnull=False),
+                name="notification_mention_has_note",
+            ),
+            # One notification per person and note, however often the note names them.
+            models.UniqueConstraint(
+                fields=["recipient", "note"], condition=Q(note__isnull=False), name="notification_once_per_note"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["recipient", "-created_at", "-id"], name="notification_list"),
+            # The unread count: only unread rows are in it.
+            models.Index(fields=["recipient"], condition=Q(read_at__isnull=True), name="notification_unread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for user {self.recipient_id} on conversation {self.conversation_id}"
