@@ -31,6 +31,14 @@ from conversations.label_apis import (
     ConversationLabelsApi,
     NumberLabelsApi,
 )
+from conversations.note_apis import (
+    ConversationMentionableApi,
+    ConversationNotesApi,
+    NotificationListApi,
+    NotificationReadAllApi,
+    NotificationReadApi,
+    NotificationUnreadCountApi,
+)
 from conversations.views import media_file_view
 from conversations.workflow_apis import (
     ConversationActivityApi,
@@ -116,6 +124,16 @@ api_patterns = [
         name="conversation_canned_reply",
     ),
     path("api/canned-replies/", CannedReplyCreateApi.as_view(), name="canned_reply_create"),
+    path("api/conversations/<int:conversation_id>/notes/", ConversationNotesApi.as_view(), name="conversation_notes"),
+    path(
+        "api/conversations/<int:conversation_id>/mentionable/",
+        ConversationMentionableApi.as_view(),
+        name="conversation_mentionable",
+    ),
+    path("api/notifications/", NotificationListApi.as_view(), name="notification_list"),
+    path("api/notifications/unread-count/", NotificationUnreadCountApi.as_view(), name="notification_unread_count"),
+    path("api/notifications/read-all/", NotificationReadAllApi.as_view(), name="notification_read_all"),
+    path("api/notifications/<int:notification_id>/read/", NotificationReadApi.as_view(), name="notification_read"),
     path(
         "api/conversations/<int:conversation_id>/templates/",
         ConversationTemplateListApi.as_view(),

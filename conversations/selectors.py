@@ -3,6 +3,7 @@
 from collections import defaultdict
 from collections.abc import Iterable
 
+from django.contrib.auth import get_user_model
 from django.db.models import (
     Count,
     Exists,
@@ -27,6 +28,7 @@ from conversations.models import (
     Conversation,
     ConversationActivity,
     ConversationLabel,
+    ConversationNote,
     Direction,
     Label,
     MediaFile,
@@ -34,6 +36,7 @@ from conversations.models import (
     MemberRole,
     Message,
     MessageTemplate,
+    Notification,
     NumberMembership,
     Reaction,
 )
@@ -370,3 +373,32 @@ def canned_replies_for(*, user, conversation: Conversation, search: str = "") ->
     if search:
         replies = replies.filter(shortcut__startswith=search)
     return replies.order_by("shortcut", F("number_id").asc(nulls_first=True), "pk")
+
+
+def mentionable_members(*, number: BusinessNumber) -> QuerySet:
+    """Who a note in the number's conversations may mention (``@username``): its active members, by username."""
+    return (
+        get_user_model()
+        .objects.filter(number_memberships__number=number, is_active=True)
+        .order_by("username")
+        .distinct()
+    )
+
+
+def conversation_notes(*, conversation: Conversation) -> QuerySet[ConversationNote]:
+    """The thread's private notes, oldest first, with their authors and mentions (``snapshots.note_snapshot``)."""
+    return conversation.notes.select_related("author").prefetch_related("mentions").order_by("created_at", "id")
+
+
+def notifications_for(*, user) -> QuerySet[Notification]:
+    """The user's notifications, newest first, of the numbers they may see now: someone who left a number no
+    longer sees what was said there."""
+    return (
+        Notification.objects.filter(recipient=user, conversation__number__in=visible_numbers(user=user))
+        .select_related("actor", "note", "conversation__contact")
+        .order_by("-created_at", "-id")
+    )
+
+
+def unread_notification_count(*, user) -> int:
+    return notifications_for(user=user).filter(read_at__isnull=True).count()

@@ -16,9 +16,20 @@ from conversations.models import (
     MediaFile,
     MediaState,
     Message,
+    Notification,
+    NotificationKind,
     Reaction,
 )
-from realtime.events import ActivityPayload, ConversationPayload, MessagePayload, PersonPayload, ReactionPayload
+from realtime.events import (
+    ActivityPayload,
+    ConversationPayload,
+    MentionPayload,
+    MessagePayload,
+    NotePayload,
+    NotificationPayload,
+    PersonPayload,
+    ReactionPayload,
+)
 
 
 def person_snapshot(user) -> PersonPayload | None:
@@ -203,3 +214,47 @@ def activity_text(activity: ConversationActivity) -> str:
         until = timezone.localtime(datetime.fromisoformat(details["snoozed_until"]))
         return f"Snoozed until {until:%a %d %b %H:%M}{by}"
     return f"{_STATUS_DONE.get(to, to)}{by}"
+
+
+def mention_snapshot(user) -> MentionPayload:
+    return {**person_snapshot(user), "username": user.get_username()}
+
+
+def note_snapshot(note) -> NotePayload:
+    """A private note of the thread. Needs ``author`` loaded and ``mentions`` prefetched to stay query-free."""
+    return {
+        "id": note.pk,
+        "conversation_id": note.conversation_id,
+        "author": person_snapshot(note.author) if note.author_id else None,
+        "body": note.body,
+        "mentions": sorted((mention_snapshot(user) for user in note.mentions.all()), key=lambda m: m["username"]),
+        "created_at": note.created_at.isoformat(),
+    }
+
+
+# How much of a note a notification shows.
+NOTIFICATION_TEXT_LENGTH = 200
+
+
+def notification_snapshot(notification: Notification) -> NotificationPayload:
+    """One entry of a person's notification list. Needs ``actor``, ``note`` and ``conversation__contact`` loaded
+    (``selectors.notifications_for``) to stay query-free; only for someone who may see the conversation."""
+    actor = person_snapshot(notification.actor)["name"] if notification.actor_id else "Someone"
+    note = notification.note
+    conversation = notification.conversation
+    titles = {NotificationKind.MENTION: f"{actor} mentioned you"}
+    return {
+        "id": notification.pk,
+        "kind": notification.kind,
+        "conversation_id": notification.conversation_id,
+        "number_id": conversation.number_id,
+        "note_id": notification.note_id,
+        "actor": person_snapshot(notification.actor) if notification.actor_id else None,
+        "title": titles.get(notification.kind, notification.get_kind_display()),
+        "text": note.body[:NOTIFICATION_TEXT_LENGTH] if note is not None else "",
+        "contact_name": conversation.contact.display_name,
+        "url": reverse("inbox:conversation", args=[notification.conversation_id])
+        + (f"#note-{notification.note_id}" if notification.note_id else ""),
+        "created_at": notification.created_at.isoformat(),
+        "read_at": notification.read_at.isoformat() if notification.read_at else None,
+    }

@@ -24,6 +24,12 @@ CONVERSATION_READ = "conversation.read"
 CONVERSATION_ACTIVITY = "conversation.activity"
 # Labels were set on or taken off a conversation: its labels as they are now (a conversation.activity says who).
 CONVERSATION_LABELS_CHANGED = "conversation.labels_changed"
+# A member wrote a private note in a conversation's thread (the team's only: never sent to the customer).
+CONVERSATION_NOTE_CREATED = "conversation.note_created"
+# Only to its recipient (logged with their user id): a notification for them, e.g. a mention in a note.
+NOTIFICATION_CREATED = "notification.created"
+# Only to their recipient: notifications were read (in one tab, so the others follow).
+NOTIFICATIONS_READ = "notification.read"
 
 EVENT_TYPES = (
     MESSAGE_CREATED,
@@ -35,6 +41,9 @@ EVENT_TYPES = (
     CONVERSATION_READ,
     CONVERSATION_ACTIVITY,
     CONVERSATION_LABELS_CHANGED,
+    CONVERSATION_NOTE_CREATED,
+    NOTIFICATION_CREATED,
+    NOTIFICATIONS_READ,
 )
 
 # Ephemeral, never logged nor replayed: a colleague typing in a conversation.
@@ -115,6 +124,50 @@ class LabelPayload(TypedDict):
 class ConversationLabelsChanged(TypedDict):
     conversation_id: int
     labels: list[LabelPayload]
+
+
+class MentionPayload(TypedDict):
+    id: int
+    name: str
+    username: str  # what follows the "@" in the note's text
+
+
+class NotePayload(TypedDict):
+    id: int
+    conversation_id: int
+    author: PersonPayload | None
+    body: str
+    mentions: list[MentionPayload]
+    created_at: str
+
+
+class ConversationNoteCreated(TypedDict):
+    note: NotePayload
+
+
+class NotificationPayload(TypedDict):
+    id: int
+    kind: str  # one of conversations.models.NotificationKind
+    conversation_id: int
+    number_id: int
+    note_id: int | None
+    actor: PersonPayload | None
+    title: str  # "Ana mentioned you"
+    text: str  # the note's words, shortened
+    contact_name: str
+    url: str  # the conversation, at the note
+    created_at: str
+    read_at: str | None
+
+
+class NotificationCreated(TypedDict):
+    notification: NotificationPayload
+    unread_count: int  # the recipient's, after this one
+
+
+class NotificationsRead(TypedDict):
+    ids: list[int]
+    unread_count: int
 
 
 class ConversationActivity(TypedDict):

@@ -9,6 +9,9 @@ export const EVENTS = Object.freeze({
   CONVERSATION_READ: "conversation.read",
   CONVERSATION_ACTIVITY: "conversation.activity",
   CONVERSATION_LABELS_CHANGED: "conversation.labels_changed",
+  CONVERSATION_NOTE_CREATED: "conversation.note_created",
+  NOTIFICATION_CREATED: "notification.created",
+  NOTIFICATIONS_READ: "notification.read",
   TYPING: "conversation.typing",
   RELOAD: "reload",
 });

@@ -8,6 +8,7 @@ import pytest
 from conversations.models import ConversationStatus
 from sandbox import MetaSandbox
 from tests.conftest import SANDBOX_TOKEN, meta_sandbox, start_sandbox  # noqa: F401 (fixtures and the token)
+from tests.conversations.team import make_team
 from tests.factories import ConversationFactory, UserFactory
 
 
@@ -36,3 +37,9 @@ def team_conversations(number, staff, ben):
     }
     ConversationFactory()  # another number's
     return made
+
+
+@pytest.fixture
+def team(number):
+    """Ana, an agent of the number, Sue its supervisor, Olga a member of another number (``team.make_team``)."""
+    return make_team(number)
