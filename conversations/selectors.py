@@ -16,6 +16,7 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce, Greatest
 
@@ -40,6 +41,7 @@ from conversations.models import (
     NumberMembership,
     Reaction,
 )
+from conversations.search import body_matches
 from conversations.snapshots import person_snapshot
 from database.replica import read_replica
 from realtime.presence import online_user_ids
@@ -282,6 +284,68 @@ def messages_before(
     return list(reversed(page[:limit])), len(page) > limit
 
 
+def messages_after(*, conversation: Conversation, after: Message, limit: int = 50) -> tuple[list[Message], bool]:
+    """The ``limit`` messages just after ``after`` in thread order, and whether newer ones remain: the page the
+    thread loads downward when it was opened at an older message."""
+    messages = thread_messages(conversation=conversation).filter(
+        Q(timestamp__gt=after.timestamp) | Q(timestamp=after.timestamp, id__gt=after.pk)
+    )
+    page = list(messages.order_by("timestamp", "id")[: limit + 1])
+    return page[:limit], len(page) > limit
+
+
+def thread_message(*, conversation: Conversation, message_id: int) -> Message | None:
+    """One message of the thread (not a business reaction), with what its snapshot needs."""
+    return thread_messages(conversation=conversation).filter(pk=message_id).first()
+
+
+def messages_around(
+    *, conversation: Conversation, message: Message, limit: int = 50
+) -> tuple[list[Message], bool, bool]:
+    """The page of the thread with ``message`` in its middle (a search hit opened), whether older messages remain
+    and whether newer ones do: one query (the older and the newer half, each one row longer to tell)."""
+    half = limit // 2
+    messages = thread_messages(conversation=conversation)
+    at = Q(timestamp=message.timestamp)
+    older = messages.filter(Q(timestamp__lt=message.timestamp) | at & Q(id__lt=message.pk))
+    newer = messages.filter(Q(timestamp__gt=message.timestamp) | at & Q(id__gt=message.pk))
+    rows = older.order_by("-timestamp", "-id")[: half + 1].union(
+        newer.order_by("timestamp", "id")[: limit - half], all=True
+    )
+    key = (message.timestamp, message.pk)
+    before = sorted((m for m in rows if (m.timestamp, m.pk) < key), key=lambda m: (m.timestamp, m.pk))
+    after = sorted((m for m in rows if (m.timestamp, m.pk) > key), key=lambda m: (m.timestamp, m.pk))
+    return [*before[-half:], message, *after[: limit - half - 1]], len(before) > half, len(after) > limit - half - 1
+
+
+def message_search(
+    *,
+    user,
+    search: str,
+    numbers: list[BusinessNumber] | None = None,
+    phone_number_id: str | None = None,
+    may_lag: bool = False,
+) -> QuerySet[Message]:
+    """Messages whose text holds the search's words (``conversations.search``), in conversations of the numbers the
+    user may see, newest first, with their conversation's contact and number.
+
+    ``may_lag``: the read replica may answer, seconds behind the primary (a hit is a link, not kept live)."""
+    if numbers is None:
+        numbers = list(visible_numbers(user=user))
+    if phone_number_id:
+        numbers = [n for n in numbers if n.phone_number_id == phone_number_id]
+    using = read_replica() if may_lag else "default"
+    condition = body_matches(search, using=using)
+    if condition is None or not numbers:
+        return Message.objects.none()
+    return (
+        Message.objects.using(using)
+        .filter(condition, conversation__number_id__in=[n.pk for n in numbers])
+        .select_related("conversation__contact", "conversation__number")
+        .order_by("-timestamp", "-id")
+    )
+
+
 def reactions_by_wamid(*, wamids: Iterable[str]) -> dict[str, list[Reaction]]:
     """One query for the reactions of a page of messages."""
     grouped: dict[str, list[Reaction]] = defaultdict(list)
@@ -355,9 +419,16 @@ def labelled(conversations: QuerySet[Conversation], *, label_id: int | None = No
         conversations = conversations.filter(
             Exists(ConversationLabel.objects.filter(conversation=OuterRef("pk"), label_id=label_id))
         )
-    return conversations.prefetch_related(
-        Prefetch("label_links", queryset=ConversationLabel.objects.select_related("label"))
-    )
+    return conversations.prefetch_related(_label_links())
+
+
+def with_labels(conversations: Iterable[Conversation]) -> None:
+    """Load the labels of conversations already in hand (one query for them all), for their snapshots."""
+    prefetch_related_objects(list(conversations), _label_links())
+
+
+def _label_links() -> Prefetch:
+    return Prefetch("label_links", queryset=ConversationLabel.objects.select_related("label"))
 
 
 def number_labels(*, numbers: Iterable[BusinessNumber]) -> QuerySet[Label]:

@@ -59,13 +59,16 @@ def number_snapshot(number) -> dict:
 
 
 def conversation_snapshot(conversation: Conversation) -> ConversationPayload:
-    """Needs ``contact`` and ``assignee`` loaded (select_related) to stay query-free."""
+    """Needs ``contact`` and ``assignee`` loaded (select_related) and ``label_links`` prefetched
+    (``selectors.with_labels``) to stay query-free. The labels come along so that a row first seen in an event
+    shows them, and a list filtered by a label keeps the conversations that have it."""
     return {
         "id": conversation.pk,
         "number_id": conversation.number_id,
         "contact": contact_snapshot(conversation.contact),
         **conversation_summary(conversation),
         **conversation_state(conversation),
+        "labels": conversation_labels(conversation),
     }
 
 
@@ -165,7 +168,7 @@ def label_snapshot(label) -> dict:
 
 def conversation_labels(conversation: Conversation) -> list[dict]:
     """The conversation's labels by name; needs ``label_links`` prefetched with their labels
-    (``selectors.labelled``) to stay query-free."""
+    (``selectors.labelled`` or ``selectors.with_labels``) to stay query-free."""
     return sorted(
         (label_snapshot(link.label) for link in conversation.label_links.all()), key=lambda label: label["name"].lower()
     )

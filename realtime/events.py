@@ -92,6 +92,12 @@ class MessagePayload(TypedDict):
     sent_by: PersonPayload | None
 
 
+class LabelPayload(TypedDict):
+    id: int
+    name: str
+    colour: str  # one of conversations.models.LabelColour
+
+
 class ConversationPayload(TypedDict):
     id: int
     number_id: int
@@ -103,6 +109,7 @@ class ConversationPayload(TypedDict):
     status: str  # open, pending, snoozed, resolved
     snoozed_until: str | None
     assignee: PersonPayload | None
+    labels: list[LabelPayload]
 
 
 class ActivityPayload(TypedDict):
@@ -113,12 +120,6 @@ class ActivityPayload(TypedDict):
     details: dict
     text: str
     created_at: str
-
-
-class LabelPayload(TypedDict):
-    id: int
-    name: str
-    colour: str  # one of conversations.models.LabelColour
 
 
 class ConversationLabelsChanged(TypedDict):

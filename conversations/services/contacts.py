@@ -21,7 +21,7 @@ from conversations.models import (
     Reaction,
     ReadState,
 )
-from conversations.selectors import can_change_contact, thread_messages
+from conversations.selectors import can_change_contact, thread_messages, with_labels
 from conversations.snapshots import conversation_snapshot
 from realtime import events
 from realtime.publish import publish_event
@@ -205,6 +205,7 @@ def _publish_conversations_changed(*, moved_ids: list[int], merged_into: dict[in
     conversations = Conversation.objects.select_related("contact", "assignee").in_bulk(
         [*moved_ids, *merged_into.values()]
     )
+    with_labels(conversations.values())
     for conversation_id in moved_ids:
         conversation = conversations[conversation_id]
         publish_event(

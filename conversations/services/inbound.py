@@ -27,7 +27,7 @@ from conversations.models import (
     Reaction,
     ReadState,
 )
-from conversations.selectors import last_message_id
+from conversations.selectors import last_message_id, with_labels
 from conversations.services.media import expect_inbound_media
 from conversations.services.outbound import request_read_receipt
 from conversations.services.workflow import activity_events, request_auto_assignment, status_activity
@@ -115,6 +115,7 @@ def _publish_received(
     reactions: dict[str, list[Reaction]] = {}
     for reaction in Reaction.objects.filter(message_wamid__any=[m.wamid for m in stored]).select_related("contact"):
         reactions.setdefault(reaction.message_wamid, []).append(reaction)
+    with_labels(touched.values())
     snapshots = {pk: conversation_snapshot(conversation) for pk, conversation in touched.items()}
     by_number: dict[int, list[tuple[str, dict]]] = {}
     for message in stored:

@@ -31,7 +31,7 @@ from conversations.models import (
     MemberRole,
     NumberMembership,
 )
-from conversations.selectors import open_counts
+from conversations.selectors import open_counts, with_labels
 from conversations.services.errors import WorkflowRefused
 from conversations.snapshots import activity_snapshot, conversation_snapshot, person_snapshot
 from database.bulk import insert_rows, update_rows
@@ -96,7 +96,8 @@ def status_activity(*, conversation: Conversation, actor, before: str, reason: s
 
 def activity_events(activities: list[ConversationActivity]) -> list[tuple[str, dict]]:
     """The ``conversation.activity`` events of saved activities; each conversation as it is now (in memory,
-    with ``contact`` and ``assignee`` loaded)."""
+    with ``contact`` and ``assignee`` loaded; their labels are read here, one query for those not yet loaded)."""
+    with_labels(activity.conversation for activity in activities)
     return [
         (
             events.CONVERSATION_ACTIVITY,

@@ -9,7 +9,9 @@ from conversations.selectors import conversation_list, labelled
 from conversations.services.errors import WorkflowRefused
 from conversations.services.labels import add_conversation_label, create_label, remove_conversation_label
 from conversations.snapshots import activity_snapshot
+from conversations.services.workflow import change_conversation_status
 from realtime.models import Event
+from sandbox.simulation import message_change
 from tests.conversations.team import as_user, make_team
 from tests.factories import BusinessNumberFactory, ConversationFactory, LabelFactory
 
@@ -85,6 +87,26 @@ def test_the_list_filters_by_label_and_carries_the_labels(people, number, conver
     page = list(labelled(conversation_list(user=people["ana"])))
     with django_assert_num_queries(0):
         assert sum(len(c.label_links.all()) for c in page) == 2
+
+
+def test_a_conversation_seen_live_carries_its_labels(people, number, conversation, deliver):
+    """A row the page never loaded (a resolved conversation the customer reopens, a list filtered by a label)
+    is drawn from the event's snapshot: its labels come with it."""
+    label = LabelFactory(number=number, name="VIP", colour="purple")
+    add_conversation_label(user=people["ana"], conversation=conversation, label=label)
+    change_conversation_status(user=people["ana"], conversation=conversation, status="resolved")
+    deliver(
+        message_change(
+            phone_number_id=number.phone_number_id,
+            display_phone_number=number.display_phone_number,
+            wa_id=conversation.contact.wa_id,
+        )
+    )
+    labels = [{"id": label.pk, "name": "VIP", "colour": "purple"}]
+    received = Event.objects.get(type="message.created").payload["conversation"]
+    assert (received["id"], received["labels"]) == (conversation.pk, labels)
+    reopened = Event.objects.filter(type="conversation.activity").latest("pk").payload["conversation"]
+    assert (reopened["status"], reopened["labels"]) == ("open", labels)
 
 
 def test_the_api_sets_and_removes_labels_for_members_only(people, number, conversation):
