@@ -39,6 +39,7 @@ from conversations.note_apis import (
     NotificationReadApi,
     NotificationUnreadCountApi,
 )
+from conversations.search_apis import MessageSearchApi
 from conversations.views import media_file_view
 from conversations.workflow_apis import (
     ConversationActivityApi,
@@ -67,6 +68,7 @@ api_patterns = [
     path("api/contacts/", ContactListApi.as_view(), name="contact_list"),
     path("api/contacts/<int:contact_id>/", ContactDetailApi.as_view(), name="contact_detail"),
     path("api/contacts/<int:contact_id>/merge/", ContactMergeApi.as_view(), name="contact_merge"),
+    path("api/messages/search/", MessageSearchApi.as_view(), name="message_search"),
     path("api/conversations/", ConversationListApi.as_view(), name="conversation_list"),
     path("api/conversations/unread-total/", UnreadTotalApi.as_view(), name="unread_total"),
     path("api/conversations/counts/", ConversationCountsApi.as_view(), name="conversation_counts"),

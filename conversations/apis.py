@@ -212,7 +212,8 @@ class ConversationReadApi(APIView):
 
 class ConversationMessagesApi(APIView):
     """``GET``: the thread, oldest first with a cursor; or, with ``?before=<message id>``, the page just
-    before that message (what the inbox loads when the reader scrolls up).
+    before that message (what the inbox loads when the reader scrolls up); with ``?after=<message id>``, the page
+    just after it (the thread opened at a search hit loads newer messages so).
 
     ``POST``: queue a reply; 202 with the pending message.
 
@@ -243,6 +244,9 @@ class ConversationMessagesApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("before", int, description="message id: the page just before it"),
+            OpenApiParameter(
+                "after", int, description="message id: the page just after it (has_more: newer ones remain)"
+            ),
             *CURSOR_PARAMETERS,
         ],
         responses={
@@ -264,11 +268,16 @@ class ConversationMessagesApi(APIView):
     def get(self, request, conversation_id: int):
         conversation = conversation_or_404(request, conversation_id)
         before_id = request.query_params.get("before")
-        if before_id is not None:
-            before = conversation.messages.filter(pk=before_id if before_id.isdigit() else 0).first()
-            if before is None:
+        after_id = request.query_params.get("after")
+        if before_id is not None or after_id is not None:
+            anchor_id = before_id if before_id is not None else after_id
+            anchor = conversation.messages.filter(pk=anchor_id if anchor_id.isdigit() else 0).first()
+            if anchor is None:
                 raise Http404
-            page, has_more = selectors.messages_before(conversation=conversation, before=before)
+            if before_id is not None:
+                page, has_more = selectors.messages_before(conversation=conversation, before=anchor)
+            else:
+                page, has_more = selectors.messages_after(conversation=conversation, after=anchor)
             reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
             return Response(
                 {"results": [message_snapshot(m, reactions.get(m.wamid, ())) for m in page], "has_more": has_more}

@@ -12,6 +12,8 @@ from rest_framework.request import Request
 from conversations import apis, selectors
 from conversations.apis import ConversationCursor, conversation_item
 from conversations.models import ConversationStatus
+from conversations.search import message_hit, search_terms
+from conversations.search_apis import MessageHitCursor
 from conversations.services.media import INLINE_MEDIA_TYPES, base_mime_type
 from conversations.snapshots import activity_snapshot, label_snapshot, message_snapshot, number_snapshot
 from realtime.selectors import latest_event_id
@@ -42,7 +44,8 @@ def inbox_view(request, conversation_id: int | None = None):
     conversation = None
     messages: list = []
     activities: list = []
-    has_more = False
+    has_more = has_newer = False
+    hit = None
     if conversation_id is not None:
         conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
         if conversation is None:
@@ -53,7 +56,11 @@ def inbox_view(request, conversation_id: int | None = None):
             return redirect(f"{reverse('inbox:list')}{'?' + query if query else ''}")
         # A GET changes nothing (a link from another site could trigger it): the page marks the
         # conversation read with a POST once it shows it (static/js/app.js), which also sends the receipt.
-        page, has_more = selectors.messages_before(conversation=conversation)
+        hit = _message_to_open(request, conversation)
+        if hit is None:
+            page, has_more = selectors.messages_before(conversation=conversation)
+        else:
+            page, has_more, has_newer = selectors.messages_around(conversation=conversation, message=hit)
         reactions = selectors.reactions_by_wamid(wamids=[m.wamid for m in page])
         messages = [message_snapshot(m, reactions.get(m.wamid, ())) for m in page]
         activities = [
@@ -86,6 +93,7 @@ def inbox_view(request, conversation_id: int | None = None):
     page = paginator.paginate_queryset(conversations, Request(request))
     next_link = paginator.get_next_link()
     conversation_items = [conversation_item(c) for c in page]
+    message_hits, message_hits_next = _message_hits(request, numbers=numbers, filters=filters)
     view_counts = selectors.inbox_totals(
         user=request.user, numbers=numbers, phone_number_id=filters["number"] or None, status=status_filter
     )
@@ -103,6 +111,10 @@ def inbox_view(request, conversation_id: int | None = None):
         "messages": messages,
         "activities": activities,
         "hasMore": has_more,
+        "hasNewer": has_newer,
+        "focusMessageId": hit.pk if hit is not None else None,
+        "messageHits": message_hits,
+        "messageHitsNext": message_hits_next,
         "labels": [{**label_snapshot(label), "number_id": label.number_id} for label in labels],
         "role": role,
         "viewCounts": view_counts,
@@ -121,6 +133,30 @@ def inbox_view(request, conversation_id: int | None = None):
             "members": members,
         },
     )
+
+
+def _message_to_open(request, conversation):
+    """The message of ``?message=<id>`` (a search hit) when the conversation holds it, else ``None``."""
+    message_id = request.GET.get("message", "")
+    if not message_id.isdigit() or len(message_id) > 18:
+        return None
+    return selectors.thread_message(conversation=conversation, message_id=int(message_id))
+
+
+def _message_hits(request, *, numbers, filters) -> tuple[list[dict], str | None]:
+    """The first page of the messages the list's search finds (none without a search), and the API's cursor for the
+    next: one query."""
+    terms = search_terms(filters["q"])
+    if not terms:
+        return [], None
+    hits = selectors.message_search(
+        user=request.user, search=filters["q"], numbers=numbers, phone_number_id=filters["number"] or None
+    )
+    paginator = MessageHitCursor()
+    page = paginator.paginate_queryset(hits, Request(request))
+    next_link = paginator.get_next_link()
+    cursor = parse_qs(urlparse(next_link).query).get("cursor", [None])[0] if next_link else None
+    return [message_hit(m, terms) for m in page], cursor
 
 
 VIEW_LABELS = {selectors.VIEW_MINE: "Mine", selectors.VIEW_UNASSIGNED: "Unassigned", selectors.VIEW_ALL: "All"}
