@@ -207,7 +207,8 @@ class ActivityKind(models.TextChoices):
     # (details "reason": "customer_message" / "snooze_ended").
     STATUS = "status", "Status changed"
     # details: {"assignee": {"id", "name"} | null, "previous": {"id", "name"} | null, "reason"}; reason is one
-    # of "assigned", "took", "handed_back", "replied", "auto", "resolved", "left" (no longer a member).
+    # of "assigned", "took", "handed_back", "replied", "auto", "resolved", "left" (no longer a member),
+    # "deactivated" (the account was).
     ASSIGNMENT = "assignment", "Assignment changed"
     # details: {"added" | "removed": {"id", "name", "colour"}}.
     LABEL = "label", "Label changed"

@@ -181,6 +181,28 @@ def _label_text(details: dict, *, actor: str | None) -> str:
     return f"{by} removed the label {details['removed']['name']}"
 
 
+# How an assignment line reads, by its reason; any other reason (an assignment by someone) reads as such.
+_ASSIGNMENT_TEXTS = {
+    "took": "{actor} took this",
+    "handed_back": "{actor} handed this back",
+    "replied": "Assigned to {assignee} on their reply",
+    "auto": "Assigned to {assignee} automatically",
+    "resolved": "Unassigned from {previous} on resolving",
+    "left": "Unassigned from {previous}: no longer a member",
+    "deactivated": "Unassigned from {previous}: account deactivated",
+}
+
+
+def _assignment_text(details: dict, *, actor: str | None) -> str:
+    assignee = (details.get("assignee") or {}).get("name")
+    previous = (details.get("previous") or {}).get("name")
+    text = _ASSIGNMENT_TEXTS.get(details.get("reason"))
+    if text:
+        return text.format(actor=actor, assignee=assignee, previous=previous)
+    by = actor or "The system"
+    return f"{by} assigned this to {assignee}" if assignee else f"{by} unassigned {previous}"
+
+
 def activity_text(activity: ConversationActivity) -> str:
     """The line a person reads: "Ana assigned this to Ben", "Resolved by Ana", "Reopened by the customer's
     message", "Snoozed until Tue 09:00 by Ana" (times in the server's time zone; pages may format
@@ -188,23 +210,7 @@ def activity_text(activity: ConversationActivity) -> str:
     details = activity.details
     actor = person_snapshot(activity.actor)["name"] if activity.actor_id else None
     if activity.kind == ActivityKind.ASSIGNMENT:
-        assignee = (details.get("assignee") or {}).get("name")
-        previous = (details.get("previous") or {}).get("name")
-        reason = details.get("reason")
-        if reason == "took":
-            return f"{actor} took this"
-        if reason == "handed_back":
-            return f"{actor} handed this back"
-        if reason == "replied":
-            return f"Assigned to {assignee} on their reply"
-        if reason == "auto":
-            return f"Assigned to {assignee} automatically"
-        if reason == "resolved":
-            return f"Unassigned from {previous} on resolving"
-        if reason == "left":
-            return f"Unassigned from {previous}: no longer a member"
-        by = actor or "The system"
-        return f"{by} assigned this to {assignee}" if assignee else f"{by} unassigned {previous}"
+        return _assignment_text(details, actor=actor)
     if activity.kind == ActivityKind.LABEL:
         return _label_text(details, actor=actor)
     to = details.get("to")

@@ -276,9 +276,9 @@ def _reassign(*, conversation: Conversation, actor, assignee, reason: str) -> Co
 
 
 @transaction.atomic
-def release_member_conversations(*, number_id: int, user_id: int) -> int:
-    """Someone who is no longer a member of the number has none of its conversations: each is unassigned (and
-    waits for auto-assignment). How many."""
+def release_member_conversations(*, number_id: int, user_id: int, reason: str = "left") -> int:
+    """Someone who is no longer a member of the number (``reason`` "left") or whose account was deactivated
+    ("deactivated") has none of its conversations: each is unassigned (and waits for auto-assignment). How many."""
     held = list(
         Conversation.objects.select_for_update(of=("self",))
         .filter(number_id=number_id, assignee_id=user_id)
@@ -291,10 +291,22 @@ def release_member_conversations(*, number_id: int, user_id: int) -> int:
     activities = []
     for conversation in held:
         previous, conversation.assignee = conversation.assignee, None
-        activities.append(_assignment_activity(conversation=conversation, actor=None, previous=previous, reason="left"))
+        activities.append(_assignment_activity(conversation=conversation, actor=None, previous=previous, reason=reason))
     _save_and_publish(activities)
     request_auto_assignment(number=held[0].number)
     return len(held)
+
+
+def release_deactivated_user_conversations(*, user_id: int) -> int:
+    """A deactivated account can answer no one: its conversations on every number wait for someone else. How
+    many."""
+    number_ids = (
+        Conversation.objects.filter(assignee_id=user_id).values_list("number_id", flat=True).distinct().order_by()
+    )
+    return sum(
+        release_member_conversations(number_id=number_id, user_id=user_id, reason="deactivated")
+        for number_id in list(number_ids)
+    )
 
 
 def assign_replier(*, user, conversation: Conversation) -> None:

@@ -8,8 +8,8 @@ from conversations.models import ConversationLabel, Label
 from conversations.selectors import conversation_list, labelled
 from conversations.services.errors import WorkflowRefused
 from conversations.services.labels import add_conversation_label, create_label, remove_conversation_label
-from conversations.snapshots import activity_snapshot
 from conversations.services.workflow import change_conversation_status
+from conversations.snapshots import activity_snapshot
 from realtime.models import Event
 from sandbox.simulation import message_change
 from tests.conversations.team import as_user, make_team

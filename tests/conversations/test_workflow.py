@@ -287,3 +287,20 @@ def test_a_member_removed_from_the_number_has_none_of_its_conversations(team, co
     workflow.take_conversation(user=team["ben"], conversation=conversation)
     number.delete()
     assert not Conversation.objects.filter(pk=conversation.pk).exists()
+
+
+def test_a_deactivated_account_has_none_of_its_conversations_on_any_number(team, conversation, number):
+    other_number = BusinessNumberFactory()
+    other_number.members.add(team["ana"])
+    elsewhere = ConversationFactory(number=other_number)
+    for held in (conversation, elsewhere):
+        workflow.take_conversation(user=team["ana"], conversation=held)
+    team["ana"].first_name = "Anna"
+    team["ana"].save()  # an ordinary edit keeps them
+    assert Conversation.objects.filter(assignee=team["ana"]).count() == 2
+    team["ana"].is_active = False
+    team["ana"].save()
+    assert not Conversation.objects.filter(assignee=team["ana"]).exists()
+    assert activity_texts(conversation)[-1] == "Unassigned from Anna: account deactivated"
+    assert activity_texts(elsewhere)[-1] == "Unassigned from Anna: account deactivated"
+    assert NumberMembership.objects.filter(user=team["ana"]).count() == 2  # reactivated, they are members again
