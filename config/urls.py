@@ -23,6 +23,7 @@ from conversations.apis import (
     NumberListApi,
     UnreadTotalApi,
 )
+from conversations.contact_apis import ContactNoteApi, ContactNotesApi, ContactPanelApi
 from conversations.label_apis import (
     CannedReplyCreateApi,
     ConversationCannedRepliesApi,
@@ -69,6 +70,19 @@ api_patterns = [
     path("api/contacts/<int:contact_id>/", ContactDetailApi.as_view(), name="contact_detail"),
     path("api/contacts/<int:contact_id>/merge/", ContactMergeApi.as_view(), name="contact_merge"),
     path("api/messages/search/", MessageSearchApi.as_view(), name="message_search"),
+    path(
+        "api/conversations/<int:conversation_id>/contact/", ContactPanelApi.as_view(), name="conversation_contact"
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/contact/notes/",
+        ContactNotesApi.as_view(),
+        name="conversation_contact_notes",
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/contact/notes/<int:note_id>/",
+        ContactNoteApi.as_view(),
+        name="conversation_contact_note",
+    ),
     path("api/conversations/", ConversationListApi.as_view(), name="conversation_list"),
     path("api/conversations/unread-total/", UnreadTotalApi.as_view(), name="unread_total"),
     path("api/conversations/counts/", ConversationCountsApi.as_view(), name="conversation_counts"),

@@ -643,3 +643,33 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for user {self.recipient_id} on conversation {self.conversation_id}"
+
+
+CONTACT_NOTE_MAX_LENGTH = 4000
+
+
+class ContactNote(models.Model):
+    """What a number's team knows about a contact, beside every conversation with them. A contact may write to
+    several numbers: each number's notes are its own team's, never shown to another's."""
+
+    number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="contact_notes", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=GreaterThan(Length(Trim("body")), 0), name="contact_note_not_blank"),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("body"), CONTACT_NOTE_MAX_LENGTH), name="contact_note_max_length"
+            ),
+        ]
+        # A contact's notes on one number, oldest first (the panel's one read).
+        indexes = [models.Index(fields=["number", "contact", "created_at", "id"], name="contact_note_order")]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on contact {self.contact_id} for number {self.number_id}"

@@ -26,6 +26,7 @@ from conversations.models import (
     ACTIVE_STATUSES,
     BusinessNumber,
     CannedReply,
+    ContactNote,
     Conversation,
     ConversationActivity,
     ConversationLabel,
@@ -316,6 +317,31 @@ def messages_around(
     before = sorted((m for m in rows if (m.timestamp, m.pk) < key), key=lambda m: (m.timestamp, m.pk))
     after = sorted((m for m in rows if (m.timestamp, m.pk) > key), key=lambda m: (m.timestamp, m.pk))
     return [*before[-half:], message, *after[: limit - half - 1]], len(before) > half, len(after) > limit - half - 1
+
+
+def contact_conversations(*, user, conversation: Conversation) -> QuerySet[Conversation]:
+    """The contact's other conversations the user may see (one a number: on the other numbers they are a member
+    of), newest first, for the contact panel."""
+    return (
+        Conversation.objects.filter(contact_id=conversation.contact_id, number__in=visible_numbers(user=user))
+        .exclude(pk=conversation.pk)
+        .select_related("number", "assignee")
+        .order_by("-last_message_at", "-id")
+    )
+
+
+def contact_notes(*, conversation: Conversation) -> QuerySet[ContactNote]:
+    """The notes of the conversation's number about its contact, oldest first (never another number's)."""
+    return (
+        ContactNote.objects.filter(number_id=conversation.number_id, contact_id=conversation.contact_id)
+        .select_related("author")
+        .order_by("created_at", "id")
+    )
+
+
+def contact_note_for(*, conversation: Conversation, note_id: int) -> ContactNote | None:
+    """One of ``contact_notes``, else ``None`` (callers answer 404)."""
+    return contact_notes(conversation=conversation).filter(pk=note_id).first()
 
 
 def message_search(

@@ -22,6 +22,7 @@ from conversations.models import (
 )
 from realtime.events import (
     ActivityPayload,
+    ContactNotePayload,
     ConversationPayload,
     MentionPayload,
     MessagePayload,
@@ -266,4 +267,16 @@ def notification_snapshot(notification: Notification) -> NotificationPayload:
         + (f"#note-{notification.note_id}" if notification.note_id else ""),
         "created_at": notification.created_at.isoformat(),
         "read_at": notification.read_at.isoformat() if notification.read_at else None,
+    }
+
+
+def contact_note_snapshot(note) -> ContactNotePayload:
+    """A note about a contact, as the contact panel shows it. Needs ``author`` loaded to stay query-free."""
+    return {
+        "id": note.pk,
+        "contact_id": note.contact_id,
+        "author": person_snapshot(note.author) if note.author_id else None,
+        "body": note.body,
+        "created_at": note.created_at.isoformat(),
+        "updated_at": note.updated_at.isoformat(),
     }

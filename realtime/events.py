@@ -31,6 +31,9 @@ NOTIFICATION_CREATED = "notification.created"
 # Only to their recipient: notifications were read (in one tab, so the others follow).
 NOTIFICATIONS_READ = "notification.read"
 
+# A note about a contact was written, edited or deleted: the number's notes about that contact as they are now.
+CONTACT_NOTES_CHANGED = "contact.notes_changed"
+
 EVENT_TYPES = (
     MESSAGE_CREATED,
     MESSAGE_STATUS_CHANGED,
@@ -44,6 +47,7 @@ EVENT_TYPES = (
     CONVERSATION_NOTE_CREATED,
     NOTIFICATION_CREATED,
     NOTIFICATIONS_READ,
+    CONTACT_NOTES_CHANGED,
 )
 
 # Ephemeral, never logged nor replayed: a colleague typing in a conversation.
@@ -216,6 +220,21 @@ class Typing(TypedDict):
     conversation_id: int
     user_id: int
     name: str
+
+
+class ContactNotePayload(TypedDict):
+    id: int
+    contact_id: int
+    author: PersonPayload | None
+    body: str
+    created_at: str
+    updated_at: str
+
+
+class ContactNotesChanged(TypedDict):
+    number_id: int
+    contact_id: int
+    notes: list[ContactNotePayload]  # oldest first
 
 
 class Envelope(TypedDict):

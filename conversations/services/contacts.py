@@ -14,6 +14,7 @@ from contacts.models import Contact
 from contacts.phones import digits_of, e164_from_wa_id, same_person_key
 from conversations.models import (
     SUMMARY_FIELDS,
+    ContactNote,
     Conversation,
     ConversationActivity,
     Direction,
@@ -120,6 +121,7 @@ def merge_contacts(*, keep: Contact, duplicate: Contact, user=None) -> ContactMe
       number, the duplicate's messages move into the kept conversation (its last-message summary noted afresh
       from the messages it then holds), and the duplicate's conversation and read states go.
     - Reactions move; one that would be a second reaction of ``keep`` on the same message is dropped.
+    - Contact notes move, each still its number's.
     - ``custom_name``, ``profile_name``, ``user_id``, ``username`` (and ``wa_id`` if ``keep`` has none)
       come from the duplicate only where ``keep`` has no value: the kept contact wins.
 
@@ -153,6 +155,8 @@ def merge_contacts(*, keep: Contact, duplicate: Contact, user=None) -> ContactMe
     taken = Reaction.objects.filter(contact=keep).values("message_wamid")
     Reaction.objects.filter(contact=duplicate, message_wamid__in=taken).delete()
     Reaction.objects.filter(contact=duplicate).update(contact=keep)
+    # Each number's notes about the person stay that number's, now on the kept contact.
+    ContactNote.objects.filter(contact=duplicate).update(contact=keep)
 
     changes: dict[str, object] = {
         field: getattr(duplicate, field)

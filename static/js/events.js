@@ -12,6 +12,7 @@ export const EVENTS = Object.freeze({
   CONVERSATION_NOTE_CREATED: "conversation.note_created",
   NOTIFICATION_CREATED: "notification.created",
   NOTIFICATIONS_READ: "notification.read",
+  CONTACT_NOTES_CHANGED: "contact.notes_changed",
   TYPING: "conversation.typing",
   RELOAD: "reload",
 });
