@@ -1,12 +1,14 @@
 // The inbox page's entry point: reads the data the server rendered into the page and wires the list,
 // the open thread, typing, notifications and the socket that keeps them live.
-import { postJson } from "./api.js";
+import { getJson, postJson } from "./api.js";
 import { ConversationList } from "./conversation-list.js";
 import { EVENTS } from "./events.js";
 import { CannedReplies } from "./canned-replies.js";
 import { Composer } from "./composer.js";
 import { ThreadLabels } from "./labels.js";
 import { Notifier } from "./notifications.js";
+import { NotificationPanel } from "./notification-panel.js";
+import { MentionPicker } from "./notes.js";
 import { Shortcuts } from "./keyboard.js";
 import { InboxSocket } from "./socket.js";
 import { Thread } from "./thread.js";
@@ -49,7 +51,18 @@ if (data.conversation) {
       viewCounts.refresh();
     },
   });
-  composer = new Composer({ conversation: data.conversation, root: document.getElementById("composer") });
+  composer = new Composer({
+    conversation: data.conversation,
+    root: document.getElementById("composer"),
+    onNote: (note) => thread.addNotes([note]),
+  });
+  new MentionPicker({
+    root: document.getElementById("composer"),
+    input: document.getElementById("composer-input"),
+    menu: document.getElementById("mention-menu"),
+    conversationId: data.conversation.id,
+    enabled: () => composer.noteMode,
+  });
   new CannedReplies({
     root: document.getElementById("composer"),
     input: document.getElementById("composer-input"),
@@ -84,6 +97,31 @@ if (data.conversation) {
 }
 
 const notifier = new Notifier({ button: document.getElementById("enable-notifications") });
+const notificationPanel = new NotificationPanel({
+  button: document.getElementById("notifications-button"),
+  count: document.getElementById("notification-count"),
+  panel: document.getElementById("notification-panel"),
+  list: document.getElementById("notification-list"),
+  empty: document.getElementById("notification-empty"),
+  markAll: document.getElementById("mark-all-read"),
+  notifier,
+});
+notificationPanel.load().catch(() => {});
+
+// The thread's private notes, then the one a notification points at (#note-<id>), in view.
+function showLinkedNote() {
+  const linked = /^#note-(\d+)$/.exec(window.location.hash);
+  if (linked && thread) thread.showNote(linked[1]);
+}
+if (thread) {
+  getJson(`/api/conversations/${openId}/notes/?page_size=500`)
+    .then(({ results }) => {
+      thread.addNotes(results);
+      showLinkedNote();
+    })
+    .catch(() => {});
+}
+window.addEventListener("hashchange", showLinkedNote);
 const connection = document.getElementById("connection-state");
 const LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
 
@@ -164,6 +202,15 @@ const handlers = {
   [EVENTS.CONVERSATION_READ]({ conversation_id: conversationId, last_read_message_id: lastRead }) {
     list.markRead(conversationId, lastRead);
   },
+  [EVENTS.CONVERSATION_NOTE_CREATED]({ note }) {
+    if (thread && note.conversation_id === openId) thread.addNotes([note]);
+  },
+  [EVENTS.NOTIFICATION_CREATED](payload) {
+    notificationPanel.add(payload);
+  },
+  [EVENTS.NOTIFICATIONS_READ](payload) {
+    notificationPanel.markRead(payload);
+  },
   [EVENTS.TYPING](payload) {
     if (typing) typing.show(payload);
   },
@@ -207,6 +254,7 @@ if (composer) {
   const composerRoot = document.getElementById("composer");
   shortcuts
     .on("r", () => composer.focus(), { label: "Write a reply" })
+    .on("n", () => composer.setNoteMode(!composer.noteMode), { label: "Switch between a reply and a private note" })
     .note(["Enter", "Ctrl+Enter"], "Send (Shift+Enter: a new line)")
     .on("Escape", () => list.focusCurrent(), { within: composerRoot, inFields: true, label: "Leave the composer for the list" });
 }

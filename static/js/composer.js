@@ -1,5 +1,6 @@
 // The composer: text (Enter sends, Shift+Enter adds a line), replies, reactions, attachments and
 // templates, aware of the 24-hour window. Sent messages appear through the socket's message.created.
+// Note mode writes a private note for the team instead (to the notes API, never a message), whatever the window.
 import { getJson, postForm, postJson } from "./api.js";
 import { element } from "./format.js";
 
@@ -15,9 +16,12 @@ const MEDIA_LIMITS = [
 ];
 
 export class Composer {
-  constructor({ conversation, root }) {
+  constructor({ conversation, root, onNote = () => {} }) {
     this.conversation = conversation;
     this.url = `/api/conversations/${conversation.id}/messages/`;
+    this.root = root;
+    this.onNote = onNote;
+    this.noteMode = false;
     this.$ = (id) => root.querySelector(`#${id}`);
     this.input = this.$("composer-input");
     this.replyTo = null;
@@ -31,6 +35,7 @@ export class Composer {
       }
     });
     this.$("send-button").addEventListener("click", () => this.sendText());
+    this.$("note-toggle").addEventListener("click", () => this.setNoteMode(!this.noteMode));
     this.$("cancel-reply").addEventListener("click", () => this.setReply(null));
     this.$("attach-input").addEventListener("change", (event) => this.sendFile(event.target));
     this.$("show-templates").addEventListener("click", () => this.showTemplates(true));
@@ -116,8 +121,26 @@ export class Composer {
     state.textContent = open
       ? `Reply window open until ${new Date(this.closesAt).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" })}${this.closesAt - Date.now() > 3600000 ? "" : " (closing soon)"}`
       : "The 24-hour reply window is closed: only templates can be sent.";
-    this.$("free-form").hidden = !open;
-    if (!open) this.showTemplates(true);
+    this.$("free-form").hidden = !open && !this.noteMode;
+    if (!open && !this.noteMode) this.showTemplates(true);
+  }
+
+  // A note, not a reply: the composer looks and says so, and sends nothing to the customer.
+  setNoteMode(on) {
+    this.noteMode = on;
+    this.root.classList.toggle("note-mode", on);
+    this.$("note-toggle").setAttribute("aria-pressed", String(on));
+    this.$("note-hint").hidden = !on;
+    this.input.setAttribute("aria-label", on ? "Private note" : "Message");
+    this.input.placeholder = on ? "Write a private note, @ to mention a teammate" : "Type a message, or / for a canned reply";
+    this.$("send-button").textContent = on ? "Add note" : "Send";
+    for (const id of ["attach", "show-templates"]) this.$(id).hidden = on;
+    if (on) {
+      this.setReply(null);
+      this.showTemplates(false);
+    }
+    this.renderWindow();
+    this.input.focus();
   }
 
   setReply(message) {
@@ -147,6 +170,17 @@ export class Composer {
   async sendText() {
     const text = this.input.value;
     if (!text.trim()) return;
+    if (this.noteMode) {
+      let note = null;
+      const written = await this.submit(async () => {
+        note = await postJson(`/api/conversations/${this.conversation.id}/notes/`, { body: text });
+      });
+      if (written) {
+        this.clearSent();
+        this.onNote(note);
+      }
+      return;
+    }
     const sent = await this.submit(() => postJson(this.url, { type: "text", text, reply_to: this.replyTo ? this.replyTo.wamid : "" }));
     if (sent) this.clearSent();
   }

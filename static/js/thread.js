@@ -3,10 +3,13 @@
 import { getJson } from "./api.js";
 import { dayKey, dayLabel, element } from "./format.js";
 import { renderMessage, updateReactions, updateStatus } from "./message-view.js";
+import { renderNote } from "./notes.js";
 import { snoozeLabel } from "./workflow.js";
 
 
 const BOTTOM_SLACK_PX = 48;
+// What the thread orders by time: messages, activity lines and private notes.
+const ITEMS = ".message, .activity, .thread-note";
 
 function sortKey(message) {
   return [Date.parse(message.timestamp), message.id];
@@ -27,6 +30,7 @@ export class Thread {
     this.loadingHistory = false;
     this.byId = new Map();
     this.activityIds = new Set();
+    this.noteIds = new Set();
     for (const message of messages) this.place(message);
     for (const activity of activities) this.placeActivity(activity);
     this.renderDays();
@@ -64,7 +68,7 @@ export class Thread {
     const key = sortKey(message);
     // An activity line at the same moment as a message goes after it.
     const keyOf = (node) => [Number(node.dataset.sortTs), node.dataset.messageId ? Number(node.dataset.messageId) : Infinity];
-    const messages = this.list.querySelectorAll(".message, .activity");
+    const messages = this.list.querySelectorAll(ITEMS);
     const last = messages[messages.length - 1];
     let next = null;
     if (!last || before(keyOf(last), key)) {
@@ -85,31 +89,58 @@ export class Thread {
   // same bottom-or-pill rule as messages.
   addActivity(activity) {
     if (this.activityIds.has(activity.id)) return;
+    this.addLine(() => this.placeActivity(activity));
+  }
+
+  // Private notes, between the messages at their time, like activity lines.
+  addNotes(notes) {
+    const fresh = notes.filter((note) => !this.noteIds.has(note.id));
+    if (fresh.length) this.addLine(() => fresh.forEach((note) => this.placeNote(note)));
+  }
+
+  addLine(place) {
     const wasAtBottom = this.atBottom();
-    this.placeActivity(activity);
+    place();
     this.renderDays();
     if (wasAtBottom) this.root.scrollTo({ top: this.root.scrollHeight, behavior: "smooth" });
     else this.pill.hidden = false;
   }
 
   placeActivity(activity) {
-    // Shown only beside the messages loaded: an older line waits for its page of history.
-    const first = this.list.querySelector(".message");
-    const at = Date.parse(activity.created_at);
-    if (this.hasMore && first && at < Number(first.dataset.sortTs)) return;
     const item = element("li", "activity", activityText(activity));
     item.dataset.activityId = String(activity.id);
-    item.dataset.timestamp = activity.created_at;
+    if (this.placeAtTime(item, activity.created_at)) this.activityIds.add(activity.id);
+  }
+
+  placeNote(note) {
+    if (this.placeAtTime(renderNote(note), note.created_at)) this.noteIds.add(note.id);
+  }
+
+  // Shown only beside the messages loaded: an older line waits for its page of history. Whether it was placed.
+  placeAtTime(item, iso) {
+    const first = this.list.querySelector(".message");
+    const at = Date.parse(iso);
+    if (this.hasMore && first && at < Number(first.dataset.sortTs)) return false;
+    item.dataset.timestamp = iso;
     item.dataset.sortTs = String(at);
     let next = null;
-    for (const node of this.list.querySelectorAll(".message, .activity")) {
+    for (const node of this.list.querySelectorAll(ITEMS)) {
       if (Number(node.dataset.sortTs) > at) {
         next = node;
         break;
       }
     }
     this.list.insertBefore(item, next);
-    this.activityIds.add(activity.id);
+    return true;
+  }
+
+  // Opened from a notification: the note in view, focused.
+  showNote(noteId) {
+    const item = this.list.querySelector(`[data-note-id="${Number(noteId)}"]`);
+    if (!item) return false;
+    item.scrollIntoView({ block: "center" });
+    item.focus({ preventScroll: true });
+    return true;
   }
 
   quotedText(wamid) {
@@ -120,7 +151,7 @@ export class Thread {
   renderDays() {
     for (const separator of this.list.querySelectorAll(".day-separator")) separator.remove();
     let previous = null;
-    for (const item of this.list.querySelectorAll(".message, .activity")) {
+    for (const item of this.list.querySelectorAll(ITEMS)) {
       const key = dayKey(item.dataset.timestamp);
       if (key !== previous) {
         const separator = element("li", "day-separator", dayLabel(item.dataset.timestamp));
@@ -157,15 +188,17 @@ export class Thread {
     this.loadingHistory = true;
     try {
       // The activity lines come along, for those beside the older messages (the newer ones are placed already).
-      const [page, activities] = await Promise.all([
+      const [page, activities, notes] = await Promise.all([
         getJson(`/api/conversations/${this.conversation.id}/messages/?before=${first.dataset.messageId}`),
         getJson(`/api/conversations/${this.conversation.id}/activity/?page_size=500`).catch(() => ({ results: [] })),
+        getJson(`/api/conversations/${this.conversation.id}/notes/?page_size=500`).catch(() => ({ results: [] })),
       ]);
       const heightBefore = this.root.scrollHeight;
       const topBefore = this.root.scrollTop;
       for (const message of page.results) if (!this.byId.has(message.id)) this.place(message);
       this.hasMore = page.has_more;
       for (const activity of activities.results) if (!this.activityIds.has(activity.id)) this.placeActivity(activity);
+      for (const note of notes.results) if (!this.noteIds.has(note.id)) this.placeNote(note);
       this.renderDays();
       // Keep the reader's place: the content grew above them.
       this.root.scrollTop = topBefore + (this.root.scrollHeight - heightBefore);
