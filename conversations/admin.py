@@ -13,10 +13,12 @@ from conversations.models import (
     CannedReply,
     Conversation,
     ConversationActivity,
+    ConversationNote,
     Label,
     Message,
     MessageStatusEvent,
     MessageTemplate,
+    Notification,
     NumberMembership,
     Reaction,
 )
@@ -229,6 +231,18 @@ class ActivityInline(admin.TabularInline):
     ordering = ("created_at", "id")
 
 
+class NoteInline(admin.TabularInline):
+    """The team's private notes in the conversation: read here, written in the inbox (which notifies mentions)."""
+
+    model = ConversationNote
+    fields = ("created_at", "author", "body")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+    ordering = ("created_at", "id")
+
+
 @admin.register(Conversation)
 class ConversationAdmin(MembersOnlyAdmin):
     list_display = ("id", "contact", "number", "status", "assignee", "last_message_at", "last_message_preview")
@@ -249,7 +263,7 @@ class ConversationAdmin(MembersOnlyAdmin):
         "snoozed_until",
         "assignee",
     )
-    inlines = [ActivityInline, MessageInline]
+    inlines = [ActivityInline, NoteInline, MessageInline]
 
     def rows_of_numbers(self, queryset, *, numbers):
         return queryset.filter(number_id__in=[n.pk for n in numbers])
@@ -450,3 +464,36 @@ class CannedReplyAdmin(NumberChoicesAdmin):
         if request.user.is_superuser:
             return queryset
         return queryset.filter(Q(number_id__in=[n.pk for n in members_numbers(request)]) | Q(owner=request.user))
+
+
+class ReadOnlyAdmin(MembersOnlyAdmin):
+    """Rows written only by the inbox's services (which publish and notify): viewed here, never added or changed."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ConversationNote)
+class ConversationNoteAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "author", "conversation", "body")
+    list_filter = (("conversation__number", VisibleNumberFilter),)
+    list_select_related = ("author", "conversation__contact", "conversation__number")
+    search_fields = ("body",)
+    show_full_result_count = False
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        return queryset.filter(conversation__number_id__in=[n.pk for n in numbers])
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "recipient", "kind", "actor", "conversation", "read_at")
+    list_filter = ("kind", ("conversation__number", VisibleNumberFilter))
+    list_select_related = ("recipient", "actor", "conversation__contact", "conversation__number")
+    show_full_result_count = False
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        return queryset.filter(conversation__number_id__in=[n.pk for n in numbers])
