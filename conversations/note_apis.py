@@ -71,7 +71,7 @@ class ConversationNotesApi(APIView):
     mentions a member of the number, who is notified). Notes are never sent to WhatsApp: nothing else in the
     body is read."""
 
-    class NoteInput(serializers.Serializer):
+    class ConversationNoteInput(serializers.Serializer):
         # Blank and over-long bodies are the service's to refuse, with its words.
         body = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
@@ -85,10 +85,10 @@ class ConversationNotesApi(APIView):
         page = paginator.paginate_queryset(selectors.conversation_notes(conversation=conversation), request, view=self)
         return paginator.get_paginated_response([note_snapshot(note) for note in page])
 
-    @extend_schema(request=NoteInput, responses={201: NoteOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut})
+    @extend_schema(request=ConversationNoteInput, responses={201: NoteOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut})
     def post(self, request, conversation_id: int):
         conversation = conversation_or_404(request, conversation_id)
-        body = valid_data(self.NoteInput, request)["body"]
+        body = valid_data(self.ConversationNoteInput, request)["body"]
         note = create_note(user=request.user, conversation=conversation, body=body)
         return Response(note_snapshot(note), status=201)
 
