@@ -5,7 +5,9 @@ import { ConversationList } from "./conversation-list.js";
 import { EVENTS } from "./events.js";
 import { CannedReplies } from "./canned-replies.js";
 import { Composer } from "./composer.js";
+import { ContactPanel } from "./contact-panel.js";
 import { ThreadLabels } from "./labels.js";
+import { MessageHits } from "./message-hits.js";
 import { Notifier } from "./notifications.js";
 import { NotificationPanel } from "./notification-panel.js";
 import { MentionPicker } from "./notes.js";
@@ -85,9 +87,12 @@ if (data.conversation) {
     messages: data.messages,
     activities: data.activities,
     hasMore: data.hasMore,
+    hasNewer: data.hasNewer,
+    focusId: data.focusMessageId,
     root: document.getElementById("thread"),
     list: document.getElementById("messages"),
     sentinel: document.getElementById("history-sentinel"),
+    newerSentinel: document.getElementById("newer-sentinel"),
     pill: document.getElementById("new-messages-pill"),
     actions: {
       onReply: (message) => composer.setReply(message),
@@ -95,6 +100,28 @@ if (data.conversation) {
     },
   });
 }
+
+const contactPanel = data.conversation
+  ? new ContactPanel({
+    inbox: document.getElementById("inbox"),
+    panel: document.getElementById("contact-panel"),
+    toggle: document.getElementById("contact-toggle"),
+    close: document.getElementById("contact-panel-close"),
+    conversation: data.conversation,
+    user: data.user,
+    role: data.role,
+  })
+  : null;
+new MessageHits({
+  root: document.getElementById("message-hits"),
+  list: document.getElementById("message-hit-list"),
+  empty: document.getElementById("message-hits-empty"),
+  more: document.getElementById("more-message-hits"),
+  hits: data.messageHits,
+  next: data.messageHitsNext,
+  filters: data.filters,
+  focusId: data.focusMessageId,
+});
 
 const notifier = new Notifier({ button: document.getElementById("enable-notifications") });
 const notificationPanel = new NotificationPanel({
@@ -198,6 +225,7 @@ const handlers = {
   [EVENTS.CONVERSATION_LABELS_CHANGED]({ conversation_id: conversationId, labels }) {
     list.setLabels(conversationId, labels);
     if (threadLabels && conversationId === openId) threadLabels.set(labels);
+    if (contactPanel && conversationId === openId) contactPanel.setLabels(labels);
   },
   [EVENTS.CONVERSATION_READ]({ conversation_id: conversationId, last_read_message_id: lastRead }) {
     list.markRead(conversationId, lastRead);
@@ -210,6 +238,9 @@ const handlers = {
   },
   [EVENTS.NOTIFICATIONS_READ](payload) {
     notificationPanel.markRead(payload);
+  },
+  [EVENTS.CONTACT_NOTES_CHANGED](payload) {
+    if (contactPanel) contactPanel.notesChanged(payload);
   },
   [EVENTS.TYPING](payload) {
     if (typing) typing.show(payload);
@@ -267,6 +298,9 @@ if (workflow) {
     .on("t", () => workflow.take(), { label: "Take it" })
     .on("h", () => workflow.handBack(), { label: "Hand it back" })
     .on("a", () => workflow.focusAssignee(), { label: "Go to its assignee" });
+}
+if (contactPanel) {
+  shortcuts.on("i", () => (contactPanel.isOpen() ? contactPanel.close() : contactPanel.open()), { label: "Show or hide the contact panel" });
 }
 shortcuts.attachDialog({
   dialog: document.getElementById("shortcuts"),

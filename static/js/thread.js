@@ -20,7 +20,9 @@ function before(a, b) {
 }
 
 export class Thread {
-  constructor({ conversation, messages, activities = [], hasMore, root, list, sentinel, pill, actions }) {
+  // ``focusId``: opened at that message (a search hit), shown and highlighted, with ``hasNewer`` messages after the
+  // page to load downward at ``newerSentinel``.
+  constructor({ conversation, messages, activities = [], hasMore, hasNewer = false, focusId = null, root, list, sentinel, newerSentinel, pill, actions }) {
     this.conversation = conversation;
     this.actions = actions;
     this.root = root;
@@ -33,13 +35,73 @@ export class Thread {
     this.noteIds = new Set();
     for (const message of messages) this.place(message);
     for (const activity of activities) this.placeActivity(activity);
+    this.hasNewer = hasNewer;
     this.renderDays();
-    this.scrollToBottom();
-    pill.addEventListener("click", () => this.scrollToBottom());
+    if (!focusId || !this.showMessage(focusId)) this.scrollToBottom();
+    pill.addEventListener("click", () => this.toNewest());
     root.addEventListener("scroll", () => { if (this.atBottom()) pill.hidden = true; }, { passive: true });
     new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) this.loadHistory();
     }, { root }).observe(sentinel);
+    if (newerSentinel) {
+      new IntersectionObserver((entries) => {
+        if (entries.some((e) => e.isIntersecting)) this.loadNewer();
+      }, { root }).observe(newerSentinel);
+    }
+  }
+
+  // The hit in view and marked, and focused so the keyboard reads on from it.
+  showMessage(id) {
+    const item = this.byId.get(id);
+    if (!item) return false;
+    item.classList.add("message-found");
+    item.tabIndex = -1;
+    item.scrollIntoView({ block: "center" });
+    item.focus({ preventScroll: true });
+    return true;
+  }
+
+  // The newest messages: below the bottom when they are loaded, else the conversation opened afresh.
+  toNewest() {
+    if (!this.hasNewer) return this.scrollToBottom();
+    const params = new URLSearchParams(window.location.search);
+    params.delete("message");
+    window.location.assign(`${window.location.pathname}${params.toString() ? `?${params}` : ""}`);
+  }
+
+  // Lines (activity, notes) after the last message loaded wait, hidden, for the newer pages.
+  fitLines() {
+    const messages = this.list.querySelectorAll(".message");
+    const last = messages.length ? Number(messages[messages.length - 1].dataset.sortTs) : Infinity;
+    for (const item of this.list.children) {
+      if (item.dataset.messageId || item.classList.contains("day-separator")) continue;
+      item.hidden = this.hasNewer && Number(item.dataset.sortTs) > last;
+    }
+  }
+
+  // Everything in time order again (a page of newer messages lands after lines that wait for it).
+  sortItems() {
+    const keyOf = (node) => [Number(node.dataset.sortTs), node.dataset.messageId ? Number(node.dataset.messageId) : Infinity];
+    const items = [...this.list.children].filter((node) => !node.classList.contains("day-separator"));
+    items.sort((a, b) => (before(keyOf(a), keyOf(b)) ? -1 : before(keyOf(b), keyOf(a)) ? 1 : 0));
+    for (const item of items) this.list.append(item);
+  }
+
+  async loadNewer() {
+    if (!this.hasNewer || this.loadingNewer) return;
+    const messages = this.list.querySelectorAll(".message");
+    if (!messages.length) return;
+    this.loadingNewer = true;
+    try {
+      const last = messages[messages.length - 1].dataset.messageId;
+      const page = await getJson(`/api/conversations/${this.conversation.id}/messages/?after=${last}`);
+      for (const message of page.results) if (!this.byId.has(message.id)) this.place(message);
+      this.hasNewer = page.has_more;
+      this.sortItems();
+      this.renderDays();
+    } finally {
+      this.loadingNewer = false;
+    }
   }
 
   atBottom() {
@@ -54,6 +116,11 @@ export class Thread {
   // Insert (or update, when already shown) a message; returns true when it is new on the page.
   add(message) {
     if (this.byId.has(message.id)) return false;
+    if (this.hasNewer) {
+      // Newer pages are not loaded yet: the pill leads to the newest, this one among them.
+      this.pill.hidden = false;
+      return false;
+    }
     const wasAtBottom = this.atBottom();
     this.place(message);
     this.renderDays();
@@ -149,9 +216,11 @@ export class Thread {
   }
 
   renderDays() {
+    this.fitLines();
     for (const separator of this.list.querySelectorAll(".day-separator")) separator.remove();
     let previous = null;
     for (const item of this.list.querySelectorAll(ITEMS)) {
+      if (item.hidden) continue;
       const key = dayKey(item.dataset.timestamp);
       if (key !== previous) {
         const separator = element("li", "day-separator", dayLabel(item.dataset.timestamp));
