@@ -9,6 +9,8 @@
 - ``numbers``: registering a business number after Meta confirms it, and its health (operator commands).
 - ``sending``: sending to a phone number from outside the inbox (``send_message``).
 - ``stats``: operational numbers (``inbox_stats``).
+- ``notes``: the team's private notes in a thread (never sent), and their ``@mentions``.
+- ``notifications``: what one staff member should look at (a mention), and reading it.
 """
 
 from conversations.services.inbound import (
