@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from conversations.models import Conversation, ConversationStatus
 from tests.e2e.axe import axe_source
 from tests.e2e.conftest import logged_in_page, sandbox_stack_overrides, staff_member
-from tests.e2e.test_inbox_access import assert_meets_wcag
+from tests.e2e.test_inbox_access import assert_meets_wcag, small_controls
 from tests.e2e.test_inbox_browser import open_inbox
 from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, MessageFactory
 
@@ -112,3 +112,25 @@ def test_a_word_of_an_old_message_opens_its_conversation_there_and_the_contact_p
     expect(ana.get_by_role("button", name="Contact")).to_be_focused()
     ana.context.close()
     ben.context.close()
+
+
+def test_on_a_phone_the_contact_panel_is_a_pane_of_its_own_with_a_way_back(stack, browser, number, conversation):
+    phone = {"viewport": {"width": 390, "height": 800}, "is_mobile": True, "has_touch": True}
+    ana = open_inbox(
+        logged_in_page(browser, stack.base_url, staff_member("ana", number), **phone), f"/inbox/{conversation.pk}/"
+    )
+    thread = ana.get_by_role("main")
+    expect(thread).to_be_visible()
+
+    ana.get_by_role("button", name="Contact").tap()
+    panel = ana.get_by_role("complementary", name="Amara Okafor")
+    expect(panel).to_be_visible()
+    expect(thread).to_be_hidden()
+    expect(ana.get_by_role("complementary", name="Inbox")).to_be_hidden()
+    assert small_controls(ana) == []
+
+    panel.get_by_role("button", name="Close the contact panel, back to the conversation").tap()
+    expect(panel).to_be_hidden()
+    expect(thread).to_be_visible()
+    expect(ana.get_by_role("button", name="Contact")).to_be_focused()
+    ana.context.close()
