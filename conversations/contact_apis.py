@@ -59,7 +59,7 @@ ContactPanelOut = inline_serializer(
 )
 
 
-class NoteInput(serializers.Serializer):
+class ContactNoteInput(serializers.Serializer):
     body = serializers.CharField(max_length=CONTACT_NOTE_MAX_LENGTH)
 
 
@@ -91,11 +91,13 @@ class ContactPanelApi(APIView):
 class ContactNotesApi(APIView):
     """``POST {"body"}``: a note of the conversation's number about its contact."""
 
-    @extend_schema(request=NoteInput, responses={201: ContactNoteOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut})
+    @extend_schema(
+        request=ContactNoteInput, responses={201: ContactNoteOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut}
+    )
     def post(self, request, conversation_id: int):
         conversation = conversation_or_404(request, conversation_id)
         note = add_contact_note(
-            user=request.user, conversation=conversation, body=valid_data(NoteInput, request)["body"]
+            user=request.user, conversation=conversation, body=valid_data(ContactNoteInput, request)["body"]
         )
         return Response(contact_note_snapshot(note), status=201)
 
@@ -111,12 +113,12 @@ class ContactNoteApi(APIView):
         return conversation, note
 
     @extend_schema(
-        request=NoteInput,
+        request=ContactNoteInput,
         responses={200: ContactNoteOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
     )
     def patch(self, request, conversation_id: int, note_id: int):
         conversation, note = self._note(request, conversation_id, note_id)
-        body = valid_data(NoteInput, request)["body"]
+        body = valid_data(ContactNoteInput, request)["body"]
         note = edit_contact_note(user=request.user, conversation=conversation, note=note, body=body)
         return Response(contact_note_snapshot(note))
 

@@ -23,7 +23,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from conversations.models import MessageTemplate
+from conversations.models import ContactNote, MessageTemplate
 from tests.factories import (
     CannedReplyFactory,
     ContactFactory,
@@ -130,6 +130,8 @@ def test_real_objects_answer_as_documented(bearer, number):
     template = MessageTemplate.objects.get()
     label = LabelFactory(number=number)
     canned = CannedReplyFactory(number=number)
+    author = get_user_model().objects.get(username="schema-user")
+    note = ContactNote.objects.create(number=number, contact=contact, author=author, body="Prefers mornings")
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     on_conversation = {"conversation_id": conversation.pk}
     calls = [
@@ -189,6 +191,23 @@ def test_real_objects_answer_as_documented(bearer, number):
         ("/api/conversations/{conversation_id}/activity/", "GET", {"conversation_id": conversation.pk}, None, None),
         ("/api/numbers/{number_id}/settings/", "GET", {"number_id": number.pk}, None, None),
         ("/api/numbers/{number_id}/members/", "GET", {"number_id": number.pk}, None, None),
+        ("/api/messages/search/", "GET", {}, {"q": inbound.body.split()[0]}, None),
+        (
+            "/api/conversations/{conversation_id}/messages/",
+            "GET",
+            on_conversation,
+            {"after": inbound.pk},
+            None,
+        ),
+        ("/api/conversations/{conversation_id}/contact/", "GET", on_conversation, None, None),
+        ("/api/conversations/{conversation_id}/contact/notes/", "POST", on_conversation, None, {"body": "VIP"}),
+        (
+            "/api/conversations/{conversation_id}/contact/notes/{note_id}/",
+            "PATCH",
+            {**on_conversation, "note_id": note.pk},
+            None,
+            {"body": "Still VIP"},
+        ),
     ]
     for path, method, path_parameters, query, body in calls:
         operation = schema[path][method]
