@@ -243,6 +243,7 @@ export class ConversationList {
     link.dataset.conversationId = String(conversation.id);
     if (conversation.id === this.openId) link.setAttribute("aria-current", "page");
     const params = new URLSearchParams(window.location.search);
+    params.delete("message"); // the search hit this page was opened at: a message of another conversation
     link.href = `/inbox/${conversation.id}/${params.toString() ? `?${params}` : ""}`;
     const name = contact.name || contact.phone || contact.username || "Unknown";
     link.append(element("span", "avatar", name.trim().charAt(0).toUpperCase()));
