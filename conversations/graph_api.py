@@ -274,6 +274,10 @@ class GraphClient:
             "GET", phone_number_id, params={"fields": "display_phone_number,verified_name,quality_rating"}
         )
 
+    def phone_number_fields(self, *, phone_number_id: str, fields: list[str]) -> dict[str, Any]:
+        """GET /{phone-number-id}?fields=...: only the fields asked for (Meta answers 100 for one it does not know)."""
+        return self._request("GET", phone_number_id, params={"fields": ",".join(fields)})
+
     def subscribed_apps(self, *, waba_id: str) -> list[dict[str, Any]]:
         """GET /{waba-id}/subscribed_apps: the apps whose webhooks receive this WABA's events; an empty list
         means Meta sends this account's webhooks to nobody."""

@@ -20,6 +20,9 @@ SYNC_TEMPLATES = "conversations.tasks.sync_templates_task"
 ASSIGN_WAITING_CONVERSATIONS = "conversations.tasks.assign_waiting_conversations_task"
 # Run by Celery beat: snoozes that ended, stale sockets, waiting conversations.
 SWEEP_CONVERSATIONS = "conversations.tasks.sweep_conversations_task"
+# Run by Celery beat: queues one POLL_NUMBER per number (Meta's number fields, backing the webhooks up).
+POLL_NUMBERS = "conversations.tasks.poll_numbers_task"
+POLL_NUMBER = "conversations.tasks.poll_number_task"
 
 
 def enqueue(name: str, *args) -> None:

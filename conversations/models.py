@@ -45,6 +45,21 @@ class BusinessNumber(models.Model):
     unassign_on_resolve = models.BooleanField(default=False)
     auto_assignment = models.CharField(max_length=12, choices=AutoAssignment.choices, default=AutoAssignment.OFF)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What Meta says about the number (account-level webhooks and the poll: conversations/services/account.py),
+    # every value as received. Health: quality, messaging limit, throughput, connection status.
+    quality_rating = models.CharField(max_length=64, blank=True, default="")  # GREEN, YELLOW, RED, UNKNOWN, NA
+    quality_event = models.CharField(max_length=64, blank=True, default="")  # the last quality update's event
+    messaging_limit_tier = models.CharField(max_length=64, blank=True, default="")  # current_limit, TIER_*
+    throughput_level = models.CharField(max_length=64, blank=True, default="")  # STANDARD, HIGH
+    meta_status = models.CharField("status on Meta", max_length=64, blank=True, default="")  # CONNECTED, ...
+    # Meta's time of the newest health news applied: an older delivery never overwrites a newer one.
+    health_updated_at = models.DateTimeField(null=True, blank=True)
+    # The display name's review.
+    name_status = models.CharField(max_length=64, blank=True, default="")  # APPROVED, PENDING_REVIEW, ...
+    requested_name = models.CharField(max_length=256, blank=True, default="")
+    verified_name = models.CharField(max_length=256, blank=True, default="")
+    name_rejection_reason = models.CharField(max_length=64, blank=True, default="")
+    name_updated_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name or self.display_phone_number
@@ -396,6 +411,18 @@ class MessageTemplate(models.Model):
     category = models.CharField(max_length=32, blank=True, default="")
     components = models.JSONField(default=list)
     synced_at = models.DateTimeField(auto_now=True)
+    # From the account-level webhooks (conversations/services/account.py), as received.
+    meta_template_id = models.CharField(max_length=64, blank=True, default="")
+    status_reason = models.CharField(max_length=64, blank=True, default="")  # INVALID_FORMAT, NONE, ...
+    status_detail = models.TextField(blank=True, default="")  # Meta's rejection or pause text
+    quality_score = models.CharField(max_length=64, blank=True, default="")  # GREEN, YELLOW, RED, UNKNOWN
+    # Meta plans to recategorise the template to this at ``category_switches_at``.
+    pending_category = models.CharField(max_length=64, blank=True, default="")
+    category_switches_at = models.DateTimeField(null=True, blank=True)
+    # Meta's time of the newest news applied, per kind: an older delivery never overwrites a newer one.
+    status_updated_at = models.DateTimeField(null=True, blank=True)
+    quality_updated_at = models.DateTimeField(null=True, blank=True)
+    category_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -673,3 +700,91 @@ class ContactNote(models.Model):
 
     def __str__(self) -> str:
         return f"note {self.pk} on contact {self.contact_id} for number {self.number_id}"
+
+
+class BusinessAccount(models.Model):
+    """A WhatsApp Business Account (WABA) of the business numbers, as Meta's account-level webhooks describe
+    it: what holds for all its numbers (status, restrictions, the portfolio's messaging limit). Created on
+    its first news; the numbers name it by ``waba_id``."""
+
+    waba_id = models.CharField("WhatsApp Business Account id", max_length=64, unique=True)
+    # account_update: the last event (ACCOUNT_RESTRICTION, ACCOUNT_VIOLATION, DISABLED_UPDATE, ...).
+    status_event = models.CharField(max_length=64, blank=True, default="")
+    # [{"type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expires_at": "<iso>" | null}], from the last restriction.
+    restrictions = models.JSONField(default=list, blank=True)
+    violation_type = models.CharField(max_length=64, blank=True, default="")
+    ban_state = models.CharField(max_length=64, blank=True, default="")
+    ban_date = models.CharField(max_length=64, blank=True, default="")
+    status_updated_at = models.DateTimeField(null=True, blank=True)
+    # The portfolio's messaging limit, shared by every number since 2025-10 (TIER_2K, ..., TIER_UNLIMITED).
+    messaging_limit = models.CharField(max_length=64, blank=True, default="")
+    max_phone_numbers = models.IntegerField(null=True, blank=True)
+    limit_updated_at = models.DateTimeField(null=True, blank=True)
+    # account_alerts: the last alert ({"type", "severity", "status", "description", "entity_type", "entity_id"}).
+    last_alert = models.JSONField(default=dict, blank=True)
+    alert_updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"WhatsApp Business Account {self.waba_id}"
+
+
+class ChangeSource(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook"
+    POLL = "poll", "Graph API poll"
+
+
+class AccountChange(models.Model):
+    """Append-only history of what Meta said about an account, its numbers, templates and customers'
+    marketing preferences, with the delivery it came from. One row per change whatever the redeliveries:
+    ``dedupe_key`` is unique."""
+
+    waba_id = models.CharField(max_length=64)
+    # The number it is about; null for what concerns the whole account (status, limit, templates).
+    number = models.ForeignKey(
+        BusinessNumber, null=True, blank=True, on_delete=models.CASCADE, related_name="account_changes", db_index=False
+    )
+    field = models.CharField(max_length=64)  # the webhook field, or graph_api_poll
+    source = models.CharField(max_length=8, choices=ChangeSource.choices)
+    values = models.JSONField(default=dict)  # as parsed
+    raw = models.JSONField(default=dict, blank=True)  # as received
+    # False when it was older than what the state already held (a late delivery), so nothing moved.
+    applied = models.BooleanField()
+    occurred_at = models.DateTimeField(null=True, blank=True)  # Meta's time
+    # The delivery; null for the poll (and once the stored delivery is purged).
+    webhook_event = models.ForeignKey(
+        "webhooks.WebhookEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="account_changes"
+    )
+    dedupe_key = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(source__in=ChangeSource.values), name="account_change_source_known"),
+        ]
+        indexes = [
+            models.Index(fields=["number", "-created_at"], name="account_change_number"),
+            models.Index(fields=["waba_id", "-created_at"], name="account_change_waba"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field} for {self.number or self.waba_id}"
+
+
+class MarketingPreference(models.Model):
+    """Whether a customer stopped marketing messages from a number (Meta's ``user_preferences``): a contact
+    may write to numbers of different businesses, each with its own preference. Meta refuses a marketing
+    template after a stop (131050)."""
+
+    number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="marketing_preferences")
+    opted_out = models.BooleanField()
+    # Meta's time of the stop or resume applied: an older one never overwrites it.
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["number", "contact"], name="marketing_preference_one_per_number_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{'stopped' if self.opted_out else 'receives'} marketing from {self.number_id}: {self.contact_id}"

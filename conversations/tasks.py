@@ -5,7 +5,7 @@ from celery import shared_task
 from django.conf import settings
 
 from conversations import jobs
-from conversations.services import media, outbound, templates, workflow
+from conversations.services import account, media, outbound, templates, workflow
 from conversations.services.errors import RetryLater
 
 RETRY_POLICY = {
@@ -84,3 +84,14 @@ def assign_waiting_conversations_task(number_id: int) -> int:
 @shared_task(name=jobs.SWEEP_CONVERSATIONS, acks_late=False)  # periodic and idempotent: a lost run is the next run
 def sweep_conversations_task() -> dict[str, int]:
     return workflow.sweep_conversations()
+
+
+@shared_task(name=jobs.POLL_NUMBERS, acks_late=False)  # periodic and idempotent: a lost run is the next run
+def poll_numbers_task() -> int:
+    return account.poll_numbers()
+
+
+# Idempotent: a poll that finds nothing new records nothing.
+@shared_task(name=jobs.POLL_NUMBER, acks_late=True, max_retries=5, **RETRY_POLICY)
+def poll_number_task(number_id: int) -> bool:
+    return account.poll_number(number_id=number_id)

@@ -34,6 +34,14 @@ NOTIFICATIONS_READ = "notification.read"
 # A note about a contact was written, edited or deleted: the number's notes about that contact as they are now.
 CONTACT_NOTES_CHANGED = "contact.notes_changed"
 
+# What Meta says about a number or its account changed (quality, messaging limit, name review, restrictions):
+# the number as it is now. Account-wide news goes to every number of the account.
+NUMBER_UPDATED = "number.updated"
+# A message template's status, quality or category changed: to every number of its account.
+TEMPLATE_UPDATED = "template.updated"
+# A customer stopped or resumed marketing messages from the number.
+CONTACT_MARKETING_CHANGED = "contact.marketing_changed"
+
 EVENT_TYPES = (
     MESSAGE_CREATED,
     MESSAGE_STATUS_CHANGED,
@@ -48,6 +56,9 @@ EVENT_TYPES = (
     NOTIFICATION_CREATED,
     NOTIFICATIONS_READ,
     CONTACT_NOTES_CHANGED,
+    NUMBER_UPDATED,
+    TEMPLATE_UPDATED,
+    CONTACT_MARKETING_CHANGED,
 )
 
 # Ephemeral, never logged nor replayed: a colleague typing in a conversation.
@@ -235,6 +246,62 @@ class ContactNotesChanged(TypedDict):
     number_id: int
     contact_id: int
     notes: list[ContactNotePayload]  # oldest first
+
+
+class AccountPayload(TypedDict):
+    """What holds for every number of a WhatsApp Business Account."""
+
+    waba_id: str
+    status_event: str
+    restrictions: list[dict]  # [{"type", "expires_at"}]
+    violation_type: str
+    ban_state: str
+    ban_date: str
+    messaging_limit: str  # the portfolio's: TIER_2K ... TIER_UNLIMITED
+    max_phone_numbers: int | None
+    last_alert: dict
+
+
+class NumberPayload(TypedDict):
+    id: int
+    quality_rating: str
+    quality_event: str
+    messaging_limit_tier: str
+    throughput_level: str
+    meta_status: str
+    name_status: str
+    requested_name: str
+    verified_name: str
+    name_rejection_reason: str
+    account: AccountPayload | None
+
+
+class NumberUpdated(TypedDict):
+    number: NumberPayload
+
+
+class TemplatePayload(TypedDict):
+    id: int
+    name: str
+    language: str
+    status: str
+    status_reason: str
+    status_detail: str
+    category: str
+    pending_category: str
+    category_switches_at: str | None
+    quality_score: str
+
+
+class TemplateUpdated(TypedDict):
+    template: TemplatePayload
+
+
+class ContactMarketingChanged(TypedDict):
+    number_id: int
+    contact_id: int
+    opted_out: bool
+    changed_at: str
 
 
 class Envelope(TypedDict):

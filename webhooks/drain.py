@@ -44,14 +44,17 @@ from django.db.models import F, Min
 from django.utils import timezone
 
 from contacts.services import Sender, change_contact_identity, resolve_contacts
+from conversations.account_events import ACCOUNT_FIELDS, AccountChangeItem
 from conversations.incoming import InboundMessage, StatusUpdate
 from conversations.models import BusinessNumber
 from conversations.services import InboundItem, apply_reaction, receive_inbound_messages, record_statuses
+from conversations.services.account import UnroutableChange, apply_account_change
 from ops.logs import log_context
 from webhooks import services
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import (
     Change,
+    parse_account_changes,
     parse_delivery,
     parse_message,
     parse_status,
@@ -230,6 +233,9 @@ class _Delivery:
     item_errors: list[dict] = field(default_factory=list)
     unroutable: bool = False
     failure: str = ""  # the whole event could not be read
+    # Account-level changes (template status, quality, account updates, ...): rare, applied in their own branch.
+    account_changes: list[AccountChangeItem] = field(default_factory=list)
+    only_account_changes: bool = False
 
 
 def _process_claimed(events: list[WebhookEvent]) -> None:
@@ -243,6 +249,10 @@ def _process_claimed(events: list[WebhookEvent]) -> None:
         for delivery in readable:
             with log_context(webhook_event_id=delivery.event.pk, request_id=delivery.event.request_id or None):
                 _apply_alone(delivery)
+    for delivery in readable:
+        if delivery.account_changes:
+            with log_context(webhook_event_id=delivery.event.pk, request_id=delivery.event.request_id or None):
+                _apply_account_changes(delivery)
     _record_outcomes(deliveries)
 
 
@@ -264,9 +274,11 @@ def _read(events: list[WebhookEvent]) -> list[_Delivery]:
             continue
         read.item_errors.extend({"path": path, "error": reason} for path, reason in delivery.broken)
         wanted = routed = 0
+        account_fields = False
         for change in delivery.changes:
             if change.field not in PROCESSED_FIELDS:
-                continue  # stored and acknowledged, not applied yet
+                account_fields = account_fields or change.field in ACCOUNT_FIELDS
+                continue  # account-level fields: read below; any other field is stored, not applied
             wanted += 1
             number = numbers.get(change.phone_number_id)
             if number is None:
@@ -277,7 +289,41 @@ def _read(events: list[WebhookEvent]) -> list[_Delivery]:
             routed += 1
             _read_change(read=read, number=number, change=change)
         read.unroutable = wanted > 0 and routed == 0
+        if account_fields:
+            _read_account_changes(read=read, only=wanted == 0)
     return [read for read, _delivery in parsed]
+
+
+def _read_account_changes(*, read: _Delivery, only: bool) -> None:
+    read.account_changes, broken = parse_account_changes(read.event.payload)
+    read.item_errors.extend({"path": path, "error": reason} for path, reason in broken)
+    read.only_account_changes = only
+
+
+def _apply_account_changes(delivery: _Delivery) -> None:
+    """Each account-level change in its own savepoint: one that fails is recorded on its event, the others
+    apply. Routed by account id (and display number), so an unknown account makes the event unroutable as an
+    unknown number does."""
+    routed = 0
+    for change in delivery.account_changes:
+        for key in change.ignored:
+            delivery.item_errors.append({"path": f"{change.path}.{key}", "error": "ignored: not of a type Meta sends"})
+        try:
+            with transaction.atomic():
+                apply_account_change(change=change, webhook_event_id=delivery.event.pk)
+            routed += 1
+        except TRANSIENT_DB_ERRORS:
+            raise
+        except UnroutableChange as exc:
+            delivery.item_errors.append({"path": change.path, "error": str(exc)})
+        except Exception as exc:
+            logger.exception("account-level change %s of webhook event %s failed", change.path, delivery.event.pk)
+            delivery.item_errors.append({"path": change.path, "error": f"{type(exc).__name__}: {exc}"})
+            routed += 1  # it was for us: a failure, not a delivery for someone else
+    if routed == 0 and (delivery.unroutable or delivery.only_account_changes):
+        delivery.unroutable = True
+    elif routed:
+        delivery.unroutable = False
 
 
 def _read_change(*, read: _Delivery, number: BusinessNumber, change: Change) -> None:

@@ -10,6 +10,7 @@ Shapes: docs/meta.md §3 (Meta's webhook reference and OpenAPI ``WebhookPayload`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -20,6 +21,31 @@ from typing import Any
 
 from contacts.models import Contact
 from contacts.phones import digits_of
+from conversations.account_events import (
+    ACCOUNT_ALERTS,
+    ACCOUNT_FIELDS,
+    ACCOUNT_UPDATE,
+    BUSINESS_CAPABILITY_UPDATE,
+    MESSAGE_TEMPLATE_QUALITY_UPDATE,
+    MESSAGE_TEMPLATE_STATUS_UPDATE,
+    PHONE_NUMBER_NAME_UPDATE,
+    PHONE_NUMBER_QUALITY_UPDATE,
+    TEMPLATE_CATEGORY_UPDATE,
+    USER_PREFERENCES,
+    AccountAlert,
+    AccountChangeItem,
+    AccountUpdate,
+    CapabilityUpdate,
+    MarketingPreference,
+    NameUpdate,
+    QualityUpdate,
+    Restriction,
+    TemplateCategoryUpdate,
+    TemplateQualityUpdate,
+    TemplateRef,
+    TemplateStatusUpdate,
+    portfolio_limit,
+)
 from conversations.incoming import (
     Identity,
     IdentityChange,
@@ -28,7 +54,7 @@ from conversations.incoming import (
     ReactionChange,
     StatusUpdate,
 )
-from conversations.models import Message, Reaction
+from conversations.models import Message, MessageTemplate, Reaction
 
 
 class PayloadError(ValueError):
@@ -81,6 +107,8 @@ _USERNAME_WIDTH = Contact._meta.get_field("username").max_length
 _TYPE_WIDTH = Message._meta.get_field("type").max_length
 _REPLY_TO_WIDTH = Message._meta.get_field("reply_to_wamid").max_length
 _EMOJI_WIDTH = Reaction._meta.get_field("emoji").max_length
+_TEMPLATE_NAME_WIDTH = MessageTemplate._meta.get_field("name").max_length
+_TEMPLATE_LANGUAGE_WIDTH = MessageTemplate._meta.get_field("language").max_length
 
 
 # JSON may escape characters PostgreSQL cannot store in text: NUL (\u0000) and lone UTF-16 surrogates
@@ -479,3 +507,281 @@ def _errors(value: Any) -> list[MetaError]:
             )
         )
     return errors
+
+
+# --- Account-level fields (docs/meta.md §10) ------------------------------------------------------------
+# Rare next to messages, so parsed only for the deliveries that carry them (webhooks/drain.py's own branch).
+
+# Enum-like values are cut to this (their columns' width); names and free texts to theirs.
+_ENUM_WIDTH = 64
+_NAME_WIDTH = 256
+_FREE_TEXT_WIDTH = 2000
+
+
+class _Lenient:
+    """Reads one object's keys leniently, noting each key whose value has a type Meta never sends for it:
+    the key is ignored (and reported), the rest of the change still applies."""
+
+    def __init__(self, value: dict[str, Any], *, prefix: str = "", ignored: list[str] | None = None):
+        self.value = value
+        self.prefix = prefix
+        self.ignored = [] if ignored is None else ignored
+
+    def text(self, key: str, *, width: int = _ENUM_WIDTH) -> str:
+        value = self.value.get(key)
+        if value is None:
+            return ""
+        if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+            return storable_text(_text(value))[:width]
+        self.ignored.append(self.prefix + key)
+        return ""
+
+    def integer(self, key: str) -> int | None:
+        value = self.value.get(key)
+        if value is None:
+            return None
+        number = _bounded_int(value, low=-(2**31), high=2**31 - 1)
+        if number is None:
+            self.ignored.append(self.prefix + key)
+        return number
+
+    def time(self, key: str) -> datetime | None:
+        """Unix seconds (an integer or digits) or an ISO 8601 text: Meta's pages and examples use both."""
+        value = self.value.get(key)
+        if value is None:
+            return None
+        seconds = _bounded_int(value, low=_EARLIEST_SECONDS, high=_LATEST_SECONDS)
+        if seconds is not None:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        self.ignored.append(self.prefix + key)
+        return None
+
+    def object(self, key: str) -> _Lenient:
+        value = self.value.get(key)
+        if value is not None and not isinstance(value, dict):
+            self.ignored.append(self.prefix + key)
+        return _Lenient(value if isinstance(value, dict) else {}, prefix=f"{self.prefix}{key}.", ignored=self.ignored)
+
+    def objects(self, key: str) -> list[_Lenient]:
+        value = self.value.get(key)
+        if value is not None and not isinstance(value, list):
+            self.ignored.append(self.prefix + key)
+        items = []
+        for index, item in enumerate(_list(value)):
+            if isinstance(item, dict):
+                items.append(_Lenient(item, prefix=f"{self.prefix}{key}[{index}].", ignored=self.ignored))
+            else:
+                self.ignored.append(f"{self.prefix}{key}[{index}]")
+        return items
+
+
+def _template_ref(value: _Lenient) -> TemplateRef:
+    return TemplateRef(
+        meta_template_id=value.text("message_template_id"),
+        name=value.text("message_template_name", width=_TEMPLATE_NAME_WIDTH),
+        language=value.text("message_template_language", width=_TEMPLATE_LANGUAGE_WIDTH),
+    )
+
+
+def _quality_update(value: _Lenient) -> QualityUpdate:
+    return QualityUpdate(
+        event=value.text("event"),
+        current_limit=value.text("current_limit"),
+        old_limit=value.text("old_limit"),
+        portfolio_limit=portfolio_limit(value.text("max_daily_conversations_per_business")),
+    )
+
+
+def _name_update(value: _Lenient) -> NameUpdate:
+    return NameUpdate(
+        decision=value.text("decision"),
+        requested_name=value.text("requested_verified_name", width=_NAME_WIDTH),
+        rejection_reason=value.text("rejection_reason"),
+    )
+
+
+def _account_update(value: _Lenient) -> AccountUpdate:
+    ban = value.object("ban_info")
+    return AccountUpdate(
+        event=value.text("event"),
+        restrictions=tuple(
+            Restriction(type=item.text("restriction_type"), expires_at=item.time("expiration"))
+            for item in value.objects("restriction_info")
+        ),
+        violation_type=value.object("violation_info").text("violation_type"),
+        ban_state=ban.text("waba_ban_state"),
+        ban_date=ban.text("waba_ban_date"),
+    )
+
+
+def _account_alert(value: _Lenient) -> AccountAlert:
+    info = value.object("alert_info")
+    return AccountAlert(
+        entity_type=value.text("entity_type"),
+        entity_id=value.text("entity_id"),
+        severity=info.text("alert_severity"),
+        status=info.text("alert_status"),
+        type=info.text("alert_type"),
+        description=info.text("alert_description", width=_FREE_TEXT_WIDTH),
+    )
+
+
+def _capability_update(value: _Lenient) -> CapabilityUpdate:
+    # The v24+ key first; the legacy singular one carries the same portfolio limit since 2025-10.
+    limit = value.text("max_daily_conversations_per_business") or value.text("max_daily_conversation_per_phone")
+    numbers = value.integer("max_phone_numbers_per_waba")
+    return CapabilityUpdate(
+        portfolio_limit=portfolio_limit(limit),
+        max_phone_numbers=numbers if numbers is not None else value.integer("max_phone_numbers_per_business"),
+    )
+
+
+def _template_status_update(value: _Lenient) -> TemplateStatusUpdate:
+    rejection, other = value.object("rejection_info"), value.object("other_info")
+    detail = " ".join(
+        part
+        for part in (
+            rejection.text("reason", width=_FREE_TEXT_WIDTH),
+            rejection.text("recommendation", width=_FREE_TEXT_WIDTH),
+            other.text("title"),
+            other.text("description", width=_FREE_TEXT_WIDTH),
+        )
+        if part
+    )
+    value.object("disable_info").time("disable_date")  # only checked: the event says it is disabled
+    return TemplateStatusUpdate(
+        template=_template_ref(value),
+        event=value.text("event"),
+        reason=value.text("reason"),
+        category=value.text("message_template_category"),
+        detail=detail[:_FREE_TEXT_WIDTH],
+    )
+
+
+def _template_quality_update(value: _Lenient) -> TemplateQualityUpdate:
+    return TemplateQualityUpdate(
+        template=_template_ref(value),
+        previous_score=value.text("previous_quality_score"),
+        new_score=value.text("new_quality_score"),
+    )
+
+
+def _template_category_update(value: _Lenient) -> TemplateCategoryUpdate:
+    return TemplateCategoryUpdate(
+        template=_template_ref(value),
+        new_category=value.text("new_category"),
+        previous_category=value.text("previous_category"),
+        correct_category=value.text("correct_category"),
+        switches_at=value.time("category_update_timestamp"),
+    )
+
+
+_ACCOUNT_READERS = {
+    PHONE_NUMBER_QUALITY_UPDATE: _quality_update,
+    PHONE_NUMBER_NAME_UPDATE: _name_update,
+    ACCOUNT_UPDATE: _account_update,
+    ACCOUNT_ALERTS: _account_alert,
+    BUSINESS_CAPABILITY_UPDATE: _capability_update,
+    MESSAGE_TEMPLATE_STATUS_UPDATE: _template_status_update,
+    MESSAGE_TEMPLATE_QUALITY_UPDATE: _template_quality_update,
+    TEMPLATE_CATEGORY_UPDATE: _template_category_update,
+}
+
+
+def _dedupe_key(*parts: Any) -> str:
+    """The same change delivered again (Meta retries for days; a replay) has the same key: Meta sends no
+    event id, so it is the field, the account, the time and the value, canonically serialised."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def parse_account_changes(payload: dict[str, Any]) -> tuple[list[AccountChangeItem], list[tuple[str, str]]]:
+    """The account-level changes of a delivery (``ACCOUNT_FIELDS``), and those that cannot be read at all
+    as (path, reason). Routed by ``entry[].id`` (the WABA id), never by ``metadata``, which most lack."""
+    items: list[AccountChangeItem] = []
+    broken: list[tuple[str, str]] = []
+    for entry_index, entry in enumerate(_list(payload.get("entry"))):
+        if not isinstance(entry, dict):
+            continue  # already reported by parse_delivery
+        waba_id = _text(entry.get("id"))
+        raw_time = entry.get("time")
+        entry_time = _Lenient(entry).time("time")
+        for change_index, change in enumerate(_list(entry.get("changes"))):
+            if not isinstance(change, dict) or change.get("field") not in ACCOUNT_FIELDS:
+                continue
+            path = f"entry[{entry_index}].changes[{change_index}]"
+            value = change.get("value")
+            if not isinstance(value, dict):
+                continue  # already reported by parse_delivery
+            field_name = change["field"]
+            if not waba_id:
+                broken.append((path, "entry has no account id"))
+                continue
+            if field_name == USER_PREFERENCES:
+                items.extend(_preferences(path, waba_id, raw_time, entry_time, value))
+                continue
+            reader = _Lenient(value)
+            update = _ACCOUNT_READERS[field_name](reader)
+            items.append(
+                AccountChangeItem(
+                    path=path,
+                    field=field_name,
+                    waba_id=waba_id,
+                    display_phone_number=digits_of(reader.text("display_phone_number")),
+                    phone_number_id="",
+                    occurred_at=entry_time,
+                    update=update,
+                    raw=value,
+                    dedupe_key=_dedupe_key(field_name, waba_id, raw_time, value),
+                    ignored=tuple(reader.ignored),
+                )
+            )
+    return items, broken
+
+
+def _preferences(
+    path: str, waba_id: str, raw_time: Any, entry_time: datetime | None, value: dict[str, Any]
+) -> list[AccountChangeItem]:
+    """``user_preferences`` looks like a ``messages`` value: metadata names the number, one item per customer."""
+    reader = _Lenient(value)
+    metadata = reader.object("metadata")
+    phone_number_id, display = metadata.text("phone_number_id"), digits_of(metadata.text("display_phone_number"))
+    names = {}
+    for contact in reader.objects("contacts"):
+        name = contact.object("profile").text("name", width=_PROFILE_NAME_WIDTH)
+        for key in ("wa_id", "user_id"):
+            if contact.text(key):
+                names[contact.text(key)] = name
+    items = []
+    for index, item in enumerate(reader.objects("user_preferences")):
+        wa_id, user_id = _digits_or_none(item.value.get("wa_id")), _str_or_none(item.value.get("user_id"))
+        timestamp = item.time("timestamp") or entry_time
+        items.append(
+            AccountChangeItem(
+                path=f"{path}.user_preferences[{index}]",
+                field=USER_PREFERENCES,
+                waba_id=waba_id,
+                display_phone_number=display,
+                phone_number_id=phone_number_id,
+                occurred_at=timestamp,
+                update=MarketingPreference(
+                    wa_id=wa_id,
+                    user_id=user_id,
+                    profile_name=names.get(user_id or "") or names.get(wa_id or "") or "",
+                    category=item.text("category"),
+                    value=item.text("value"),
+                    timestamp=timestamp,
+                ),
+                raw={"metadata": metadata.value, "user_preference": item.value},
+                dedupe_key=_dedupe_key(USER_PREFERENCES, waba_id, raw_time, phone_number_id, item.value),
+                ignored=tuple(reader.ignored),
+            )
+        )
+    return items

@@ -26,7 +26,8 @@ from webhooks.selectors import purgeable_webhook_events
 
 logger = logging.getLogger(__name__)
 
-# Deliveries on other fields (template status, account updates, ...) are stored and acknowledged, not applied yet.
+# The fields whose items reach the inbox on the drain's per-message path. Account-level fields
+# (conversations.account_events.ACCOUNT_FIELDS) have their own branch; any other is stored and acknowledged.
 PROCESSED_FIELDS = {"messages"}
 # The drain task's name (webhooks/tasks.py registers it under it): enqueued by name, so this module, which the
 # tasks call, does not import them.

@@ -357,6 +357,7 @@ CONVERSATION_SWEEP_INTERVAL_SECONDS = env.float("CONVERSATION_SWEEP_INTERVAL_SEC
 # says so every PRESENCE_REFRESH_SECONDS, so a socket whose Daphne died counts no more after the TTL.
 PRESENCE_TTL_SECONDS = env.float("PRESENCE_TTL_SECONDS", default=90.0)
 PRESENCE_REFRESH_SECONDS = env.float("PRESENCE_REFRESH_SECONDS", default=30.0)
+NUMBER_POLL_INTERVAL_SECONDS = env.float("NUMBER_POLL_INTERVAL_SECONDS", default=3600.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-conversation-timers": {
         "task": "conversations.tasks.sweep_conversations_task",
@@ -371,6 +372,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": OUTBOUND_SWEEP_INTERVAL_SECONDS,
     },
     "flush-expired-tokens": {"task": "ops.flush_expired_tokens", "schedule": 24 * 3600},
+    # Meta's number fields (quality, limits, name review) read on the Graph API, in case a webhook was lost.
+    "poll-business-numbers": {
+        "task": "conversations.tasks.poll_numbers_task",
+        "schedule": NUMBER_POLL_INTERVAL_SECONDS,
+    },
 }
 
 if _redis_configured:

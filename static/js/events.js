@@ -13,6 +13,9 @@ export const EVENTS = Object.freeze({
   NOTIFICATION_CREATED: "notification.created",
   NOTIFICATIONS_READ: "notification.read",
   CONTACT_NOTES_CHANGED: "contact.notes_changed",
+  NUMBER_UPDATED: "number.updated",
+  TEMPLATE_UPDATED: "template.updated",
+  CONTACT_MARKETING_CHANGED: "contact.marketing_changed",
   TYPING: "conversation.typing",
   RELOAD: "reload",
 });

@@ -203,7 +203,7 @@ def test_database_error_while_storing_is_503(post_webhook, monkeypatch):
 def test_unknown_field_is_acknowledged_and_stored(post_webhook, number):
     payload = {
         "object": "whatsapp_business_account",
-        "entry": [{"id": "1", "changes": [{"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}}]}],
+        "entry": [{"id": "1", "changes": [{"field": "a_field_from_2027", "value": {"event": "VERIFIED_ACCOUNT"}}]}],
     }
     assert post_webhook(payload).status_code == 200
     assert WebhookEvent.objects.get().state == WebhookEventState.PROCESSED
