@@ -16,7 +16,6 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
-    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce, Greatest
 
@@ -43,8 +42,9 @@ from conversations.models import (
     Reaction,
 )
 from conversations.search import body_matches
-from conversations.snapshots import person_snapshot
+from conversations.snapshots import label_order, person_snapshot
 from database.replica import read_replica
+from realtime.events import LabelPayload
 from realtime.presence import online_user_ids
 
 VIEW_MINE = "mine"
@@ -448,9 +448,22 @@ def labelled(conversations: QuerySet[Conversation], *, label_id: int | None = No
     return conversations.prefetch_related(_label_links())
 
 
-def with_labels(conversations: Iterable[Conversation]) -> None:
-    """Load the labels of conversations already in hand (one query for them all), for their snapshots."""
-    prefetch_related_objects(list(conversations), _label_links())
+def labels_by_conversation(conversation_ids: Iterable[int]) -> dict[int, list[LabelPayload]]:
+    """Each conversation's labels by name, for conversations already in hand (the events' snapshots): one query
+    of rows, not model instances, which a drain's round of hundreds of conversations notices (a prefetch costs
+    about a tenth of a drained message's instructions)."""
+    ids = list(conversation_ids)
+    found: dict[int, list[LabelPayload]] = defaultdict(list)
+    if not ids:
+        return found
+    rows = ConversationLabel.objects.filter(conversation_id__any=ids).values_list(
+        "conversation_id", "label_id", "label__name", "label__colour"
+    )
+    for conversation_id, label_id, name, colour in rows:
+        found[conversation_id].append({"id": label_id, "name": name, "colour": colour})
+    for labels in found.values():
+        labels.sort(key=label_order)
+    return found
 
 
 def _label_links() -> Prefetch:

@@ -24,6 +24,7 @@ from realtime.events import (
     ActivityPayload,
     ContactNotePayload,
     ConversationPayload,
+    LabelPayload,
     MentionPayload,
     MessagePayload,
     NotePayload,
@@ -59,17 +60,17 @@ def number_snapshot(number) -> dict:
     }
 
 
-def conversation_snapshot(conversation: Conversation) -> ConversationPayload:
-    """Needs ``contact`` and ``assignee`` loaded (select_related) and ``label_links`` prefetched
-    (``selectors.with_labels``) to stay query-free. The labels come along so that a row first seen in an event
-    shows them, and a list filtered by a label keeps the conversations that have it."""
+def conversation_snapshot(conversation: Conversation, *, labels: list[LabelPayload]) -> ConversationPayload:
+    """Needs ``contact`` and ``assignee`` loaded (select_related) to stay query-free; ``labels`` from
+    ``selectors.labels_by_conversation``. The labels come along so that a row first seen in an event shows them,
+    and a list filtered by a label keeps the conversations that have it."""
     return {
         "id": conversation.pk,
         "number_id": conversation.number_id,
         "contact": contact_snapshot(conversation.contact),
         **conversation_summary(conversation),
         **conversation_state(conversation),
-        "labels": conversation_labels(conversation),
+        "labels": labels,
     }
 
 
@@ -169,10 +170,13 @@ def label_snapshot(label) -> dict:
 
 def conversation_labels(conversation: Conversation) -> list[dict]:
     """The conversation's labels by name; needs ``label_links`` prefetched with their labels
-    (``selectors.labelled`` or ``selectors.with_labels``) to stay query-free."""
-    return sorted(
-        (label_snapshot(link.label) for link in conversation.label_links.all()), key=lambda label: label["name"].lower()
-    )
+    (``selectors.labelled``) to stay query-free."""
+    return sorted((label_snapshot(link.label) for link in conversation.label_links.all()), key=label_order)
+
+
+def label_order(label: LabelPayload) -> str:
+    """Labels read by name, whatever its case."""
+    return label["name"].lower()
 
 
 def _label_text(details: dict, *, actor: str | None) -> str:

@@ -22,7 +22,7 @@ from conversations.models import (
     Reaction,
     ReadState,
 )
-from conversations.selectors import can_change_contact, thread_messages, with_labels
+from conversations.selectors import can_change_contact, labels_by_conversation, thread_messages
 from conversations.snapshots import conversation_snapshot
 from realtime import events
 from realtime.publish import publish_event
@@ -209,20 +209,20 @@ def _publish_conversations_changed(*, moved_ids: list[int], merged_into: dict[in
     conversations = Conversation.objects.select_related("contact", "assignee").in_bulk(
         [*moved_ids, *merged_into.values()]
     )
-    with_labels(conversations.values())
+    labels = labels_by_conversation(conversations)
     for conversation_id in moved_ids:
         conversation = conversations[conversation_id]
         publish_event(
             number_id=conversation.number_id,
             type=events.CONVERSATION_UPDATED,
-            payload={"conversation": conversation_snapshot(conversation)},
+            payload={"conversation": conversation_snapshot(conversation, labels=labels[conversation.pk])},
         )
     for gone_id, target_id in merged_into.items():
         target = conversations[target_id]
         publish_event(
             number_id=target.number_id,
             type=events.CONVERSATION_MERGED,
-            payload={"conversation_id": gone_id, "into": conversation_snapshot(target)},
+            payload={"conversation_id": gone_id, "into": conversation_snapshot(target, labels=labels[target.pk])},
         )
 
 

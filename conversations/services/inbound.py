@@ -27,7 +27,7 @@ from conversations.models import (
     Reaction,
     ReadState,
 )
-from conversations.selectors import last_message_id, with_labels
+from conversations.selectors import labels_by_conversation, last_message_id
 from conversations.services.media import expect_inbound_media
 from conversations.services.outbound import request_read_receipt
 from conversations.services.workflow import activity_events, request_auto_assignment, status_activity
@@ -115,8 +115,8 @@ def _publish_received(
     reactions: dict[str, list[Reaction]] = {}
     for reaction in Reaction.objects.filter(message_wamid__any=[m.wamid for m in stored]).select_related("contact"):
         reactions.setdefault(reaction.message_wamid, []).append(reaction)
-    with_labels(touched.values())
-    snapshots = {pk: conversation_snapshot(conversation) for pk, conversation in touched.items()}
+    labels = labels_by_conversation(touched)
+    snapshots = {pk: conversation_snapshot(conversation, labels=labels[pk]) for pk, conversation in touched.items()}
     by_number: dict[int, list[tuple[str, dict]]] = {}
     for message in stored:
         payload: events.MessageCreated = {
@@ -124,8 +124,8 @@ def _publish_received(
             "conversation": snapshots[message.conversation_id],
         }
         by_number.setdefault(touched[message.conversation_id].number_id, []).append((events.MESSAGE_CREATED, payload))
-    for activity in reopened:
-        by_number[activity.conversation.number_id].extend(activity_events([activity]))
+    for activity, event in zip(reopened, activity_events(reopened, labels=labels), strict=True):
+        by_number[activity.conversation.number_id].append(event)
     for number_id, batch in by_number.items():
         publish_events(number_id=number_id, events=batch)
 

@@ -42,6 +42,7 @@ from conversations.models import (
     MessageTemplate,
     Reaction,
 )
+from conversations.selectors import labels_by_conversation
 from conversations.services.errors import RetryLater, SendRefused
 from conversations.services.media import check_outbound_media, media_kind, requeue_stranded_media
 from conversations.services.statuses import advance_message_status, publish_status_changed, register_sent_message
@@ -226,7 +227,7 @@ def _check_sendable(*, conversation: Conversation, type: str) -> None:
 
 def _publish_created(message: Message) -> None:
     conversation = Conversation.objects.select_related("contact", "assignee").get(pk=message.conversation_id)
-    snapshot = conversation_snapshot(conversation)
+    snapshot = conversation_snapshot(conversation, labels=labels_by_conversation([conversation.pk])[conversation.pk])
     publish_event(
         number_id=conversation.number_id,
         type=events.MESSAGE_CREATED,

@@ -31,11 +31,12 @@ from conversations.models import (
     MemberRole,
     NumberMembership,
 )
-from conversations.selectors import open_counts, with_labels
+from conversations.selectors import labels_by_conversation, open_counts
 from conversations.services.errors import WorkflowRefused
 from conversations.snapshots import activity_snapshot, conversation_snapshot, person_snapshot
 from database.bulk import insert_rows, update_rows
 from realtime import events
+from realtime.events import LabelPayload
 from realtime.presence import forget_stale_sockets, online_user_ids
 from realtime.publish import publish_events
 
@@ -94,14 +95,20 @@ def status_activity(*, conversation: Conversation, actor, before: str, reason: s
     return _activity(conversation=conversation, kind=ActivityKind.STATUS, actor=actor, details=details, at=at)
 
 
-def activity_events(activities: list[ConversationActivity]) -> list[tuple[str, dict]]:
+def activity_events(
+    activities: list[ConversationActivity], *, labels: dict[int, list[LabelPayload]] | None = None
+) -> list[tuple[str, dict]]:
     """The ``conversation.activity`` events of saved activities; each conversation as it is now (in memory,
-    with ``contact`` and ``assignee`` loaded; their labels are read here, one query for those not yet loaded)."""
-    with_labels(activity.conversation for activity in activities)
+    with ``contact`` and ``assignee`` loaded). ``labels``: theirs, if the caller has read them; else one query."""
+    if labels is None:
+        labels = labels_by_conversation({activity.conversation_id for activity in activities})
     return [
         (
             events.CONVERSATION_ACTIVITY,
-            {"activity": activity_snapshot(activity), "conversation": conversation_snapshot(activity.conversation)},
+            {
+                "activity": activity_snapshot(activity),
+                "conversation": conversation_snapshot(activity.conversation, labels=labels[activity.conversation_id]),
+            },
         )
         for activity in activities
     ]
