@@ -9,7 +9,8 @@ Graph API (every path may start with a version such as ``/v23.0``; all need ``Au
   ``failed`` status instead.
 - ``POST /{phone-number-id}/media`` (multipart), ``GET /{media-id}``, ``DELETE /{media-id}``,
   ``GET /media-download/<token>`` (bearer required too).
-- ``GET /{waba-id}/message_templates``; ``GET /{phone-number-id}`` (the number's profile).
+- ``GET /{waba-id}/message_templates``; ``GET /{phone-number-id}?fields=...`` (the number's profile, quality,
+  throughput, name review, limits); ``GET /{waba-id}?fields=whatsapp_business_manager_messaging_limit``.
 
 Control API (not Meta's; no auth; JSON; for tests and demos), under ``/_sandbox/``:
 
@@ -31,6 +32,9 @@ Control API (not Meta's; no auth; JSON; for tests and demos), under ``/_sandbox/
   ``media: {type, mime_type, data_base64, caption?, filename?, voice?, animated?}`` or ``type`` + ``content``
   (e.g. ``"location", {"location": {...}}``); optional ``context_wamid``, ``wamid``, ``timestamp``,
   ``corrupt_sha256``. Answers ``{"wamid", "media_id"?, "webhook_id"}``.
+- ``POST number_quality``, ``number_name``, ``account_update``, ``account_alert``, ``business_capability``,
+  ``template_status``, ``template_quality``, ``template_category``, ``user_preferences``: set what Meta knows
+  and send its account-level webhook (``sandbox/account.py``).
 
 The sha256 of a media file comes in two forms, both of the same bytes and both as Meta sends them:
 
@@ -65,6 +69,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from sandbox.account import (
+    CONTROL_NAMES,
+    AccountControlError,
+    account_envelope,
+    account_object,
+    build_change,
+    number_object,
+)
 from sandbox.simulation import envelope, message_change, new_wamid, status_change, to_wire
 
 from .customers import CustomerSimulator
@@ -242,7 +254,7 @@ class MetaSandbox:
         if method == "GET" and len(segments) == 2 and segments[1] == "message_templates":
             return self._templates(segments[0], query, version)
         if method == "GET" and len(segments) == 1:
-            return self._get_object(segments[0])
+            return self._get_object(segments[0], query.get("fields", ""))
         if method == "DELETE" and len(segments) == 1:
             return self._delete_media(segments[0])
         raise unsupported(method, "/".join(segments) or "/")
@@ -444,7 +456,7 @@ class MetaSandbox:
             self.state.media[item.id] = item
         return json_reply(200, {"id": item.id})
 
-    def _get_object(self, object_id: str) -> Reply:
+    def _get_object(self, object_id: str, fields: str = "") -> Reply:
         if not OBJECT_ID.fullmatch(object_id):
             raise unknown_alias(object_id)
         with self.lock:
@@ -465,18 +477,16 @@ class MetaSandbox:
             if display is not None:
                 return json_reply(
                     200,
-                    {
-                        "verified_name": "Sandbox Business",
-                        "display_phone_number": f"+{display}",
-                        "id": object_id,
-                        "quality_rating": "GREEN",
-                        "code_verification_status": "VERIFIED",
-                        "platform_type": "CLOUD_API",
-                        "throughput": {"level": "STANDARD"},
-                        "messaging_limit_tier": "TIER_1K",
-                        "name_status": "APPROVED",
-                    },
+                    number_object(
+                        phone_number_id=object_id,
+                        display=display,
+                        fields=self.state.account.number(object_id),
+                        portfolio_limit=self.state.account.portfolio_limit,
+                        asked=fields,
+                    ),
                 )
+            if object_id == self.config.waba_id:
+                return json_reply(200, account_object(waba_id=object_id, account=self.state.account, asked=fields))
         raise unsupported("GET", object_id)
 
     def _delete_media(self, media_id: str) -> Reply:
@@ -706,6 +716,8 @@ class MetaSandbox:
             return json_reply(200, self._set_window(payload))
         if name == "inbound":
             return json_reply(200, self._control_inbound(payload))
+        if name in CONTROL_NAMES:
+            return json_reply(200, self._account_control(name, payload))
         raise ControlError(f"unknown control endpoint POST /_sandbox/{name}", status=404)
 
     def reset(self) -> None:
@@ -766,6 +778,30 @@ class MetaSandbox:
                 "last_inbound_at": self.state.windows.get((phone_number_id, customer)),
                 "open": self.state.window_open(phone_number_id, customer),
             }
+
+    def _account_control(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Set what Meta knows about a number, the account or a template, and send the webhook Meta sends."""
+        at = payload.get("time")
+        if at is not None and (isinstance(at, bool) or not isinstance(at, int)):
+            raise ControlError("time must be Unix seconds")
+        with self.lock:
+            try:
+                field_name, value = build_change(
+                    name,
+                    payload,
+                    account=self.state.account,
+                    templates=self.config.templates,
+                    display_of=lambda number_id: self._number(number_id, method="POST"),
+                )
+            except (AccountControlError, GraphError) as exc:
+                raise ControlError(str(exc)) from None
+            if not field_name:
+                return {"webhook_id": None, "field": None}
+            body = to_wire(account_envelope(waba_id=self.config.waba_id, field_name=field_name, value=value, at=at))
+            job = self.dispatcher.schedule(
+                body=body, app_secret=self.config.app_secret, summary={"kind": "account", "field": field_name}, delay=0
+            )
+        return {"webhook_id": job.id, "field": field_name}
 
     def _control_inbound(self, payload: dict[str, Any]) -> dict[str, Any]:
         phone_number_id = payload.get("phone_number_id")

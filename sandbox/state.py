@@ -15,6 +15,7 @@ from typing import Any
 
 from sandbox.simulation import DEMO_DISPLAY_PHONE_NUMBER, DEMO_PHONE_NUMBER_ID, DEMO_WABA_ID
 
+from .account import AccountFields
 from .errors import TITLES
 from .media import MediaItem
 from .templates import check_templates, default_templates
@@ -220,6 +221,8 @@ class SandboxState:
     server_error_next: ServerErrorNext | None = None
     answer_lost_next: AnswerLostNext | None = None
     request_seq: int = 0
+    # Numbers' quality, limits and name review, the portfolio's limit (sandbox/account.py).
+    account: AccountFields = field(default_factory=AccountFields)
 
     def window_open(self, phone_number_id: str, customer: str, *, now: float | None = None) -> bool:
         last = self.windows.get((phone_number_id, customer))
