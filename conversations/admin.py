@@ -5,10 +5,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from contacts.models import Contact
 from conversations.graph_api import GraphError
 from conversations.models import (
+    AccountChange,
+    BusinessAccount,
     BusinessNumber,
     CannedReply,
     Conversation,
@@ -121,6 +125,24 @@ class MembershipInline(admin.TabularInline):
         return self.admin_site._registry[BusinessNumber]
 
 
+# What Meta says about the number (account-level webhooks, the poll): shown, never typed in.
+META_STATE_FIELDS = (
+    "quality_rating",
+    "quality_event",
+    "messaging_limit_tier",
+    "throughput_level",
+    "meta_status",
+    "health_updated_at",
+    "name_status",
+    "requested_name",
+    "verified_name",
+    "name_rejection_reason",
+    "name_updated_at",
+)
+CHANGES_SHOWN = 20
+ACCOUNT_CHANGE_FIELDS = ("created_at", "field", "source", "applied", "occurred_at", "values", "webhook_event")
+
+
 @admin.register(BusinessNumber)
 class BusinessNumberAdmin(MembersOnlyAdmin):
     form = BusinessNumberForm
@@ -149,8 +171,10 @@ class BusinessNumberAdmin(MembersOnlyAdmin):
         "auto_assignment",
         "assign_on_reply",
         "unassign_on_resolve",
+        *META_STATE_FIELDS,
+        "changes_from_meta",
     )
-    readonly_fields = ("access_token_status",)
+    readonly_fields = ("access_token_status", *META_STATE_FIELDS, "changes_from_meta")
 
     def rows_of_numbers(self, queryset, *, numbers):
         return queryset.filter(pk__in=[n.pk for n in numbers])
@@ -168,6 +192,30 @@ class BusinessNumberAdmin(MembersOnlyAdmin):
         if lookup.split("__")[0] == "access_token":
             return False
         return super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="changes from Meta")
+    def changes_from_meta(self, obj):
+        """The number's latest changes (a read-only list, not an inline: the number's form posts no formset for
+        them), and a link to all of them."""
+        if obj is None or obj.pk is None:
+            return "-"
+        latest = AccountChange.objects.filter(number=obj).order_by("-created_at", "-pk")[:CHANGES_SHOWN]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    c.created_at,
+                    c.field,
+                    c.get_source_display(),
+                    "applied" if c.applied else "older: not applied",
+                    c.values,
+                )
+                for c in latest
+            ),
+        )
+        url = reverse("admin:conversations_accountchange_changelist") + f"?number__id__exact={obj.pk}"
+        return format_html('<table>{}</table><a href="{}">All changes of this number</a>', rows, url)
 
     @admin.display(description="access token")
     def access_token_status(self, obj):
@@ -329,8 +377,8 @@ class ReactionAdmin(MembersOnlyAdmin):
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(MembersOnlyAdmin):
-    list_display = ("name", "language", "status", "category", "waba_id", "synced_at")
-    list_filter = ("status", "category", "language")
+    list_display = ("name", "language", "status", "status_reason", "category", "quality_score", "waba_id", "synced_at")
+    list_filter = ("status", "category", "quality_score", "language")
     search_fields = ("name",)
     actions = ["sync_from_meta"]
 
@@ -497,3 +545,32 @@ class NotificationAdmin(ReadOnlyAdmin):
 
     def rows_of_numbers(self, queryset, *, numbers):
         return queryset.filter(conversation__number_id__in=[n.pk for n in numbers])
+
+
+def _accounts_of(numbers) -> set[str]:
+    return {n.waba_id for n in numbers if n.waba_id}
+
+
+@admin.register(AccountChange)
+class AccountChangeAdmin(ReadOnlyAdmin):
+    """Every change Meta announced (or the poll found), filterable by number; account-wide ones (no number) are
+    shown to the members of any of the account's numbers."""
+
+    list_display = ("created_at", "field", "number", "waba_id", "source", "applied", "occurred_at", "webhook_event")
+    list_filter = (("number", VisibleNumberFilter), "field", "source", "applied")
+    list_select_related = ("number",)
+    readonly_fields = ("waba_id", "number", *ACCOUNT_CHANGE_FIELDS, "raw")
+    show_full_result_count = False
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        return queryset.filter(
+            Q(number_id__in=[n.pk for n in numbers]) | Q(number__isnull=True, waba_id__in=_accounts_of(numbers))
+        )
+
+
+@admin.register(BusinessAccount)
+class BusinessAccountAdmin(ReadOnlyAdmin):
+    list_display = ("waba_id", "status_event", "messaging_limit", "max_phone_numbers", "ban_state", "violation_type")
+
+    def rows_of_numbers(self, queryset, *, numbers):
+        return queryset.filter(waba_id__in=_accounts_of(numbers))
