@@ -289,6 +289,12 @@ if (composer) {
     .note(["Enter", "Ctrl+Enter"], "Send (Shift+Enter: a new line)")
     .on("Escape", () => list.focusCurrent(), { within: composerRoot, inFields: true, label: "Leave the composer for the list" });
 }
+if (thread) {
+  const threadRoot = document.getElementById("thread");
+  shortcuts
+    .on("ArrowDown", () => thread.moveFocus(1), { within: threadRoot, label: "Next message, to reply or react (in the thread)" })
+    .on("ArrowUp", () => thread.moveFocus(-1), { within: threadRoot, label: "Previous message (in the thread)" });
+}
 if (workflow) {
   shortcuts
     .on("e", () => workflow.setStatus("resolved"), { label: "Resolve the conversation" })

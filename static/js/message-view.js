@@ -77,6 +77,7 @@ function renderActions(message, actions) {
     const button = element("button", "action-react", emoji || "✕");
     button.type = "button";
     button.title = emoji ? `React ${emoji}` : "Remove my reaction";
+    button.setAttribute("aria-label", button.title);
     button.addEventListener("click", () => actions.onReact(message, emoji));
     palette.append(button);
   }

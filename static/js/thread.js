@@ -50,6 +50,19 @@ export class Thread {
     }
   }
 
+  // The keyboard's way to a bubble's reply and reaction buttons: the arrows step through the messages (focusable
+  // from script only, so Tab does not stop at each of hundreds), and a focused message shows its actions, which
+  // Tab reaches next. From outside any message, down starts at the oldest shown and up at the newest.
+  moveFocus(delta) {
+    const messages = [...this.list.querySelectorAll(".message")];
+    if (!messages.length) return;
+    const current = messages.indexOf(document.activeElement && document.activeElement.closest(".message"));
+    const next = current < 0 ? (delta > 0 ? 0 : messages.length - 1) : current + delta;
+    const target = messages[Math.min(Math.max(next, 0), messages.length - 1)];
+    target.tabIndex = -1;
+    target.focus();
+  }
+
   // The hit in view and marked, and focused so the keyboard reads on from it.
   showMessage(id) {
     const item = this.byId.get(id);

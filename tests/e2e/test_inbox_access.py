@@ -246,6 +246,46 @@ def test_the_inbox_works_from_the_keyboard_alone(stack, browser, sandbox, number
     page.context.close()
 
 
+def test_a_bubbles_reply_and_reaction_buttons_are_reached_from_the_keyboard(stack, browser, sandbox, number):
+    conversation = recent_conversation(number, "Amara Okafor", minutes_ago=5, text="Is my order on its way?")
+    MessageFactory(
+        conversation=conversation, body="It was due Monday", preview="It was due Monday", timestamp=datetime.now(UTC)
+    )
+    customers = list(conversation.messages.order_by("timestamp"))
+    page = open_page(
+        logged_in_page(browser, stack.base_url, staff_member("ana", number), **DESKTOP), f"/inbox/{conversation.pk}/"
+    )
+    page.locator("#thread").focus()
+    page.keyboard.press("ArrowUp")  # from the thread itself: the newest message
+    newest = page.locator(f'#messages .message[data-message-id="{customers[1].pk}"]')
+    expect(newest).to_be_focused()
+    page.keyboard.press("ArrowUp")
+    oldest = page.locator(f'#messages .message[data-message-id="{customers[0].pk}"]')
+    expect(oldest).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(oldest.get_by_role("button", name="Reply")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#reply-preview")).to_contain_text("Replying to: Is my order on its way?")
+    expect(page.locator("#composer-input")).to_be_focused()
+    page.keyboard.type("On its way today")
+    page.keyboard.press("Enter")
+    wait_for(lambda: [s["request"].get("context") for s in sandbox.sent()], what="the reply sent")
+    assert sandbox.sent()[0]["request"]["context"] == {"message_id": customers[0].wamid}
+
+    page.locator("#thread").focus()
+    page.keyboard.press("ArrowUp")  # the newest is now the reply; up once more to the customer's
+    page.keyboard.press("ArrowUp")
+    expect(newest).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(newest.get_by_role("button", name="React 👍")).to_be_focused()
+    page.keyboard.press("Enter")
+    wait_for(lambda: any(s["type"] == "reaction" for s in sandbox.sent()), what="the reaction sent")
+    reaction = next(s["request"]["reaction"] for s in sandbox.sent() if s["type"] == "reaction")
+    assert reaction == {"message_id": customers[1].wamid, "emoji": "👍"}
+    page.context.close()
+
+
 def test_a_slash_offers_canned_replies_and_the_one_picked_is_sent_filled_in(stack, browser, axe, sandbox, number):
     conversation = recent_conversation(number, "Amara Okafor", minutes_ago=5, text="Is my order on its way?")
     ana = staff_member("ana", number)
