@@ -1,6 +1,9 @@
 """The team's work in the inbox, in headless Chromium against real Daphne, Celery, PostgreSQL, Redis and the Meta
 sandbox: agents in their own browsers take, resolve and assign conversations, and every open page follows."""
 
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -108,3 +111,49 @@ def test_a_supervisor_assigns_and_the_assignees_mine_view_gains_it_live(stack, b
     expect(ben.get_by_role("button", name="Hand back")).to_be_visible()
     boss.context.close()
     ben.context.close()
+
+
+def test_the_snooze_menu_snoozes_for_an_hour_until_tomorrow_9_or_a_date_in_the_agents_time_zone(
+    stack, browser, number, conversation
+):
+    tokyo = ZoneInfo("Asia/Tokyo")
+    ana = open_inbox(
+        logged_in_page(browser, stack.base_url, staff_member("ana", number), timezone_id="Asia/Tokyo"),
+        f"/inbox/{conversation.pk}/",
+    )
+    snooze_menu = ana.locator("#snooze summary")
+
+    def snoozed_until():
+        wait_for(
+            lambda: Conversation.objects.get(pk=conversation.pk).status == "snoozed", what="the conversation snoozed"
+        )
+        expect(ana.locator("#status-badge")).to_contain_text("Snoozed until")
+        return Conversation.objects.get(pk=conversation.pk).snoozed_until.astimezone(tokyo)
+
+    def reopen():
+        ana.get_by_role("button", name="Reopen").click()
+        wait_for(lambda: Conversation.objects.get(pk=conversation.pk).status == "open", what="the conversation open")
+
+    snooze_menu.click()
+    before = datetime.now(UTC)
+    ana.get_by_role("button", name="For an hour").click()
+    until = snoozed_until()
+    assert before + timedelta(minutes=59) <= until <= datetime.now(UTC) + timedelta(minutes=61)
+    reopen()
+
+    snooze_menu.click()
+    ana.get_by_role("button", name="Tomorrow 9:00").click()
+    tomorrow = datetime.now(tokyo).date() + timedelta(days=1)
+    assert snoozed_until() == datetime.combine(tomorrow, time(9), tzinfo=tokyo)
+    reopen()
+
+    snooze_menu.click()
+    ana.locator("#snooze .snooze-menu").get_by_role("button", name="Snooze").click()  # no date picked yet
+    expect(ana.locator("#workflow-error")).to_have_text("Pick a date to snooze until.")
+    expect(ana.locator("#snooze-date")).to_be_focused()
+    assert Conversation.objects.get(pk=conversation.pk).status == "open"
+    in_three_days = datetime.now(tokyo).date() + timedelta(days=3)
+    ana.locator("#snooze-date").fill(in_three_days.isoformat())
+    ana.locator("#snooze .snooze-menu").get_by_role("button", name="Snooze").click()
+    assert snoozed_until() == datetime.combine(in_three_days, time(9), tzinfo=tokyo)
+    ana.context.close()
