@@ -233,8 +233,9 @@ class _Delivery:
     item_errors: list[dict] = field(default_factory=list)
     unroutable: bool = False
     failure: str = ""  # the whole event could not be read
-    # Account-level changes (template status, quality, account updates, ...): rare, applied in their own branch.
-    account_changes: list[AccountChangeItem] = field(default_factory=list)
+    # Account-level changes (template status, quality, account updates, ...): rare, applied in their own branch
+    # (a tuple: no list to build for each of a round's message deliveries).
+    account_changes: tuple[AccountChangeItem, ...] = ()
     only_account_changes: bool = False
 
 
@@ -295,7 +296,8 @@ def _read(events: list[WebhookEvent]) -> list[_Delivery]:
 
 
 def _read_account_changes(*, read: _Delivery, only: bool) -> None:
-    read.account_changes, broken = parse_account_changes(read.event.payload)
+    changes, broken = parse_account_changes(read.event.payload)
+    read.account_changes = tuple(changes)
     read.item_errors.extend({"path": path, "error": reason} for path, reason in broken)
     read.only_account_changes = only
 
