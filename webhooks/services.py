@@ -204,10 +204,13 @@ def purge_webhook_events(
             )
             if not ids:
                 return deleted_total
-            # The state is checked again in the DELETE: an event replayed (set pending) meanwhile stays.
+            # The state is checked again in the DELETE: an event replayed (set pending) meanwhile stays. Only the
+            # ids are read: the account changes' link to their delivery is set to null first, so Django reads the
+            # rows it deletes, and their raw bodies would come with them.
             deleted, _by_model = (
                 WebhookEvent.objects.filter(pk__in=ids, received_at__lt=before)
                 .exclude(state=WebhookEventState.PENDING)
+                .only("pk")
                 .delete()
             )
         deleted_total += deleted

@@ -5,9 +5,11 @@ know."""
 
 import copy
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from contacts.models import Contact
 from conversations.models import (
@@ -22,6 +24,7 @@ from realtime.models import Event
 from tests.factories import BusinessNumberFactory, ContactFactory
 from webhooks.drain import process_webhook_event
 from webhooks.models import WebhookEvent, WebhookEventState
+from webhooks.services import purge_webhook_events
 
 pytestmark = pytest.mark.django_db
 
@@ -404,6 +407,14 @@ def test_template_statuses_out_of_order_keep_the_newest(post, number):
     value_of(approved).update(message_template_name="restock_alert", message_template_id=1893027461150651)
     post(paused), post(approved)
     assert MessageTemplate.objects.get(name="restock_alert").status == "PAUSED"
+
+
+def test_purging_old_deliveries_keeps_the_history_of_what_they_changed(post, number):
+    event = post(sample("account_update_restriction"))
+    assert purge_webhook_events(before=timezone.now() + timedelta(days=1)) == 1
+    assert not WebhookEvent.objects.filter(pk=event.pk).exists()
+    change = AccountChange.objects.get()
+    assert (change.webhook_event, change.field, change.applied) == (None, "account_update", True)
 
 
 # --- routing ---------------------------------------------------------------------------------------
