@@ -634,6 +634,8 @@ class ConversationNote(models.Model):
 class NotificationKind(models.TextChoices):
     # Someone mentioned the recipient in a private note (``note`` says which).
     MENTION = "mention", "Mentioned in a note"
+    # Meta's news put one of the supervisor's numbers at risk (``alert`` says which; no conversation).
+    NUMBER_ALERT = "number_alert", "Number alert"
 
 
 class Notification(models.Model):
@@ -642,8 +644,9 @@ class Notification(models.Model):
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=12, choices=NotificationKind.choices)
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     note = models.ForeignKey(ConversationNote, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    alert = models.ForeignKey("NumberAlert", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -656,6 +659,15 @@ class Notification(models.Model):
             models.CheckConstraint(
                 condition=~Q(kind=NotificationKind.MENTION) | Q(note__isnull=False),
                 name="notification_mention_has_note",
+            ),
+            # A mention is about a conversation, a number alert about a number: exactly one of the two.
+            models.CheckConstraint(
+                condition=Q(kind=NotificationKind.NUMBER_ALERT, alert__isnull=False, conversation__isnull=True)
+                | (~Q(kind=NotificationKind.NUMBER_ALERT) & Q(alert__isnull=True, conversation__isnull=False)),
+                name="notification_subject_by_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["recipient", "alert"], condition=Q(alert__isnull=False), name="notification_once_per_alert"
             ),
             # One notification per person and note, however often the note names them.
             models.UniqueConstraint(
@@ -788,3 +800,57 @@ class MarketingPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{'stopped' if self.opted_out else 'receives'} marketing from {self.number_id}: {self.contact_id}"
+
+
+class NumberAlertKind(models.TextChoices):
+    QUALITY = "quality", "Quality is low"
+    ACCOUNT = "account", "Account restricted"
+    TEMPLATE = "template", "Template stopped"
+
+
+class NumberAlert(models.Model):
+    """Something Meta said that puts a number's messaging at risk (its quality dropped, its account is restricted,
+    banned or offboarded, one of its account's templates is paused, disabled or rejected), raised by
+    ``services/number_alerts.py`` from the change that said it. Open until the state recovers: every member of the
+    number sees it in the inbox meanwhile. At most one open alert per number, kind and template, and one per change."""
+
+    number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="alerts", db_index=False)
+    kind = models.CharField(max_length=12, choices=NumberAlertKind.choices)
+    template = models.ForeignKey(MessageTemplate, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # What Meta said, as received: RED, FLAGGED, ACCOUNT_RESTRICTION, DISABLE, PAUSED, ...
+    condition = models.CharField(max_length=64)
+    # Meta's own words about it when it sent some (a violation type, a pause or rejection reason).
+    detail = models.TextField(blank=True, default="")
+    # Indexed by number_alert_once_per_change (its first column).
+    change = models.ForeignKey(
+        AccountChange, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    raised_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=NumberAlertKind.values), name="number_alert_kind_known"),
+            models.CheckConstraint(
+                condition=Q(kind=NumberAlertKind.TEMPLATE, template__isnull=False)
+                | (~Q(kind=NumberAlertKind.TEMPLATE) & Q(template__isnull=True)),
+                name="number_alert_template_by_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["number", "kind", "template"],
+                condition=Q(resolved_at__isnull=True),
+                nulls_distinct=False,
+                name="number_alert_one_open",
+            ),
+            models.UniqueConstraint(
+                fields=["change", "number", "kind", "template"],
+                condition=Q(change__isnull=False),
+                nulls_distinct=False,
+                name="number_alert_once_per_change",
+            ),
+        ]
+        # The inbox's banners and the Numbers page: the open alerts of some numbers.
+        indexes = [models.Index(fields=["number"], condition=Q(resolved_at__isnull=True), name="number_alert_open")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.condition} on number {self.number_id}"
