@@ -57,6 +57,17 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class Pricing:
+    """A status's ``pricing``: each value as Meta sent it (an unknown category is kept); a value of the wrong
+    type is left out (``None`` / "")."""
+
+    billable: bool | None
+    model: str
+    type: str
+    category: str
+
+
+@dataclass(frozen=True)
 class StatusUpdate:
     wamid: str
     status: str
@@ -64,6 +75,7 @@ class StatusUpdate:
     recipient: Identity
     errors: tuple[MetaError, ...]
     raw: dict[str, Any]
+    pricing: Pricing | None = None
 
     @property
     def first_error(self) -> MetaError | None:

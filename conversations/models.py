@@ -291,7 +291,23 @@ STATUS_RANK = {
 }
 
 
-class Message(models.Model):
+class Priced(models.Model):
+    """What Meta's status webhooks say a message is charged as (``pricing``), each value as received: ``billable``
+    is to be deprecated, so whether it costs is read from ``pricing_type`` (``regular``) and the category."""
+
+    pricing_billable = models.BooleanField(null=True, blank=True)
+    pricing_model = models.CharField(max_length=32, blank=True, default="")  # PMP, CBP
+    pricing_type = models.CharField(max_length=32, blank=True, default="")  # regular, free_customer_service, ...
+    pricing_category = models.CharField(max_length=32, blank=True, default="")  # marketing, utility, service, ...
+
+    class Meta:
+        abstract = True
+
+
+PRICING_FIELDS = ["pricing_billable", "pricing_model", "pricing_type", "pricing_category"]
+
+
+class Message(Priced):
     # No index of its own: message_thread_order and message_unread_scan both lead with it.
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
     # Meta's message id; null only for an outbound message Meta has not accepted yet.
@@ -325,6 +341,9 @@ class Message(models.Model):
     # When a worker last claimed it: a message still pending long after (more than a retry's longest wait)
     # lost its retry, and the outbound sweep hands it to a worker again.
     send_attempted_at = models.DateTimeField(null=True, blank=True)
+    # A template sent while the customer service window was closed: it counts against the portfolio's
+    # messaging limit (services/limits.py).
+    business_initiated = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -341,6 +360,8 @@ class Message(models.Model):
             # The outbound sweep's look for replies Meta has not accepted: a wamid is set once, so status
             # updates (most of the writes) leave this index alone.
             models.Index(fields=["created_at"], condition=Q(wamid__isnull=True), name="message_awaiting_wamid"),
+            # The portfolio's use of its messaging limit: only business-initiated messages are in it.
+            models.Index(fields=["timestamp"], condition=Q(business_initiated=True), name="message_business_initiated"),
         ]
 
     def __str__(self) -> str:
@@ -351,7 +372,7 @@ class Message(models.Model):
         return STATUS_RANK[self.status]
 
 
-class MessageStatusEvent(models.Model):
+class MessageStatusEvent(Priced):
     """Every status webhook, kept even for a wamid not (yet) known: it is applied when the message appears."""
 
     wamid = models.CharField(max_length=200)
@@ -732,6 +753,14 @@ class BusinessAccount(models.Model):
     messaging_limit = models.CharField(max_length=64, blank=True, default="")
     max_phone_numbers = models.IntegerField(null=True, blank=True)
     limit_updated_at = models.DateTimeField(null=True, blank=True)
+    # What a business-initiated send past the limit does: refuse it, or only warn; empty: the deployment's
+    # MESSAGING_LIMIT_ENFORCEMENT.
+    limit_enforcement = models.CharField(
+        max_length=8,
+        blank=True,
+        default="",
+        choices=[("", "As the setting says"), ("warn", "Warn only"), ("refuse", "Refuse")],
+    )
     # account_alerts: the last alert ({"type", "severity", "status", "description", "entity_type", "entity_id"}).
     last_alert = models.JSONField(default=dict, blank=True)
     alert_updated_at = models.DateTimeField(null=True, blank=True)
@@ -806,6 +835,8 @@ class NumberAlertKind(models.TextChoices):
     QUALITY = "quality", "Quality is low"
     ACCOUNT = "account", "Account restricted"
     TEMPLATE = "template", "Template stopped"
+    # The portfolio reached 80 % of its messaging limit in the last 24 hours (services/limits.py).
+    LIMIT = "limit", "Messaging limit nearly reached"
 
 
 class NumberAlert(models.Model):
@@ -854,3 +885,30 @@ class NumberAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.condition} on number {self.number_id}"
+
+
+class RateCardEntry(models.Model):
+    """What Meta charges for one delivered message of a category to a market, in the business's currency, from
+    ``valid_from`` until (not including) ``valid_until``. A market is an ISO country (``BR``) or a country calling
+    code (``+55``), which covers every country of that code without a row of its own. Loaded by admins
+    (``manage.py load_rate_card``); the cost page prices each charged message with it."""
+
+    market = models.CharField(max_length=8, help_text="ISO country (BR) or country calling code (+55)")
+    category = models.CharField(max_length=32, help_text="Meta's pricing category: marketing, utility, ...")
+    price = models.DecimalField(max_digits=12, decimal_places=6)
+    currency = models.CharField(max_length=3)
+    valid_from = models.DateField()
+    valid_until = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["market", "category", "valid_from"], name="rate_card_one_per_start"),
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gt=models.F("valid_from")),
+                name="rate_card_valid_range",
+            ),
+            models.CheckConstraint(condition=Q(price__gte=0), name="rate_card_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market} {self.category}: {self.price} {self.currency} from {self.valid_from}"

@@ -51,6 +51,7 @@ from conversations.incoming import (
     IdentityChange,
     InboundMessage,
     MetaError,
+    Pricing,
     ReactionChange,
     StatusUpdate,
 )
@@ -310,7 +311,28 @@ def parse_status(raw: Any) -> StatusUpdate:
         ),
         errors=tuple(_errors(raw.get("errors"))),
         raw=raw,
+        pricing=_pricing(raw.get("pricing")),
     )
+
+
+# The widest pricing value stored (Priced's columns); a longer one is not one of Meta's.
+_PRICING_WIDTH = 32
+
+
+def _pricing(value: Any) -> Pricing | None:
+    if not isinstance(value, dict):
+        return None
+    billable = value.get("billable")
+    return Pricing(
+        billable=billable if isinstance(billable, bool) else None,
+        model=_short_text(value.get("pricing_model")),
+        type=_short_text(value.get("type")),
+        category=_short_text(value.get("category")),
+    )
+
+
+def _short_text(value: Any) -> str:
+    return value[:_PRICING_WIDTH] if isinstance(value, str) else ""
 
 
 def profile_for(change: Change, sender: Identity) -> SenderProfile | None:

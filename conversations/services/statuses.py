@@ -11,8 +11,16 @@ from datetime import datetime
 
 from django.db import transaction
 
-from conversations.incoming import StatusUpdate
-from conversations.models import STATUS_RANK, BusinessNumber, Direction, Message, MessageStatus, MessageStatusEvent
+from conversations.incoming import Pricing, StatusUpdate
+from conversations.models import (
+    PRICING_FIELDS,
+    STATUS_RANK,
+    BusinessNumber,
+    Direction,
+    Message,
+    MessageStatus,
+    MessageStatusEvent,
+)
 from database.bulk import insert_rows, update_rows
 from realtime import events
 from realtime.publish import publish_event, publish_events
@@ -41,6 +49,8 @@ def record_statuses(*, statuses: list[tuple[BusinessNumber, StatusUpdate]]) -> N
         .order_by("pk")
     }
     moved: dict[int, Message] = {}
+    # Messages whose pricing the batch changed: written in the same UPDATE as the statuses.
+    priced: dict[int, Message] = {}
     attached: set[str] = set()
     for _number, status in statuses:
         message = messages.get(status.wamid)
@@ -48,6 +58,8 @@ def record_statuses(*, statuses: list[tuple[BusinessNumber, StatusUpdate]]) -> N
             if status.wamid not in attached and _attach_to_unsent(status):
                 attached.add(status.wamid)
             continue
+        if status.pricing is not None and _price_in_memory(message=message, pricing=status.pricing):
+            priced[message.pk] = message
         error = status.first_error
         if _advance_in_memory(
             message=message,
@@ -57,9 +69,12 @@ def record_statuses(*, statuses: list[tuple[BusinessNumber, StatusUpdate]]) -> N
             error_title=error.title if error else "",
         ):
             moved[message.pk] = message
-    if not moved:
+    if not moved and not priced:
         return
-    update_rows(objects=list(moved.values()), fields=["status", "status_at", "error_code", "error_title"])
+    update_rows(
+        objects=list({**priced, **moved}.values()),
+        fields=["status", "status_at", "error_code", "error_title", *PRICING_FIELDS],
+    )
     by_number: dict[int, list[dict]] = {}
     for message in moved.values():
         by_number.setdefault(message.conversation.number_id, []).append(_status_changed_payload(message))
@@ -93,7 +108,30 @@ def _status_event(*, number: BusinessNumber, status: StatusUpdate) -> MessageSta
         error_code=error.code if error else None,
         error_title=(error.title if error else "")[:300],
         payload=status.raw,
+        **_pricing_values(status.pricing),
     )
+
+
+def _pricing_values(pricing: Pricing | None) -> dict:
+    if pricing is None:
+        return {}
+    return {
+        "pricing_billable": pricing.billable,
+        "pricing_model": pricing.model,
+        "pricing_type": pricing.type,
+        "pricing_category": pricing.category,
+    }
+
+
+def _price_in_memory(*, message, pricing: Pricing) -> bool:
+    """Give a locked message (or a status event) the pricing a status reported; whether it changed. Meta sends
+    the same pricing on ``sent`` and on ``delivered`` or ``read``; a later one of another category wins."""
+    changed = False
+    for field, value in _pricing_values(pricing).items():
+        if getattr(message, field) != value:
+            setattr(message, field, value)
+            changed = True
+    return changed
 
 
 @transaction.atomic
@@ -101,11 +139,14 @@ def register_sent_message(*, message: Message, wamid: str) -> Message:
     """Store the wamid Meta returned for an outbound message and apply any status that arrived first."""
     message = Message.objects.select_for_update().get(pk=message.pk)
     message.wamid = wamid
-    message.save(update_fields=["wamid"])
     best = None
-    for event in MessageStatusEvent.objects.filter(wamid=wamid):
+    for event in MessageStatusEvent.objects.filter(wamid=wamid).order_by("timestamp", "pk"):
         if best is None or STATUS_RANK[event.status] > STATUS_RANK[best.status]:
             best = event
+        if event.pricing_type or event.pricing_category:  # the status came before the send's answer
+            for field in PRICING_FIELDS:
+                setattr(message, field, getattr(event, field))
+    message.save(update_fields=["wamid", *PRICING_FIELDS])
     if best is not None:
         advance_message_status(
             message=message,
