@@ -44,7 +44,6 @@ from conversations.models import (
 )
 from conversations.selectors import labels_by_conversation
 from conversations.services.errors import RetryLater, SendRefused
-from conversations.services.limits import reserve_business_initiated_send
 from conversations.services.media import check_outbound_media, media_kind, requeue_stranded_media
 from conversations.services.statuses import advance_message_status, publish_status_changed, register_sent_message
 from conversations.services.workflow import assign_replier
@@ -183,14 +182,8 @@ def _queue(
     _check_sendable(conversation=conversation, type=type)
     if reply_to_wamid and not conversation.messages.filter(wamid=reply_to_wamid).exists():
         raise SendRefused("unknown_message", "You can only reply to a message of this conversation.")
-    # A template outside the window starts a conversation: it counts against the portfolio's limit. A reply
-    # inside the window reads nothing more (the window is on the conversation in hand).
-    business_initiated = type == "template" and not conversation.window_is_open()
-    if business_initiated:
-        reserve_business_initiated_send(conversation=conversation)
     with transaction.atomic():
         message = Message.objects.create(
-            business_initiated=business_initiated,
             conversation=conversation,
             direction=Direction.OUTBOUND,
             type=type,
