@@ -157,8 +157,40 @@ TemplateOut = inline_serializer(
         "name": serializers.CharField(),
         "language": serializers.CharField(),
         "category": serializers.CharField(allow_blank=True),
+        "status": serializers.CharField(),
+        "parameter_format": serializers.ChoiceField(choices=["positional", "named"]),
+        "header": inline_serializer(
+            "TemplateHeader",
+            fields={"format": serializers.CharField(), "text": serializers.CharField(allow_blank=True)},
+            allow_null=True,
+        ),
         "body": serializers.CharField(allow_blank=True),
-        "parameter_count": serializers.IntegerField(),
+        "footer": serializers.CharField(allow_blank=True),
+        "buttons": inline_serializer(
+            "TemplateButton",
+            fields={
+                "type": serializers.CharField(),
+                "text": serializers.CharField(required=False),
+                "url": serializers.CharField(required=False),
+                "phone_number": serializers.CharField(required=False),
+            },
+            many=True,
+        ),
+        "slots": inline_serializer(
+            "TemplateSlot",
+            fields={
+                "key": serializers.CharField(help_text="header, body.<name or position>, button.<index>"),
+                "part": serializers.ChoiceField(choices=["header", "body", "button"]),
+                "name": serializers.CharField(allow_blank=True),
+                "kind": serializers.ChoiceField(
+                    choices=["text", "image", "video", "document", "url_suffix", "coupon_code"]
+                ),
+                "label": serializers.CharField(),
+                "example": serializers.CharField(allow_blank=True),
+            },
+            many=True,
+        ),
+        "parameter_count": serializers.IntegerField(help_text="body parameters"),
     },
 )
 

@@ -40,8 +40,9 @@ from conversations.note_apis import (
     NotificationReadApi,
     NotificationUnreadCountApi,
 )
+from conversations.number_apis import NumberHealthApi
 from conversations.search_apis import MessageSearchApi
-from conversations.views import media_file_view
+from conversations.views import media_file_view, numbers_view
 from conversations.workflow_apis import (
     ConversationActivityApi,
     ConversationAssigneeApi,
@@ -117,6 +118,7 @@ api_patterns = [
         ConversationActivityApi.as_view(),
         name="conversation_activity",
     ),
+    path("api/numbers/<int:number_id>/health/", NumberHealthApi.as_view(), name="number_health"),
     path("api/numbers/<int:number_id>/settings/", NumberSettingsApi.as_view(), name="number_settings"),
     path("api/numbers/<int:number_id>/members/", NumberMembersApi.as_view(), name="number_members"),
     path("api/numbers/<int:number_id>/away/", NumberAwayApi.as_view(), name="number_away"),
@@ -165,6 +167,7 @@ urlpatterns = [
     path("login/", sign_in_limited(auth_views.LoginView.as_view(redirect_authenticated_user=True)), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("conversations.urls")),
+    path("numbers/", numbers_view, name="numbers"),
     path("media/<int:message_id>/", media_file_view, name="media_file"),
     *api_patterns,
 ]

@@ -1,6 +1,8 @@
 """The REST API over the inbox (conversations, messages, templates, numbers and the contacts staff see): thin
 views that call selectors/services and shape output with snapshots."""
 
+import json
+
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -33,6 +35,7 @@ from conversations.snapshots import (
     message_snapshot,
     number_snapshot,
 )
+from conversations.template_format import template_parts
 
 
 class ConversationCursor(CursorPagination):
@@ -210,6 +213,32 @@ class ConversationReadApi(APIView):
         return Response({"conversation_id": conversation.pk, "last_read_message_id": state.last_read_message_id})
 
 
+# Refusals about the conversation or the template's state, not the request's content.
+SEND_CONFLICTS = (
+    "window_closed",
+    "reauthorization_required",
+    "template_not_approved",
+    "marketing_opted_out",
+)
+
+
+class TemplateValuesField(serializers.Field):
+    """A template send's values by slot key: a JSON object, or its JSON text in a multipart form."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data or "{}")
+            except ValueError:
+                raise serializers.ValidationError("values must be a JSON object.") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise serializers.ValidationError("values must be an object of texts by slot key.")
+        return {str(k): v for k, v in data.items()}
+
+    def to_representation(self, value):
+        return value
+
+
 class ConversationMessagesApi(APIView):
     """``GET``: the thread, oldest first with a cursor; or, with ``?before=<message id>``, the page just
     before that message (what the inbox loads when the reader scrolls up); with ``?after=<message id>``, the page
@@ -235,6 +264,9 @@ class ConversationMessagesApi(APIView):
     class TemplateInput(serializers.Serializer):
         template = serializers.IntegerField()
         params = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False, default=list)
+        values = TemplateValuesField(required=False, default=dict)
+        header_file = serializers.FileField(required=False, default=None)
+        header_link = serializers.CharField(required=False, allow_blank=True, default="")
 
     class MediaInput(serializers.Serializer):
         file = serializers.FileField()
@@ -298,7 +330,15 @@ class ConversationMessagesApi(APIView):
                     "message": serializers.CharField(required=False, help_text="wamid to react to"),
                     "emoji": serializers.CharField(required=False, allow_blank=True),
                     "template": serializers.IntegerField(required=False),
-                    "params": serializers.ListField(child=serializers.CharField(), required=False),
+                    "params": serializers.ListField(
+                        child=serializers.CharField(), required=False, help_text="positional body values"
+                    ),
+                    "values": serializers.DictField(
+                        child=serializers.CharField(),
+                        required=False,
+                        help_text="a template's values by slot key (header, body.<name>, button.<index>)",
+                    ),
+                    "header_link": serializers.CharField(required=False, help_text="https link of a media header"),
                 },
             ),
             "multipart/form-data": inline_serializer(
@@ -307,6 +347,10 @@ class ConversationMessagesApi(APIView):
                     "file": serializers.FileField(),
                     "caption": serializers.CharField(required=False),
                     "reply_to": serializers.CharField(required=False),
+                    "type": serializers.CharField(required=False, help_text="template, with header_file"),
+                    "template": serializers.IntegerField(required=False),
+                    "values": serializers.CharField(required=False, help_text="JSON object of the template's values"),
+                    "header_file": serializers.FileField(required=False, help_text="a template's header media"),
                 },
             ),
         },
@@ -328,11 +372,17 @@ class ConversationMessagesApi(APIView):
                 )
             elif kind == "template":
                 data = self._valid(self.TemplateInput, request)
-                template = selectors.templates_for(conversation=conversation).filter(pk=data["template"]).first()
+                template = selectors.number_template(number=conversation.number, template_id=data["template"])
                 if template is None:
                     raise SendRefused("template_unavailable", "That template is not available for this number.")
                 message = outbound.send_template(
-                    user=request.user, conversation=conversation, template=template, params=data["params"]
+                    user=request.user,
+                    conversation=conversation,
+                    template=template,
+                    params=data["params"],
+                    values=data["values"],
+                    header_file=data["header_file"],
+                    header_link=data["header_link"],
                 )
             elif kind == "media":
                 data = self._valid(self.MediaInput, request)
@@ -346,7 +396,7 @@ class ConversationMessagesApi(APIView):
             else:
                 raise SendRefused("unknown_type", "type must be text, reaction, template or a file upload.")
         except SendRefused as refused:
-            status = 409 if refused.code in ("window_closed", "reauthorization_required") else 400
+            status = 409 if refused.code in SEND_CONFLICTS else 400
             return error_response(status=status, code=refused.code, detail=refused.detail)
         return Response(message_snapshot(message), status=202)
 
@@ -391,7 +441,8 @@ def template_item(template) -> dict:
         "name": template.name,
         "language": template.language,
         "category": template.category,
-        "body": template.body_text,
+        "status": template.status,
+        **template_parts(template.components),
         "parameter_count": template.body_parameter_count,
     }
 

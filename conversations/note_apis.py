@@ -43,7 +43,7 @@ NotificationOut = inline_serializer(
     fields={
         "id": serializers.IntegerField(),
         "kind": serializers.ChoiceField(choices=NotificationKind.values),
-        "conversation_id": serializers.IntegerField(),
+        "conversation_id": serializers.IntegerField(allow_null=True, help_text="null for a number alert"),
         "number_id": serializers.IntegerField(),
         "note_id": serializers.IntegerField(allow_null=True),
         "actor": PersonOut,

@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db.models import (
@@ -18,11 +19,15 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 
 from contacts.models import Contact
 from contacts.selectors import contact_matches
+from conversations.alerts import alert_snapshot
 from conversations.models import (
     ACTIVE_STATUSES,
+    AccountChange,
+    BusinessAccount,
     BusinessNumber,
     CannedReply,
     ContactNote,
@@ -32,12 +37,15 @@ from conversations.models import (
     ConversationNote,
     Direction,
     Label,
+    MarketingPreference,
     MediaFile,
     MediaState,
     MemberRole,
     Message,
+    MessageStatus,
     MessageTemplate,
     Notification,
+    NumberAlert,
     NumberMembership,
     Reaction,
 )
@@ -383,10 +391,23 @@ def reactions_by_wamid(*, wamids: Iterable[str]) -> dict[str, list[Reaction]]:
 
 
 def templates_for(*, conversation: Conversation) -> QuerySet[MessageTemplate]:
-    """Approved templates of the conversation's WhatsApp Business Account."""
-    return MessageTemplate.objects.filter(waba_id=conversation.number.waba_id, status__iexact="APPROVED").order_by(
-        "name", "language"
-    )
+    """The templates this conversation may be sent: approved ones of its number's WhatsApp Business Account,
+    without the marketing ones once the customer stopped marketing from this number (Meta refuses them)."""
+    templates = MessageTemplate.objects.filter(waba_id=conversation.number.waba_id, status__iexact="APPROVED")
+    if marketing_opted_out(conversation=conversation):
+        templates = templates.exclude(category__iexact="MARKETING")
+    return templates.order_by("name", "language")
+
+
+def number_template(*, number: BusinessNumber, template_id: int) -> MessageTemplate | None:
+    """One template of the number's WhatsApp Business Account, whatever its status."""
+    return MessageTemplate.objects.filter(waba_id=number.waba_id, pk=template_id).first() if number.waba_id else None
+
+
+def marketing_opted_out(*, conversation: Conversation) -> bool:
+    return MarketingPreference.objects.filter(
+        number_id=conversation.number_id, contact_id=conversation.contact_id, opted_out=True
+    ).exists()
 
 
 def media_for_user(*, user, message_id: int):
@@ -503,12 +524,227 @@ def conversation_notes(*, conversation: Conversation) -> QuerySet[ConversationNo
 def notifications_for(*, user) -> QuerySet[Notification]:
     """The user's notifications, newest first, of the numbers they may see now: someone who left a number no
     longer sees what was said there."""
+    numbers = visible_numbers(user=user)
     return (
-        Notification.objects.filter(recipient=user, conversation__number__in=visible_numbers(user=user))
-        .select_related("actor", "note", "conversation__contact")
+        Notification.objects.filter(Q(conversation__number__in=numbers) | Q(alert__number__in=numbers), recipient=user)
+        .select_related("actor", "note", "conversation__contact", "alert__template")
         .order_by("-created_at", "-id")
     )
 
 
 def unread_notification_count(*, user) -> int:
     return notifications_for(user=user).filter(read_at__isnull=True).count()
+
+
+# --- the Numbers page: a number's health --------------------------------------------------------------
+
+# Quality as a number, for the chart and /metrics: higher is better; 0 when Meta has not rated it. A legacy
+# FLAGGED quality event means the rating dropped to low, UNFLAGGED that it left low.
+QUALITY_SCORE = {"GREEN": 3, "YELLOW": 2, "RED": 1, "FLAGGED": 1, "UNFLAGGED": 2}
+# The portfolio's messaging limit, in distinct customers a day; None for unlimited (or not known).
+LIMIT_OF_TIER = {
+    "TIER_50": 50,
+    "TIER_250": 250,
+    "TIER_1K": 1000,
+    "TIER_2K": 2000,
+    "TIER_10K": 10000,
+    "TIER_100K": 100000,
+}
+# Template statuses after which the template cannot be sent.
+STOPPED_TEMPLATE_STATUSES = ("PAUSED", "DISABLED", "REJECTED")
+QUALITY_HISTORY_DAYS = 30
+QUALITY_HISTORY_POINTS = 60
+USAGE_WINDOW = timedelta(hours=24)
+
+
+def supervised_numbers(*, user) -> QuerySet[BusinessNumber]:
+    """The numbers whose health the user may see: those they supervise (superusers: every number)."""
+    numbers = visible_numbers(user=user)
+    if user.is_superuser:
+        return numbers
+    return numbers.filter(
+        Exists(NumberMembership.objects.filter(number=OuterRef("pk"), user=user, role=MemberRole.SUPERVISOR))
+    )
+
+
+def with_supervision(numbers: QuerySet[BusinessNumber], *, user) -> QuerySet[BusinessNumber]:
+    """``numbers`` with ``supervised`` (the user supervises it) and ``alerted`` (it has an open alert), in the same
+    query: the inbox links the Numbers page and reads banners only when there are some."""
+    numbers = numbers.annotate(
+        alerted=Exists(NumberAlert.objects.filter(number=OuterRef("pk"), resolved_at__isnull=True))
+    )
+    if user.is_superuser:
+        return numbers.annotate(supervised=Value(True))
+    return numbers.annotate(
+        supervised=Exists(NumberMembership.objects.filter(number=OuterRef("pk"), user=user, role=MemberRole.SUPERVISOR))
+    )
+
+
+def open_alerts(*, numbers: QuerySet[BusinessNumber] | Iterable[int]) -> QuerySet[NumberAlert]:
+    """The numbers' alerts still open, oldest first: one query (the inbox's banners)."""
+    return (
+        NumberAlert.objects.filter(number__in=numbers, resolved_at__isnull=True)
+        .select_related("template")
+        .order_by("raised_at", "id")
+    )
+
+
+def _quality_value(change: AccountChange) -> str:
+    values = change.values
+    return str(values.get("quality_rating") or values.get("event") or "")
+
+
+def number_health(*, numbers: QuerySet[BusinessNumber], now=None) -> list[dict]:
+    """Each number's health, as the Numbers page and ``GET /api/numbers/<id>/health/`` show it, in six queries
+    whatever the count: the numbers with their backlog and last messages, then their accounts, templates,
+    quality history, open alerts and the portfolios' use of their messaging limit.
+
+    The limit's use (docs/numbers.md): the distinct customers sent a template (the only message a business can
+    start a conversation with) in the last 24 hours by any number of the account, failed sends left out."""
+    now = now or timezone.now()
+    # conversations/ never imports webhooks/ (layers run the other way): the model through the history's link.
+    webhook_events = AccountChange._meta.get_field("webhook_event").related_model
+    backlog = (
+        webhook_events.objects.filter(state="pending", phone_number_id=OuterRef("phone_number_id"))
+        .order_by()
+        .values("phone_number_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    rows = list(
+        numbers.annotate(
+            webhook_backlog=Coalesce(Subquery(backlog), 0),
+            last_inbound=Subquery(
+                Conversation.objects.filter(number=OuterRef("pk"), last_inbound_at__isnull=False)
+                .order_by("-last_inbound_at")
+                .values("last_inbound_at")[:1]
+            ),
+            last_outbound=Subquery(
+                Message.objects.filter(conversation__number=OuterRef("pk"), direction=Direction.OUTBOUND)
+                .order_by("-timestamp")
+                .values("timestamp")[:1]
+            ),
+        )
+    )
+    ids = [number.pk for number in rows]
+    wabas = sorted({number.waba_id for number in rows if number.waba_id})
+    accounts = {account.waba_id: account for account in BusinessAccount.objects.filter(waba_id__in=wabas)}
+    templates: dict[str, list[MessageTemplate]] = defaultdict(list)
+    for template in MessageTemplate.objects.filter(waba_id__in=wabas).order_by("name", "language", "id"):
+        templates[template.waba_id].append(template)
+    history: dict[int, list[dict]] = defaultdict(list)
+    changes = AccountChange.objects.filter(
+        Q(field="phone_number_quality_update") | Q(values__has_key="quality_rating"),
+        number__in=ids,
+        applied=True,
+        created_at__gte=now - timedelta(days=QUALITY_HISTORY_DAYS),
+    ).order_by("created_at", "id")
+    for change in changes.only("number_id", "values", "occurred_at", "created_at"):
+        value = _quality_value(change)
+        if value in QUALITY_SCORE:
+            at = change.occurred_at or change.created_at
+            history[change.number_id].append({"at": at.isoformat(), "quality": value, "score": QUALITY_SCORE[value]})
+    alerts: dict[int, list] = defaultdict(list)
+    for alert in open_alerts(numbers=ids):
+        alerts[alert.number_id].append(alert_snapshot(alert))
+    used = dict(
+        Message.objects.filter(
+            direction=Direction.OUTBOUND,
+            type="template",
+            created_at__gte=now - USAGE_WINDOW,
+            conversation__number__waba_id__in=wabas,
+        )
+        .exclude(status=MessageStatus.FAILED)
+        .order_by()
+        .values("conversation__number__waba_id")
+        .annotate(customers=Count("conversation__contact_id", distinct=True))
+        .values_list("conversation__number__waba_id", "customers")
+    )
+    return [
+        _health_of(
+            number,
+            account=accounts.get(number.waba_id),
+            templates=templates.get(number.waba_id, []),
+            history=history[number.pk][-QUALITY_HISTORY_POINTS:],
+            alerts=alerts[number.pk],
+            used=used.get(number.waba_id, 0),
+        )
+        for number in rows
+    ]
+
+
+def _health_of(number, *, account, templates, history, alerts, used) -> dict:
+    tier = (account.messaging_limit if account else "") or number.messaging_limit_tier
+    counts: dict[str, int] = defaultdict(int)
+    for template in templates:
+        counts[template.status or "UNKNOWN"] += 1
+    restrictions = account.restrictions if account else []
+    return {
+        "id": number.pk,
+        "name": number.name,
+        "display_phone_number": number.display_phone_number,
+        "verified_name": number.verified_name,
+        "meta_status": number.meta_status,
+        "name_status": number.name_status,
+        "quality": {
+            "rating": number.quality_rating,
+            "event": number.quality_event,
+            "score": QUALITY_SCORE.get(number.quality_rating, 0),
+            "updated_at": number.health_updated_at.isoformat() if number.health_updated_at else None,
+            "history": history,
+        },
+        "messaging_limit": {
+            "tier": tier,
+            "limit": LIMIT_OF_TIER.get(tier),
+            "used_24h": used,
+        },
+        "throughput_level": number.throughput_level,
+        "account": {
+            "waba_id": number.waba_id,
+            "status_event": account.status_event if account else "",
+            "restricted": bool(restrictions),
+            "ban_state": account.ban_state if account else "",
+        },
+        "webhook_backlog": number.webhook_backlog,
+        "last_inbound_at": number.last_inbound.isoformat() if number.last_inbound else None,
+        "last_outbound_at": number.last_outbound.isoformat() if number.last_outbound else None,
+        "templates": {
+            "counts": dict(sorted(counts.items())),
+            "items": [
+                {
+                    "id": template.pk,
+                    "name": template.name,
+                    "language": template.language,
+                    "status": template.status,
+                    "category": template.category,
+                    "quality_score": template.quality_score,
+                    "stopped": template.status.upper() in STOPPED_TEMPLATE_STATUSES,
+                }
+                for template in templates
+            ],
+        },
+        "alerts": alerts,
+    }
+
+
+# --- the portfolio's messaging limit ------------------------------------------------------------------
+
+PORTFOLIO_USAGE_WINDOW = timedelta(hours=24)
+
+
+def portfolio_usage(*, waba_ids: Iterable[str], now=None) -> dict[str, int]:
+    """The use of each account's (portfolio's) messaging limit: the distinct customers reached in the rolling
+    24 hours by business-initiated messages of any of its numbers (templates sent while the customer service
+    window was closed: Meta's rule, docs/meta.md §10.6), failed sends left out. One query; an account with none
+    is absent."""
+    since = (now or timezone.now()) - PORTFOLIO_USAGE_WINDOW
+    return dict(
+        Message.objects.filter(
+            business_initiated=True, timestamp__gte=since, conversation__number__waba_id__in=list(waba_ids)
+        )
+        .exclude(status=MessageStatus.FAILED)
+        .order_by()
+        .values("conversation__number__waba_id")
+        .annotate(customers=Count("conversation__contact_id", distinct=True))
+        .values_list("conversation__number__waba_id", "customers")
+    )

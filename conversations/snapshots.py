@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contacts.models import Contact
+from conversations.alerts import alert_words
 from conversations.models import (
     ActivityKind,
     Conversation,
@@ -104,8 +105,6 @@ def reaction_snapshots(reactions: Iterable[Reaction]) -> list[ReactionPayload]:
 
 
 def message_snapshot(message: Message, reactions: Iterable[Reaction] = ()) -> MessagePayload:
-    if "revoked" in message.content:
-        return _revoked_snapshot(message, reactions)
     return {
         "id": message.pk,
         "conversation_id": message.conversation_id,
@@ -125,32 +124,6 @@ def message_snapshot(message: Message, reactions: Iterable[Reaction] = ()) -> Me
         "reactions": reaction_snapshots(reactions),
         "media": media_snapshot(message),
         # Who sent a reply (needs ``sent_by`` loaded); null for the customer's messages and Meta's echoes.
-        "sent_by": person_snapshot(message.sent_by) if message.sent_by_id else None,
-    }
-
-
-REVOKED_TEXT = "This message was deleted"
-
-
-def _revoked_snapshot(message: Message, reactions: Iterable[Reaction]) -> MessagePayload:
-    """A message deleted for everyone (Coexistence, docs/meta.md §3.7): its words and media stay in the database
-    for the audit trail, out of every page and event (the sender took them back from the chat)."""
-    return {
-        "id": message.pk,
-        "conversation_id": message.conversation_id,
-        "wamid": message.wamid,
-        "direction": message.direction,
-        "type": message.type,
-        "text": REVOKED_TEXT,
-        "body": "",
-        "preview": REVOKED_TEXT,
-        "content": {"revoked": message.content["revoked"]},
-        "timestamp": message.timestamp.isoformat(),
-        "status": message.status,
-        "error": None,
-        "reply_to": message.reply_to_wamid or None,
-        "reactions": reaction_snapshots(reactions),
-        "media": None,
         "sent_by": person_snapshot(message.sent_by) if message.sent_by_id else None,
     }
 
@@ -281,6 +254,8 @@ NOTIFICATION_TEXT_LENGTH = 200
 def notification_snapshot(notification: Notification) -> NotificationPayload:
     """One entry of a person's notification list. Needs ``actor``, ``note`` and ``conversation__contact`` loaded
     (``selectors.notifications_for``) to stay query-free; only for someone who may see the conversation."""
+    if notification.alert_id:
+        return _alert_notification_snapshot(notification)
     actor = person_snapshot(notification.actor)["name"] if notification.actor_id else "Someone"
     note = notification.note
     conversation = notification.conversation
@@ -297,6 +272,26 @@ def notification_snapshot(notification: Notification) -> NotificationPayload:
         "contact_name": conversation.contact.display_name,
         "url": reverse("inbox:conversation", args=[notification.conversation_id])
         + (f"#note-{notification.note_id}" if notification.note_id else ""),
+        "created_at": notification.created_at.isoformat(),
+        "read_at": notification.read_at.isoformat() if notification.read_at else None,
+    }
+
+
+def _alert_notification_snapshot(notification: Notification) -> NotificationPayload:
+    """A number alert's notification (to the number's supervisors): opens the number's card on the Numbers page."""
+    alert = notification.alert
+    title, advice = alert_words(kind=alert.kind, condition=alert.condition)
+    return {
+        "id": notification.pk,
+        "kind": notification.kind,
+        "conversation_id": None,
+        "number_id": alert.number_id,
+        "note_id": None,
+        "actor": None,
+        "title": title,
+        "text": advice[:NOTIFICATION_TEXT_LENGTH],
+        "contact_name": str(alert.template) if alert.template_id else "",
+        "url": reverse("numbers") + f"#number-{alert.number_id}",
         "created_at": notification.created_at.isoformat(),
         "read_at": notification.read_at.isoformat() if notification.read_at else None,
     }

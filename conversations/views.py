@@ -4,12 +4,14 @@ from urllib.parse import parse_qs, urlparse
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from rest_framework.request import Request
 
 from conversations import apis, selectors
+from conversations.alerts import alert_snapshot
 from conversations.apis import ConversationCursor, conversation_item
 from conversations.models import ConversationStatus
 from conversations.search import message_hit, search_terms
@@ -69,7 +71,7 @@ def inbox_view(request, conversation_id: int | None = None):
                 conversation=conversation, since=page[0].timestamp if has_more and page else None
             )
         ]
-    numbers = list(selectors.visible_numbers(user=request.user))
+    numbers = list(selectors.with_supervision(selectors.visible_numbers(user=request.user), user=request.user))
     # Who the list may be filtered by, and the reader's role on the open conversation's number (supervisors
     # assign anyone's): one query.
     members, role = selectors.team_of(
@@ -97,6 +99,9 @@ def inbox_view(request, conversation_id: int | None = None):
     view_counts = selectors.inbox_totals(
         user=request.user, numbers=numbers, phone_number_id=filters["number"] or None, status=status_filter
     )
+    # Meta's news that puts a number at risk, for every member: one query, only when there is some.
+    alerted = [n.pk for n in numbers if n.alerted]
+    alerts = [alert_snapshot(alert) for alert in selectors.open_alerts(numbers=alerted)] if alerted else []
     data = {
         "user": {"id": request.user.pk, "name": request.user.get_full_name() or request.user.get_username()},
         "lastEventId": last_event_id,
@@ -118,11 +123,14 @@ def inbox_view(request, conversation_id: int | None = None):
         "labels": [{**label_snapshot(label), "number_id": label.number_id} for label in labels],
         "role": role,
         "viewCounts": view_counts,
+        "alerts": alerts,
     }
     return render(
         request,
         "conversations/inbox.html",
         {
+            "alerts": alerts,
+            "supervises": request.user.is_superuser or any(number.supervised for number in numbers),
             "data": data,
             "numbers": numbers,
             "filters": filters,
@@ -209,3 +217,34 @@ def media_file_view(request, message_id: int):
     response["Cache-Control"] = "private, max-age=3600"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+@login_required
+def numbers_view(request):
+    """The Numbers page: the health of each number the user supervises; static/js/numbers.js keeps it live."""
+    last_event_id = latest_event_id()
+    if not (request.user.is_superuser or selectors.supervised_numbers(user=request.user).exists()):
+        raise PermissionDenied
+    health = selectors.number_health(numbers=selectors.supervised_numbers(user=request.user))
+    for card in health:
+        card["chart"] = quality_chart(card["quality"]["history"])
+    return render(
+        request,
+        "conversations/numbers.html",
+        {"cards": health, "data": {"numbers": health, "lastEventId": last_event_id}},
+    )
+
+
+# The quality chart's box (static/js/numbers.js draws the same from the API's history).
+CHART_WIDTH, CHART_HEIGHT = 160, 40
+
+
+def quality_chart(history: list[dict]) -> str:
+    """The history as an SVG polyline's points: time left to right, GREEN at the top, RED at the bottom."""
+    if not history:
+        return ""
+    step = CHART_WIDTH / max(1, len(history) - 1)
+    return " ".join(
+        f"{round(i * step, 1)},{round(CHART_HEIGHT - (point['score'] - 1) / 2 * (CHART_HEIGHT - 8) - 4, 1)}"
+        for i, point in enumerate(history)
+    )

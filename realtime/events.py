@@ -39,6 +39,8 @@ CONTACT_NOTES_CHANGED = "contact.notes_changed"
 NUMBER_UPDATED = "number.updated"
 # A message template's status, quality or category changed: to every number of its account.
 TEMPLATE_UPDATED = "template.updated"
+# A number's alerts changed (one raised or ended, services/number_alerts.py): its open alerts as they are now.
+NUMBER_ALERTS_CHANGED = "number.alerts_changed"
 # A customer stopped or resumed marketing messages from the number.
 CONTACT_MARKETING_CHANGED = "contact.marketing_changed"
 
@@ -58,6 +60,7 @@ EVENT_TYPES = (
     CONTACT_NOTES_CHANGED,
     NUMBER_UPDATED,
     TEMPLATE_UPDATED,
+    NUMBER_ALERTS_CHANGED,
     CONTACT_MARKETING_CHANGED,
 )
 
@@ -164,7 +167,7 @@ class ConversationNoteCreated(TypedDict):
 class NotificationPayload(TypedDict):
     id: int
     kind: str  # one of conversations.models.NotificationKind
-    conversation_id: int
+    conversation_id: int | None  # None for a number alert's
     number_id: int
     note_id: int | None
     actor: PersonPayload | None

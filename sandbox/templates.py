@@ -1,7 +1,8 @@
 """The sandbox's message templates and Meta's checks of a template send (docs/meta.md §5 and §8).
 
 Templates are listed by ``GET /{waba-id}/message_templates`` in Meta's shape and replaced through
-``POST /_sandbox/config {"templates": [...]}``. Only positional parameters (``{{1}}``) are modelled.
+``POST /_sandbox/config {"templates": [...]}``; a send's parameters are checked against the stored template:
+positional (``{{1}}``) by count, named (``{{first_name}}``) by ``parameter_name``, buttons by index.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def validate_template_send(templates: list[dict[str, Any]], template: Any) -> di
 
 
 def _sent_parameters(template: dict[str, Any]) -> dict[str, list[Any]]:
-    """The parameters sent for the header and the body, each checked."""
+    """The parameters sent for the header, the body and each button (``button:<index>``), each checked."""
     sent: dict[str, list[Any]] = {}
     for index, component in enumerate(template.get("components", [])):
         check_object(component, where=f"template['components'][{index}]", fields=COMPONENT_FIELDS)
@@ -168,19 +169,23 @@ def _sent_parameters(template: dict[str, Any]) -> dict[str, list[Any]]:
             _check_parameter(parameter, where=f"template['components'][{index}]['parameters'][{p_index}]")
         if kind in ("header", "body"):
             sent[kind] = parameters
+        elif kind == "button":
+            sub_type = str(component.get("sub_type") or "").lower()
+            sent[f"button:{component.get('index')}"] = [{**p, "sub_type": sub_type} for p in parameters]
     return sent
 
 
 def _check_against_stored(stored: dict[str, Any], *, sent: dict[str, list[Any]]) -> None:
-    """As many parameters as the stored template's placeholders, and a header of its media type."""
+    """As many parameters as the stored template's placeholders (by name when it has named ones), a header
+    of its media type, and a value for each button that takes one."""
     for component in stored.get("components", []):
         kind = str(component.get("type", "")).lower()
         if kind == "body":
-            _expect_count("body", placeholder_count(component.get("text", "")), sent.get("body", []))
+            _expect_parameters("body", component.get("text", ""), sent.get("body", []))
         elif kind == "header":
             header_format = str(component.get("format") or "TEXT").upper()
             if header_format == "TEXT":
-                _expect_count("header", placeholder_count(component.get("text", "")), sent.get("header", []))
+                _expect_parameters("header", component.get("text", ""), sent.get("header", []))
             elif header_format in MEDIA_HEADER_FORMATS:
                 media_type = MEDIA_HEADER_FORMATS[header_format]
                 params = sent.get("header", [])
@@ -190,6 +195,36 @@ def _check_against_stored(stored: dict[str, Any], *, sent: dict[str, list[Any]])
                         f"header: Format mismatch, expected {header_format}, received "
                         f"{(params[0].get('type') or 'nothing').upper() if params else 'nothing'}",
                     )
+        elif kind == "buttons":
+            for index, button in enumerate(component.get("buttons") or []):
+                _expect_button_value(index, button, sent.get(f"button:{index}", []))
+
+
+# A button's value: the sub_type and parameter type Meta wants for it (docs/meta.md §8).
+BUTTON_VALUES = {"URL": ("url", "text"), "COPY_CODE": ("copy_code", "coupon_code")}
+
+
+def _expect_button_value(index: int, button: dict[str, Any], parameters: list[Any]) -> None:
+    kind = str(button.get("type") or "").upper()
+    if kind not in BUTTON_VALUES or (kind == "URL" and "{{" not in str(button.get("url") or "")):
+        return
+    sub_type, value_type = BUTTON_VALUES[kind]
+    if len(parameters) != 1 or parameters[0].get("sub_type") != sub_type or parameters[0].get("type") != value_type:
+        raise GraphError(
+            132000, f"button at index {index} ({sub_type}): expected one {value_type} parameter, got {len(parameters)}"
+        )
+
+
+def _expect_parameters(kind: str, text: str, parameters: list[Any]) -> None:
+    names = sorted(set(_PLACEHOLDER.findall(text or "")))
+    if any(not name.isdigit() for name in names):
+        sent = sorted(str(p.get("parameter_name") or "") for p in parameters)
+        if sent != names:
+            raise GraphError(
+                132000, f"{kind}: parameter names ({', '.join(sent) or 'none'}) do not match ({', '.join(names)})"
+            )
+        return
+    _expect_count(kind, len(names), parameters)
 
 
 def _check_parameter(parameter: Any, *, where: str) -> None:

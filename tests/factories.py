@@ -90,3 +90,18 @@ class CannedReplyFactory(DjangoModelFactory):
     owner = None
     shortcut = factory.Sequence(lambda n: f"reply{n}")
     text = "Hello {{contact_name}}, this is {{agent_name}}."
+
+
+class MessageTemplateFactory(DjangoModelFactory):
+    """An approved template of the default WABA; ``components`` in Meta's shape."""
+
+    class Meta:
+        model = "conversations.MessageTemplate"
+
+    waba_id = "318273645502211"
+    name = factory.Sequence(lambda n: f"template_{n}")
+    language = "en_US"
+    status = "APPROVED"
+    category = "UTILITY"
+    meta_template_id = factory.Sequence(lambda n: f"77100{n:05d}")
+    components = factory.LazyFunction(lambda: [{"type": "BODY", "text": "Your order has shipped."}])

@@ -358,6 +358,9 @@ CONVERSATION_SWEEP_INTERVAL_SECONDS = env.float("CONVERSATION_SWEEP_INTERVAL_SEC
 PRESENCE_TTL_SECONDS = env.float("PRESENCE_TTL_SECONDS", default=90.0)
 PRESENCE_REFRESH_SECONDS = env.float("PRESENCE_REFRESH_SECONDS", default=30.0)
 NUMBER_POLL_INTERVAL_SECONDS = env.float("NUMBER_POLL_INTERVAL_SECONDS", default=3600.0)
+# A business-initiated template past the portfolio's messaging limit: "refuse" it before it reaches Meta, or
+# "warn" only; an account's own choice (admin) wins.
+MESSAGING_LIMIT_ENFORCEMENT = env.str("MESSAGING_LIMIT_ENFORCEMENT", default="refuse")
 CELERY_BEAT_SCHEDULE = {
     "sweep-conversation-timers": {
         "task": "conversations.tasks.sweep_conversations_task",

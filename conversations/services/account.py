@@ -50,6 +50,7 @@ from conversations.models import (
 )
 from conversations.models import MarketingPreference as MarketingPreferenceRow
 from conversations.services.errors import RetryLater
+from conversations.services.number_alerts import review_number_alerts
 from realtime import events
 from realtime.events import AccountPayload, NumberPayload, TemplatePayload
 from realtime.publish import publish_event, publish_events
@@ -93,6 +94,7 @@ def apply_account_change(*, change: AccountChangeItem, webhook_event_id: int | N
         if applier(update=change.update, waba_id=change.waba_id, number=number, numbers=numbers, at=at):
             AccountChange.objects.filter(pk=record.pk).update(applied=True)
             record.applied = True
+            review_number_alerts(change=record, numbers=numbers)
     return record
 
 
@@ -394,6 +396,7 @@ def apply_number_snapshot(
         if "portfolio_limit" in changed:
             numbers = list(BusinessNumber.objects.filter(waba_id=number.waba_id).order_by("pk"))
         _publish_numbers(numbers, waba_id=number.waba_id)
+        review_number_alerts(change=record, numbers=numbers)
     return record
 
 

@@ -4,6 +4,7 @@ conversation's number, so a socket replays it only while its user may see that n
 ``notification.read`` event, for the recipient's other tabs."""
 
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from conversations.models import Conversation, ConversationNote, Notification, NotificationKind
@@ -66,7 +67,8 @@ def mark_notification_read(*, user, notification_id: int) -> Notification:
     if notification.read_at is None:
         notification.read_at = timezone.now()
         notification.save(update_fields=["read_at"])
-        _publish_read(user=user, read=[(notification.pk, notification.conversation.number_id)])
+        number_id = notification.alert.number_id if notification.alert_id else notification.conversation.number_id
+        _publish_read(user=user, read=[(notification.pk, number_id)])
     return notification
 
 
@@ -74,7 +76,9 @@ def mark_notification_read(*, user, notification_id: int) -> Notification:
 def mark_all_notifications_read(*, user) -> int:
     """Mark every unread notification the user sees read; how many were unread."""
     unread = list(
-        notifications_for(user=user).filter(read_at__isnull=True).values_list("pk", "conversation__number_id")
+        notifications_for(user=user)
+        .filter(read_at__isnull=True)
+        .values_list("pk", Coalesce("conversation__number_id", "alert__number_id"))
     )
     if not unread:
         return 0

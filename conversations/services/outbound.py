@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from conversations import jobs
+from conversations import jobs, template_format
 from conversations.graph_api import GraphClient, GraphError, Outcome
 from conversations.models import (
     SUMMARY_FIELDS,
@@ -42,8 +42,9 @@ from conversations.models import (
     MessageTemplate,
     Reaction,
 )
-from conversations.selectors import labels_by_conversation
+from conversations.selectors import labels_by_conversation, marketing_opted_out
 from conversations.services.errors import RetryLater, SendRefused
+from conversations.services.limits import reserve_business_initiated_send
 from conversations.services.media import check_outbound_media, media_kind, requeue_stranded_media
 from conversations.services.statuses import advance_message_status, publish_status_changed, register_sent_message
 from conversations.services.workflow import assign_replier
@@ -85,19 +86,81 @@ def send_text(*, user, conversation: Conversation, text: str, reply_to_wamid: st
 
 
 @transaction.atomic
-def send_template(*, user, conversation: Conversation, template: MessageTemplate, params: list[str]) -> Message:
-    if template.waba_id != conversation.number.waba_id or template.status.upper() != "APPROVED":
-        raise SendRefused("template_unavailable", "That template is not approved for this number.")
-    params = [str(p).strip() for p in params]
-    if len(params) != template.body_parameter_count or any(not p for p in params):
-        raise SendRefused("template_params", f"This template needs {template.body_parameter_count} value(s).")
-    body = template.body_text
-    for index, value in enumerate(params, start=1):
-        body = body.replace(f"{{{{{index}}}}}", value)
-    content = {"name": template.name, "language": template.language, "params": params}
-    return _queue(
-        user=user, conversation=conversation, type="template", body=body, preview=body or template.name, content=content
+def send_template(
+    *,
+    user,
+    conversation: Conversation,
+    template: MessageTemplate,
+    params: list[str] | tuple[str, ...] = (),
+    values: dict[str, str] | None = None,
+    header_file=None,
+    header_link: str = "",
+) -> Message:
+    """Queue an approved template. ``values`` by slot key (``template_format.send_slots``: ``header``,
+    ``body.1`` / ``body.first_name``, ``button.0``); ``params`` are positional body values (``body.1``, ...).
+    A media header comes as an uploaded file (sent to Meta's media endpoint at delivery) or an https link."""
+    if template.waba_id != conversation.number.waba_id:
+        raise SendRefused("template_unavailable", "That template is not available for this number.")
+    if template.status.upper() != "APPROVED":
+        raise SendRefused(
+            "template_not_approved",
+            f"{template.name} is {template.status.lower() or 'not approved'}: only approved templates can be sent.",
+        )
+    if template.category.upper() == "MARKETING" and marketing_opted_out(conversation=conversation):
+        raise SendRefused(
+            "marketing_opted_out", "This customer stopped marketing messages from this number: send a utility template."
+        )
+    values = {key: str(value).strip() for key, value in (values or {}).items()}
+    values.update({f"body.{index}": str(value).strip() for index, value in enumerate(params, start=1)})
+    try:
+        template_format.check_send_values(template.components, values)
+    except template_format.TemplateInvalid as invalid:
+        raise SendRefused("template_params", invalid.detail) from invalid
+    slots = template_format.send_slots(template.components)
+    media_slot = next((s for s in slots if s.key == "header" and s.kind != "text"), None)
+    header_media, mime_type = _template_header_media(slot=media_slot, upload=header_file, link=header_link)
+    components = template_format.send_components(template.components, values, header_media=header_media)
+    body = template_format.filled_text(template.body_text, values, prefix="body.")
+    content = {"name": template.name, "language": template.language, "components": components}
+    message = _queue(
+        user=user,
+        conversation=conversation,
+        type="template",
+        body=body,
+        preview=body or template.name,
+        content=content,
+        publish=header_file is None,
     )
+    if media_slot is not None and header_file is not None:
+        filename = (header_file.name or "file").rsplit("/", 1)[-1][:200]
+        media = MediaFile(
+            message=message, mime_type=mime_type, filename=filename, size=header_file.size, state=MediaState.READY
+        )
+        media.file.save(f"{uuid.uuid4().hex}-{filename}", header_file, save=False)
+        media.save()
+        _publish_created(message)
+    return message
+
+
+def _template_header_media(*, slot, upload, link: str) -> tuple[dict | None, str]:
+    """The header's media object for Meta (a link now; an uploaded file's id is filled in at delivery)."""
+    if slot is None:
+        return None, ""
+    if upload is not None:
+        mime_type = check_outbound_media(upload=upload)
+        if media_kind(mime_type) != slot.kind:
+            raise SendRefused("template_params", f"This template's header takes a {slot.kind}.")
+        media: dict = {"id": ""}
+        if slot.kind == "document":
+            media["filename"] = (upload.name or "file").rsplit("/", 1)[-1][:200]
+        return media, mime_type
+    link = link.strip()
+    if not link.startswith("https://") or any(ch.isspace() for ch in link):
+        raise SendRefused("template_params", f"Attach the header {slot.kind}, or give its https link.")
+    media = {"link": link}
+    if slot.kind == "document":
+        media["filename"] = link.rstrip("/").rsplit("/", 1)[-1][:200] or "document"
+    return media, ""
 
 
 @transaction.atomic
@@ -182,8 +245,14 @@ def _queue(
     _check_sendable(conversation=conversation, type=type)
     if reply_to_wamid and not conversation.messages.filter(wamid=reply_to_wamid).exists():
         raise SendRefused("unknown_message", "You can only reply to a message of this conversation.")
+    # A template outside the window starts a conversation: it counts against the portfolio's limit. A reply
+    # inside the window reads nothing more (the window is on the conversation in hand).
+    business_initiated = type == "template" and not conversation.window_is_open()
+    if business_initiated:
+        reserve_business_initiated_send(conversation=conversation)
     with transaction.atomic():
         message = Message.objects.create(
+            business_initiated=business_initiated,
             conversation=conversation,
             direction=Direction.OUTBOUND,
             type=type,
@@ -391,23 +460,16 @@ def _graph_payload(*, message: Message, client: GraphClient) -> dict:
         payload.update(type="reaction", reaction={"message_id": content["message_id"], "emoji": content["emoji"]})
     elif message.type == "template":
         template: dict = {"name": content["name"], "language": {"code": content["language"]}}
-        if content.get("params"):
+        if content.get("components"):
+            template["components"] = _with_uploaded_header(content["components"], message=message, client=client)
+        elif content.get("params"):  # queued before templates had headers and buttons
             template["components"] = [
                 {"type": "body", "parameters": [{"type": "text", "text": value} for value in content["params"]]}
             ]
         payload.update(type="template", template=template)
     else:
         media = message.media
-        if not media.meta_media_id:
-            with media.file.open("rb") as handle:
-                media.meta_media_id = client.upload_media(
-                    phone_number_id=message.conversation.number.phone_number_id,
-                    content=handle.read(),
-                    mime_type=media.mime_type,
-                    filename=media.filename,
-                )
-            media.save(update_fields=["meta_media_id", "updated_at"])
-        media_object: dict = {"id": media.meta_media_id}
+        media_object: dict = {"id": _uploaded_media_id(media=media, message=message, client=client)}
         # Meta's audio and sticker objects take no caption: one there fails the send.
         if content.get("caption") and message.type in ("image", "video", "document"):
             media_object["caption"] = content["caption"]
@@ -415,6 +477,32 @@ def _graph_payload(*, message: Message, client: GraphClient) -> dict:
             media_object["filename"] = media.filename
         payload.update(type=message.type, **{message.type: media_object})
     return payload
+
+
+def _uploaded_media_id(*, media: MediaFile, message: Message, client: GraphClient) -> str:
+    if not media.meta_media_id:
+        with media.file.open("rb") as handle:
+            media.meta_media_id = client.upload_media(
+                phone_number_id=message.conversation.number.phone_number_id,
+                content=handle.read(),
+                mime_type=media.mime_type,
+                filename=media.filename,
+            )
+        media.save(update_fields=["meta_media_id", "updated_at"])
+    return media.meta_media_id
+
+
+def _with_uploaded_header(components: list[dict], *, message: Message, client: GraphClient) -> list[dict]:
+    """The queued components, a header media left without an id given the uploaded file's."""
+    filled = []
+    for part in components:
+        parameters = part.get("parameters") or []
+        kind = parameters[0].get("type") if part.get("type") == "header" and parameters else None
+        if kind in ("image", "video", "document") and "id" in parameters[0][kind]:
+            media_id = _uploaded_media_id(media=message.media, message=message, client=client)
+            part = {**part, "parameters": [{"type": kind, kind: {**parameters[0][kind], "id": media_id}}]}
+        filled.append(part)
+    return filled
 
 
 # --- read receipts and typing -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import { Composer } from "./composer.js";
 import { ContactPanel } from "./contact-panel.js";
 import { ThreadLabels } from "./labels.js";
 import { MessageHits } from "./message-hits.js";
+import { NumberAlerts } from "./number-alerts.js";
 import { Notifier } from "./notifications.js";
 import { NotificationPanel } from "./notification-panel.js";
 import { MentionPicker } from "./notes.js";
@@ -36,6 +37,7 @@ const list = new ConversationList({
   sentinel: document.getElementById("conversation-list-end"),
   userId: data.user.id,
 });
+const numberAlerts = new NumberAlerts({ root: document.getElementById("number-alerts"), alerts: data.alerts });
 const viewCounts = new ViewCounts({ root: document.getElementById("view-tabs"), filters: data.filters, counts: data.viewCounts });
 
 let thread = null;
@@ -235,6 +237,9 @@ const handlers = {
   },
   [EVENTS.NOTIFICATION_CREATED](payload) {
     notificationPanel.add(payload);
+  },
+  [EVENTS.NUMBER_ALERTS_CHANGED]({ number_id: numberId, alerts }) {
+    numberAlerts.set(numberId, alerts);
   },
   [EVENTS.NOTIFICATIONS_READ](payload) {
     notificationPanel.markRead(payload);

@@ -15,6 +15,7 @@ export const EVENTS = Object.freeze({
   CONTACT_NOTES_CHANGED: "contact.notes_changed",
   NUMBER_UPDATED: "number.updated",
   TEMPLATE_UPDATED: "template.updated",
+  NUMBER_ALERTS_CHANGED: "number.alerts_changed",
   CONTACT_MARKETING_CHANGED: "contact.marketing_changed",
   TYPING: "conversation.typing",
   RELOAD: "reload",

@@ -83,16 +83,16 @@ def test_free_text_outside_the_window_is_refused_and_templates_still_go(api, con
     )
     listing = api.get(f"/api/conversations/{conversation.pk}/templates/").json()
     assert listing["window"]["open"] is False
-    assert listing["results"] == [
-        {
-            "id": template.pk,
-            "name": "order_update",
-            "language": "en_US",
-            "category": "",
-            "body": template.body_text,
-            "parameter_count": 2,
-        }
-    ]
+    [item] = listing["results"]
+    assert {k: item[k] for k in ("id", "name", "language", "category", "body", "parameter_count")} == {
+        "id": template.pk,
+        "name": "order_update",
+        "language": "en_US",
+        "category": "",
+        "body": template.body_text,
+        "parameter_count": 2,
+    }
+    assert [slot["key"] for slot in item["slots"]] == ["body.1", "body.2"]
     assert (
         api.post(
             url(conversation), {"type": "template", "template": template.pk, "params": ["Amara"]}, format="json"
