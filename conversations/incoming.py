@@ -41,6 +41,17 @@ class IdentityChange:
 
 
 @dataclass(frozen=True)
+class Amendment:
+    """A Coexistence number's change to an earlier message (docs/meta.md §3.7): an ``edit`` (its new words) or
+    a ``revoke`` (deleted for everyone)."""
+
+    kind: str  # "edit" or "revoke"
+    target_wamid: str
+    body: str = ""  # the edited text or caption
+    preview: str = ""
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     wamid: str
     type: str
@@ -54,6 +65,7 @@ class InboundMessage:
     errors: tuple[MetaError, ...] = ()
     reaction: ReactionChange | None = None
     identity_change: IdentityChange | None = None
+    amendment: Amendment | None = None
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,8 @@ def reaction_snapshots(reactions: Iterable[Reaction]) -> list[ReactionPayload]:
 
 
 def message_snapshot(message: Message, reactions: Iterable[Reaction] = ()) -> MessagePayload:
+    if "revoked" in message.content:
+        return _revoked_snapshot(message, reactions)
     return {
         "id": message.pk,
         "conversation_id": message.conversation_id,
@@ -124,6 +126,32 @@ def message_snapshot(message: Message, reactions: Iterable[Reaction] = ()) -> Me
         "reactions": reaction_snapshots(reactions),
         "media": media_snapshot(message),
         # Who sent a reply (needs ``sent_by`` loaded); null for the customer's messages and Meta's echoes.
+        "sent_by": person_snapshot(message.sent_by) if message.sent_by_id else None,
+    }
+
+
+REVOKED_TEXT = "This message was deleted"
+
+
+def _revoked_snapshot(message: Message, reactions: Iterable[Reaction]) -> MessagePayload:
+    """A message deleted for everyone (Coexistence, docs/meta.md §3.7): its words and media stay in the database
+    for the audit trail, out of every page and event (the sender took them back from the chat)."""
+    return {
+        "id": message.pk,
+        "conversation_id": message.conversation_id,
+        "wamid": message.wamid,
+        "direction": message.direction,
+        "type": message.type,
+        "text": REVOKED_TEXT,
+        "body": "",
+        "preview": REVOKED_TEXT,
+        "content": {"revoked": message.content["revoked"]},
+        "timestamp": message.timestamp.isoformat(),
+        "status": message.status,
+        "error": None,
+        "reply_to": message.reply_to_wamid or None,
+        "reactions": reaction_snapshots(reactions),
+        "media": None,
         "sent_by": person_snapshot(message.sent_by) if message.sent_by_id else None,
     }
 

@@ -32,6 +32,11 @@ Control API (not Meta's; no auth; JSON; for tests and demos), under ``/_sandbox/
   ``media: {type, mime_type, data_base64, caption?, filename?, voice?, animated?}`` or ``type`` + ``content``
   (e.g. ``"location", {"location": {...}}``); optional ``context_wamid``, ``wamid``, ``timestamp``,
   ``corrupt_sha256``. Answers ``{"wamid", "media_id"?, "webhook_id"}``.
+- Coexistence (the phone app on the same number): ``POST echo`` ``{phone_number_id, wa_id | user_id, text |
+  type + content, name?, wamid?, timestamp?}`` sends a ``smb_message_echoes`` webhook (the business wrote from
+  the phone); ``POST edit`` ``{phone_number_id, wa_id | user_id, original_wamid, text}`` and ``POST revoke``
+  ``{phone_number_id, wa_id | user_id, original_wamid}`` send the customer's edit and "delete for everyone"
+  as ``messages`` webhooks. Each answers ``{"wamid", "webhook_id"}``.
 - ``POST number_quality``, ``number_name``, ``account_update``, ``account_alert``, ``business_capability``,
   ``template_status``, ``template_quality``, ``template_category``, ``user_preferences``: set what Meta knows
   and send its account-level webhook (``sandbox/account.py``).
@@ -77,7 +82,16 @@ from sandbox.account import (
     build_change,
     number_object,
 )
-from sandbox.simulation import envelope, message_change, new_wamid, status_change, to_wire
+from sandbox.simulation import (
+    echo_change,
+    edit_content,
+    envelope,
+    message_change,
+    new_wamid,
+    revoke_content,
+    status_change,
+    to_wire,
+)
 
 from .customers import CustomerSimulator
 from .dispatcher import DeliveryTarget, WebhookDispatcher
@@ -714,8 +728,10 @@ class MetaSandbox:
             return json_reply(200, self.configure(payload))
         if name == "window":
             return json_reply(200, self._set_window(payload))
-        if name == "inbound":
-            return json_reply(200, self._control_inbound(payload))
+        if name in ("inbound", *COEXISTENCE_CONTROLS):
+            return json_reply(
+                200, self._control_inbound(payload) if name == "inbound" else self._coexistence(name, payload)
+            )
         if name in CONTROL_NAMES:
             return json_reply(200, self._account_control(name, payload))
         raise ControlError(f"unknown control endpoint POST /_sandbox/{name}", status=404)
@@ -834,6 +850,81 @@ class MetaSandbox:
             timestamp=payload.get("timestamp"),
             corrupt_sha256=bool(payload.get("corrupt_sha256")),
         )
+
+    def _coexistence(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The phone app of a Coexistence number: the business's echo, the customer's edit or revoke."""
+        return self._control_echo(payload) if name == "echo" else self._control_amend(name, payload)
+
+    def _control_echo(self, payload: dict[str, Any]) -> dict[str, Any]:
+        party = self._party(payload)
+        content = payload.get("content")
+        if "text" in payload:
+            if not isinstance(payload["text"], str):
+                raise ControlError("text must be a string")
+            message_type, content = "text", {"text": {"body": payload["text"]}}
+        elif isinstance(payload.get("type"), str) and isinstance(content, dict):
+            message_type = payload["type"]
+        else:
+            raise ControlError("one of text or type+content is required")
+        timestamp = payload.get("timestamp")
+        if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int)):
+            raise ControlError("timestamp must be Unix seconds")
+        with self.lock:
+            try:
+                display = self._number(party["phone_number_id"], method="POST")
+            except GraphError:
+                raise ControlError("phone_number_id must be digits") from None
+            change = echo_change(
+                display_phone_number=display, message_type=message_type, content=content, timestamp=timestamp, **party
+            )
+            wamid = change["value"]["message_echoes"][0]["id"]
+            body = to_wire(envelope(waba_id=self.config.waba_id, changes=[change]))
+            job = self.dispatcher.schedule(
+                body=body,
+                app_secret=self.config.app_secret,
+                summary={
+                    "kind": "echo",
+                    "type": message_type,
+                    "wamid": wamid,
+                    "phone_number_id": party["phone_number_id"],
+                },
+                delay=0,
+            )
+        return {"wamid": wamid, "webhook_id": job.id}
+
+    def _control_amend(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The customer's edit or revoke of an earlier message, as the messages webhook Meta sends for it."""
+        party = self._party(payload)
+        original = payload.get("original_wamid")
+        if not isinstance(original, str) or not original:
+            raise ControlError("original_wamid is required")
+        if kind == "edit":
+            if not isinstance(payload.get("text"), str):
+                raise ControlError("text is required")
+            content = edit_content(original_wamid=original, text=payload["text"])
+        else:
+            content = revoke_content(original_wamid=original)
+        return self.inbound(message_type=kind, content=content, timestamp=payload.get("timestamp"), **party)
+
+    @staticmethod
+    def _party(payload: dict[str, Any]) -> dict[str, Any]:
+        """The number, the customer (and their name) and the wamid a control call names."""
+        phone_number_id = payload.get("phone_number_id")
+        if not isinstance(phone_number_id, str) or not phone_number_id:
+            raise ControlError("phone_number_id is required")
+        wa_id, user_id = payload.get("wa_id"), payload.get("user_id")
+        if not (isinstance(wa_id, str) and wa_id) and not (isinstance(user_id, str) and user_id):
+            raise ControlError("wa_id or user_id is required")
+        return {
+            "phone_number_id": phone_number_id,
+            "wa_id": wa_id if isinstance(wa_id, str) else None,
+            "user_id": user_id if isinstance(user_id, str) else None,
+            "name": str(payload.get("name") or DEFAULT_CUSTOMER_NAME),
+            "wamid": payload.get("wamid") if isinstance(payload.get("wamid"), str) else None,
+        }
+
+
+COEXISTENCE_CONTROLS = ("echo", "edit", "revoke")
 
 
 def _form_summary(part: FormPart) -> Any:

@@ -129,20 +129,79 @@ def message_change(
     if context:
         message["context"] = context
     message.update(content if content is not None else SAMPLE_CONTENT.get(message_type, {}))
+    return _customer_change(
+        "messages", message, phone_number_id=phone_number_id, display_phone_number=display_phone_number,
+        wa_id=wa_id, user_id=user_id, name=name,
+    )  # fmt: skip
+
+
+def _customer_change(
+    field_name: str,
+    item: dict[str, Any],
+    *,
+    phone_number_id: str,
+    display_phone_number: str,
+    wa_id: str | None,
+    user_id: str | None,
+    name: str,
+) -> dict:
+    """A change carrying one item of a conversation with a customer, and the customer's profile."""
     contact: dict[str, Any] = {"profile": {"name": name}}
     if wa_id:
         contact["wa_id"] = wa_id
     if user_id:
         contact["user_id"] = user_id
+    items_key = "message_echoes" if field_name == "smb_message_echoes" else "messages"
     return {
-        "field": "messages",
+        "field": field_name,
         "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id},
             "contacts": [contact],
-            "messages": [message],
+            items_key: [item],
         },
     }
+
+
+def echo_change(
+    *,
+    phone_number_id: str,
+    display_phone_number: str,
+    wa_id: str | None,
+    user_id: str | None = None,
+    name: str = "Amara Okafor",
+    message_type: str = "text",
+    content: dict | None = None,
+    wamid: str | None = None,
+    timestamp: int | None = None,
+) -> dict:
+    """One ``smb_message_echoes`` change: a message the business sent from the WhatsApp Business app of a
+    Coexistence number, ``from`` the business to the customer (docs/meta.md §3.7)."""
+    echo: dict[str, Any] = {
+        "from": display_phone_number,
+        "id": wamid or new_wamid(),
+        "timestamp": str(timestamp or int(time.time())),
+        "type": message_type,
+    }
+    if wa_id:
+        echo["to"] = wa_id
+    if user_id:
+        echo["to_user_id"] = user_id
+    echo.update(content if content is not None else {"text": {"body": "Yes, it left this morning."}})
+    return _customer_change(
+        "smb_message_echoes", echo, phone_number_id=phone_number_id, display_phone_number=display_phone_number,
+        wa_id=wa_id, user_id=user_id, name=name,
+    )  # fmt: skip
+
+
+def edit_content(*, original_wamid: str, text: str) -> dict:
+    """A customer's edit of an earlier text (``type: "edit"``), as Coexistence numbers receive it."""
+    return {"edit": {"original_message_id": original_wamid, "message": {"type": "text", "text": {"body": text}}}}
+
+
+def revoke_content(*, original_wamid: str) -> dict:
+    """A customer's "delete for everyone" of an earlier message (``type: "revoke"``)."""
+    return {"revoke": {"original_message_id": original_wamid}}
 
 
 def status_change(

@@ -49,13 +49,16 @@ from conversations.incoming import InboundMessage, StatusUpdate
 from conversations.models import BusinessNumber
 from conversations.services import InboundItem, apply_reaction, receive_inbound_messages, record_statuses
 from conversations.services.account import UnroutableChange, apply_account_change
+from conversations.services.coexistence import AmendItem, amend_messages, receive_echoes
 from ops.logs import log_context
 from webhooks import services
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import (
+    SMB_MESSAGE_ECHOES,
     Change,
     parse_account_changes,
     parse_delivery,
+    parse_echoes,
     parse_message,
     parse_status,
     profile_for,
@@ -237,6 +240,9 @@ class _Delivery:
     # (a tuple: no list to build for each of a round's message deliveries).
     account_changes: tuple[AccountChangeItem, ...] = ()
     only_account_changes: bool = False
+    # What the phone app of a Coexistence number sent (rare): read and applied in their own branch too.
+    echoes: tuple[_MessageItem, ...] = ()
+    echoes_read: bool = False
 
 
 def _process_claimed(events: list[WebhookEvent]) -> None:
@@ -254,6 +260,9 @@ def _process_claimed(events: list[WebhookEvent]) -> None:
         if delivery.account_changes:
             with log_context(webhook_event_id=delivery.event.pk, request_id=delivery.event.request_id or None):
                 _apply_account_changes(delivery)
+        if delivery.echoes:
+            with log_context(webhook_event_id=delivery.event.pk, request_id=delivery.event.request_id or None):
+                _apply_echoes(delivery)
     _record_outcomes(deliveries)
 
 
@@ -278,6 +287,10 @@ def _read(events: list[WebhookEvent]) -> list[_Delivery]:
         account_fields = False
         for change in delivery.changes:
             if change.field not in PROCESSED_FIELDS:
+                if change.field == SMB_MESSAGE_ECHOES:
+                    wanted += 1
+                    routed += _read_echoes(read=read, numbers=numbers, change=change)
+                    continue
                 account_fields = account_fields or change.field in ACCOUNT_FIELDS
                 continue  # account-level fields: read below; any other field is stored, not applied
             wanted += 1
@@ -326,6 +339,59 @@ def _apply_account_changes(delivery: _Delivery) -> None:
         delivery.unroutable = True
     elif routed:
         delivery.unroutable = False
+
+
+def _read_echoes(*, read: _Delivery, numbers: dict[str, BusinessNumber], change: Change) -> int:
+    """Note an echo change's number (1 if known, else an item error and 0); the delivery's echoes are read
+    with its first echo change, routed as messages are."""
+    if change.phone_number_id not in numbers:
+        read.item_errors.append({"path": change.path, "error": f"unknown phone_number_id {change.phone_number_id!r}"})
+    if not read.echoes_read:
+        read.echoes_read = True
+        items, broken = parse_echoes(read.event.payload)
+        read.item_errors.extend({"path": path, "error": reason} for path, reason in broken)
+        read.echoes = tuple(
+            _MessageItem(
+                item.path, numbers[number_id], _sender_of(change=item.change, message=item.message), item.message
+            )
+            for item in items
+            if (number_id := item.change.phone_number_id) in numbers
+        )
+    return 1 if change.phone_number_id in numbers else 0
+
+
+def _apply_echoes(delivery: _Delivery) -> None:
+    """A delivery's echoes together in a savepoint, else one by one, each error recorded on the event."""
+    if _echo_error(list(delivery.echoes)) is None:
+        return
+    for item in delivery.echoes:
+        if (error := _echo_error([item])) is not None:
+            logger.warning("echo %s of webhook event %s failed: %s", item.path, delivery.event.pk, error)
+            delivery.item_errors.append({"path": item.path, "error": error})
+
+
+def _echo_error(items: list[_MessageItem]) -> str | None:
+    """Apply echoes in a savepoint; what failed (rolled back), or ``None``."""
+    try:
+        with transaction.atomic():
+            _apply_echo_items(items)
+    except TRANSIENT_DB_ERRORS:
+        raise
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _apply_echo_items(items: list[_MessageItem]) -> None:
+    contacts = resolve_contacts(senders=[item.sender for item in items])
+    echoes, amendments = [], []
+    for item, contact in zip(items, contacts, strict=True):
+        if item.message.amendment is not None:
+            amendments.append(AmendItem(number=item.number, contact=contact, message=item.message, echo=True))
+        else:
+            echoes.append(InboundItem(number=item.number, contact=contact, message=item.message))
+    receive_echoes(items=echoes)
+    amend_messages(items=amendments)
 
 
 def _read_change(*, read: _Delivery, number: BusinessNumber, change: Change) -> None:
@@ -397,14 +463,27 @@ def _apply_items(messages: list[_MessageItem], statuses: list[_StatusItem]) -> N
     contacts = resolve_contacts(senders=[item.sender for item in messages])
     received, reactions = [], []
     for item, contact in zip(messages, contacts, strict=True):
-        (reactions if item.message.reaction is not None else received).append((item, contact))
+        if item.message.reaction is not None or item.message.amendment is not None:
+            reactions.append((item, contact))  # reactions, and Coexistence's edits and revokes (rare)
+        else:
+            received.append((item, contact))
     receive_inbound_messages(
         items=[InboundItem(number=item.number, contact=contact, message=item.message) for item, contact in received]
     )
     for item, contact in received:
         if (change := item.message.identity_change) is not None:
             change_contact_identity(contact=contact, new_wa_id=change.new_wa_id, new_user_id=change.new_user_id)
+    if reactions:
+        amend_messages(
+            items=[
+                AmendItem(number=item.number, contact=contact, message=item.message)
+                for item, contact in reactions
+                if item.message.amendment is not None
+            ]
+        )
     for item, contact in reactions:
+        if item.message.reaction is None:
+            continue
         apply_reaction(
             number=item.number,
             contact=contact,

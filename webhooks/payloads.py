@@ -47,6 +47,7 @@ from conversations.account_events import (
     portfolio_limit,
 )
 from conversations.incoming import (
+    Amendment,
     Identity,
     IdentityChange,
     InboundMessage,
@@ -276,6 +277,9 @@ def parse_message(raw: Any) -> InboundMessage:
         if identity_change.new_wa_id is None and identity_change.new_user_id is None:
             identity_change = None
 
+    # Coexistence's edits and deletions (rare): a set lookup for every other message.
+    amendment = _amendment(message_type, content, body) if message_type in _AMENDING_TYPES else None
+
     if sender.wa_id is None and sender.user_id is None:
         raise PayloadError("message has neither from nor from_user_id")
     reply_to_wamid = _text(context.get("id"))
@@ -293,6 +297,7 @@ def parse_message(raw: Any) -> InboundMessage:
         errors=errors,
         reaction=reaction,
         identity_change=identity_change,
+        amendment=amendment,
     )
 
 
@@ -436,6 +441,7 @@ _READERS = {
     "system": _system,
     "request_welcome": lambda _content: ("", "Opened the chat"),
     "revoke": lambda _content: ("", "Deleted a message"),
+    "edit": lambda content: _edited(content),
 }
 
 
@@ -807,3 +813,81 @@ def _preferences(
             )
         )
     return items
+
+
+# --- Coexistence: the WhatsApp Business app and the API on one number (docs/meta.md §3.7) -----------------
+# Rare next to messages: edits and revokes are branched on in parse_message by their type, echoes are read
+# only for the deliveries that carry them (webhooks/drain.py's own branch).
+
+SMB_MESSAGE_ECHOES = "smb_message_echoes"
+_AMENDING_TYPES = frozenset(("edit", "revoke"))
+
+
+def _edited_message(content: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """An edit's new message: its type and that type's object (``edit.message``)."""
+    inner = content.get("message") if isinstance(content.get("message"), dict) else {}
+    inner_type = _text(inner.get("type"))
+    inner_content = inner.get(inner_type) if isinstance(inner.get(inner_type), dict) else {}
+    return inner_type, inner_content
+
+
+def _edited(content: dict[str, Any]) -> tuple[str, str]:
+    inner_type, inner_content = _edited_message(content)
+    body, preview = _body_and_preview(inner_type, inner_content, ()) if inner_type != "edit" else ("", "")
+    return body, f"✏️ {preview}" if preview else "✏️ Edited a message"
+
+
+def _amendment(message_type: str, content: dict[str, Any], body: str) -> Amendment | None:
+    """What an edit or revoke changes; ``None`` when it names no message (it is then kept as its own)."""
+    target = content.get("original_message_id")
+    if not isinstance(target, str) or not target or len(target) > _REPLY_TO_WIDTH:
+        return None
+    if message_type == "revoke":
+        return Amendment(kind="revoke", target_wamid=target)
+    inner_type, inner_content = _edited_message(content)
+    if inner_type == "edit":
+        return None
+    _body, preview = _body_and_preview(inner_type, inner_content, ())
+    return Amendment(kind="edit", target_wamid=target, body=body, preview=preview)
+
+
+@dataclass(frozen=True)
+class EchoItem:
+    """One ``message_echoes[]`` item of a ``smb_message_echoes`` change: what the business sent from the phone
+    app. ``message.sender`` is the customer it went to (``to``/``to_user_id``), the other party of the
+    conversation as for a customer's message."""
+
+    path: str
+    change: Change
+    message: InboundMessage
+
+
+def parse_echoes(payload: dict[str, Any]) -> tuple[list[EchoItem], list[tuple[str, str]]]:
+    """The echoes of a delivery and those that cannot be read as (path, reason). Routed as messages are
+    (``metadata.phone_number_id``)."""
+    items: list[EchoItem] = []
+    broken: list[tuple[str, str]] = []
+    for entry_index, entry in enumerate(_list(payload.get("entry"))):
+        if not isinstance(entry, dict):
+            continue  # already reported by parse_delivery
+        for change_index, raw_change in enumerate(_list(entry.get("changes"))):
+            if not isinstance(raw_change, dict) or raw_change.get("field") != SMB_MESSAGE_ECHOES:
+                continue
+            path = f"entry[{entry_index}].changes[{change_index}]"
+            try:
+                change = _parse_change(path, _text(entry.get("id")), raw_change)
+            except PayloadError:
+                continue  # already reported by parse_delivery
+            for index, raw in enumerate(_list(raw_change["value"].get("message_echoes"))):
+                try:
+                    items.append(EchoItem(f"{path}.message_echoes[{index}]", change, parse_echo(raw)))
+                except PayloadError as exc:
+                    broken.append((f"{path}.message_echoes[{index}]", str(exc)))
+    return items, broken
+
+
+def parse_echo(raw: Any) -> InboundMessage:
+    """An echo read as a message whose other party is its recipient."""
+    if not isinstance(raw, dict):
+        raise PayloadError("echo is not an object")
+    return parse_message({**raw, "from": raw.get("to"), "from_user_id": raw.get("to_user_id")})

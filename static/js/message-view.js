@@ -24,6 +24,8 @@ export function renderMessage(message, { findQuoted, actions } = {}) {
   if (message.wamid) item.dataset.wamid = message.wamid;
   item.dataset.timestamp = message.timestamp;
   if (message.type === "system" || message.type === "request_welcome") item.classList.add("message-system");
+  const data = message.content || {};
+  if (data.revoked) item.classList.add("message-revoked");
 
   const bubble = element("div", "bubble");
   if (message.reply_to) bubble.append(renderQuote(message.reply_to, findQuoted));
@@ -31,11 +33,14 @@ export function renderMessage(message, { findQuoted, actions } = {}) {
   const meta = element("div", "meta");
   // Which of the team sent a reply (none for Meta's echoes of what the phone app sent).
   if (message.direction === "out" && message.sent_by) meta.append(element("span", "sender", message.sent_by.name));
+  // Coexistence: the business answered from the WhatsApp Business app on the phone.
+  if (message.direction === "out" && data.phone_app) meta.append(element("span", "sender phone-app", "Sent from the phone app"));
+  if (data.edits && data.edits.length && !data.revoked) meta.append(renderEdited(data));
   meta.append(element("time", "time", timeLabel(message.timestamp)));
   if (message.direction === "out") meta.append(element("span", "ticks"));
   bubble.append(meta);
   item.append(bubble, element("ul", "reactions"));
-  if (actions && message.wamid && item.classList.contains("message-system") === false) item.append(renderActions(message, actions));
+  if (actions && message.wamid && !item.classList.contains("message-system") && !data.revoked) item.append(renderActions(message, actions));
   updateStatus(item, message.status, message.error);
   updateReactions(item, message.reactions || []);
   return item;
@@ -62,6 +67,14 @@ export function updateReactions(item, reactions) {
     return reaction;
   }));
   list.hidden = reactions.length === 0;
+}
+
+// "edited", with the earlier words in its tooltip (the team's view: the customer's app shows only the mark).
+function renderEdited(data) {
+  const mark = element("span", "edited", "edited");
+  const earlier = [data.original, ...data.edits.slice(0, -1)].filter(Boolean).map((version) => version.body || version.preview);
+  mark.title = earlier.length ? `Earlier: ${earlier.join(" → ")}` : "Edited";
+  return mark;
 }
 
 function renderActions(message, actions) {
@@ -126,7 +139,9 @@ function renderQuote(wamid, findQuoted) {
 function renderContent(message) {
   const content = element("div", "content");
   const data = message.content || {};
-  if (message.type === "text") {
+  if (data.revoked) {
+    content.append(element("div", "placeholder revoked", message.text));
+  } else if (message.type === "text") {
     appendLinkified(content, message.body);
   } else if (MEDIA_TYPES.has(message.type)) {
     content.append(renderMedia(message));

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from sandbox.customers import png_bytes
-from webhooks.payloads import parse_delivery, parse_message, parse_status
+from webhooks.payloads import parse_delivery, parse_echoes, parse_message, parse_status
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sandbox-test-secret"
@@ -742,3 +742,32 @@ def test_command_refuses_to_start_without_an_app_secret():
         cwd=PROJECT_ROOT, env=sandbox_env(), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode != 0 and "no app secret" in result.stderr
+
+
+def test_the_phone_app_sends_an_echo_and_the_customer_an_edit_and_a_revoke_as_signed_webhooks(sandbox, recorder):
+    party = {"phone_number_id": PHONE_NUMBER_ID, "wa_id": CUSTOMER}
+    echo = sandbox.control("POST", "echo", {**party, "text": "Yes, it left this morning."})
+    wait_until(lambda: recorder.bodies, what="the echo webhook")
+    [echoes], broken = parse_echoes(json.loads(recorder.bodies[0]))
+    assert broken == []
+    assert echoes.change.field == "smb_message_echoes" and echoes.change.phone_number_id == PHONE_NUMBER_ID
+    assert (echoes.message.wamid, echoes.message.body, echoes.message.sender.wa_id) == (
+        echo["wamid"],
+        "Yes, it left this morning.",
+        CUSTOMER,
+    )
+    assert recorder.rejected == []
+
+    recorder.clear()
+    sandbox.control("POST", "edit", {**party, "original_wamid": "wamid.IN1", "text": "Size M, please"})
+    sandbox.control("POST", "revoke", {**party, "original_wamid": "wamid.IN2"})
+    wait_until(lambda: len(recorder.messages()) == 2, what="the edit and revoke webhooks")
+    edited, revoked = sorted((parse_message(raw) for _change, raw in recorder.messages()), key=lambda m: m.type)
+    assert (edited.type, edited.amendment.target_wamid, edited.amendment.body) == (
+        "edit",
+        "wamid.IN1",
+        "Size M, please",
+    )
+    assert (revoked.type, revoked.amendment.kind, revoked.amendment.target_wamid) == ("revoke", "revoke", "wamid.IN2")
+
+    assert sandbox.http.post(f"{sandbox.base_url}/_sandbox/edit", json=party).status_code == 400

@@ -1,0 +1,203 @@
+"""Coexistence numbers: the WhatsApp Business app and the API on one number (docs/meta.md §3.7).
+
+- ``receive_echoes``: what the business sent from the phone app, stored as outbound messages of the contact's
+  conversation (no staff member sent them), with any status Meta reported before the echo came.
+- ``amend_messages``: a customer's (or the phone app's) edit or "delete for everyone" of an earlier message,
+  applied to that message in place. The message's ``content`` carries what changed: ``edits`` (every edit,
+  by time, and ``original``: the words it had first) and ``revoked``; its words stay in the database, the
+  thread shows a revoked one as deleted (``snapshots.message_snapshot``). An amendment of a message we do not
+  have is stored as its own message (it is shown as "✏️ ..." or "Deleted a message"): the hot path of
+  ordinary messages never looks for amendments waiting for them.
+
+Idempotent and order-safe: the unique wamid keeps one echo; the target is locked, an edit already in its
+history is not applied again, and the newest edit (by Meta's timestamp, then wamid) is the text shown,
+whatever order they come in.
+"""
+
+from dataclasses import dataclass
+
+from contacts.models import Contact
+from conversations.incoming import InboundMessage
+from conversations.models import (
+    STATUS_RANK,
+    SUMMARY_FIELDS,
+    BusinessNumber,
+    Conversation,
+    Direction,
+    Message,
+    MessageStatus,
+    MessageStatusEvent,
+)
+from conversations.selectors import labels_by_conversation
+from conversations.services.inbound import InboundItem, get_or_create_conversation, receive_inbound_messages
+from conversations.services.media import expect_inbound_media
+from conversations.snapshots import conversation_snapshot, message_snapshot
+from database.bulk import insert_rows, update_rows
+from realtime import events
+from realtime.publish import publish_events
+
+# A key of our own in an echo's content: the thread says it was sent from the phone app.
+PHONE_APP = "phone_app"
+
+
+def receive_echoes(*, items: list[InboundItem]) -> list[Message]:
+    """Store the echoes (``item.contact`` is the customer they went to) as outbound messages; returns those
+    stored (redeliveries are skipped). Each ``message.created`` carries its conversation as the batch left it.
+    A wamid stored concurrently makes the INSERT raise IntegrityError: the caller's savepoint handles it."""
+    if not items:
+        return []
+    wamids = {item.message.wamid for item in items}
+    known = set(Message.objects.filter(wamid__any=wamids).values_list("wamid", flat=True))
+    fresh: dict[str, InboundItem] = {}
+    for item in items:
+        if item.message.wamid not in known:
+            fresh.setdefault(item.message.wamid, item)
+    if not fresh:
+        return []
+    # Statuses Meta sent before the echo (kept by record_statuses): the best of them applies at once.
+    best: dict[str, MessageStatusEvent] = {}
+    for event in MessageStatusEvent.objects.filter(wamid__any=list(fresh)):
+        if event.wamid not in best or STATUS_RANK[event.status] > STATUS_RANK[best[event.wamid].status]:
+            best[event.wamid] = event
+    conversations = _locked_conversations(items=list(fresh.values()))
+    rows = []
+    for wamid, item in fresh.items():
+        status = best.get(wamid)
+        message = item.message
+        rows.append(
+            Message(
+                conversation=conversations[(item.number.pk, item.contact.pk)],
+                wamid=wamid,
+                direction=Direction.OUTBOUND,
+                type=message.type,
+                body=message.body,
+                preview=message.preview[:300],
+                content={**message.content, PHONE_APP: True},
+                context=message.context,
+                reply_to_wamid=message.reply_to_wamid,
+                timestamp=message.timestamp,
+                status=status.status if status else MessageStatus.SENT,
+                status_at=status.timestamp if status else message.timestamp,
+                error_code=status.error_code if status else None,
+                error_title=status.error_title if status else "",
+            )
+        )
+    stored = insert_rows(objects=rows)
+    for message in stored:
+        Message.media.related.set_cached_value(message, expect_inbound_media(message=message))
+    touched = {message.conversation_id: message.conversation for message in stored}
+    for message in stored:
+        touched[message.conversation_id].note_message(message)
+    update_rows(objects=list(touched.values()), fields=SUMMARY_FIELDS)
+    labels = labels_by_conversation(touched)
+    snapshots = {pk: conversation_snapshot(c, labels=labels[pk]) for pk, c in touched.items()}
+    by_number: dict[int, list[tuple[str, dict]]] = {}
+    for message in stored:
+        payload: events.MessageCreated = {
+            "message": message_snapshot(message),
+            "conversation": snapshots[message.conversation_id],
+        }
+        by_number.setdefault(touched[message.conversation_id].number_id, []).append((events.MESSAGE_CREATED, payload))
+    for number_id, batch in by_number.items():
+        publish_events(number_id=number_id, events=batch)
+    return stored
+
+
+def _locked_conversations(*, items: list[InboundItem]) -> dict[tuple[int, int], Conversation]:
+    """The conversation of every (number, contact), created if new, then locked in id order."""
+    ids = {
+        (item.number.pk, item.contact.pk): get_or_create_conversation(
+            number=item.number, contact=item.contact, at=item.message.timestamp
+        ).pk
+        for item in items
+    }
+    contacts = {item.contact.pk: item.contact for item in items}
+    locked = {}
+    for conversation in (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("assignee")
+        .filter(pk__any=set(ids.values()))
+        .order_by("pk")
+    ):
+        conversation.contact = contacts[conversation.contact_id]
+        locked[(conversation.number_id, conversation.contact_id)] = conversation
+    return locked
+
+
+@dataclass(frozen=True)
+class AmendItem:
+    """An edit or revoke (``message.amendment`` set) by the customer, or from the phone app (``echo``)."""
+
+    number: BusinessNumber
+    contact: Contact
+    message: InboundMessage
+    echo: bool = False
+
+
+def amend_messages(*, items: list[AmendItem]) -> None:
+    """Apply edits and revokes to the messages they name, locked in id order; one ``message.updated`` per
+    message that changed. A customer amends only their own messages in their conversation, the phone app only
+    the business's; anything else (or a message we do not have) is stored as a message of its own."""
+    if not items:
+        return
+    targets = {
+        message.wamid: message
+        for message in Message.objects.select_for_update(of=("self",))
+        .filter(wamid__any={item.message.amendment.target_wamid for item in items})
+        .select_related("conversation", "media", "sent_by")
+        .order_by("pk")
+    }
+    changed: dict[int, Message] = {}
+    unmatched: list[AmendItem] = []
+    for item in items:
+        target = targets.get(item.message.amendment.target_wamid)
+        if target is None or not _amends(item, target):
+            unmatched.append(item)
+        elif _apply(target, item.message):
+            changed[target.pk] = target
+    if changed:
+        update_rows(objects=list(changed.values()), fields=["body", "preview", "content"])
+        by_number: dict[int, list[tuple[str, dict]]] = {}
+        for message in changed.values():
+            by_number.setdefault(message.conversation.number_id, []).append(
+                (events.MESSAGE_UPDATED, {"message": message_snapshot(message)})
+            )
+        for number_id, batch in by_number.items():
+            publish_events(number_id=number_id, events=batch)
+    as_items = [InboundItem(number=i.number, contact=i.contact, message=i.message) for i in unmatched]
+    receive_inbound_messages(items=[row for row, i in zip(as_items, unmatched, strict=True) if not i.echo])
+    receive_echoes(items=[row for row, i in zip(as_items, unmatched, strict=True) if i.echo])
+
+
+def _amends(item: AmendItem, target: Message) -> bool:
+    expected = Direction.OUTBOUND if item.echo else Direction.INBOUND
+    conversation = target.conversation
+    return (
+        target.direction == expected
+        and conversation.number_id == item.number.pk
+        and conversation.contact_id == item.contact.pk
+    )
+
+
+def _apply(target: Message, message: InboundMessage) -> bool:
+    """Change the locked ``target`` in memory; whether anything changed."""
+    amendment = message.amendment
+    content = dict(target.content)
+    at = message.timestamp.isoformat()
+    if amendment.kind == "revoke":
+        if "revoked" in content:
+            return False
+        content["revoked"] = {"wamid": message.wamid, "at": at}
+        target.content = content
+        return True
+    edits = list(content.get("edits") or [])
+    if any(edit.get("wamid") == message.wamid for edit in edits):
+        return False  # a redelivery
+    content.setdefault("original", {"body": target.body, "preview": target.preview})
+    edits.append({"wamid": message.wamid, "at": at, "body": amendment.body, "preview": amendment.preview[:300]})
+    # Meta's timestamps are whole seconds in UTC: their ISO texts sort as the times do.
+    edits.sort(key=lambda edit: (edit["at"], edit["wamid"]))
+    content["edits"] = edits
+    target.content = content
+    target.body, target.preview = edits[-1]["body"], edits[-1]["preview"]
+    return True

@@ -1,0 +1,215 @@
+"""Coexistence numbers (the WhatsApp Business app and the API on one number): the phone app's echoes, the
+customer's edits and deletions, through the drain as Meta delivers them."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from conversations.models import Direction, Message, MessageStatus
+from conversations.snapshots import message_snapshot
+from realtime import events
+from realtime.models import Event
+from sandbox.simulation import envelope, message_change, new_wamid, status_change
+from tests.factories import ConversationFactory, MessageFactory
+from webhooks import drain
+from webhooks.models import WebhookEvent, WebhookEventState
+
+pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).parents[1] / "webhooks" / "payloads" / "coexistence"
+NUMBER = {"phone_number_id": "427715309981234", "display_phone_number": "15557730142"}
+CUSTOMER = "447700900461"
+ORIGINAL = "wamid.HBgMNDQ3NzAwOTAwNDYxFQIAEhgSVEVYVDAwMDAwMDAwMDAwMQA="
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def deliver(payload: dict) -> WebhookEvent:
+    event = WebhookEvent.objects.create(raw_body=json.dumps(payload), phone_number_id=NUMBER["phone_number_id"])
+    drain.process_pending_webhook_events(limit=100)
+    event.refresh_from_db()
+    return event
+
+
+def edit(*, of: str, text: str, ts: int, wamid: str | None = None) -> dict:
+    content = {"edit": {"original_message_id": of, "message": {"type": "text", "text": {"body": text}}}}
+    change = message_change(
+        **NUMBER, wa_id=CUSTOMER, message_type="edit", content=content, wamid=wamid or new_wamid(), timestamp=ts
+    )
+    return envelope(waba_id="318273645502211", changes=[change])
+
+
+@pytest.fixture
+def original(number):
+    conversation = ConversationFactory(number=number, contact__wa_id=CUSTOMER)
+    return MessageFactory(conversation=conversation, wamid=ORIGINAL, body="Is my order on its way?")
+
+
+def published(kind: str) -> list[dict]:
+    return [e.payload for e in Event.objects.filter(type=kind).order_by("pk")]
+
+
+# --- echoes ---------------------------------------------------------------------------------------------
+
+
+def test_an_echo_is_an_outbound_message_of_the_customers_conversation_sent_from_the_phone_app(number):
+    event = deliver(fixture("smb_message_echoes_text.json"))
+
+    assert (event.state, event.item_errors) == (WebhookEventState.PROCESSED, [])
+    message = Message.objects.get()
+    assert message.direction == Direction.OUTBOUND
+    assert message.conversation.contact.wa_id == CUSTOMER
+    assert message.body == "Yes, it left the warehouse this morning."
+    assert (message.status, message.sent_by) == (MessageStatus.SENT, None)
+    shown = message_snapshot(message)
+    assert shown["content"]["phone_app"] is True
+    assert shown["sent_by"] is None
+    created = published(events.MESSAGE_CREATED)
+    assert [p["message"]["id"] for p in created] == [message.pk]
+    assert created[0]["conversation"]["last_message"] == "Yes, it left the warehouse this morning."
+    # The phone app's reply does not open the customer's 24-hour window.
+    assert message.conversation.last_inbound_at is None
+
+
+def test_an_echo_delivered_again_is_stored_once(number):
+    deliver(fixture("smb_message_echoes_text.json"))
+    again = deliver(fixture("smb_message_echoes_text.json"))
+
+    assert again.state == WebhookEventState.PROCESSED
+    assert Message.objects.count() == 1
+    assert len(published(events.MESSAGE_CREATED)) == 1
+
+
+def test_an_echos_statuses_move_its_ticks_whether_they_come_before_or_after_it(number):
+    payload = fixture("smb_message_echoes_text.json")
+    wamid = payload["entry"][0]["changes"][0]["value"]["message_echoes"][0]["id"]
+    status = {**NUMBER, "wamid": wamid, "recipient_wa_id": CUSTOMER}
+    deliver(envelope(waba_id="318273645502211", changes=[status_change(**status, status="delivered")]))
+    deliver(payload)
+    assert Message.objects.get().status == MessageStatus.DELIVERED
+
+    deliver(envelope(waba_id="318273645502211", changes=[status_change(**status, status="read")]))
+    assert Message.objects.get().status == MessageStatus.READ
+    assert published(events.MESSAGE_STATUS_CHANGED)[-1]["status"] == "read"
+
+
+def test_an_echo_with_unknown_fields_and_a_wrong_typed_value_is_still_stored(number):
+    payload = fixture("smb_message_echoes_text.json")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["new_key"] = {"nested": [1, 2]}
+    value["message_echoes"][0]["surprise"] = True
+    value["message_echoes"][0]["to_user_id"] = 12345  # not a string: ignored, the phone number is enough
+    broken = copy.deepcopy(value["message_echoes"][0]) | {"id": new_wamid(), "timestamp": {"not": "a time"}}
+    value["message_echoes"].append(broken)
+
+    event = deliver(payload)
+
+    assert event.state == WebhookEventState.PROCESSED
+    assert Message.objects.count() == 1
+    assert [error["path"] for error in event.item_errors] == ["entry[0].changes[0].message_echoes[1]"]
+
+
+def test_an_echo_for_an_unknown_number_is_unroutable(db):
+    event = deliver(fixture("smb_message_echoes_text.json"))
+
+    assert event.state == WebhookEventState.UNROUTABLE
+    assert Message.objects.count() == 0
+
+
+# --- edits ----------------------------------------------------------------------------------------------
+
+
+def test_a_customers_edit_changes_the_original_and_keeps_its_earlier_text(original):
+    event = deliver(fixture("message_edit_text.json"))
+
+    assert (event.state, event.item_errors) == (WebhookEventState.PROCESSED, [])
+    assert Message.objects.count() == 1  # no "Unsupported message" of its own
+    original.refresh_from_db()
+    assert original.body == "Is my order on its way? It's order 1042."
+    assert original.content["original"]["body"] == "Is my order on its way?"
+    assert [e["body"] for e in original.content["edits"]] == ["Is my order on its way? It's order 1042."]
+    updated = published(events.MESSAGE_UPDATED)
+    assert [p["message"]["body"] for p in updated] == ["Is my order on its way? It's order 1042."]
+
+
+def test_an_edit_delivered_again_changes_nothing_more(original):
+    deliver(fixture("message_edit_text.json"))
+    deliver(fixture("message_edit_text.json"))
+
+    original.refresh_from_db()
+    assert len(original.content["edits"]) == 1
+    assert len(published(events.MESSAGE_UPDATED)) == 1
+
+
+def test_an_older_edit_arriving_late_never_overwrites_a_newer_one(original):
+    deliver(edit(of=ORIGINAL, text="Third version", ts=1767261300))
+    deliver(edit(of=ORIGINAL, text="Second version", ts=1767261200))
+
+    original.refresh_from_db()
+    assert original.body == "Third version"
+    assert [e["body"] for e in original.content["edits"]] == ["Second version", "Third version"]
+    assert original.content["original"]["body"] == "Is my order on its way?"
+
+
+def test_an_edit_of_a_message_we_do_not_have_is_shown_as_its_own_message(number):
+    event = deliver(edit(of="wamid.NOT-OURS", text="Actually, size M", ts=1767261300))
+
+    assert event.state == WebhookEventState.PROCESSED
+    message = Message.objects.get()
+    assert (message.type, message.direction, message.body) == ("edit", Direction.INBOUND, "Actually, size M")
+    assert message.preview == "✏️ Actually, size M"
+
+
+def test_a_customer_cannot_edit_someone_elses_message(original):
+    stranger = edit(of=ORIGINAL, text="Hijacked", ts=1767261300)
+    stranger["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = "447700900999"
+    stranger["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = "447700900999"
+
+    deliver(stranger)
+
+    original.refresh_from_db()
+    assert original.body == "Is my order on its way?"
+
+
+def test_an_edit_with_a_wrong_typed_target_is_kept_as_its_own_message_and_fails_nothing(original):
+    payload = fixture("message_edit_text.json")
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["edit"]["original_message_id"] = 42
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["edit"]["extra"] = "tolerated"
+
+    event = deliver(payload)
+
+    assert (event.state, event.item_errors) == (WebhookEventState.PROCESSED, [])
+    original.refresh_from_db()
+    assert original.body == "Is my order on its way?"
+    assert Message.objects.filter(type="edit").count() == 1
+
+
+# --- revokes --------------------------------------------------------------------------------------------
+
+
+def test_a_revoke_shows_the_message_as_deleted_and_keeps_its_words_for_the_audit_trail(original):
+    event = deliver(fixture("message_revoke.json"))
+
+    assert (event.state, event.item_errors) == (WebhookEventState.PROCESSED, [])
+    original.refresh_from_db()
+    assert original.body == "Is my order on its way?"  # in the database
+    shown = message_snapshot(original)
+    assert shown["text"] == "This message was deleted"
+    assert "Is my order on its way?" not in json.dumps(shown)
+    updated = published(events.MESSAGE_UPDATED)
+    assert [p["message"]["text"] for p in updated] == ["This message was deleted"]
+    assert "Is my order on its way?" not in json.dumps(updated)
+
+
+def test_a_revoke_delivered_again_and_a_late_edit_after_it_change_nothing_shown(original):
+    deliver(fixture("message_revoke.json"))
+    deliver(fixture("message_revoke.json"))
+    deliver(fixture("message_edit_text.json"))
+
+    original.refresh_from_db()
+    assert message_snapshot(original)["text"] == "This message was deleted"
+    assert len([p for p in published(events.MESSAGE_UPDATED) if p["message"]["text"] == "This message was deleted"])
