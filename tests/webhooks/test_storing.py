@@ -111,7 +111,7 @@ def test_each_stored_event_writes_no_pattern_index_entry_and_the_migrations_reve
     assert not pattern_indexes() and number_indexes() == ["webhooks_webhookevent_phone_number_id_a6253944"]
     call_command("migrate", "webhooks", "0004", verbosity=0)
     assert pattern_indexes()
-    call_command("migrate", "webhooks", verbosity=0)
+    call_command("migrate", verbosity=0)  # every app: going back took the conversations' later migrations too
     assert not pattern_indexes() and number_indexes() == ["webhook_event_number"]
 
 
