@@ -1,0 +1,54 @@
+"""A Coexistence number in the browser, with the Meta sandbox playing the phone app: what the business sends from
+the WhatsApp Business app shows in the open thread, and a customer's edit changes the bubble live."""
+
+import pytest
+from playwright.sync_api import expect
+
+from conversations.models import Conversation
+from tests.e2e.conftest import NUMBER, Sandbox, logged_in_page, sandbox_stack_overrides, staff_member, wait_for
+from tests.e2e.test_inbox_browser import open_inbox
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+stack_overrides = sandbox_stack_overrides
+
+CUSTOMER = "447700900461"
+
+
+@pytest.fixture
+def sandbox(sandbox_process, stack) -> Sandbox:
+    sandbox_process.control("POST", "reset")
+    sandbox_process.configure(webhook_url=f"{stack.base_url}/api/webhook", status_delay=0.2)
+    return sandbox_process
+
+
+def test_the_phone_apps_reply_and_the_customers_edit_show_live_in_the_open_thread(sandbox, browser, stack, number):
+    original = sandbox.customer_writes(wa_id=CUSTOMER, text="Is my order on its way?")
+    conversation = wait_for(lambda: Conversation.objects.first(), what="the customer's conversation")
+    page = open_inbox(
+        logged_in_page(browser, stack.base_url, staff_member("ana", number)), f"/inbox/{conversation.pk}/"
+    )
+    bubble = page.locator(f'.message[data-wamid="{original}"]')
+    expect(bubble).to_contain_text("Is my order on its way?")
+
+    sandbox.control("POST", "echo", {**NUMBER, "wa_id": CUSTOMER, "text": "Yes, it left this morning."})
+
+    reply = page.locator(".message-out").last
+    expect(reply).to_contain_text("Yes, it left this morning.")
+    expect(reply.locator(".phone-app")).to_have_text("Sent from the phone app")
+    expect(reply.locator(".ticks")).to_have_attribute("data-status", "sent")
+
+    sandbox.control(
+        "POST", "edit", {**NUMBER, "wa_id": CUSTOMER, "original_wamid": original, "text": "Is order 1042 on its way?"}
+    )
+
+    expect(bubble).to_contain_text("Is order 1042 on its way?")
+    expect(bubble.locator(".edited")).to_have_text("edited")
+    expect(bubble.locator(".edited")).to_have_attribute("title", "Earlier: Is my order on its way?")
+    expect(page.locator(".message")).to_have_count(2)  # the edit is no message of its own
+
+    sandbox.control("POST", "revoke", {**NUMBER, "wa_id": CUSTOMER, "original_wamid": original})
+
+    expect(bubble).to_contain_text("This message was deleted")
+    expect(bubble).not_to_contain_text("1042")
+    page.context.close()
