@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Length, Lower, Trim
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce, Length, Lower, Trim
 from django.db.models.lookups import GreaterThan, LessThanOrEqual
 from django.utils import timezone
 
@@ -867,16 +867,21 @@ class NumberAlert(models.Model):
                 | (~Q(kind=NumberAlertKind.TEMPLATE) & Q(template__isnull=True)),
                 name="number_alert_template_by_kind",
             ),
+            # An alert of no template counts as template 0: unique on both databases (SQLite has no NULLS NOT
+            # DISTINCT, which would leave the embedded mode without the rule).
             models.UniqueConstraint(
-                fields=["number", "kind", "template"],
+                "number",
+                "kind",
+                Coalesce("template", Value(0)),
                 condition=Q(resolved_at__isnull=True),
-                nulls_distinct=False,
                 name="number_alert_one_open",
             ),
             models.UniqueConstraint(
-                fields=["change", "number", "kind", "template"],
+                "change",
+                "number",
+                "kind",
+                Coalesce("template", Value(0)),
                 condition=Q(change__isnull=False),
-                nulls_distinct=False,
                 name="number_alert_once_per_change",
             ),
         ]

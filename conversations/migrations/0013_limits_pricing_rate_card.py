@@ -3,8 +3,13 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from database.operations import AddIndexWithoutBlockingWrites
+
 
 class Migration(migrations.Migration):
+    # The messages table's new index is built CONCURRENTLY, outside a transaction: inserts go on meanwhile.
+    atomic = False
+
     dependencies = [
         ("conversations", "0012_number_alerts"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
@@ -98,7 +103,7 @@ class Migration(migrations.Migration):
                 max_length=12,
             ),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutBlockingWrites(
             model_name="message",
             index=models.Index(
                 condition=models.Q(("business_initiated", True)),
