@@ -249,26 +249,89 @@ export class Composer {
     return this.templates.find((t) => t.id === id) || null;
   }
 
+  // One input per value the template needs (templates API "slots"): a header text or media (a file, or an
+  // https link), body parameters by position or name, a URL button's ending, a code to copy.
   renderTemplateParams() {
     const template = this.selectedTemplate();
-    this.$("template-body").textContent = template ? template.body : "";
     const params = this.$("template-params");
     params.replaceChildren();
-    for (let i = 1; template && i <= template.parameter_count; i += 1) {
+    for (const slot of template ? template.slots : []) {
+      const id = `template-slot-${slot.key.replace(/\W/g, "-")}`;
+      const label = element("label", "template-param-label", slot.label);
+      label.htmlFor = id;
       const input = element("input", "template-param");
-      input.placeholder = `{{${i}}}`;
-      input.setAttribute("aria-label", `Template value ${i}`);
-      params.append(input);
+      input.id = id;
+      input.dataset.key = slot.key;
+      input.dataset.kind = slot.kind;
+      if (["image", "video", "document"].includes(slot.kind)) {
+        input.type = "file";
+        input.accept = { image: "image/jpeg,image/png", video: "video/mp4,video/3gpp", document: "application/pdf" }[slot.kind];
+        const link = element("input", "template-param");
+        link.id = `${id}-link`;
+        link.type = "url";
+        link.dataset.key = "header_link";
+        link.placeholder = "https://…";
+        const linkLabel = element("label", "template-param-label", `or a link to the ${slot.kind}`);
+        linkLabel.htmlFor = link.id;
+        params.append(label, input, linkLabel, link);
+      } else {
+        input.placeholder = slot.example || "";
+        params.append(label, input);
+      }
+      input.addEventListener("input", () => this.renderTemplatePreview());
+    }
+    this.renderTemplatePreview();
+  }
+
+  templateValues() {
+    const values = {};
+    for (const input of this.$("template-params").querySelectorAll("input[data-kind='text'], input[data-kind='url_suffix'], input[data-kind='coupon_code']")) {
+      values[input.dataset.key] = input.value;
+    }
+    return values;
+  }
+
+  // The message as the customer will see it, filled in as the agent types (text only: never HTML).
+  renderTemplatePreview() {
+    const template = this.selectedTemplate();
+    const preview = this.$("template-body");
+    preview.replaceChildren();
+    if (!template) return;
+    const values = this.templateValues();
+    const fill = (text, prefix) => text.replace(/\{\{\s*([^{}]*?)\s*\}\}/g, (match, name) => values[`${prefix}${name}`] || match);
+    if (template.header) {
+      const media = template.header.format !== "TEXT";
+      preview.append(element("div", "template-preview-header", media ? `[${template.header.format.toLowerCase()}]` : template.header.text.replace(/\{\{[^{}]*\}\}/, (m) => values.header || m)));
+    }
+    preview.append(element("div", "template-preview-body", fill(template.body, "body.")));
+    if (template.footer) preview.append(element("div", "template-preview-footer", template.footer));
+    for (const button of template.buttons) {
+      preview.append(element("div", "template-preview-button", button.text || (button.type === "COPY_CODE" ? "Copy offer code" : button.type)));
     }
   }
 
   async sendTemplate() {
     const template = this.selectedTemplate();
     if (!template) return;
-    const params = [...this.$("template-params").querySelectorAll("input")].map((i) => i.value);
-    const sent = await this.submit(() => postJson(this.url, { type: "template", template: template.id, params }));
+    const inputs = [...this.$("template-params").querySelectorAll("input")];
+    const file = inputs.find((i) => i.type === "file" && i.files.length)?.files[0];
+    const link = inputs.find((i) => i.dataset.key === "header_link")?.value || "";
+    const values = this.templateValues();
+    let request;
+    if (file) {
+      const form = new FormData();
+      form.append("type", "template");
+      form.append("template", String(template.id));
+      form.append("values", JSON.stringify(values));
+      form.append("header_file", file);
+      request = () => postForm(this.url, form);
+    } else {
+      request = () => postJson(this.url, { type: "template", template: template.id, values, header_link: link });
+    }
+    const sent = await this.submit(request);
     if (sent) {
-      for (const input of this.$("template-params").querySelectorAll("input")) input.value = "";
+      for (const input of inputs) input.value = "";
+      this.renderTemplatePreview();
       if (this.windowOpen()) this.showTemplates(false);
     }
   }
