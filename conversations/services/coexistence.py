@@ -148,25 +148,54 @@ def amend_messages(*, items: list[AmendItem]) -> None:
         .order_by("pk")
     }
     changed: dict[int, Message] = {}
+    shown_before: dict[int, str] = {}
     unmatched: list[AmendItem] = []
     for item in items:
         target = targets.get(item.message.amendment.target_wamid)
         if target is None or not _amends(item, target):
             unmatched.append(item)
-        elif _apply(target, item.message):
+            continue
+        before = shown_before.get(target.pk, message_snapshot(target)["preview"])
+        if _apply(target, item.message):
             changed[target.pk] = target
+            shown_before[target.pk] = before
     if changed:
         update_rows(objects=list(changed.values()), fields=["body", "preview", "content"])
+        summaries = _summaries_changed(changed=list(changed.values()), shown_before=shown_before)
         by_number: dict[int, list[tuple[str, dict]]] = {}
         for message in changed.values():
             by_number.setdefault(message.conversation.number_id, []).append(
                 (events.MESSAGE_UPDATED, {"message": message_snapshot(message)})
             )
+        for conversation, payload in summaries:
+            by_number[conversation.number_id].append((events.CONVERSATION_UPDATED, payload))
         for number_id, batch in by_number.items():
             publish_events(number_id=number_id, events=batch)
     as_items = [InboundItem(number=i.number, contact=i.contact, message=i.message) for i in unmatched]
     receive_inbound_messages(items=[row for row, i in zip(as_items, unmatched, strict=True) if not i.echo])
     receive_echoes(items=[row for row, i in zip(as_items, unmatched, strict=True) if i.echo])
+
+
+def _summaries_changed(
+    *, changed: list[Message], shown_before: dict[int, str]
+) -> list[tuple[Conversation, events.ConversationUpdated]]:
+    """The inbox list shows a conversation's last message: where that is an amended message, its line follows
+    (a revoked message's words leave the list too). A conditional UPDATE: a newer message noted meanwhile
+    keeps its line."""
+    updated = []
+    for message in changed:
+        shown = message_snapshot(message)["preview"][:300]
+        if Conversation.objects.filter(
+            pk=message.conversation_id,
+            last_message_at=message.timestamp,
+            last_message_preview=shown_before[message.pk][:300],
+        ).update(last_message_preview=shown):
+            updated.append(message.conversation_id)
+    if not updated:
+        return []
+    conversations = list(Conversation.objects.filter(pk__any=updated).select_related("contact", "assignee"))
+    labels = labels_by_conversation(updated)
+    return [(c, {"conversation": conversation_snapshot(c, labels=labels[c.pk])}) for c in conversations]
 
 
 def _amends(item: AmendItem, target: Message) -> bool:

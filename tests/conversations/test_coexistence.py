@@ -213,3 +213,19 @@ def test_a_revoke_delivered_again_and_a_late_edit_after_it_change_nothing_shown(
     original.refresh_from_db()
     assert message_snapshot(original)["text"] == "This message was deleted"
     assert len([p for p in published(events.MESSAGE_UPDATED) if p["message"]["text"] == "This message was deleted"])
+
+
+def test_the_inbox_list_line_of_an_edited_then_revoked_last_message_follows_it(original):
+    conversation = original.conversation
+    conversation.last_message_at, conversation.last_message_preview = original.timestamp, original.preview
+    conversation.save()
+
+    deliver(fixture("message_edit_text.json"))
+    conversation.refresh_from_db()
+    assert conversation.last_message_preview == "Is my order on its way? It's order 1042."
+
+    deliver(fixture("message_revoke.json"))
+    conversation.refresh_from_db()
+    assert conversation.last_message_preview == "This message was deleted"
+    lines = [p["conversation"]["last_message"] for p in published(events.CONVERSATION_UPDATED)]
+    assert lines == ["Is my order on its way? It's order 1042.", "This message was deleted"]
