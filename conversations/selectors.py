@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from contacts.models import Contact
 from contacts.selectors import contact_matches
+from conversations.account_events import portfolio_limit
 from conversations.alerts import alert_snapshot
 from conversations.models import (
     ACTIVE_STATUSES,
@@ -554,7 +555,15 @@ LIMIT_OF_TIER = {
 STOPPED_TEMPLATE_STATUSES = ("PAUSED", "DISABLED", "REJECTED")
 QUALITY_HISTORY_DAYS = 30
 QUALITY_HISTORY_POINTS = 60
-USAGE_WINDOW = timedelta(hours=24)
+
+
+def limit_of(tier: str) -> int | None:
+    """A messaging limit in distinct customers a day, from Meta's tier (``TIER_1K``, a number, ...); None when
+    unlimited or not known (then nothing is counted against it)."""
+    tier = portfolio_limit(tier.strip().upper())
+    if tier in LIMIT_OF_TIER:
+        return LIMIT_OF_TIER[tier]
+    return int(tier) if tier.isdigit() and int(tier) > 0 else None
 
 
 def supervised_numbers(*, user) -> QuerySet[BusinessNumber]:
@@ -647,19 +656,7 @@ def number_health(*, numbers: QuerySet[BusinessNumber], now=None) -> list[dict]:
     alerts: dict[int, list] = defaultdict(list)
     for alert in open_alerts(numbers=ids):
         alerts[alert.number_id].append(alert_snapshot(alert))
-    used = dict(
-        Message.objects.filter(
-            direction=Direction.OUTBOUND,
-            type="template",
-            created_at__gte=now - USAGE_WINDOW,
-            conversation__number__waba_id__in=wabas,
-        )
-        .exclude(status=MessageStatus.FAILED)
-        .order_by()
-        .values("conversation__number__waba_id")
-        .annotate(customers=Count("conversation__contact_id", distinct=True))
-        .values_list("conversation__number__waba_id", "customers")
-    )
+    used = portfolio_usage(waba_ids=wabas, now=now)
     return [
         _health_of(
             number,
@@ -695,7 +692,7 @@ def _health_of(number, *, account, templates, history, alerts, used) -> dict:
         },
         "messaging_limit": {
             "tier": tier,
-            "limit": LIMIT_OF_TIER.get(tier),
+            "limit": limit_of(tier),
             "used_24h": used,
         },
         "throughput_level": number.throughput_level,

@@ -7,12 +7,10 @@ supervisors are warned once per crossing (a ``limit`` number alert: one open per
 Race-safe: the account's row is locked for the rest of the send's transaction, so of two sends for the last
 slot the second counts after the first committed. Replies inside the window never come here."""
 
-
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations.account_events import portfolio_limit
 from conversations.models import (
     BusinessAccount,
     BusinessNumber,
@@ -26,27 +24,10 @@ from conversations.models import (
     NumberAlertKind,
     NumberMembership,
 )
-from conversations.selectors import PORTFOLIO_USAGE_WINDOW, portfolio_usage
+from conversations.selectors import PORTFOLIO_USAGE_WINDOW, limit_of, portfolio_usage
 from conversations.services.errors import SendRefused
 
 WARN_SHARE = 0.8
-# Distinct customers a day by tier (Meta's TIER_* names, as account_events.portfolio_limit spells them).
-TIER_LIMITS = {
-    "TIER_50": 50,
-    "TIER_250": 250,
-    "TIER_1K": 1000,
-    "TIER_2K": 2000,
-    "TIER_10K": 10000,
-    "TIER_100K": 100000,
-}
-
-
-def limit_of(tier: str) -> int | None:
-    """The limit in customers; None when unlimited or not known (then nothing is counted)."""
-    tier = portfolio_limit(tier.strip().upper())
-    if tier in TIER_LIMITS:
-        return TIER_LIMITS[tier]
-    return int(tier) if tier.isdigit() and int(tier) > 0 else None
 
 
 def enforcement_of(account: BusinessAccount) -> str:

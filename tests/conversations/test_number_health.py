@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from conversations.models import MemberRole, MessageTemplate, Notification, NumberAlert, NumberMembership
 from conversations.selectors import number_health, supervised_numbers
@@ -165,9 +166,21 @@ def test_health_counts_the_portfolios_customers_reached_templates_and_quality_hi
     sibling = BusinessNumberFactory(waba_id=number.waba_id)
     maria = ContactFactory()
     for line in (number, sibling):  # Maria reached from both numbers counts once
-        OutboundMessageFactory(conversation=ConversationFactory(number=line, contact=maria), type="template")
-    OutboundMessageFactory(conversation=ConversationFactory(number=number), type="template")
-    OutboundMessageFactory(conversation=ConversationFactory(number=number), type="text")  # a reply: not counted
+        OutboundMessageFactory(
+            conversation=ConversationFactory(number=line, contact=maria),
+            type="template",
+            business_initiated=True,
+            timestamp=timezone.now(),
+        )
+    OutboundMessageFactory(
+        conversation=ConversationFactory(number=number),
+        type="template",
+        business_initiated=True,
+        timestamp=timezone.now(),
+    )
+    # Inside the customer's window a template, like a reply, opens nothing: not counted (the limit's own rule).
+    OutboundMessageFactory(conversation=ConversationFactory(number=number), type="template", timestamp=timezone.now())
+    OutboundMessageFactory(conversation=ConversationFactory(number=number), type="text", timestamp=timezone.now())
     MessageTemplate.objects.create(waba_id=number.waba_id, name="welcome", language="en", status="APPROVED")
     MessageTemplate.objects.create(waba_id=number.waba_id, name="promo", language="en", status="PAUSED")
     poll(number, "YELLOW")
