@@ -678,6 +678,7 @@ def _health_of(number, *, account, templates, history, alerts, used) -> dict:
     restrictions = account.restrictions if account else []
     return {
         "id": number.pk,
+        "phone_number_id": number.phone_number_id,
         "name": number.name,
         "display_phone_number": number.display_phone_number,
         "verified_name": number.verified_name,

@@ -26,7 +26,8 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from conversations.models import Direction, Message
+from conversations.models import BusinessNumber, Direction, Message
+from conversations.selectors import number_health
 from database.replica import REPLICA, replica_configured, replica_status
 from ops.redis_client import NoRedisMaster, redis_client, redis_configured
 from realtime.connections import open_sockets
@@ -166,6 +167,7 @@ def metrics_registry() -> CollectorRegistry:
     and the process's own default registry (process and GC metrics) stays out of it."""
     registry = CollectorRegistry(auto_describe=False)  # no describe(): registering reads nothing
     registry.register(InboxCollector())
+    registry.register(NumbersCollector())
     if redis_configured():
         registry.register(RedisCollector())
     if connection.vendor == "postgresql":
@@ -226,6 +228,43 @@ class InboxCollector:
         for status in OUTBOUND_STATUSES:
             by_status.add_metric([status], outbound.get(status, 0))
         yield by_status
+
+
+class NumbersCollector:
+    """Each number's standing with Meta, as the Numbers page reads it (selectors.number_health, a few queries
+    however many numbers): its quality, the portfolio's messaging limit, its account's templates by status."""
+
+    def collect(self) -> Iterator[Metric]:
+        quality = GaugeMetricFamily(
+            "inbox_number_quality",
+            "Quality Meta rates the number with: 3 green, 2 yellow, 1 red, 0 not rated.",
+            labels=["phone_number_id", "rating"],
+        )
+        limit = GaugeMetricFamily(
+            "inbox_number_messaging_limit",
+            "Distinct customers a day the number's portfolio may reach with business-initiated messages "
+            "(-1: unlimited or not known).",
+            labels=["phone_number_id", "tier"],
+        )
+        used = GaugeMetricFamily(
+            "inbox_number_messaging_limit_used",
+            "Distinct customers the number's portfolio reached with business-initiated messages in 24 hours.",
+            labels=["phone_number_id"],
+        )
+        templates = GaugeMetricFamily(
+            "inbox_number_templates",
+            "The number's account's templates by status.",
+            labels=["phone_number_id", "status"],
+        )
+        for health in number_health(numbers=BusinessNumber.objects.all()):
+            number = health["phone_number_id"]
+            quality.add_metric([number, health["quality"]["rating"]], health["quality"]["score"])
+            messaging = health["messaging_limit"]
+            limit.add_metric([number, messaging["tier"]], -1 if messaging["limit"] is None else messaging["limit"])
+            used.add_metric([number], messaging["used_24h"])
+            for status, count in sorted(health["templates"]["counts"].items()):
+                templates.add_metric([number, status], count)
+        yield from (quality, limit, used, templates)
 
 
 class RedisCollector:

@@ -6,14 +6,21 @@ from pathlib import Path
 
 import pytest
 from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conversations.models import Direction, MessageStatus
+from conversations.models import BusinessAccount, Direction, MessageStatus, MessageTemplate
 from ops import health
 from tests.e2e.conftest import free_port
-from tests.factories import MessageFactory
+from tests.factories import (
+    BusinessNumberFactory,
+    ContactFactory,
+    ConversationFactory,
+    MessageFactory,
+    OutboundMessageFactory,
+)
 from webhooks.models import WebhookEvent, WebhookEventState
 
 pytestmark = pytest.mark.django_db
@@ -156,10 +163,29 @@ DASHBOARD_METRICS = {
     ),
     "inbox_websockets_open": ("gauge", "Inbox WebSockets open across every Daphne process.", set()),
     "inbox_outbound_messages": ("gauge", "Outbound messages by their current status.", {"status"}),
+    "inbox_number_quality": (
+        "gauge",
+        "Quality Meta rates the number with: 3 green, 2 yellow, 1 red, 0 not rated.",
+        {"phone_number_id", "rating"},
+    ),
+    "inbox_number_messaging_limit": (
+        "gauge",
+        "Distinct customers a day the number's portfolio may reach with business-initiated messages "
+        "(-1: unlimited or not known).",
+        {"phone_number_id", "tier"},
+    ),
+    "inbox_number_messaging_limit_used": (
+        "gauge",
+        "Distinct customers the number's portfolio reached with business-initiated messages in 24 hours.",
+        {"phone_number_id"},
+    ),
+    "inbox_number_templates": ("gauge", "The number's account's templates by status.", {"phone_number_id", "status"}),
 }
 
 
 def test_metrics_keep_the_names_types_help_and_labels_dashboards_use(client, settings):
+    number = BusinessNumberFactory()
+    MessageTemplate.objects.create(waba_id=number.waba_id, name="welcome", language="en", status="APPROVED")
     settings.INTERNAL_API_TOKEN = "metrics-token"
     settings.REDIS_URL = "redis://127.0.0.1:6379/15"  # a database of the suite's Redis nothing else uses
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token")
@@ -327,3 +353,36 @@ def test_metrics_show_the_slowest_statements_where_pg_stat_statements_is_on(post
         "gauge",
         "Mean time of the 5 slowest statements (10+ calls), by pg_stat_statements query id.",
     )
+
+
+def test_metrics_show_each_numbers_quality_messaging_limit_and_templates(client, settings):
+    settings.INTERNAL_API_TOKEN = "metrics-token"
+    settings.REDIS_URL = ""
+    rated = BusinessNumberFactory(phone_number_id="1001", waba_id="waba-1", quality_rating="YELLOW")
+    BusinessNumberFactory(phone_number_id="1002", waba_id="waba-2", messaging_limit_tier="TIER_1K")
+    BusinessAccount.objects.create(waba_id="waba-1", messaging_limit="TIER_250")
+    for name, status in [("welcome", "APPROVED"), ("promo", "PAUSED"), ("offer", "APPROVED")]:
+        MessageTemplate.objects.create(waba_id=rated.waba_id, name=name, language="en", status=status)
+    contact = ContactFactory()
+    OutboundMessageFactory(
+        conversation=ConversationFactory(number=rated, contact=contact),
+        type="template",
+        business_initiated=True,
+        timestamp=timezone.now(),
+    )
+    samples = _samples(_scrape(client))
+    assert samples['inbox_number_quality{phone_number_id="1001",rating="YELLOW"}'] == 2
+    assert samples['inbox_number_quality{phone_number_id="1002",rating=""}'] == 0
+    assert samples['inbox_number_messaging_limit{phone_number_id="1001",tier="TIER_250"}'] == 250
+    assert samples['inbox_number_messaging_limit{phone_number_id="1002",tier="TIER_1K"}'] == 1000
+    assert samples['inbox_number_messaging_limit_used{phone_number_id="1001"}'] == 1
+    assert samples['inbox_number_templates{phone_number_id="1001",status="APPROVED"}'] == 2
+    assert samples['inbox_number_templates{phone_number_id="1001",status="PAUSED"}'] == 1
+    assert not any(name.startswith('inbox_number_templates{phone_number_id="1002"') for name in samples)
+    # More numbers, the same queries: the scrape reads them together.
+    with CaptureQueriesContext(connection) as two:
+        _scrape(client)
+    BusinessNumberFactory.create_batch(5)
+    with CaptureQueriesContext(connection) as seven:
+        _scrape(client)
+    assert len(seven) == len(two)
