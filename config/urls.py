@@ -42,6 +42,7 @@ from conversations.note_apis import (
 )
 from conversations.number_apis import NumberHealthApi
 from conversations.search_apis import MessageSearchApi
+from conversations.template_apis import NumberTemplateApi, NumberTemplatesApi
 from conversations.views import media_file_view, numbers_view
 from conversations.workflow_apis import (
     ConversationActivityApi,
@@ -123,6 +124,12 @@ api_patterns = [
     path("api/numbers/<int:number_id>/members/", NumberMembersApi.as_view(), name="number_members"),
     path("api/numbers/<int:number_id>/away/", NumberAwayApi.as_view(), name="number_away"),
     path("api/numbers/<int:number_id>/labels/", NumberLabelsApi.as_view(), name="number_labels"),
+    path("api/numbers/<int:number_id>/templates/", NumberTemplatesApi.as_view(), name="number_templates"),
+    path(
+        "api/numbers/<int:number_id>/templates/<int:template_id>/",
+        NumberTemplateApi.as_view(),
+        name="number_template",
+    ),
     path(
         "api/conversations/<int:conversation_id>/labels/", ConversationLabelsApi.as_view(), name="conversation_labels"
     ),

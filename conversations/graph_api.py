@@ -49,6 +49,9 @@ class GraphError(Exception):
     # Meta may have acted on it. False when nothing reached Meta (a refused or timed-out connect) or Meta
     # answered.
     answer_lost: bool = False
+    # Template management errors: Meta's subcode and its text for the person (in the account's language).
+    subcode: int | None = None
+    user_message: str = ""
 
     def __str__(self) -> str:
         return f"Graph API error {self.code}: {self.title} {self.details}".strip()
@@ -264,6 +267,36 @@ class GraphClient:
             )
         return templates
 
+    def create_template(self, *, waba_id: str, template: dict[str, Any]) -> dict[str, Any]:
+        """POST /{waba-id}/message_templates: ``{"id", "status", "category"}`` of the template Meta accepted."""
+        return self._request("POST", f"{waba_id}/message_templates", json=template)
+
+    def edit_template(self, *, template_id: str, changes: dict[str, Any]) -> None:
+        """POST /{template-id} with the category, all components and the parameter format."""
+        self._request("POST", template_id, json=changes)
+
+    def delete_template(self, *, waba_id: str, name: str, template_id: str = "") -> None:
+        """DELETE /{waba-id}/message_templates?name=: every language of the name, or with ``hsm_id`` just one."""
+        params = {"name": name, **({"hsm_id": template_id} if template_id else {})}
+        self._request("DELETE", f"{waba_id}/message_templates", params=params)
+
+    def upload_sample(self, *, app_id: str, content: bytes, mime_type: str, filename: str) -> str:
+        """Meta's Resumable Upload API: a session on the app, then the bytes; the handle a template's media
+        header names as its sample (``example.header_handle``)."""
+        session = self._request(
+            "POST",
+            f"{app_id}/uploads",
+            params={"file_name": filename, "file_length": len(content), "file_type": mime_type},
+        )
+        data = self._request(
+            "POST",
+            str(session["id"]),
+            data=content,
+            headers={"file_offset": "0", "Content-Type": mime_type},
+            read_timeout=UPLOAD_READ_TIMEOUT,
+        )
+        return str(data["h"])
+
     def phone_number(self, *, phone_number_id: str) -> dict[str, Any]:
         return self._request("GET", phone_number_id)
 
@@ -289,11 +322,15 @@ class GraphClient:
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
 
-    def _request(self, method: str, path: str, *, read_timeout: float | None = None, **kwargs) -> dict[str, Any]:
+    def _request(
+        self, method: str, path: str, *, read_timeout: float | None = None, headers: dict | None = None, **kwargs
+    ) -> dict[str, Any]:
         url = f"{self.base_url}/{self.version}/{path}"
         timeout = (CONNECT_TIMEOUT, read_timeout or settings.META_GRAPH_API_READ_TIMEOUT)
         try:
-            response = _session().request(method, url, headers=self._auth(), timeout=timeout, **kwargs)
+            response = _session().request(
+                method, url, headers={**self._auth(), **(headers or {})}, timeout=timeout, **kwargs
+            )
         except requests.RequestException as exc:
             raise GraphError(
                 code=None, title=f"{type(exc).__name__} calling the Graph API", answer_lost=_answer_lost(exc)
@@ -323,6 +360,8 @@ class GraphClient:
             title=title or f"HTTP {response.status_code}",
             details=details,
             http_status=response.status_code,
+            subcode=error.get("error_subcode") if isinstance(error.get("error_subcode"), int) else None,
+            user_message=str(error.get("error_user_msg") or ""),
         )
 
 

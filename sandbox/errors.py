@@ -92,7 +92,9 @@ class GraphError(Exception):
         title: str | None = None,
         http_status: int | None = None,
         subcode: int | None = None,
+        user_message: str | None = None,
     ):
+        self.user_message = user_message
         self.code = code
         self.title = title or TITLES.get(code, "Error")
         self.details = details or DETAILS.get(code) or self.title
@@ -110,6 +112,9 @@ class GraphError(Exception):
         }
         if self.subcode is not None:
             error["error_subcode"] = self.subcode
+        if self.user_message:  # template management: Meta's words for the person, with a title
+            error["error_user_title"] = self.title
+            error["error_user_msg"] = self.user_message
         if self.code in TRANSIENT_CODES:
             error["is_transient"] = True
         return {"error": error}

@@ -107,6 +107,7 @@ from .state import (
     ServerErrorNext,
     fresh_config,
 )
+from .template_review import review
 
 logger = logging.getLogger("sandbox")
 
@@ -267,6 +268,14 @@ class MetaSandbox:
             return self._upload(segments[0], headers, body, entry)
         if method == "GET" and len(segments) == 2 and segments[1] == "message_templates":
             return self._templates(segments[0], query, version)
+        if method in ("POST", "DELETE") and len(segments) == 2 and segments[1] == "message_templates":
+            return self._manage_template(method, segments[0], query, body)
+        if method == "POST" and len(segments) == 2 and segments[1] == "uploads":
+            return self._start_upload(query)
+        if method == "POST" and len(segments) == 1 and segments[0].startswith("upload:"):
+            return self._finish_upload(segments[0], headers, body)
+        if method == "POST" and len(segments) == 1 and OBJECT_ID.fullmatch(segments[0]):
+            return self._edit_template(segments[0], body)
         if method == "GET" and len(segments) == 1:
             return self._get_object(segments[0], query.get("fields", ""))
         if method == "DELETE" and len(segments) == 1:
@@ -556,6 +565,63 @@ class MetaSandbox:
                 next_query = urlencode({"limit": limit, "after": paging["cursors"]["after"]})
                 paging["next"] = f"{self.base_url}/{version}/{waba_id}/message_templates?{next_query}"
         return json_reply(200, {"data": page, "paging": paging})
+
+    # --- template management (docs/meta.md §8) ---------------------------------------------------------
+
+    def _manage_template(self, method: str, waba_id: str, query: dict[str, str], body: bytes) -> Reply:
+        if waba_id != self.config.waba_id:
+            raise unsupported(method, f"{waba_id}/message_templates")
+        with self.lock:
+            if method == "DELETE":
+                name, hsm_id = query.get("name", ""), query.get("hsm_id", "")
+                kept = [
+                    t for t in self.config.templates if not (t["name"] == name and (not hsm_id or t["id"] == hsm_id))
+                ]
+                if len(kept) == len(self.config.templates):
+                    raise GraphError(100, f"Message template {name!r} not found.", subcode=2593002)
+                self.config.templates = kept
+                return json_reply(200, {"success": True})
+            payload = _json_body(body)
+            reviewed = review(payload, templates=self.config.templates, samples=self.state.samples, creating=True)
+            template = {"id": str(next_template_id(self.config.templates)), "name": payload["name"],
+                        "language": payload["language"], "status": "PENDING", **reviewed}  # fmt: skip
+            self.config.templates.append(template)
+        return json_reply(200, {"id": template["id"], "status": "PENDING", "category": template["category"]})
+
+    def _edit_template(self, template_id: str, body: bytes) -> Reply:
+        with self.lock:
+            template = next((t for t in self.config.templates if t.get("id") == template_id), None)
+            if template is None:
+                raise unsupported("POST", template_id)
+            if str(template.get("status")).upper() not in ("APPROVED", "REJECTED", "PAUSED"):
+                raise GraphError(100, "Only approved, rejected or paused templates can be edited.", subcode=2388025)
+            payload = _json_body(body)
+            if (
+                str(template.get("status")).upper() == "APPROVED"
+                and payload.get("category", "").upper() != template["category"]
+            ):
+                raise GraphError(100, "An approved template's category cannot change.", subcode=2388026)
+            template.update(review(payload, templates=[], samples=self.state.samples, creating=False), status="PENDING")
+        return json_reply(200, {"success": True})
+
+    def _start_upload(self, query: dict[str, str]) -> Reply:
+        try:
+            length = int(query.get("file_length", ""))
+        except ValueError:
+            raise GraphError(100, "file_length must be the file's size in bytes.") from None
+        session = f"upload:{secrets.token_urlsafe(12)}"
+        with self.lock:
+            self.state.upload_sessions[session] = (length, query.get("file_type", ""))
+        return json_reply(200, {"id": session})
+
+    def _finish_upload(self, session: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        with self.lock:
+            declared = self.state.upload_sessions.pop(session, None)
+            if declared is None or headers.get("file_offset", "") != "0" or declared[0] != len(body):
+                raise GraphError(100, "Unknown upload session, or not the file it declared.")
+            handle = f"4::{secrets.token_urlsafe(18)}"
+            self.state.samples[handle] = len(body)
+        return json_reply(200, {"h": handle})
 
     def _number(self, phone_number_id: str, *, method: str) -> str:
         """The display number of a business number; any numeric id is registered on first use, so an app
@@ -994,3 +1060,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except (UnicodeDecodeError, ValueError):
+        raise GraphError(100, "The request body is not JSON.") from None
+
+
+def next_template_id(templates: list[dict[str, Any]]) -> int:
+    return max([int(t["id"]) for t in templates if str(t.get("id", "")).isdigit()] + [10**15]) + 1

@@ -214,6 +214,9 @@ class SandboxState:
     downloads: dict[str, tuple[str, float]] = field(default_factory=dict)
     # (phone_number_id, wa_id or BSUID) -> unix time of the customer's last message
     windows: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Resumable Upload: session id -> (declared length, MIME type); handle -> the sample's size in bytes
+    upload_sessions: dict[str, tuple[int, str]] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
     # monotonic send times, per number (throughput) and per (number, customer) (pair limit)
     sends_by_number: defaultdict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     sends_by_pair: defaultdict[tuple[str, str], deque[float]] = field(default_factory=lambda: defaultdict(deque))

@@ -498,6 +498,8 @@ META_APP_SECRET = env("META_APP_SECRET", default="")
 META_ACCESS_TOKEN = env("META_ACCESS_TOKEN", default="")
 META_PHONE_NUMBER_ID = env("META_PHONE_NUMBER_ID", default="")
 META_BUSINESS_ACCOUNT_ID = env("META_BUSINESS_ACCOUNT_ID", default="")
+# The Meta app that takes template media samples (the Resumable Upload API: POST /{app-id}/uploads).
+META_APP_ID = env("META_APP_ID", default="")
 META_DISPLAY_PHONE_NUMBER = env("META_DISPLAY_PHONE_NUMBER", default="")
 META_GRAPH_API_URL = env("META_GRAPH_API_URL", default="https://graph.facebook.com")
 META_GRAPH_API_VERSION = env("META_GRAPH_API_VERSION", default="v23.0")
