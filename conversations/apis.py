@@ -219,6 +219,7 @@ SEND_CONFLICTS = (
     "reauthorization_required",
     "template_not_approved",
     "marketing_opted_out",
+    "messaging_limit_reached",
 )
 
 

@@ -73,6 +73,18 @@ def test_a_new_customer_past_the_limit_is_refused_and_one_already_reached_is_not
     assert Message.objects.filter(business_initiated=True).count() == 4
 
 
+def test_the_api_answers_409_messaging_limit_reached(number, staff, api, account, template):
+    account.messaging_limit = "1"
+    account.save()
+    send_template(user=staff, conversation=closed_window(number), template=template, params=[])
+    conversation = closed_window(number)
+    response = api.post(
+        f"/api/conversations/{conversation.pk}/messages/", {"type": "template", "template": template.pk}, format="json"
+    )
+    assert response.status_code == 409, response.content
+    assert response.json()["error"]["code"] == "messaging_limit_reached"
+
+
 def test_supervisors_are_warned_once_per_crossing_at_80_percent(number, staff, account, template):
     boss = UserFactory(username="boss")
     NumberMembership.objects.create(number=number, user=boss, role=MemberRole.SUPERVISOR)
