@@ -46,19 +46,31 @@ class BusinessNumber(models.Model):
     auto_assignment = models.CharField(max_length=12, choices=AutoAssignment.choices, default=AutoAssignment.OFF)
     created_at = models.DateTimeField(auto_now_add=True)
     # What Meta says about the number (account-level webhooks and the poll: conversations/services/account.py),
-    # every value as received. Health: quality, messaging limit, throughput, connection status.
-    quality_rating = models.CharField(max_length=64, blank=True, default="")  # GREEN, YELLOW, RED, UNKNOWN, NA
-    quality_event = models.CharField(max_length=64, blank=True, default="")  # the last quality update's event
-    messaging_limit_tier = models.CharField(max_length=64, blank=True, default="")  # current_limit, TIER_*
-    throughput_level = models.CharField(max_length=64, blank=True, default="")  # STANDARD, HIGH
-    meta_status = models.CharField("status on Meta", max_length=64, blank=True, default="")  # CONNECTED, ...
+    # every value as received. Health: quality, messaging limit, throughput, connection status. The columns
+    # added to tables that already had rows carry their default in the database too (db_default), so a
+    # process of the release before, during a rolling deploy, can still insert a row.
+    quality_rating = models.CharField(
+        max_length=64, blank=True, default="", db_default=""
+    )  # GREEN, YELLOW, RED, UNKNOWN, NA
+    quality_event = models.CharField(
+        max_length=64, blank=True, default="", db_default=""
+    )  # the last quality update's event
+    messaging_limit_tier = models.CharField(
+        max_length=64, blank=True, default="", db_default=""
+    )  # current_limit, TIER_*
+    throughput_level = models.CharField(max_length=64, blank=True, default="", db_default="")  # STANDARD, HIGH
+    meta_status = models.CharField(
+        "status on Meta", max_length=64, blank=True, default="", db_default=""
+    )  # CONNECTED, ...
     # Meta's time of the newest health news applied: an older delivery never overwrites a newer one.
     health_updated_at = models.DateTimeField(null=True, blank=True)
     # The display name's review.
-    name_status = models.CharField(max_length=64, blank=True, default="")  # APPROVED, PENDING_REVIEW, ...
-    requested_name = models.CharField(max_length=256, blank=True, default="")
-    verified_name = models.CharField(max_length=256, blank=True, default="")
-    name_rejection_reason = models.CharField(max_length=64, blank=True, default="")
+    name_status = models.CharField(
+        max_length=64, blank=True, default="", db_default=""
+    )  # APPROVED, PENDING_REVIEW, ...
+    requested_name = models.CharField(max_length=256, blank=True, default="", db_default="")
+    verified_name = models.CharField(max_length=256, blank=True, default="", db_default="")
+    name_rejection_reason = models.CharField(max_length=64, blank=True, default="", db_default="")
     name_updated_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -296,9 +308,13 @@ class Priced(models.Model):
     is to be deprecated, so whether it costs is read from ``pricing_type`` (``regular``) and the category."""
 
     pricing_billable = models.BooleanField(null=True, blank=True)
-    pricing_model = models.CharField(max_length=32, blank=True, default="")  # PMP, CBP
-    pricing_type = models.CharField(max_length=32, blank=True, default="")  # regular, free_customer_service, ...
-    pricing_category = models.CharField(max_length=32, blank=True, default="")  # marketing, utility, service, ...
+    pricing_model = models.CharField(max_length=32, blank=True, default="", db_default="")  # PMP, CBP
+    pricing_type = models.CharField(
+        max_length=32, blank=True, default="", db_default=""
+    )  # regular, free_customer_service, ...
+    pricing_category = models.CharField(
+        max_length=32, blank=True, default="", db_default=""
+    )  # marketing, utility, service, ...
 
     class Meta:
         abstract = True
@@ -433,12 +449,14 @@ class MessageTemplate(models.Model):
     components = models.JSONField(default=list)
     synced_at = models.DateTimeField(auto_now=True)
     # From the account-level webhooks (conversations/services/account.py), as received.
-    meta_template_id = models.CharField(max_length=64, blank=True, default="")
-    status_reason = models.CharField(max_length=64, blank=True, default="")  # INVALID_FORMAT, NONE, ...
-    status_detail = models.TextField(blank=True, default="")  # Meta's rejection or pause text
-    quality_score = models.CharField(max_length=64, blank=True, default="")  # GREEN, YELLOW, RED, UNKNOWN
+    meta_template_id = models.CharField(max_length=64, blank=True, default="", db_default="")
+    status_reason = models.CharField(max_length=64, blank=True, default="", db_default="")  # INVALID_FORMAT, NONE, ...
+    status_detail = models.TextField(blank=True, default="", db_default="")  # Meta's rejection or pause text
+    quality_score = models.CharField(
+        max_length=64, blank=True, default="", db_default=""
+    )  # GREEN, YELLOW, RED, UNKNOWN
     # Meta plans to recategorise the template to this at ``category_switches_at``.
-    pending_category = models.CharField(max_length=64, blank=True, default="")
+    pending_category = models.CharField(max_length=64, blank=True, default="", db_default="")
     category_switches_at = models.DateTimeField(null=True, blank=True)
     # Meta's time of the newest news applied, per kind: an older delivery never overwrites a newer one.
     status_updated_at = models.DateTimeField(null=True, blank=True)
@@ -759,6 +777,7 @@ class BusinessAccount(models.Model):
         max_length=8,
         blank=True,
         default="",
+        db_default="",
         choices=[("", "As the setting says"), ("warn", "Warn only"), ("refuse", "Refuse")],
     )
     # account_alerts: the last alert ({"type", "severity", "status", "description", "entity_type", "entity_id"}).

@@ -39,22 +39,22 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="businessnumber",
             name="messaging_limit_tier",
-            field=models.CharField(blank=True, default="", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
             model_name="businessnumber",
             name="meta_status",
-            field=models.CharField(blank=True, default="", max_length=64, verbose_name="status on Meta"),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64, verbose_name="status on Meta"),
         ),
         migrations.AddField(
             model_name="businessnumber",
             name="name_rejection_reason",
-            field=models.CharField(blank=True, default="", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
             model_name="businessnumber",
             name="name_status",
-            field=models.CharField(blank=True, default="", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
             model_name="businessnumber",
@@ -64,27 +64,27 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="businessnumber",
             name="quality_event",
-            field=models.CharField(blank=True, default="", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
             model_name="businessnumber",
             name="quality_rating",
-            field=models.CharField(blank=True, default="", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
             model_name="businessnumber",
             name="requested_name",
-            field=models.CharField(blank=True, default="", max_length=256),
+            field=models.CharField(blank=True, db_default="", default="", max_length=256),
         ),
         migrations.AddField(
             model_name="businessnumber",
             name="throughput_level",
-            field=models.CharField(blank=True, default="", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
             model_name="businessnumber",
             name="verified_name",
-            field=models.CharField(blank=True, default="", max_length=256),
+            field=models.CharField(blank=True, db_default="", default="", max_length=256),
         ),
         migrations.AddField(
             model_name="messagetemplate",
@@ -99,17 +99,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="messagetemplate",
             name="meta_template_id",
-            field=models.CharField(blank=True, default="", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
             model_name="messagetemplate",
             name="pending_category",
-            field=models.CharField(blank=True, default="", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
             model_name="messagetemplate",
             name="quality_score",
-            field=models.CharField(blank=True, default="", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
             model_name="messagetemplate",
@@ -119,12 +119,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="messagetemplate",
             name="status_detail",
-            field=models.TextField(blank=True, default=""),
+            field=models.TextField(blank=True, db_default="", default=""),
         ),
         migrations.AddField(
             model_name="messagetemplate",
             name="status_reason",
-            field=models.CharField(blank=True, default="", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
             model_name="messagetemplate",

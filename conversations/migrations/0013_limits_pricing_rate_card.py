@@ -41,6 +41,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 blank=True,
                 choices=[("", "As the setting says"), ("warn", "Warn only"), ("refuse", "Refuse")],
+                db_default="",
                 default="",
                 max_length=8,
             ),
@@ -58,17 +59,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="message",
             name="pricing_category",
-            field=models.CharField(blank=True, default="", max_length=32),
+            field=models.CharField(blank=True, db_default="", default="", max_length=32),
         ),
         migrations.AddField(
             model_name="message",
             name="pricing_model",
-            field=models.CharField(blank=True, default="", max_length=32),
+            field=models.CharField(blank=True, db_default="", default="", max_length=32),
         ),
         migrations.AddField(
             model_name="message",
             name="pricing_type",
-            field=models.CharField(blank=True, default="", max_length=32),
+            field=models.CharField(blank=True, db_default="", default="", max_length=32),
         ),
         migrations.AddField(
             model_name="messagestatusevent",
@@ -78,17 +79,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="messagestatusevent",
             name="pricing_category",
-            field=models.CharField(blank=True, default="", max_length=32),
+            field=models.CharField(blank=True, db_default="", default="", max_length=32),
         ),
         migrations.AddField(
             model_name="messagestatusevent",
             name="pricing_model",
-            field=models.CharField(blank=True, default="", max_length=32),
+            field=models.CharField(blank=True, db_default="", default="", max_length=32),
         ),
         migrations.AddField(
             model_name="messagestatusevent",
             name="pricing_type",
-            field=models.CharField(blank=True, default="", max_length=32),
+            field=models.CharField(blank=True, db_default="", default="", max_length=32),
         ),
         migrations.AlterField(
             model_name="numberalert",
