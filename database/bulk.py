@@ -21,6 +21,7 @@ from decimal import Decimal
 import psycopg
 from django.db import connection
 from django.db.models import DateField, Field, ForeignObject, JSONField, Model, lookups
+from django.db.models.expressions import DatabaseDefault
 from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
 from django.db.models.fields.related_lookups import RelatedIn
 
@@ -146,11 +147,16 @@ def _server_bound_cursor():
 
 def _plain_new_rows(model: type[Model], objects: list[Model]) -> bool:
     meta = model._meta
-    return (
-        not meta.parents
-        and isinstance(meta.pk, AutoFieldMixin)
-        and all(type(obj) is model and obj.pk is None for obj in objects)
-        and all(field.db_default is NOT_PROVIDED and not field.generated for field in meta.concrete_fields)
+    if meta.parents or not isinstance(meta.pk, AutoFieldMixin) or any(f.generated for f in meta.concrete_fields):
+        return False
+    # A database default is the database's to fill only where a row holds no value of its own: a field with a
+    # Python default too holds that value (as save() would send it), so such rows stay on the fast path.
+    database_defaulted = [f.attname for f in meta.concrete_fields if f.db_default is not NOT_PROVIDED]
+    return all(
+        type(obj) is model
+        and obj.pk is None
+        and not any(isinstance(getattr(obj, name), DatabaseDefault) for name in database_defaulted)
+        for obj in objects
     )
 
 
@@ -158,8 +164,8 @@ def insert_rows(*, objects: list[Model], ignore_conflicts: bool = False) -> list
     """``bulk_create(objects)`` of new rows of one model: on PostgreSQL one ``INSERT ... SELECT * FROM UNNEST``
     of one binary array per column, ``RETURNING`` the ids it sets on ``objects`` (none with
     ``ignore_conflicts``: ``ON CONFLICT DO NOTHING``, as ``bulk_create`` does). Anything else (another
-    database, a model with parents, database defaults or generated fields, rows with a primary key) goes to
-    ``bulk_create``."""
+    database, a model with parents or generated fields, rows with a primary key or leaving a field to its
+    database default) goes to ``bulk_create``."""
     if not objects:
         return objects
     model = type(objects[0])

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.expressions import DatabaseDefault
 from django.test.utils import CaptureQueriesContext
 from django.utils.translation import gettext_lazy
 
@@ -167,6 +168,17 @@ def test_insert_rows_stores_what_bulk_create_stores_in_one_statement_and_sets_th
     assert [(m.pk, m.wamid, m.idempotency_key) for m in reread] == [(r.pk, r.wamid, r.idempotency_key) for r in rows]
     by_django = Message.objects.filter(pk__in=[m.pk for m in created]).order_by("pk")
     assert _stored(reread, "ours") == _stored(by_django, "django")
+
+
+@pytest.mark.django_db
+def test_a_row_that_leaves_a_field_to_its_database_default_is_inserted_by_bulk_create():
+    conversation = ConversationFactory()
+    rows = _messages(conversation, "dbdefault")[:2]
+    rows[1].business_initiated = DatabaseDefault(Value(False))  # for the database to fill, as bulk_create does
+    with CaptureQueriesContext(connection) as captured:
+        insert_rows(objects=rows)
+    assert "UNNEST" not in captured.captured_queries[0]["sql"]
+    assert Message.objects.get(pk=rows[1].pk).business_initiated is False
 
 
 @pytest.mark.django_db
