@@ -24,6 +24,7 @@ from conversations.models import (
     MessageTemplate,
     Notification,
     NumberMembership,
+    RateCardEntry,
     Reaction,
 )
 from conversations.selectors import can_change_contact, visible_contacts, visible_numbers
@@ -574,3 +575,13 @@ class BusinessAccountAdmin(ReadOnlyAdmin):
 
     def rows_of_numbers(self, queryset, *, numbers):
         return queryset.filter(waba_id__in=_accounts_of(numbers))
+
+
+@admin.register(RateCardEntry)
+class RateCardEntryAdmin(admin.ModelAdmin):
+    """Meta's rates, also loaded in bulk with ``manage.py load_rate_card``; the cost page prices with them."""
+
+    list_display = ("market", "category", "price", "currency", "valid_from", "valid_until")
+    list_filter = ("category", "currency")
+    search_fields = ("market",)
+    ordering = ("market", "category", "-valid_from")
