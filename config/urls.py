@@ -43,7 +43,7 @@ from conversations.note_apis import (
 from conversations.number_apis import NumberHealthApi
 from conversations.search_apis import MessageSearchApi
 from conversations.template_apis import NumberTemplateApi, NumberTemplatesApi
-from conversations.views import media_file_view, numbers_view
+from conversations.views import media_file_view, number_templates_view, numbers_view
 from conversations.workflow_apis import (
     ConversationActivityApi,
     ConversationAssigneeApi,
@@ -175,6 +175,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("conversations.urls")),
     path("numbers/", numbers_view, name="numbers"),
+    path("numbers/<int:number_id>/templates/", number_templates_view, name="number_templates_page"),
     path("media/<int:message_id>/", media_file_view, name="media_file"),
     *api_patterns,
 ]

@@ -746,3 +746,10 @@ def portfolio_usage(*, waba_ids: Iterable[str], now=None) -> dict[str, int]:
         .annotate(customers=Count("conversation__contact_id", distinct=True))
         .values_list("conversation__number__waba_id", "customers")
     )
+
+
+def number_templates(*, number: BusinessNumber) -> QuerySet[MessageTemplate]:
+    """Every template of the number's account, any status, by name then language (none without an account)."""
+    if not number.waba_id:
+        return MessageTemplate.objects.none()
+    return MessageTemplate.objects.filter(waba_id=number.waba_id).order_by("name", "language")

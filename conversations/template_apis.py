@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.openapi import ErrorOut, TemplateOut
+from conversations import selectors
 from conversations.apis import template_item
 from conversations.models import MessageTemplate
 from conversations.services import template_management
@@ -31,6 +32,7 @@ ManagedTemplateOut = inline_serializer(
         "meta_template_id": serializers.CharField(),
         "status_reason": serializers.CharField(allow_blank=True),
         "status_detail": serializers.CharField(allow_blank=True, help_text="Meta's rejection or pause text"),
+        "quality_score": serializers.CharField(allow_blank=True),
     },
 )
 DefinitionIn = inline_serializer(
@@ -48,6 +50,7 @@ def managed_item(template: MessageTemplate) -> dict:
         "meta_template_id": template.meta_template_id,
         "status_reason": template.status_reason,
         "status_detail": template.status_detail,
+        "quality_score": template.quality_score,
     }
 
 
@@ -89,12 +92,7 @@ class NumberTemplatesApi(APIView):
     def get(self, request, number_id: int):
         number = number_or_404(request, number_id)
         require_supervisor(user=request.user, number=number, to="manage templates")
-        templates = (
-            MessageTemplate.objects.filter(waba_id=number.waba_id).order_by("name", "language")
-            if number.waba_id
-            else []
-        )
-        return Response({"results": [managed_item(t) for t in templates]})
+        return Response({"results": [managed_item(t) for t in selectors.number_templates(number=number)]})
 
     @extend_schema(
         request={"application/json": DefinitionIn, "multipart/form-data": DefinitionIn},

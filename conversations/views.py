@@ -13,11 +13,14 @@ from rest_framework.request import Request
 from conversations import apis, selectors
 from conversations.alerts import alert_snapshot
 from conversations.apis import ConversationCursor, conversation_item
-from conversations.models import ConversationStatus
+from conversations.models import ConversationStatus, MemberRole
 from conversations.search import message_hit, search_terms
 from conversations.search_apis import MessageHitCursor
 from conversations.services.media import INLINE_MEDIA_TYPES, base_mime_type
+from conversations.services.template_management import EDITABLE_STATUSES
+from conversations.services.workflow import member_role
 from conversations.snapshots import activity_snapshot, label_snapshot, message_snapshot, number_snapshot
+from conversations.template_apis import managed_item
 from realtime.selectors import latest_event_id
 
 INBOX_PAGE_SIZE = 100
@@ -247,4 +250,31 @@ def quality_chart(history: list[dict]) -> str:
     return " ".join(
         f"{round(i * step, 1)},{round(CHART_HEIGHT - (point['score'] - 1) / 2 * (CHART_HEIGHT - 8) - 4, 1)}"
         for i, point in enumerate(history)
+    )
+
+
+@login_required
+def number_templates_view(request, number_id: int):
+    """A number's Templates page for its supervisors (another number's: 404); static/js/templates-page.js
+    lists, creates, edits and deletes through the templates API and keeps the rows live."""
+    last_event_id = latest_event_id()
+    number = selectors.visible_numbers(user=request.user).filter(pk=number_id).first()
+    if number is None:
+        raise Http404
+    if member_role(user=request.user, number=number) != MemberRole.SUPERVISOR:
+        raise PermissionDenied
+    templates = [managed_item(t) for t in selectors.number_templates(number=number)]
+    return render(
+        request,
+        "conversations/number_templates.html",
+        {
+            "number": number,
+            "templates": templates,
+            "data": {
+                "numberId": number.pk,
+                "templates": templates,
+                "editable": sorted(EDITABLE_STATUSES),
+                "lastEventId": last_event_id,
+            },
+        },
     )

@@ -13,6 +13,7 @@ async function send(url, options) {
     const error = new Error(`${options.method || "GET"} ${url}: ${response.status}`);
     const detail = data.error || {};
     error.code = detail.code;
+    error.fields = detail.fields || {};
     error.detail = detail.detail || (typeof data.detail === "string" ? data.detail : null) || firstFieldError(data);
     throw error;
   }

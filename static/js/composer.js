@@ -3,6 +3,7 @@
 // Note mode writes a private note for the team instead (to the notes API, never a message), whatever the window.
 import { getJson, postForm, postJson } from "./api.js";
 import { element } from "./format.js";
+import { renderTemplatePreview } from "./template-preview.js";
 
 const WINDOW_MS = 24 * 60 * 60 * 1000;
 const MB = 1024 * 1024;
@@ -291,23 +292,9 @@ export class Composer {
     return values;
   }
 
-  // The message as the customer will see it, filled in as the agent types (text only: never HTML).
+  // The message as the customer will see it, filled in as the agent types.
   renderTemplatePreview() {
-    const template = this.selectedTemplate();
-    const preview = this.$("template-body");
-    preview.replaceChildren();
-    if (!template) return;
-    const values = this.templateValues();
-    const fill = (text, prefix) => text.replace(/\{\{\s*([^{}]*?)\s*\}\}/g, (match, name) => values[`${prefix}${name}`] || match);
-    if (template.header) {
-      const media = template.header.format !== "TEXT";
-      preview.append(element("div", "template-preview-header", media ? `[${template.header.format.toLowerCase()}]` : template.header.text.replace(/\{\{[^{}]*\}\}/, (m) => values.header || m)));
-    }
-    preview.append(element("div", "template-preview-body", fill(template.body, "body.")));
-    if (template.footer) preview.append(element("div", "template-preview-footer", template.footer));
-    for (const button of template.buttons) {
-      preview.append(element("div", "template-preview-button", button.text || (button.type === "COPY_CODE" ? "Copy offer code" : button.type)));
-    }
+    renderTemplatePreview(this.$("template-body"), this.selectedTemplate(), this.templateValues());
   }
 
   async sendTemplate() {
