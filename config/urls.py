@@ -24,6 +24,8 @@ from conversations.apis import (
     UnreadTotalApi,
 )
 from conversations.contact_apis import ContactNoteApi, ContactNotesApi, ContactPanelApi
+from conversations.cost_apis import NumberCostsApi
+from conversations.cost_views import number_costs_view
 from conversations.label_apis import (
     CannedReplyCreateApi,
     ConversationCannedRepliesApi,
@@ -120,6 +122,7 @@ api_patterns = [
         name="conversation_activity",
     ),
     path("api/numbers/<int:number_id>/health/", NumberHealthApi.as_view(), name="number_health"),
+    path("api/numbers/<int:number_id>/costs/", NumberCostsApi.as_view(), name="number_costs"),
     path("api/numbers/<int:number_id>/settings/", NumberSettingsApi.as_view(), name="number_settings"),
     path("api/numbers/<int:number_id>/members/", NumberMembersApi.as_view(), name="number_members"),
     path("api/numbers/<int:number_id>/away/", NumberAwayApi.as_view(), name="number_away"),
@@ -175,6 +178,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("conversations.urls")),
     path("numbers/", numbers_view, name="numbers"),
+    path("numbers/<int:number_id>/costs/", number_costs_view, name="number_costs_page"),
     path("numbers/<int:number_id>/templates/", number_templates_view, name="number_templates_page"),
     path("media/<int:message_id>/", media_file_view, name="media_file"),
     *api_patterns,
