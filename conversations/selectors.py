@@ -395,9 +395,11 @@ def reactions_by_wamid(*, wamids: Iterable[str]) -> dict[str, list[Reaction]]:
 
 
 def templates_for(*, conversation: Conversation) -> QuerySet[MessageTemplate]:
-    """The templates this conversation may be sent: approved ones of its number's WhatsApp Business Account,
-    without the marketing ones once the customer stopped marketing from this number (Meta refuses them)."""
+    """The templates this conversation may be sent: approved ones of its number's WhatsApp Business Account whose
+    components are known (one a webhook announced waits for the sync), without the marketing ones once the
+    customer stopped marketing from this number (Meta refuses them)."""
     templates = MessageTemplate.objects.filter(waba_id=conversation.number.waba_id, status__iexact="APPROVED")
+    templates = templates.exclude(components=[])
     if marketing_opted_out(conversation=conversation):
         templates = templates.exclude(category__iexact="MARKETING")
     return templates.order_by("name", "language")

@@ -209,21 +209,24 @@ def _apply_capability(*, update: CapabilityUpdate, waba_id, number, numbers, at)
     return applied
 
 
-def _template(*, waba_id: str, ref: TemplateRef) -> MessageTemplate:
+def _template(*, waba_id: str, ref: TemplateRef, numbers: list[BusinessNumber]) -> MessageTemplate:
     """The template a change names, by name and language within the account; one Meta announces before the
-    next sync is created (its components come with that sync)."""
+    next sync is created without components, and the account's templates are synced once this commits (until
+    then it is neither offered nor sent: selectors.templates_for, outbound.send_template)."""
     if not ref.name or not ref.language:
         raise UnroutableChange(f"template change without a name and language (id {ref.meta_template_id!r})")
-    template, _created = MessageTemplate.objects.get_or_create(
+    template, created = MessageTemplate.objects.get_or_create(
         waba_id=waba_id, name=ref.name, language=ref.language, defaults={"status": ""}
     )
+    if created:
+        jobs.enqueue(jobs.SYNC_TEMPLATES, numbers[0].pk)
     if ref.meta_template_id and template.meta_template_id != ref.meta_template_id:
         MessageTemplate.objects.filter(pk=template.pk).update(meta_template_id=ref.meta_template_id)
     return template
 
 
 def _apply_template_status(*, update: TemplateStatusUpdate, waba_id, number, numbers, at) -> bool:
-    template = _template(waba_id=waba_id, ref=update.template)
+    template = _template(waba_id=waba_id, ref=update.template, numbers=numbers)
     fields = {"status": update.event[:32], "status_reason": update.reason, "status_detail": update.detail}
     if update.category:
         fields["category"] = update.category[:32]
@@ -233,7 +236,7 @@ def _apply_template_status(*, update: TemplateStatusUpdate, waba_id, number, num
 
 
 def _apply_template_quality(*, update: TemplateQualityUpdate, waba_id, number, numbers, at) -> bool:
-    template = _template(waba_id=waba_id, ref=update.template)
+    template = _template(waba_id=waba_id, ref=update.template, numbers=numbers)
     fields = {"quality_score": update.new_score} if update.new_score else {}
     applied = _forward(MessageTemplate, pk=template.pk, stamp="quality_updated_at", at=at, fields=fields)
     _publish_template(template.pk if applied else None, numbers=numbers)
@@ -241,7 +244,7 @@ def _apply_template_quality(*, update: TemplateQualityUpdate, waba_id, number, n
 
 
 def _apply_template_category(*, update: TemplateCategoryUpdate, waba_id, number, numbers, at) -> bool:
-    template = _template(waba_id=waba_id, ref=update.template)
+    template = _template(waba_id=waba_id, ref=update.template, numbers=numbers)
     fields: dict[str, Any] = {"category": update.new_category[:32]} if update.new_category else {}
     if update.correct_category:  # impending: new_category is still the current one
         fields.update(pending_category=update.correct_category, category_switches_at=update.switches_at)

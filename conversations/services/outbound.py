@@ -106,6 +106,10 @@ def send_template(
             "template_not_approved",
             f"{template.name} is {template.status.lower() or 'not approved'}: only approved templates can be sent.",
         )
+    if not template.components:  # announced by a webhook, its content not synced from Meta yet
+        raise SendRefused(
+            "template_not_approved", f"{template.name} is still being fetched from Meta: try again in a moment."
+        )
     if template.category.upper() == "MARKETING" and marketing_opted_out(conversation=conversation):
         raise SendRefused(
             "marketing_opted_out", "This customer stopped marketing messages from this number: send a utility template."

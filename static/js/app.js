@@ -241,6 +241,9 @@ const handlers = {
   [EVENTS.NUMBER_ALERTS_CHANGED]({ number_id: numberId, alerts }) {
     numberAlerts.set(numberId, alerts);
   },
+  [EVENTS.TEMPLATE_UPDATED]() {
+    if (composer) composer.templatesChanged();
+  },
   [EVENTS.NOTIFICATIONS_READ](payload) {
     notificationPanel.markRead(payload);
   },

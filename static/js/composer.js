@@ -231,18 +231,30 @@ export class Composer {
     this.templatesLoad ??= getJson(`/api/conversations/${this.conversation.id}/templates/`).then((data) => {
       this.templates = data.results;
       const select = this.$("template-select");
+      const picked = select.value;
       select.replaceChildren(...this.templates.map((t) => {
         const option = element("option", null, `${t.name} (${t.language})`);
         option.value = String(t.id);
         return option;
       }));
       if (!this.templates.length) select.append(element("option", null, "No approved templates"));
+      // Read again after a change at Meta: the agent's pick, still offered, keeps the values typed.
+      if (picked && this.templates.some((t) => String(t.id) === picked)) {
+        select.value = picked;
+        return;
+      }
       this.renderTemplateParams();
     }, (failure) => {
       this.templatesLoad = null;
       throw failure;
     });
     return this.templatesLoad;
+  }
+
+  // A template changed at Meta (paused, approved, ...): the next ask reads the list again, an open picker now.
+  templatesChanged() {
+    this.templatesLoad = null;
+    if (!this.$("template-form").hidden) this.loadTemplates().catch(() => {});
   }
 
   selectedTemplate() {
