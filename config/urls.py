@@ -34,6 +34,7 @@ from conversations.label_apis import (
     ConversationLabelsApi,
     NumberLabelsApi,
 )
+from conversations.marketing_apis import ConversationMarketingApi
 from conversations.note_apis import (
     ConversationMentionableApi,
     ConversationNotesApi,
@@ -76,6 +77,11 @@ api_patterns = [
     path("api/messages/search/", MessageSearchApi.as_view(), name="message_search"),
     path(
         "api/conversations/<int:conversation_id>/contact/", ContactPanelApi.as_view(), name="conversation_contact"
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/marketing/",
+        ConversationMarketingApi.as_view(),
+        name="conversation_marketing",
     ),
     path(
         "api/conversations/<int:conversation_id>/contact/notes/",

@@ -840,6 +840,10 @@ class MarketingPreference(models.Model):
     opted_out = models.BooleanField()
     # Meta's time of the stop or resume applied: an older one never overwrites it.
     changed_at = models.DateTimeField()
+    # The staff member who marked it (the customer told them); null when Meta's webhook said it.
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [
