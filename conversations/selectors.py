@@ -365,7 +365,7 @@ def message_search(
     may_lag: bool = False,
 ) -> QuerySet[Message]:
     """Messages whose text holds the search's words (``conversations.search``), in conversations of the numbers the
-    user may see, newest first, with their conversation's contact and number.
+    user may see, newest first, with their conversation's contact and number; never a revoked one.
 
     ``may_lag``: the read replica may answer, seconds behind the primary (a hit is a link, not kept live)."""
     if numbers is None:
@@ -379,6 +379,8 @@ def message_search(
     return (
         Message.objects.using(using)
         .filter(condition, conversation__number_id__in=[n.pk for n in numbers])
+        # A revoked message keeps its words for the audit trail, never for a search.
+        .exclude(content__has_key="revoked")
         .select_related("conversation__contact", "conversation__number")
         .order_by("-timestamp", "-id")
     )

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from conversations.models import Direction, Message, MessageStatus
+from conversations.selectors import message_search
 from conversations.snapshots import message_snapshot
 from realtime import events
 from realtime.models import Event
 from sandbox.simulation import envelope, message_change, new_wamid, status_change
+from tests.conversations.team import as_user
 from tests.factories import ConversationFactory, MessageFactory
 from webhooks import drain
 from webhooks.models import WebhookEvent, WebhookEventState
@@ -229,3 +231,12 @@ def test_the_inbox_list_line_of_an_edited_then_revoked_last_message_follows_it(o
     assert conversation.last_message_preview == "This message was deleted"
     lines = [p["conversation"]["last_message"] for p in published(events.CONVERSATION_UPDATED)]
     assert lines == ["Is my order on its way? It's order 1042.", "This message was deleted"]
+
+
+def test_a_revoked_messages_words_are_no_longer_found_by_the_search(original, staff):
+    assert [m.pk for m in message_search(user=staff, search="order")] == [original.pk]
+
+    deliver(fixture("message_revoke.json"))
+
+    assert list(message_search(user=staff, search="order")) == []
+    assert as_user(staff).get("/api/messages/search/?q=order").json()["results"] == []
