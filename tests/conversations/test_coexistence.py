@@ -12,7 +12,15 @@ from conversations.selectors import message_search
 from conversations.snapshots import message_snapshot
 from realtime import events
 from realtime.models import Event
-from sandbox.simulation import envelope, message_change, new_wamid, status_change
+from sandbox.simulation import (
+    echo_change,
+    edit_content,
+    envelope,
+    message_change,
+    new_wamid,
+    revoke_content,
+    status_change,
+)
 from tests.conversations.team import as_user
 from tests.factories import ConversationFactory, MessageFactory
 from webhooks import drain
@@ -240,3 +248,42 @@ def test_a_revoked_messages_words_are_no_longer_found_by_the_search(original, st
 
     assert list(message_search(user=staff, search="order")) == []
     assert as_user(staff).get("/api/messages/search/?q=order").json()["results"] == []
+
+
+# --- the business's own edits and revokes, from the phone app -------------------------------------------
+
+
+@pytest.fixture
+def phone_app_reply(number):
+    """What the business sent from the phone app, as an echo stored it."""
+    deliver(envelope(waba_id="318273645502211", changes=[echo_change(**NUMBER, wa_id=CUSTOMER, timestamp=1767261000)]))
+    return Message.objects.get(direction=Direction.OUTBOUND)
+
+
+def phone_app_amends(*, message_type: str, content: dict, ts: int) -> dict:
+    change = echo_change(**NUMBER, wa_id=CUSTOMER, message_type=message_type, content=content, timestamp=ts)
+    return envelope(waba_id="318273645502211", changes=[change])
+
+
+def test_an_edit_from_the_phone_app_changes_the_businesss_message_and_keeps_its_earlier_text(phone_app_reply):
+    text = "Yes, it left this morning: tracking 1042."
+    content = edit_content(original_wamid=phone_app_reply.wamid, text=text)
+    event = deliver(phone_app_amends(message_type="edit", content=content, ts=1767261100))
+
+    assert (event.state, event.item_errors) == (WebhookEventState.PROCESSED, [])
+    phone_app_reply.refresh_from_db()
+    assert phone_app_reply.body == text
+    assert phone_app_reply.content["original"]["body"] == "Yes, it left this morning."
+    assert Message.objects.count() == 1  # applied to the original, not stored as a message of its own
+    assert [p["message"]["text"] for p in published(events.MESSAGE_UPDATED)] == [text]
+
+
+def test_a_revoke_from_the_phone_app_shows_the_businesss_message_as_deleted(phone_app_reply, staff):
+    content = revoke_content(original_wamid=phone_app_reply.wamid)
+    event = deliver(phone_app_amends(message_type="revoke", content=content, ts=1767261100))
+
+    assert (event.state, event.item_errors) == (WebhookEventState.PROCESSED, [])
+    phone_app_reply.refresh_from_db()
+    assert message_snapshot(phone_app_reply)["text"] == "This message was deleted"
+    assert Message.objects.count() == 1
+    assert list(message_search(user=staff, search="morning")) == []
