@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
 from rest_framework.request import Request
 
 from conversations import apis, selectors
@@ -254,6 +255,7 @@ def quality_chart(history: list[dict]) -> str:
 
 
 @login_required
+@ensure_csrf_cookie  # the page writes through the API, which takes Django's CSRF token from the cookie
 def number_templates_view(request, number_id: int):
     """A number's Templates page for its supervisors (another number's: 404); static/js/templates-page.js
     lists, creates, edits and deletes through the templates API and keeps the rows live."""
