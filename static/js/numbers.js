@@ -49,6 +49,7 @@ function redraw(health) {
   for (const alert of [...health.alerts].reverse()) {
     const p = el("p", null, { class: "number-alert", "data-kind": alert.kind });
     p.append(el("strong", alert.title), `${alert.template ? ` (${alert.template})` : ""}. ${alert.advice}`);
+    if (alert.detail) p.append(" ", el("span", `Meta: ${alert.detail}`, { class: "alert-detail" }));
     line.after(p);
   }
   fact(card, "status", health.meta_status || "not known");

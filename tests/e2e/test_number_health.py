@@ -129,6 +129,8 @@ def test_the_numbers_page_follows_quality_and_a_paused_template_leaves_the_compo
         "aria-label", "Quality over the last 30 days: 1 change(s)"
     )
     expect(card.locator(".number-alert")).to_contain_text("Quality is low: Meta flagged this number")
+    restrict(sandbox, RESTRICTION)  # what Meta said comes with the alert, as the inbox's banner shows it
+    expect(card.locator(".number-alert", has_text="The account is restricted")).to_contain_text(f"Meta: {RESTRICTION}")
     assert numbers.evaluate("() => performance.getEntriesByType('navigation').length") == 1
 
     sandbox.control(
@@ -175,6 +177,7 @@ def test_the_numbers_page_and_an_inbox_with_a_banner_meet_wcag_21_aa(stack, brow
     assert_meets_wcag(inbox, axe)
     numbers = open_live(logged_in_page(browser, stack.base_url, user, bypass_csp=True), "/numbers/")
     expect(numbers.locator(".number-card .number-alert")).to_have_count(2)
+    expect(numbers.locator(".number-alert .alert-detail")).to_have_text([f"Meta: {RESTRICTION}"])
     expect(numbers.locator(".quality-chart polyline")).to_have_count(1)
     assert_meets_wcag(numbers, axe)
     for page in (inbox, numbers):
