@@ -37,6 +37,10 @@ export function patchJson(url, body = {}) {
   return send(url, { method: "PATCH", headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() }, body: JSON.stringify(body) });
 }
 
+export function putJson(url, body = {}) {
+  return send(url, { method: "PUT", headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() }, body: JSON.stringify(body) });
+}
+
 export function postForm(url, form) {
   return send(url, { method: "POST", headers: { "X-CSRFToken": csrfToken() }, body: form });
 }

@@ -250,6 +250,9 @@ const handlers = {
   [EVENTS.CONTACT_NOTES_CHANGED](payload) {
     if (contactPanel) contactPanel.notesChanged(payload);
   },
+  [EVENTS.CONTACT_MARKETING_CHANGED](payload) {
+    if (contactPanel) contactPanel.marketingChanged(payload);
+  },
   [EVENTS.TYPING](payload) {
     if (typing) typing.show(payload);
   },

@@ -2,7 +2,7 @@
 // sees, the conversation's labels, and the notes this number's team keeps about them, live through
 // contact.notes_changed (app.js hands its payload here). On a phone it is a third pane with a back control; on wide
 // screens a side panel the reader toggles (remembered). Notes are staff text, still only ever set as textContent.
-import { deleteJson, getJson, patchJson, postJson } from "./api.js";
+import { deleteJson, getJson, patchJson, postJson, putJson } from "./api.js";
 import { element, listTimeLabel } from "./format.js";
 import { labelChips } from "./labels.js";
 
@@ -25,6 +25,7 @@ export class ContactPanel {
     this.setLabels(conversation.labels || []);
     toggle.addEventListener("click", () => (this.isOpen() ? this.close() : this.open()));
     close.addEventListener("click", () => this.close());
+    this.$("#contact-marketing-toggle").addEventListener("click", () => this.toggleMarketing());
     this.$("#contact-note-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.addNote();
@@ -64,6 +65,7 @@ export class ContactPanel {
       this.showContact(panel.contact);
       this.showConversations(panel.conversations);
       this.setNotes(panel.notes);
+      await this.loadMarketing();
     } catch {
       this.loaded = null;
       this.error("The contact could not be loaded. Try again.");
@@ -211,6 +213,43 @@ export class ContactPanel {
     } catch (error) {
       this.error(error.detail || "The note could not be deleted.");
     }
+  }
+
+  // The customer's marketing choice on this number, from Meta or marked by staff (who and when).
+  async loadMarketing() {
+    this.showMarketing(await getJson(this.marketingUrl()));
+  }
+
+  marketingUrl() {
+    return `/api/conversations/${this.conversation.id}/marketing/`;
+  }
+
+  showMarketing(preference) {
+    this.marketing = preference;
+    const said = preference.opted_out === null
+      ? "No choice known: marketing may be sent."
+      : `${preference.opted_out ? "Stopped marketing" : "Receives marketing"}, ${
+        preference.source === "staff" ? `marked by ${preference.changed_by ? preference.changed_by.name : "staff"}` : "said on WhatsApp"
+      } ${listTimeLabel(preference.changed_at)}.`;
+    this.$("#contact-marketing").textContent = said;
+    const toggle = this.$("#contact-marketing-toggle");
+    toggle.textContent = preference.opted_out ? "Mark as resumed marketing" : "Mark as stopped marketing";
+    toggle.hidden = false;
+  }
+
+  async toggleMarketing() {
+    try {
+      this.showMarketing(await putJson(this.marketingUrl(), { opted_out: !this.marketing?.opted_out }));
+      this.error(null);
+    } catch (error) {
+      this.error(error.detail || "The marketing choice could not be saved.");
+    }
+  }
+
+  // A contact.marketing_changed event: read it again (it carries no who) when it is this contact's on this number.
+  marketingChanged({ number_id: numberId, contact_id: contactId }) {
+    if (numberId !== this.conversation.number.id || contactId !== this.conversation.contact.id || !this.loaded) return;
+    this.loadMarketing().catch(() => {});
   }
 
   error(text) {
