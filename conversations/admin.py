@@ -27,10 +27,11 @@ from conversations.models import (
     RateCardEntry,
     Reaction,
 )
-from conversations.selectors import can_change_contact, visible_contacts, visible_numbers
+from conversations.selectors import can_change_contact, supervised_numbers, visible_contacts, visible_numbers
 from conversations.services.contacts import ContactChangeForbidden, merge_contact_group, rename_contact
-from conversations.services.errors import RetryLater
+from conversations.services.errors import RetryLater, WorkflowRefused
 from conversations.services.numbers import check_number_health
+from conversations.services.template_management import delete_template
 from conversations.services.templates import sync_templates
 
 
@@ -378,7 +379,10 @@ class ReactionAdmin(MembersOnlyAdmin):
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(MembersOnlyAdmin):
-    list_display = ("name", "language", "status", "status_reason", "category", "quality_score", "waba_id", "synced_at")
+    list_display = (
+        "name", "language", "status", "status_reason", "category", "quality_score", "waba_id", "synced_at",
+        "templates_page",
+    )  # fmt: skip
     list_filter = ("status", "category", "quality_score", "language")
     search_fields = ("name",)
     actions = ["sync_from_meta"]
@@ -406,6 +410,30 @@ class MessageTemplateAdmin(MembersOnlyAdmin):
                 self.message_user(request, f"{number.waba_id}: {error}", messages.ERROR)
             else:
                 self.message_user(request, f"{number.waba_id}: {count} template(s) synced.", messages.SUCCESS)
+
+    @admin.display(description="Templates page")
+    def templates_page(self, obj):
+        # Any number of the account: the page itself admits only that number's supervisors.
+        number = BusinessNumber.objects.filter(waba_id=obj.waba_id).order_by("pk").first()
+        if number is None:
+            return ""
+        url = reverse("number_templates_page", args=[number.pk])
+        return format_html('<a href="{}">Create, edit or delete</a>', url)
+
+    def delete_model(self, request, obj):
+        """Deleted at Meta first, through the same service as the API (a supervisor of one of the account's
+        numbers); Meta's or our refusal is shown and the template stays."""
+        number = supervised_numbers(user=request.user).filter(waba_id=obj.waba_id).order_by("pk").first()
+        try:
+            if number is None:
+                raise WorkflowRefused("not_allowed", "Only a supervisor of one of its numbers can delete it.")
+            delete_template(user=request.user, number=number, template=obj)
+        except WorkflowRefused as refused:
+            self.message_user(request, f"{obj.name} ({obj.language}) was not deleted: {refused.detail}", messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for template in queryset:
+            self.delete_model(request, template)
 
     def has_sync_permission(self, request):
         # Templates are never edited here (has_change_permission), but the permission to change them is

@@ -1,0 +1,34 @@
+"""Templates in Django admin: deleted at Meta through the same service as the API, a refusal shown with the
+template kept; each row links to its number's Templates page."""
+
+import pytest
+
+from tests.factories import MessageTemplateFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def deletes_at_meta(sandbox) -> list[dict]:
+    with sandbox.lock:
+        return [r for r in sandbox.state.requests if r["method"] == "DELETE"]
+
+
+def test_a_superuser_deletes_a_template_at_meta_and_the_list_links_to_the_templates_page(client, number, meta_sandbox):
+    template = MessageTemplateFactory(waba_id=number.waba_id, name="old_offer", language="en", status="APPROVED")
+    meta_sandbox.configure({"waba_id": number.waba_id, "templates": [
+        {"id": template.meta_template_id or "771", "name": "old_offer", "language": "en", "status": "APPROVED",
+         "category": "MARKETING", "components": []},
+    ]})  # fmt: skip
+    client.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+    listed = client.get("/admin/conversations/messagetemplate/").content.decode()
+    assert f'href="/numbers/{number.pk}/templates/"' in listed
+    response = client.post(
+        "/admin/conversations/messagetemplate/",
+        {"action": "delete_selected", "_selected_action": [template.pk], "post": "yes"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert [
+        r["path"].split("?")[0].endswith(f"/{number.waba_id}/message_templates") for r in deletes_at_meta(meta_sandbox)
+    ] == [True]
+    assert not type(template).objects.filter(pk=template.pk).exists()
