@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.openapi import ErrorOut, PersonOut
+from conversations import selectors
 from conversations.apis import conversation_or_404
 from conversations.models import MarketingPreference
 from conversations.services.marketing import set_marketing_preference
@@ -45,11 +46,7 @@ class ConversationMarketingApi(APIView):
     @extend_schema(responses={200: MarketingOut, 401: ErrorOut, 404: ErrorOut})
     def get(self, request, conversation_id: int):
         conversation = conversation_or_404(request, conversation_id)
-        preference = (
-            MarketingPreference.objects.filter(number_id=conversation.number_id, contact_id=conversation.contact_id)
-            .select_related("changed_by")
-            .first()
-        )
+        preference = selectors.marketing_preference(conversation=conversation)
         return Response(MarketingOut.__class__(marketing_snapshot(preference)).data)
 
     @extend_schema(request=MarketingInput, responses={200: MarketingOut, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut})

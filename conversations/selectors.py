@@ -839,3 +839,12 @@ def number_costs(*, number: BusinessNumber, month: date) -> dict:
         "rows": [cells[k] for k in sorted(cells)],
         "no_rate": [{"category": k, "count": v} for k, v in sorted(unpriced.items())],
     }
+
+
+def marketing_preference(*, conversation: Conversation) -> MarketingPreference | None:
+    """The conversation's contact's marketing choice on its number, with who marked it (none: never said)."""
+    return (
+        MarketingPreference.objects.filter(number_id=conversation.number_id, contact_id=conversation.contact_id)
+        .select_related("changed_by")
+        .first()
+    )
