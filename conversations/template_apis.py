@@ -114,6 +114,7 @@ class NumberTemplateApi(APIView):
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
+        operation_id="numbers_templates_edit",
         request={"application/json": DefinitionIn, "multipart/form-data": DefinitionIn},
         responses={200: ManagedTemplateOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
     )

@@ -270,7 +270,12 @@ def _apply_preference(*, update: MarketingPreference, waba_id, number, numbers, 
         number=number, contact=contact, defaults={"opted_out": opted_out, "changed_at": at}
     )
     applied = created or _forward(
-        MarketingPreferenceRow, pk=preference.pk, stamp="changed_at", at=at, fields={"opted_out": opted_out}
+        # Meta's word now: no longer one a staff member marked (changed_by says who did).
+        MarketingPreferenceRow,
+        pk=preference.pk,
+        stamp="changed_at",
+        at=at,
+        fields={"opted_out": opted_out, "changed_by": None},
     )
     if applied:
         publish_event(

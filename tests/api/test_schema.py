@@ -104,7 +104,13 @@ def bearer(db, number, monkeypatch, keep_test_connection):
     OutboundMessageFactory(
         conversation=conversation, wamid="wamid.OUT1", status="failed", error_code=131026, error_title="x"
     )
-    MessageTemplate.objects.create(waba_id=number.waba_id, name="hello", language="en_US", status="APPROVED")
+    MessageTemplate.objects.create(
+        waba_id=number.waba_id,
+        name="hello",
+        language="en_US",
+        status="APPROVED",
+        components=[{"type": "BODY", "text": "Hello from the shop"}],
+    )
     return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
 
 

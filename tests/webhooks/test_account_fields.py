@@ -21,7 +21,7 @@ from conversations.models import (
     MessageTemplate,
 )
 from realtime.models import Event
-from tests.factories import BusinessNumberFactory, ContactFactory
+from tests.factories import BusinessNumberFactory, ContactFactory, UserFactory
 from webhooks.drain import process_webhook_event
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.services import purge_webhook_events
@@ -296,6 +296,16 @@ def test_a_resume_after_a_stop_lets_marketing_through_again_and_a_late_stop_does
     assert processed_cleanly(post(stop))  # older, delivered late
     assert MarketingPreference.objects.get().opted_out is False
     assert list(AccountChange.objects.order_by("pk").values_list("applied", flat=True)) == [True, False]
+
+
+def test_metas_newer_word_replaces_a_staff_members_mark_and_no_longer_names_them(post, number):
+    contact = ContactFactory(wa_id="447700900461", user_id="GB.7741902236518840217")
+    MarketingPreference.objects.create(
+        number=number, contact=contact, opted_out=False, changed_at="2026-01-01T00:00Z", changed_by=UserFactory()
+    )
+    assert processed_cleanly(post(sample("user_preferences_stop_marketing")))
+    preference = MarketingPreference.objects.get(number=number, contact=contact)
+    assert (preference.opted_out, preference.changed_by) == (True, None)
 
 
 # --- what Meta may send that we do not know -----------------------------------------------------------
