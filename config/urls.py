@@ -75,9 +75,7 @@ api_patterns = [
     path("api/contacts/<int:contact_id>/", ContactDetailApi.as_view(), name="contact_detail"),
     path("api/contacts/<int:contact_id>/merge/", ContactMergeApi.as_view(), name="contact_merge"),
     path("api/messages/search/", MessageSearchApi.as_view(), name="message_search"),
-    path(
-        "api/conversations/<int:conversation_id>/contact/", ContactPanelApi.as_view(), name="conversation_contact"
-    ),
+    path("api/conversations/<int:conversation_id>/contact/", ContactPanelApi.as_view(), name="conversation_contact"),
     path(
         "api/conversations/<int:conversation_id>/marketing/",
         ConversationMarketingApi.as_view(),

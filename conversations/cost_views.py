@@ -54,7 +54,11 @@ def number_costs_view(request, number_id: int):
     return render(
         request,
         "conversations/number_costs.html",
-        {"number": number, "costs": costs, "bars": cost_chart(costs["by_day"], days), "chart_width": CHART_WIDTH,
-         "chart_height": CHART_HEIGHT},
+        {
+            "number": number,
+            "costs": costs,
+            "bars": cost_chart(costs["by_day"], days),
+            "chart_width": CHART_WIDTH,
+            "chart_height": CHART_HEIGHT,
+        },
     )
-

@@ -30,9 +30,7 @@ def test_the_numbers_page_links_each_card_to_its_templates(number, team, client)
     assert f'href="{page_url(number)}"' in client.get("/numbers/").content.decode()
 
 
-def test_a_rejected_template_shows_metas_reason_as_text_and_another_accounts_templates_stay_off(
-    number, team, client
-):
+def test_a_rejected_template_shows_metas_reason_as_text_and_another_accounts_templates_stay_off(number, team, client):
     MessageTemplate.objects.create(
         waba_id=number.waba_id, name="winter_sale", language="en_US", status="REJECTED", category="MARKETING",
         status_reason="INVALID_FORMAT", status_detail="<script>alert(1)</script> uses a banned word",
