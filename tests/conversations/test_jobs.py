@@ -11,7 +11,7 @@ JOB_NAMES = {value for name, value in vars(jobs).items() if name.isupper()}
 
 
 def test_every_job_name_is_a_registered_task_and_every_inbox_task_has_one():
-    assert len(JOB_NAMES) == 8
+    assert len(JOB_NAMES) == 10
     assert {name for name in app.tasks if name.startswith("conversations.")} == JOB_NAMES
     assert tasks.deliver_outbound_message_task.name == jobs.DELIVER_OUTBOUND_MESSAGE
     assert app.tasks[jobs.DELIVER_OUTBOUND_MESSAGE] is tasks.deliver_outbound_message_task._get_current_object()
@@ -19,7 +19,7 @@ def test_every_job_name_is_a_registered_task_and_every_inbox_task_has_one():
 
 def test_beat_runs_inbox_work_by_a_job_name(settings):
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {jobs.SWEEP_OUTBOUND_WORK, jobs.SWEEP_CONVERSATIONS} <= scheduled
+    assert {jobs.SWEEP_OUTBOUND_WORK, jobs.SWEEP_CONVERSATIONS, jobs.POLL_NUMBERS} <= scheduled
 
 
 def test_an_unknown_name_raises_rather_than_go_to_a_queue_no_worker_reads():
