@@ -204,3 +204,16 @@ PORTFOLIO_LIMIT_TIERS = {
 
 def portfolio_limit(text: str) -> str:
     return PORTFOLIO_LIMIT_TIERS.get(text, text)
+
+
+# Each tier's limit in distinct customers a day, read off the table above (unlimited has none).
+CUSTOMERS_OF_TIER = {tier: int(count) for count, tier in PORTFOLIO_LIMIT_TIERS.items() if count.isdigit()}
+
+
+def limit_of(tier: str) -> int | None:
+    """A messaging limit in distinct customers a day, from Meta's tier (``TIER_1K``, a number, ...); None when
+    unlimited or not known (then nothing is counted against it)."""
+    tier = portfolio_limit(tier.strip().upper())
+    if tier in CUSTOMERS_OF_TIER:
+        return CUSTOMERS_OF_TIER[tier]
+    return int(tier) if tier.isdigit() and int(tier) > 0 else None

@@ -67,11 +67,20 @@ _WORDS: dict[str, dict[str, tuple[str, str]]] = {
             "Meta did not approve it, so it cannot be sent. Fix what Meta named and submit it again.",
         ),
     },
+    NumberAlertKind.LIMIT: {
+        "NEAR_LIMIT": (
+            "The messaging limit is nearly reached",
+            "Customers reached first by this account's numbers in the last 24 hours are over 80 % of what Meta "
+            "allows. Past the limit, templates to new customers are refused; replies to customers who write are "
+            "not limited. Space out marketing sends, or let yesterday's sends age out.",
+        ),
+    },
 }
 _DEFAULTS = {
     NumberAlertKind.QUALITY: _WORDS[NumberAlertKind.QUALITY]["RED"],
     NumberAlertKind.ACCOUNT: _WORDS[NumberAlertKind.ACCOUNT]["ACCOUNT_RESTRICTION"],
     NumberAlertKind.TEMPLATE: _WORDS[NumberAlertKind.TEMPLATE]["PAUSED"],
+    NumberAlertKind.LIMIT: _WORDS[NumberAlertKind.LIMIT]["NEAR_LIMIT"],
 }
 
 

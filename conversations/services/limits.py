@@ -8,26 +8,23 @@ Race-safe: the account's row is locked for the rest of the send's transaction, s
 slot the second counts after the first committed. Replies inside the window never come here."""
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from conversations.account_events import limit_of
 from conversations.models import (
     BusinessAccount,
     BusinessNumber,
     Conversation,
-    MemberRole,
     Message,
     MessageStatus,
-    Notification,
-    NotificationKind,
-    NumberAlert,
     NumberAlertKind,
-    NumberMembership,
 )
-from conversations.selectors import PORTFOLIO_USAGE_WINDOW, limit_of, portfolio_usage
+from conversations.selectors import PORTFOLIO_USAGE_WINDOW, portfolio_usage
 from conversations.services.errors import SendRefused
+from conversations.services.number_alerts import settle_number_alerts
 
 WARN_SHARE = 0.8
+NEAR_LIMIT = "NEAR_LIMIT"  # the limit alert's one condition: raised once per crossing, whatever the count
 
 
 def enforcement_of(account: BusinessAccount) -> str:
@@ -69,39 +66,12 @@ def reserve_business_initiated_send(*, conversation: Conversation) -> None:
 
 
 def review_limit_warning(*, waba_id: str, used: int, limit: int) -> None:
-    """Raise the ``limit`` alert on each number of the account once usage reaches 80 % (once per crossing:
-    the open alert stays until usage falls below), or end it."""
-    numbers = BusinessNumber.objects.filter(waba_id=waba_id)
-    open_alerts = NumberAlert.objects.filter(number__in=numbers, kind=NumberAlertKind.LIMIT, resolved_at__isnull=True)
-    if used < WARN_SHARE * limit:
-        open_alerts.update(resolved_at=timezone.now())
-        return
-    warned = set(open_alerts.values_list("number_id", flat=True))
-    raised = []
-    for number_id in numbers.exclude(pk__in=warned).values_list("pk", flat=True):
-        try:
-            with transaction.atomic():
-                raised.append(
-                    NumberAlert.objects.create(
-                        number_id=number_id, kind=NumberAlertKind.LIMIT, condition=f"{used}/{limit}"
-                    )
-                )
-        except IntegrityError:
-            continue  # raised meanwhile: one open per number and kind
-    notified: set[int] = set()
-    notifications = []
-    for alert in raised:
-        for membership in NumberMembership.objects.filter(
-            number_id=alert.number_id, role=MemberRole.SUPERVISOR, user__is_active=True
-        ):
-            if membership.user_id not in notified:  # one warning per supervisor, whatever their numbers
-                notified.add(membership.user_id)
-                notifications.append(
-                    Notification(
-                        recipient_id=membership.user_id,
-                        kind=NotificationKind.NUMBER_ALERT,
-                        alert=alert,
-                        created_at=alert.raised_at,
-                    )
-                )
-    Notification.objects.bulk_create(notifications)
+    """Raise the ``limit`` alert on each number of the account once usage reaches 80 % (once per crossing: the
+    open alert stays until usage falls below), or end it, as every number alert is raised and ended."""
+    near = used >= WARN_SHARE * limit
+    settle_number_alerts(
+        number_ids=list(BusinessNumber.objects.filter(waba_id=waba_id).order_by("pk").values_list("pk", flat=True)),
+        kind=NumberAlertKind.LIMIT,
+        condition=NEAR_LIMIT if near else None,
+        detail=f"{used} of {limit} customers in the last 24 hours" if near else "",
+    )

@@ -57,11 +57,13 @@ def review_number_alerts(*, change: AccountChange, numbers: list[BusinessNumber]
     if change.field in (PHONE_NUMBER_QUALITY_UPDATE, GRAPH_API_POLL) and change.number_id:
         condition = _quality_condition(change)
         if condition is not _KEEP:
-            _settle(change=change, number_ids=[change.number_id], kind=NumberAlertKind.QUALITY, condition=condition)
+            settle_number_alerts(
+                change=change, number_ids=[change.number_id], kind=NumberAlertKind.QUALITY, condition=condition
+            )
     elif change.field == ACCOUNT_UPDATE:
         account = BusinessAccount.objects.filter(waba_id=change.waba_id).first()
         condition, detail = _account_condition(account)
-        _settle(
+        settle_number_alerts(
             change=change,
             number_ids=[n.pk for n in numbers],
             kind=NumberAlertKind.ACCOUNT,
@@ -76,7 +78,7 @@ def review_number_alerts(*, change: AccountChange, numbers: list[BusinessNumber]
         if template is None:
             return
         status = template.status.upper()
-        _settle(
+        settle_number_alerts(
             change=change,
             number_ids=[n.pk for n in numbers],
             kind=NumberAlertKind.TEMPLATE,
@@ -112,16 +114,17 @@ def _account_condition(account: BusinessAccount | None) -> tuple[str | None, str
     return None, ""
 
 
-def _settle(
+def settle_number_alerts(
     *,
-    change: AccountChange,
     number_ids: list[int],
     kind: str,
     condition: str | None,
+    change: AccountChange | None = None,
     template: MessageTemplate | None = None,
     detail: str = "",
 ) -> None:
-    """Make each number's open alert of this kind (and template) say ``condition``, or none if ``None``."""
+    """Make each number's open alert of this kind (and template) say ``condition``, or none if ``None``; the
+    ``change`` it came from, if Meta's (the messaging limit's warning comes from our own count)."""
     now = timezone.now()
     current = {
         alert.number_id: alert

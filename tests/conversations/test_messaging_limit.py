@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from conversations.models import (
     BusinessAccount,
+    BusinessNumber,
     MemberRole,
     Message,
     MessageTemplate,
@@ -18,9 +19,10 @@ from conversations.models import (
     NumberAlert,
     NumberMembership,
 )
-from conversations.selectors import portfolio_usage
+from conversations.selectors import notifications_for, number_health, portfolio_usage
 from conversations.services.errors import SendRefused
 from conversations.services.outbound import send_template, send_text
+from realtime.models import Event
 from tests.factories import BusinessNumberFactory, ConversationFactory, UserFactory
 
 WABA = "318273645502211"
@@ -99,7 +101,12 @@ def test_supervisors_are_warned_once_per_crossing_at_80_percent(number, staff, a
     assert Notification.objects.filter(recipient=boss).count() == 1
     assert Notification.objects.filter(recipient=staff).count() == 0  # agents are not warned
     alert = NumberAlert.objects.get(number=number, kind="limit", resolved_at__isnull=True)
-    assert alert.condition == "4/5"
+    assert (alert.condition, alert.detail) == ("NEAR_LIMIT", "4 of 5 customers in the last 24 hours")
+    # Shown as every alert is: the inbox's banner, the Numbers page, the supervisor's notification list.
+    (health,) = number_health(numbers=BusinessNumber.objects.filter(pk=number.pk))
+    assert [a["title"] for a in health["alerts"]] == ["The messaging limit is nearly reached"]
+    assert [n.pk for n in notifications_for(user=boss)] == [Notification.objects.get(recipient=boss).pk]
+    assert Event.objects.filter(type="number.alerts_changed").exists()
 
 
 @pytest.mark.django_db(transaction=True)
