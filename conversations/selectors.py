@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from contacts.models import Contact
 from contacts.selectors import contact_matches
-from conversations.account_events import portfolio_limit
+from conversations.account_events import limit_of
 from conversations.alerts import alert_snapshot
 from conversations.models import (
     ACTIVE_STATUSES,
@@ -549,28 +549,15 @@ def unread_notification_count(*, user) -> int:
 # Quality as a number, for the chart and /metrics: higher is better; 0 when Meta has not rated it. A legacy
 # FLAGGED quality event means the rating dropped to low, UNFLAGGED that it left low.
 QUALITY_SCORE = {"GREEN": 3, "YELLOW": 2, "RED": 1, "FLAGGED": 1, "UNFLAGGED": 2}
-# The portfolio's messaging limit, in distinct customers a day; None for unlimited (or not known).
-LIMIT_OF_TIER = {
-    "TIER_50": 50,
-    "TIER_250": 250,
-    "TIER_1K": 1000,
-    "TIER_2K": 2000,
-    "TIER_10K": 10000,
-    "TIER_100K": 100000,
-}
 # Template statuses after which the template cannot be sent.
 STOPPED_TEMPLATE_STATUSES = ("PAUSED", "DISABLED", "REJECTED")
 QUALITY_HISTORY_DAYS = 30
 QUALITY_HISTORY_POINTS = 60
 
 
-def limit_of(tier: str) -> int | None:
-    """A messaging limit in distinct customers a day, from Meta's tier (``TIER_1K``, a number, ...); None when
-    unlimited or not known (then nothing is counted against it)."""
-    tier = portfolio_limit(tier.strip().upper())
-    if tier in LIMIT_OF_TIER:
-        return LIMIT_OF_TIER[tier]
-    return int(tier) if tier.isdigit() and int(tier) > 0 else None
+def _supervises(user) -> Exists:
+    """The user is a supervisor of the number (``OuterRef("pk")``)."""
+    return Exists(NumberMembership.objects.filter(number=OuterRef("pk"), user=user, role=MemberRole.SUPERVISOR))
 
 
 def supervised_numbers(*, user) -> QuerySet[BusinessNumber]:
@@ -578,9 +565,7 @@ def supervised_numbers(*, user) -> QuerySet[BusinessNumber]:
     numbers = visible_numbers(user=user)
     if user.is_superuser:
         return numbers
-    return numbers.filter(
-        Exists(NumberMembership.objects.filter(number=OuterRef("pk"), user=user, role=MemberRole.SUPERVISOR))
-    )
+    return numbers.filter(_supervises(user))
 
 
 def with_supervision(numbers: QuerySet[BusinessNumber], *, user) -> QuerySet[BusinessNumber]:
@@ -591,9 +576,7 @@ def with_supervision(numbers: QuerySet[BusinessNumber], *, user) -> QuerySet[Bus
     )
     if user.is_superuser:
         return numbers.annotate(supervised=Value(True))
-    return numbers.annotate(
-        supervised=Exists(NumberMembership.objects.filter(number=OuterRef("pk"), user=user, role=MemberRole.SUPERVISOR))
-    )
+    return numbers.annotate(supervised=_supervises(user))
 
 
 def open_alerts(*, numbers: QuerySet[BusinessNumber] | Iterable[int]) -> QuerySet[NumberAlert]:
@@ -615,8 +598,7 @@ def number_health(*, numbers: QuerySet[BusinessNumber], now=None) -> list[dict]:
     whatever the count: the numbers with their backlog and last messages, then their accounts, templates,
     quality history, open alerts and the portfolios' use of their messaging limit.
 
-    The limit's use (docs/numbers.md): the distinct customers sent a template (the only message a business can
-    start a conversation with) in the last 24 hours by any number of the account, failed sends left out."""
+    The limit's use is the limit's own count (``portfolio_usage``)."""
     now = now or timezone.now()
     # conversations/ never imports webhooks/ (layers run the other way): the model through the history's link.
     webhook_events = AccountChange._meta.get_field("webhook_event").related_model
@@ -786,17 +768,21 @@ def number_costs(*, number: BusinessNumber, month: date) -> dict:
     rows = rows.values_list(
         "timestamp", "pricing_category", "conversation__contact__phone", "conversation__contact__wa_id"
     )
+    # Each market's and category's rates, the newest first: a message takes the first valid on its day.
     rates: dict[tuple[str, str], list[RateCardEntry]] = defaultdict(list)
-    for rate in RateCardEntry.objects.filter(valid_from__lt=end.date()).filter(
-        Q(valid_until__isnull=True) | Q(valid_until__gt=start.date())
+    for rate in (
+        RateCardEntry.objects.filter(valid_from__lt=end.date())
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=start.date()))
+        .order_by("-valid_from")
     ):
         rates[rate.market, rate.category].append(rate)
+    markets: dict[str, tuple[str, str]] = {}  # a customer's number parsed once, however many messages
 
     def rate_for(market: str, category: str, day: date) -> RateCardEntry | None:
         return next(
             (
                 r
-                for r in sorted(rates.get((market, category), ()), key=lambda r: r.valid_from, reverse=True)
+                for r in rates.get((market, category), ())
                 if r.valid_from <= day and (r.valid_until is None or day < r.valid_until)
             ),
             None,
@@ -808,7 +794,10 @@ def number_costs(*, number: BusinessNumber, month: date) -> dict:
     for timestamp, category, phone, wa_id in rows:
         category = (category or "").lower() or "unknown"
         day = timestamp.astimezone(UTC).date()
-        country, code = _markets(phone or wa_id or "")
+        phone = phone or wa_id or ""
+        if phone not in markets:
+            markets[phone] = _markets(phone)
+        country, code = markets[phone]
         rate = (rate_for(country, category, day) if country else None) or (
             rate_for(code, category, day) if code else None
         )
