@@ -29,7 +29,12 @@ from conversations.models import (
     MessageStatusEvent,
 )
 from conversations.selectors import labels_by_conversation
-from conversations.services.inbound import InboundItem, get_or_create_conversation, receive_inbound_messages
+from conversations.services.inbound import (
+    InboundItem,
+    locked_conversations,
+    publish_received,
+    receive_inbound_messages,
+)
 from conversations.services.media import expect_inbound_media
 from conversations.snapshots import conversation_snapshot, message_snapshot
 from database.bulk import insert_rows, update_rows
@@ -59,7 +64,7 @@ def receive_echoes(*, items: list[InboundItem]) -> list[Message]:
     for event in MessageStatusEvent.objects.filter(wamid__any=list(fresh)):
         if event.wamid not in best or STATUS_RANK[event.status] > STATUS_RANK[best[event.wamid].status]:
             best[event.wamid] = event
-    conversations = _locked_conversations(items=list(fresh.values()))
+    conversations = locked_conversations(items=list(fresh.values()))
     rows = []
     for wamid, item in fresh.items():
         status = best.get(wamid)
@@ -88,40 +93,13 @@ def receive_echoes(*, items: list[InboundItem]) -> list[Message]:
     touched = {message.conversation_id: message.conversation for message in stored}
     for message in stored:
         touched[message.conversation_id].note_message(message)
-    update_rows(objects=list(touched.values()), fields=SUMMARY_FIELDS)
-    labels = labels_by_conversation(touched)
-    snapshots = {pk: conversation_snapshot(c, labels=labels[pk]) for pk, c in touched.items()}
-    by_number: dict[int, list[tuple[str, dict]]] = {}
-    for message in stored:
-        payload: events.MessageCreated = {
-            "message": message_snapshot(message),
-            "conversation": snapshots[message.conversation_id],
-        }
-        by_number.setdefault(touched[message.conversation_id].number_id, []).append((events.MESSAGE_CREATED, payload))
-    for number_id, batch in by_number.items():
-        publish_events(number_id=number_id, events=batch)
-    return stored
-
-
-def _locked_conversations(*, items: list[InboundItem]) -> dict[tuple[int, int], Conversation]:
-    """The conversation of every (number, contact), created if new, then locked in id order."""
-    ids = {
-        (item.number.pk, item.contact.pk): get_or_create_conversation(
-            number=item.number, contact=item.contact, at=item.message.timestamp
-        ).pk
-        for item in items
-    }
-    contacts = {item.contact.pk: item.contact for item in items}
-    locked = {}
-    for conversation in (
-        Conversation.objects.select_for_update(of=("self",))
-        .select_related("assignee")
-        .filter(pk__any=set(ids.values()))
-        .order_by("pk")
-    ):
+    contacts = {item.contact.pk: item.contact for item in fresh.values()}
+    for conversation in touched.values():
         conversation.contact = contacts[conversation.contact_id]
-        locked[(conversation.number_id, conversation.contact_id)] = conversation
-    return locked
+    # The business wrote: its summary moves, its status does not (an echo reopens nothing).
+    update_rows(objects=list(touched.values()), fields=SUMMARY_FIELDS)
+    publish_received(stored=stored, touched=touched, reopened=[])
+    return stored
 
 
 @dataclass(frozen=True)

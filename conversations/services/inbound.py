@@ -72,7 +72,7 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     """
     if not items:
         return []
-    conversations = _conversations_for(items=items)
+    conversations = locked_conversations(items=items)
     known = set(
         Message.objects.filter(wamid__any={item.message.wamid for item in items}).values_list("wamid", flat=True)
     )
@@ -89,7 +89,7 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     stored = insert_rows(objects=[row for _item, row in fresh])
     for message in stored:
         Message.media.related.set_cached_value(message, expect_inbound_media(message=message))
-    # The rows are locked and current (see _conversations_for): each notes its messages in delivery order
+    # The rows are locked and current (see locked_conversations): each notes its messages in delivery order
     # (of two in the same second, the later delivery is the last message), written back in one UPDATE.
     by_id = {conversation.pk: conversation for conversation in conversations.values()}
     touched = {message.conversation_id: by_id[message.conversation_id] for message in stored}
@@ -99,7 +99,7 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     for conversation in touched.values():
         conversation.contact = contacts[conversation.contact_id]
     reopened = _reopen_conversations(conversations=list(touched.values()))
-    _publish_received(stored=stored, touched=touched, reopened=reopened)
+    publish_received(stored=stored, touched=touched, reopened=reopened)
     # New and reopened conversations nobody has: a worker hands them out, one task per number and batch.
     numbers = {item.number.pk: item.number for item in items}
     for number_id in {c.number_id for c in touched.values() if c.assignee_id is None}:
@@ -107,11 +107,11 @@ def receive_inbound_messages(*, items: list[InboundItem]) -> list[Message]:
     return stored
 
 
-def _publish_received(
+def publish_received(
     *, stored: list[Message], touched: dict[int, Conversation], reopened: list[ConversationActivity]
 ) -> None:
-    """One ``message.created`` per message with its conversation as the batch left it, then the reopenings'
-    activities: one INSERT of events per number."""
+    """One ``message.created`` per message with its conversation as the batch left it (``touched``, with
+    ``contact`` and ``assignee`` loaded), then the reopenings' activities: one INSERT of events per number."""
     reactions: dict[str, list[Reaction]] = {}
     for reaction in Reaction.objects.filter(message_wamid__any=[m.wamid for m in stored]).select_related("contact"):
         reactions.setdefault(reaction.message_wamid, []).append(reaction)
@@ -153,7 +153,7 @@ def _reopen(conversation: Conversation) -> str | None:
     return before
 
 
-def _conversations_for(*, items: list[InboundItem]) -> dict[tuple[int, int], Conversation]:
+def locked_conversations(*, items: list[InboundItem]) -> dict[tuple[int, int], Conversation]:
     """The conversation of every (number, contact) in the batch, locked in id order, created if new."""
     wanted = {(item.number.pk, item.contact.pk): item for item in items}
     # The assignee comes in the same query (conversation payloads name them), not locked.
