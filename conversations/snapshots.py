@@ -11,17 +11,21 @@ from contacts.models import Contact
 from conversations.alerts import alert_words
 from conversations.models import (
     ActivityKind,
+    BusinessAccount,
+    BusinessNumber,
     Conversation,
     ConversationActivity,
     ConversationStatus,
     MediaFile,
     MediaState,
     Message,
+    MessageTemplate,
     Notification,
     NotificationKind,
     Reaction,
 )
 from realtime.events import (
+    AccountPayload,
     ActivityPayload,
     ContactNotePayload,
     ConversationPayload,
@@ -30,8 +34,10 @@ from realtime.events import (
     MessagePayload,
     NotePayload,
     NotificationPayload,
+    NumberPayload,
     PersonPayload,
     ReactionPayload,
+    TemplatePayload,
 )
 
 
@@ -334,4 +340,50 @@ def contact_note_snapshot(note) -> ContactNotePayload:
         "body": note.body,
         "created_at": note.created_at.isoformat(),
         "updated_at": note.updated_at.isoformat(),
+    }
+
+
+def number_state_snapshot(number: BusinessNumber, account: BusinessAccount | None) -> NumberPayload:
+    """What Meta says about a number and its account (``number.updated``)."""
+    return {
+        "id": number.pk,
+        "quality_rating": number.quality_rating,
+        "quality_event": number.quality_event,
+        "messaging_limit_tier": number.messaging_limit_tier,
+        "throughput_level": number.throughput_level,
+        "meta_status": number.meta_status,
+        "name_status": number.name_status,
+        "requested_name": number.requested_name,
+        "verified_name": number.verified_name,
+        "name_rejection_reason": number.name_rejection_reason,
+        "account": account_snapshot(account) if account else None,
+    }
+
+
+def account_snapshot(account: BusinessAccount) -> AccountPayload:
+    return {
+        "waba_id": account.waba_id,
+        "status_event": account.status_event,
+        "restrictions": account.restrictions,
+        "violation_type": account.violation_type,
+        "ban_state": account.ban_state,
+        "ban_date": account.ban_date,
+        "messaging_limit": account.messaging_limit,
+        "max_phone_numbers": account.max_phone_numbers,
+        "last_alert": account.last_alert,
+    }
+
+
+def template_snapshot(template: MessageTemplate) -> TemplatePayload:
+    return {
+        "id": template.pk,
+        "name": template.name,
+        "language": template.language,
+        "status": template.status,
+        "status_reason": template.status_reason,
+        "status_detail": template.status_detail,
+        "category": template.category,
+        "pending_category": template.pending_category,
+        "category_switches_at": template.category_switches_at.isoformat() if template.category_switches_at else None,
+        "quality_score": template.quality_score,
     }

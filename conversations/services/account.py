@@ -51,8 +51,8 @@ from conversations.models import (
 from conversations.models import MarketingPreference as MarketingPreferenceRow
 from conversations.services.errors import RetryLater
 from conversations.services.number_alerts import review_number_alerts
+from conversations.snapshots import number_state_snapshot, template_snapshot
 from realtime import events
-from realtime.events import AccountPayload, NumberPayload, TemplatePayload
 from realtime.publish import publish_event, publish_events
 
 logger = logging.getLogger(__name__)
@@ -309,8 +309,6 @@ _APPLIERS = {
 # Number fields the poll reads. The number's own messaging_limit_tier exists up to v23.0; from v24.0 the
 # portfolio's limit is whatsapp_business_manager_messaging_limit (docs/meta.md §10.10).
 POLL_FIELDS = ["quality_rating", "throughput", "name_status", "verified_name", "status"]
-HEALTH_FIELDS = ("quality_rating", "throughput_level", "meta_status", "messaging_limit_tier")
-NAME_FIELDS = ("name_status", "verified_name")
 
 
 def poll_fields(version: str) -> list[str]:
@@ -433,38 +431,8 @@ def _publish_numbers(numbers: list[BusinessNumber], *, waba_id: str) -> None:
     fresh = BusinessNumber.objects.filter(pk__in=[n.pk for n in numbers]).order_by("pk")
     for number in fresh:
         publish_event(
-            number_id=number.pk, type=events.NUMBER_UPDATED, payload={"number": number_snapshot(number, account)}
+            number_id=number.pk, type=events.NUMBER_UPDATED, payload={"number": number_state_snapshot(number, account)}
         )
-
-
-def number_snapshot(number: BusinessNumber, account: BusinessAccount | None) -> NumberPayload:
-    return {
-        "id": number.pk,
-        "quality_rating": number.quality_rating,
-        "quality_event": number.quality_event,
-        "messaging_limit_tier": number.messaging_limit_tier,
-        "throughput_level": number.throughput_level,
-        "meta_status": number.meta_status,
-        "name_status": number.name_status,
-        "requested_name": number.requested_name,
-        "verified_name": number.verified_name,
-        "name_rejection_reason": number.name_rejection_reason,
-        "account": account_snapshot(account) if account else None,
-    }
-
-
-def account_snapshot(account: BusinessAccount) -> AccountPayload:
-    return {
-        "waba_id": account.waba_id,
-        "status_event": account.status_event,
-        "restrictions": account.restrictions,
-        "violation_type": account.violation_type,
-        "ban_state": account.ban_state,
-        "ban_date": account.ban_date,
-        "messaging_limit": account.messaging_limit,
-        "max_phone_numbers": account.max_phone_numbers,
-        "last_alert": account.last_alert,
-    }
 
 
 def _publish_template(template_id: int | None, *, numbers: list[BusinessNumber]) -> None:
@@ -474,21 +442,6 @@ def _publish_template(template_id: int | None, *, numbers: list[BusinessNumber])
     payload = {"template": template_snapshot(template)}
     for number in numbers:
         publish_events(number_id=number.pk, events=[(events.TEMPLATE_UPDATED, payload)])
-
-
-def template_snapshot(template: MessageTemplate) -> TemplatePayload:
-    return {
-        "id": template.pk,
-        "name": template.name,
-        "language": template.language,
-        "status": template.status,
-        "status_reason": template.status_reason,
-        "status_detail": template.status_detail,
-        "category": template.category,
-        "pending_category": template.pending_category,
-        "category_switches_at": template.category_switches_at.isoformat() if template.category_switches_at else None,
-        "quality_score": template.quality_score,
-    }
 
 
 def _jsonable(value: Any) -> Any:
