@@ -9,21 +9,11 @@ from django.utils import timezone
 from conversations.models import CONTACT_NOTE_MAX_LENGTH, ContactNote, Conversation, MemberRole
 from conversations.selectors import contact_notes
 from conversations.services.errors import WorkflowRefused
+from conversations.services.notes import note_body
 from conversations.services.workflow import member_role
 from conversations.snapshots import contact_note_snapshot
 from realtime import events
 from realtime.publish import publish_event
-
-
-def _clean_body(body: str) -> str:
-    body = body.strip()
-    if not body:
-        raise WorkflowRefused("blank_note", "A note needs some text.", field="body")
-    if len(body) > CONTACT_NOTE_MAX_LENGTH:
-        raise WorkflowRefused(
-            "note_too_long", f"A note holds {CONTACT_NOTE_MAX_LENGTH} characters at most.", field="body"
-        )
-    return body
 
 
 def _publish_notes(conversation: Conversation) -> None:
@@ -46,7 +36,10 @@ def _require_author_or_supervisor(*, user, conversation: Conversation, note: Con
 def add_contact_note(*, user, conversation: Conversation, body: str) -> ContactNote:
     """A note of the conversation's number about its contact (the caller checked that the user sees it)."""
     note = ContactNote.objects.create(
-        number_id=conversation.number_id, contact_id=conversation.contact_id, author=user, body=_clean_body(body)
+        number_id=conversation.number_id,
+        contact_id=conversation.contact_id,
+        author=user,
+        body=note_body(body, max_length=CONTACT_NOTE_MAX_LENGTH),
     )
     _publish_notes(conversation)
     return note
@@ -56,7 +49,7 @@ def add_contact_note(*, user, conversation: Conversation, body: str) -> ContactN
 def edit_contact_note(*, user, conversation: Conversation, note: ContactNote, body: str) -> ContactNote:
     """A new text for one of the conversation's contact's notes (its author's or a supervisor's)."""
     _require_author_or_supervisor(user=user, conversation=conversation, note=note, to="edit this note")
-    note.body = _clean_body(body)
+    note.body = note_body(body, max_length=CONTACT_NOTE_MAX_LENGTH)
     note.updated_at = timezone.now()
     note.save(update_fields=["body", "updated_at"])
     _publish_notes(conversation)

@@ -41,17 +41,24 @@ def _mentioned_members(*, conversation: Conversation, body: str) -> list:
     return [user for user in mentionable_members(number=conversation.number) if user.get_username().lower() in wanted]
 
 
+def note_body(body: str, *, max_length: int) -> str:
+    """A note's text without its surrounding blanks; a blank one, or one over ``max_length`` characters, is a
+    400 on ``body`` (notes in a thread and notes about a contact alike)."""
+    body = body.strip()
+    if not body:
+        raise WorkflowRefused("blank_note", "A note needs some text.", field="body")
+    if len(body) > max_length:
+        raise WorkflowRefused(
+            "note_too_long", f"A note is at most {max_length} characters ({len(body)} given).", field="body"
+        )
+    return body
+
+
 @transaction.atomic
 def create_note(*, user, conversation: Conversation, body: str) -> ConversationNote:
     """A private note by ``user`` (who sees the conversation) in its thread, and a notification for each member it
     mentions. An empty note, or one over ``NOTE_MAX_LENGTH`` characters, is a 400 on ``body``."""
-    body = body.strip()
-    if not body:
-        raise WorkflowRefused("blank_note", "A note needs some text.", field="body")
-    if len(body) > NOTE_MAX_LENGTH:
-        raise WorkflowRefused(
-            "note_too_long", f"A note is at most {NOTE_MAX_LENGTH} characters ({len(body)} given).", field="body"
-        )
+    body = note_body(body, max_length=NOTE_MAX_LENGTH)
     note = ConversationNote.objects.create(conversation=conversation, author=user, body=body)
     mentioned = _mentioned_members(conversation=conversation, body=body)
     note.mentions.set(mentioned)
