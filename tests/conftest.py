@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 from django.test.client import ClientHandler
 from rest_framework.test import APIClient
@@ -13,6 +14,27 @@ from sandbox.simulation import envelope, signed_request
 from tests.e2e.conftest import free_port
 from tests.factories import BusinessNumberFactory, UserFactory
 from webhooks.fastpath import InboxWSGIHandler
+
+_last_test_run = {"nodeid": "the session's start"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A connection of this process that the server closed (a backend terminated, a server restart) would fail
+    every later test of the process, far from its cause: replace it, and name the test after which it was found
+    dead."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is None or conn.in_atomic_block or not conn.autocommit:
+            continue
+        if not conn.is_usable():
+            item.warn(
+                pytest.PytestWarning(
+                    f"the {conn.alias!r} database connection was closed by the server; found after "
+                    f"{_last_test_run['nodeid']}, replaced"
+                )
+            )
+            conn.close()
+    _last_test_run["nodeid"] = item.nodeid
 
 
 @pytest.fixture(autouse=True)

@@ -24,6 +24,9 @@ from webhooks.models import WebhookEvent, WebhookEventState
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
+# The production processes' connections carry this name: a test that cuts them cuts theirs only, never the test
+# process's own or another suite's.
+APPLICATION_NAME = "inbox-production-test"
 NGINX_HEADERS = {"Host": HOST, "X-Forwarded-Proto": "https"}
 
 
@@ -57,6 +60,7 @@ def production(e2e_database_url, django_db_blocker) -> Iterator[Production]:
         WEB_WORKERS="2",
         WORKER_CONCURRENCY="2",
         META_GRAPH_API_URL="http://127.0.0.1:9",
+        PGAPPNAME=APPLICATION_NAME,
     )
     processes = []
     try:
@@ -137,9 +141,11 @@ def test_a_database_connection_the_server_closed_is_replaced_not_answered_503(pr
     # PostgreSQL restarted, or an idle connection was cut: every kept connection of the app is dead.
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = %s AND state = 'idle'",
+            [APPLICATION_NAME],
         )
+        assert cursor.fetchone()[0] >= 2
     responses = [deliver(f"1555123001{n}").status_code for n in range(4)]
     assert responses == [200] * 4, "Django's health check replaces the dead connection before the INSERT"
 
