@@ -39,6 +39,8 @@ ContactPanelOut = inline_serializer(
     "ContactPanel",
     fields={
         "contact": ContactOut,
+        # The name the business saved them under in the phone app of this number (Coexistence), else "".
+        "saved_as": serializers.CharField(allow_blank=True),
         "conversations": inline_serializer(
             "ContactConversation",
             fields={
@@ -64,7 +66,7 @@ class ContactNoteInput(serializers.Serializer):
 
 
 class ContactPanelApi(APIView):
-    """``GET``: the conversation's contact, their other conversations you may see (on your other numbers), newest
+    """``GET``: the conversation's contact (and the name the phone app saved them under), their other conversations you may see (on your other numbers), newest
     first, and the notes of this conversation's number about them, oldest first."""
 
     @extend_schema(responses={200: ContactPanelOut, 401: ErrorOut, 404: ErrorOut})
@@ -74,6 +76,7 @@ class ContactPanelApi(APIView):
         return Response(
             {
                 "contact": contact_snapshot(conversation.contact),
+                "saved_as": selectors.saved_name(conversation=conversation),
                 "conversations": [
                     {
                         "id": other.pk,

@@ -92,3 +92,40 @@ class StatusUpdate:
     @property
     def first_error(self) -> MetaError | None:
         return self.errors[0] if self.errors else None
+
+
+@dataclass(frozen=True)
+class HistoryMessage:
+    """A past message of a Coexistence number's chat (Meta's ``history``): the customer's, or the business's
+    (``outbound``), with the status Meta last knew (``history_context.status``, lower-case)."""
+
+    message: InboundMessage
+    outbound: bool
+    status: str
+
+
+@dataclass(frozen=True)
+class HistoryChunk:
+    """One ``history[]`` item: a chunk of the phone app's past chats and where the import stands (Meta's
+    ``phase`` 0..2, ``chunk_order``, overall ``progress`` 0..100), or the business's refusal (``errors``).
+    ``threads`` maps each customer's phone (wa_id) to their messages."""
+
+    path: str
+    phase: int | None
+    chunk_order: int | None
+    progress: int | None
+    threads: tuple[tuple[str, tuple[HistoryMessage, ...]], ...]
+    errors: tuple[MetaError, ...] = ()
+
+
+@dataclass(frozen=True)
+class AddressBookChange:
+    """One ``state_sync[]`` item of ``smb_app_state_sync``: a customer added to (or edited in) the phone app's
+    contacts, or removed from them."""
+
+    path: str
+    wa_id: str
+    full_name: str
+    first_name: str
+    removed: bool
+    timestamp: datetime

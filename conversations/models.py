@@ -72,6 +72,22 @@ class BusinessNumber(models.Model):
     verified_name = models.CharField(max_length=256, blank=True, default="", db_default="")
     name_rejection_reason = models.CharField(max_length=64, blank=True, default="", db_default="")
     name_updated_at = models.DateTimeField(null=True, blank=True)
+    # Coexistence (docs/meta.md §3.7): the WhatsApp Business app answers on this number too. Set by the poll
+    # (``is_on_biz_app``) and by anything only such a number receives (an echo, the history, the contact sync).
+    on_business_app = models.BooleanField(default=False, db_default=False)
+    # The import of the phone app's past chats (Meta's ``history`` webhooks): Meta's overall progress (0..100),
+    # the newest phase seen, how many messages it brought, and the business's refusal to share, if it refused.
+    history_progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    history_phase = models.PositiveSmallIntegerField(null=True, blank=True)
+    history_messages = models.PositiveIntegerField(default=0, db_default=0)
+    history_declined = models.CharField(max_length=300, blank=True, default="", db_default="")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(history_progress__lte=100), name="number_history_progress_at_most_100"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.display_phone_number
@@ -852,6 +868,29 @@ class MarketingPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{'stopped' if self.opted_out else 'receives'} marketing from {self.number_id}: {self.contact_id}"
+
+
+class AddressBookEntry(models.Model):
+    """A customer as the business saved them in the phone app's contacts (Meta's ``smb_app_state_sync``), per
+    number: a contact may be saved under different names by different businesses. A removal keeps the row
+    (``removed``), so an older "add" arriving late cannot bring it back."""
+
+    number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="address_book_entries")
+    full_name = models.CharField(max_length=256, blank=True, default="")
+    first_name = models.CharField(max_length=256, blank=True, default="")
+    removed = models.BooleanField(default=False)
+    # Meta's time of the change applied: an older one never overwrites it.
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "address book entries"
+        constraints = [
+            models.UniqueConstraint(fields=["number", "contact"], name="address_book_one_per_number_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name or self.contact_id} in the phone app of {self.number_id}"
 
 
 class NumberAlertKind(models.TextChoices):

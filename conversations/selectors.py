@@ -30,6 +30,7 @@ from conversations.alerts import alert_snapshot
 from conversations.models import (
     ACTIVE_STATUSES,
     AccountChange,
+    AddressBookEntry,
     BusinessAccount,
     BusinessNumber,
     CannedReply,
@@ -351,6 +352,17 @@ def contact_notes(*, conversation: Conversation) -> QuerySet[ContactNote]:
     )
 
 
+def saved_name(*, conversation: Conversation) -> str:
+    """The contact's name in the phone app's contacts of the conversation's number (Coexistence), else ""."""
+    entry = (
+        AddressBookEntry.objects.filter(number_id=conversation.number_id, contact_id=conversation.contact_id)
+        .exclude(removed=True)
+        .values_list("full_name", "first_name")
+        .first()
+    )
+    return (entry[0] or entry[1]) if entry else ""
+
+
 def contact_note_for(*, conversation: Conversation, note_id: int) -> ContactNote | None:
     """One of ``contact_notes``, else ``None`` (callers answer 404)."""
     return contact_notes(conversation=conversation).filter(pk=note_id).first()
@@ -659,6 +671,24 @@ def number_health(*, numbers: QuerySet[BusinessNumber], now=None) -> list[dict]:
     ]
 
 
+def phone_app_text(number: BusinessNumber) -> str:
+    """Whether the WhatsApp Business app answers on the number too (Coexistence), as the Numbers page says it."""
+    if not number.on_business_app:
+        return "No: the API only"
+    # Meta holds a Coexistence number to 20 messages a second, whatever its throughput level (docs/meta.md §3.7).
+    return "Yes: the WhatsApp Business app answers too (20 messages a second at most)"
+
+
+def history_import_text(number: BusinessNumber) -> str:
+    """Where the import of the phone app's past chats stands, as the Numbers page says it."""
+    if number.history_declined:
+        return f"Declined by the business (Meta: {number.history_declined})"
+    if number.history_progress is None:
+        return "None" if not number.on_business_app else "Not started"
+    state = "Imported" if number.history_progress >= 100 else "Importing"
+    return f"{state}: {number.history_progress} % ({number.history_messages} messages)"
+
+
 def _health_of(number, *, account, templates, history, alerts, used) -> dict:
     tier = (account.messaging_limit if account else "") or number.messaging_limit_tier
     counts: dict[str, int] = defaultdict(int)
@@ -686,6 +716,8 @@ def _health_of(number, *, account, templates, history, alerts, used) -> dict:
             "used_24h": used,
         },
         "throughput_level": number.throughput_level,
+        "phone_app": phone_app_text(number),
+        "history": history_import_text(number),
         "account": {
             "waba_id": number.waba_id,
             "status_event": account.status_event if account else "",

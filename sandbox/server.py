@@ -36,7 +36,11 @@ Control API (not Meta's; no auth; JSON; for tests and demos), under ``/_sandbox/
   type + content, name?, wamid?, timestamp?}`` sends a ``smb_message_echoes`` webhook (the business wrote from
   the phone); ``POST edit`` ``{phone_number_id, wa_id | user_id, original_wamid, text}`` and ``POST revoke``
   ``{phone_number_id, wa_id | user_id, original_wamid}`` send the customer's edit and "delete for everyone"
-  as ``messages`` webhooks. Each answers ``{"wamid", "webhook_id"}``.
+  as ``messages`` webhooks. Each answers ``{"wamid", "webhook_id"}``. ``POST history`` ``{phone_number_id,
+  threads: [{wa_id, messages: [{text, from_business?, timestamp?, status?, wamid?}]}] | declined: true}``
+  sends the past chats as ``history`` webhooks, one chunk per thread, progress rising to 100;
+  ``POST contact_sync`` ``{phone_number_id, contacts: [{phone_number, full_name?, action?, timestamp?}]}``
+  sends the phone app's contacts as one ``smb_app_state_sync`` webhook. Both answer ``{"webhook_ids"}``.
 - ``POST number_quality``, ``number_name``, ``account_update``, ``account_alert``, ``business_capability``,
   ``template_status``, ``template_quality``, ``template_category``, ``user_preferences``: set what Meta knows
   and send its account-level webhook (``sandbox/account.py``).
@@ -83,9 +87,12 @@ from sandbox.account import (
     number_object,
 )
 from sandbox.simulation import (
+    contact_sync_change,
     echo_change,
     edit_content,
     envelope,
+    history_change,
+    history_declined_change,
     message_change,
     new_wamid,
     revoke_content,
@@ -918,8 +925,55 @@ class MetaSandbox:
         )
 
     def _coexistence(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """The phone app of a Coexistence number: the business's echo, the customer's edit or revoke."""
+        """The phone app of a Coexistence number: the business's echo, the customer's edit or revoke, the
+        history of its chats and its contacts."""
+        if name in ("history", "contact_sync"):
+            return self._control_sync(name, payload)
         return self._control_echo(payload) if name == "echo" else self._control_amend(name, payload)
+
+    def _control_sync(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        phone_number_id = payload.get("phone_number_id")
+        if not isinstance(phone_number_id, str) or not phone_number_id:
+            raise ControlError("phone_number_id is required")
+        with self.lock:
+            try:
+                display = self._number(phone_number_id, method="POST")
+            except GraphError:
+                raise ControlError("phone_number_id must be digits") from None
+            where = {"phone_number_id": phone_number_id, "display_phone_number": display}
+            if name == "contact_sync":
+                contacts = payload.get("contacts")
+                if not isinstance(contacts, list) or not all(
+                    isinstance(c, dict) and isinstance(c.get("phone_number"), str) for c in contacts
+                ):
+                    raise ControlError("contacts must be a list of {phone_number, full_name?, action?}")
+                changes = [contact_sync_change(contacts=contacts, **where)]
+            elif payload.get("declined"):
+                changes = [history_declined_change(**where)]
+            else:
+                threads = payload.get("threads")
+                if not isinstance(threads, list) or not threads or not all(_is_thread(t) for t in threads):
+                    raise ControlError("threads must be a list of {wa_id, messages: [{text, ...}]}")
+                changes = [
+                    history_change(
+                        threads=[thread],
+                        phase=min(2, index * 3 // len(threads)) if index + 1 < len(threads) else 2,
+                        chunk_order=index + 1,
+                        progress=(index + 1) * 100 // len(threads),
+                        **where,
+                    )
+                    for index, thread in enumerate(threads)
+                ]
+            jobs = [
+                self.dispatcher.schedule(
+                    body=to_wire(envelope(waba_id=self.config.waba_id, changes=[change])),
+                    app_secret=self.config.app_secret,
+                    summary={"kind": name, "phone_number_id": phone_number_id},
+                    delay=0,
+                )
+                for change in changes
+            ]
+        return {"webhook_ids": [job.id for job in jobs]}
 
     def _control_echo(self, payload: dict[str, Any]) -> dict[str, Any]:
         party = self._party(payload)
@@ -990,7 +1044,16 @@ class MetaSandbox:
         }
 
 
-COEXISTENCE_CONTROLS = ("echo", "edit", "revoke")
+COEXISTENCE_CONTROLS = ("echo", "edit", "revoke", "history", "contact_sync")
+
+
+def _is_thread(thread: Any) -> bool:
+    return (
+        isinstance(thread, dict)
+        and isinstance(thread.get("wa_id"), str)
+        and isinstance(thread.get("messages"), list)
+        and all(isinstance(m, dict) and isinstance(m.get("text"), str) for m in thread["messages"])
+    )
 
 
 def _form_summary(part: FormPart) -> Any:

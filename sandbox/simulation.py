@@ -194,6 +194,101 @@ def echo_change(
     )  # fmt: skip
 
 
+def history_change(
+    *,
+    phone_number_id: str,
+    display_phone_number: str,
+    threads: list[dict],
+    phase: int = 2,
+    chunk_order: int = 1,
+    progress: int = 100,
+) -> dict:
+    """One ``history`` change: a chunk of a Coexistence number's past chats (docs/meta.md §3.7). ``threads``:
+    ``[{"wa_id", "messages": [{"text", "from_business"?, "timestamp"?, "status"?, "wamid"?}]}]``; the
+    business's messages carry ``to``, as Meta's do."""
+    raw_threads = []
+    for thread in threads:
+        messages = []
+        for item in thread["messages"]:
+            message: dict[str, Any] = {
+                "from": display_phone_number if item.get("from_business") else thread["wa_id"],
+                "id": item.get("wamid") or new_wamid(),
+                "timestamp": str(item.get("timestamp") or int(time.time())),
+                "type": "text",
+                "text": {"body": item["text"]},
+                "history_context": {
+                    "status": item.get("status") or ("READ" if item.get("from_business") else "DELIVERED")
+                },
+            }
+            if item.get("from_business"):
+                message["to"] = thread["wa_id"]
+            messages.append(message)
+        raw_threads.append({"id": thread["wa_id"], "messages": messages})
+    return _phone_app_change(
+        "history",
+        {
+            "history": [
+                {"metadata": {"phase": phase, "chunk_order": chunk_order, "progress": progress}, "threads": raw_threads}
+            ]
+        },
+        phone_number_id=phone_number_id,
+        display_phone_number=display_phone_number,
+    )
+
+
+def history_declined_change(*, phone_number_id: str, display_phone_number: str) -> dict:
+    """The ``history`` change Meta sends when the business declined to share its chat history."""
+    error = {
+        "code": 2593109,
+        "title": "History sync is turned off by the business from the WhatsApp Business app",
+        "message": "History sync is turned off by the business from the WhatsApp Business app",
+        "error_data": {"details": "The business declined to share its chat history."},
+    }
+    return _phone_app_change(
+        "history",
+        {"history": [{"errors": [error]}]},
+        phone_number_id=phone_number_id,
+        display_phone_number=display_phone_number,
+    )
+
+
+def contact_sync_change(*, phone_number_id: str, display_phone_number: str, contacts: list[dict]) -> dict:
+    """One ``smb_app_state_sync`` change: the phone app's contacts added, edited (``add``) or removed.
+    ``contacts``: ``[{"phone_number", "full_name"?, "first_name"?, "action"?, "timestamp"?}]``."""
+    items = []
+    for contact in contacts:
+        action = contact.get("action") or "add"
+        card = {"phone_number": contact["phone_number"]}
+        if action != "remove":
+            full_name = contact.get("full_name") or ""
+            card = {"full_name": full_name, "first_name": contact.get("first_name") or full_name.split(" ")[0], **card}
+        items.append(
+            {
+                "type": "contact",
+                "contact": card,
+                "action": action,
+                "metadata": {"timestamp": str(contact.get("timestamp") or int(time.time()))},
+            }
+        )
+    return _phone_app_change(
+        "smb_app_state_sync",
+        {"state_sync": items},
+        phone_number_id=phone_number_id,
+        display_phone_number=display_phone_number,
+    )
+
+
+def _phone_app_change(field_name: str, value: dict, *, phone_number_id: str, display_phone_number: str) -> dict:
+    return {
+        "field": field_name,
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id},
+            **value,
+        },
+    }
+
+
 def edit_content(*, original_wamid: str, text: str) -> dict:
     """A customer's edit of an earlier text (``type: "edit"``), as Coexistence numbers receive it."""
     return {"edit": {"original_message_id": original_wamid, "message": {"type": "text", "text": {"body": text}}}}

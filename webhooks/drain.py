@@ -45,20 +45,30 @@ from django.utils import timezone
 
 from contacts.services import Sender, change_contact_identity, resolve_contacts
 from conversations.account_events import ACCOUNT_FIELDS, AccountChangeItem
-from conversations.incoming import InboundMessage, StatusUpdate
+from conversations.incoming import AddressBookChange, HistoryChunk, InboundMessage, StatusUpdate
 from conversations.models import BusinessNumber
 from conversations.services import InboundItem, apply_reaction, receive_inbound_messages, record_statuses
 from conversations.services.account import UnroutableChange, apply_account_change
-from conversations.services.coexistence import AmendItem, amend_messages, receive_echoes
+from conversations.services.coexistence import (
+    AmendItem,
+    amend_messages,
+    import_history,
+    receive_echoes,
+    sync_address_book,
+)
 from ops.logs import log_context
 from webhooks import services
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import (
+    HISTORY,
+    PHONE_APP_FIELDS,
     SMB_MESSAGE_ECHOES,
     Change,
     parse_account_changes,
+    parse_address_book,
     parse_delivery,
     parse_echoes,
+    parse_history,
     parse_message,
     parse_status,
     profile_for,
@@ -240,9 +250,12 @@ class _Delivery:
     # (a tuple: no list to build for each of a round's message deliveries).
     account_changes: tuple[AccountChangeItem, ...] = ()
     only_account_changes: bool = False
-    # What the phone app of a Coexistence number sent (rare): read and applied in their own branch too.
+    # What the phone app of a Coexistence number sent, its past chats and its contacts (rare): read and applied
+    # in their own branch too, each field read once per delivery.
     echoes: tuple[_MessageItem, ...] = ()
-    echoes_read: bool = False
+    history: tuple[tuple[BusinessNumber, HistoryChunk], ...] = ()
+    address_book: tuple[tuple[BusinessNumber, AddressBookChange], ...] = ()
+    phone_app_fields_read: tuple[str, ...] = ()
 
 
 def _process_claimed(events: list[WebhookEvent]) -> None:
@@ -260,9 +273,11 @@ def _process_claimed(events: list[WebhookEvent]) -> None:
         if delivery.account_changes:
             with log_context(webhook_event_id=delivery.event.pk, request_id=delivery.event.request_id or None):
                 _apply_account_changes(delivery)
-        if delivery.echoes:
+        if delivery.phone_app_fields_read:
             with log_context(webhook_event_id=delivery.event.pk, request_id=delivery.event.request_id or None):
                 _apply_echoes(delivery)
+                _apply_history(delivery)
+                _apply_address_book(delivery)
     _record_outcomes(deliveries)
 
 
@@ -287,9 +302,9 @@ def _read(events: list[WebhookEvent]) -> list[_Delivery]:
         account_fields = False
         for change in delivery.changes:
             if change.field not in PROCESSED_FIELDS:
-                if change.field == SMB_MESSAGE_ECHOES:
+                if change.field in PHONE_APP_FIELDS:
                     wanted += 1
-                    routed += _read_echoes(read=read, numbers=numbers, change=change)
+                    routed += _read_phone_app(read=read, numbers=numbers, change=change)
                     continue
                 account_fields = account_fields or change.field in ACCOUNT_FIELDS
                 continue  # account-level fields: read below; any other field is stored, not applied
@@ -341,28 +356,72 @@ def _apply_account_changes(delivery: _Delivery) -> None:
         delivery.unroutable = False
 
 
-def _read_echoes(*, read: _Delivery, numbers: dict[str, BusinessNumber], change: Change) -> int:
-    """Note an echo change's number (1 if known, else an item error and 0); the delivery's echoes are read
-    with its first echo change, routed as messages are."""
+def _read_phone_app(*, read: _Delivery, numbers: dict[str, BusinessNumber], change: Change) -> int:
+    """Note a phone-app change's number (1 if known, else an item error and 0); the delivery's items of that
+    field are read with its first change of the field, routed as messages are."""
     if change.phone_number_id not in numbers:
         read.item_errors.append({"path": change.path, "error": f"unknown phone_number_id {change.phone_number_id!r}"})
-    if not read.echoes_read:
-        read.echoes_read = True
-        items, broken = parse_echoes(read.event.payload)
-        read.item_errors.extend({"path": path, "error": reason} for path, reason in broken)
-        read.echoes = tuple(
-            _MessageItem(
-                item.path, numbers[number_id], _sender_of(change=item.change, message=item.message), item.message
+    if change.field not in read.phone_app_fields_read:
+        read.phone_app_fields_read += (change.field,)
+        payload = read.event.payload
+        if change.field == SMB_MESSAGE_ECHOES:
+            items, broken = parse_echoes(payload)
+            read.echoes = tuple(
+                _MessageItem(
+                    item.path, numbers[number_id], _sender_of(change=item.change, message=item.message), item.message
+                )
+                for item in items
+                if (number_id := item.change.phone_number_id) in numbers
             )
-            for item in items
-            if (number_id := item.change.phone_number_id) in numbers
-        )
+        elif change.field == HISTORY:
+            chunks, broken = parse_history(payload)
+            read.history = tuple(
+                (numbers[c.phone_number_id], chunk) for c, chunk in chunks if c.phone_number_id in numbers
+            )
+        else:
+            entries, broken = parse_address_book(payload)
+            read.address_book = tuple(
+                (numbers[c.phone_number_id], entry) for c, entry in entries if c.phone_number_id in numbers
+            )
+        read.item_errors.extend({"path": path, "error": reason} for path, reason in broken)
     return 1 if change.phone_number_id in numbers else 0
+
+
+def _apply_history(delivery: _Delivery) -> None:
+    """Each history chunk in a savepoint; a chunk that fails is recorded on its event (a message stored
+    concurrently: the chunk is applied again, and finds it stored)."""
+    for number, chunk in delivery.history:
+        for attempt in range(2):
+            try:
+                with transaction.atomic():
+                    import_history(number=number, chunk=chunk)
+                break
+            except TRANSIENT_DB_ERRORS:
+                raise
+            except Exception as exc:
+                if attempt:
+                    logger.exception("history chunk %s of webhook event %s failed", chunk.path, delivery.event.pk)
+                    delivery.item_errors.append({"path": chunk.path, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _apply_address_book(delivery: _Delivery) -> None:
+    by_number: dict[int, tuple[BusinessNumber, list[AddressBookChange]]] = {}
+    for number, entry in delivery.address_book:
+        by_number.setdefault(number.pk, (number, []))[1].append(entry)
+    for number, entries in by_number.values():
+        try:
+            with transaction.atomic():
+                sync_address_book(number=number, changes=entries)
+        except TRANSIENT_DB_ERRORS:
+            raise
+        except Exception as exc:
+            logger.exception("contact sync of webhook event %s failed", delivery.event.pk)
+            delivery.item_errors.extend({"path": e.path, "error": f"{type(exc).__name__}: {exc}"} for e in entries)
 
 
 def _apply_echoes(delivery: _Delivery) -> None:
     """A delivery's echoes together in a savepoint, else one by one, each error recorded on the event."""
-    if _echo_error(list(delivery.echoes)) is None:
+    if not delivery.echoes or _echo_error(list(delivery.echoes)) is None:
         return
     for item in delivery.echoes:
         if (error := _echo_error([item])) is not None:

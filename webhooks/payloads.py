@@ -47,7 +47,10 @@ from conversations.account_events import (
     portfolio_limit,
 )
 from conversations.incoming import (
+    AddressBookChange,
     Amendment,
+    HistoryChunk,
+    HistoryMessage,
     Identity,
     IdentityChange,
     InboundMessage,
@@ -820,6 +823,11 @@ def _preferences(
 # only for the deliveries that carry them (webhooks/drain.py's own branch).
 
 SMB_MESSAGE_ECHOES = "smb_message_echoes"
+# The phone app's past chats and its contacts, sent once after onboarding (the contacts on every change too).
+HISTORY = "history"
+SMB_APP_STATE_SYNC = "smb_app_state_sync"
+# The Coexistence fields the drain applies besides messages (each read only for the deliveries carrying it).
+PHONE_APP_FIELDS = frozenset((SMB_MESSAGE_ECHOES, HISTORY, SMB_APP_STATE_SYNC))
 _AMENDING_TYPES = frozenset(("edit", "revoke"))
 
 
@@ -862,27 +870,33 @@ class EchoItem:
     message: InboundMessage
 
 
-def parse_echoes(payload: dict[str, Any]) -> tuple[list[EchoItem], list[tuple[str, str]]]:
-    """The echoes of a delivery and those that cannot be read as (path, reason). Routed as messages are
-    (``metadata.phone_number_id``)."""
-    items: list[EchoItem] = []
-    broken: list[tuple[str, str]] = []
+def _changes_of_field(payload: dict[str, Any], field_name: str):
+    """Each readable change of ``field_name`` in a delivery: (path, change, its raw value). Routed as messages
+    are (``metadata.phone_number_id``); a change that cannot be read was already reported by parse_delivery."""
     for entry_index, entry in enumerate(_list(payload.get("entry"))):
         if not isinstance(entry, dict):
-            continue  # already reported by parse_delivery
+            continue
         for change_index, raw_change in enumerate(_list(entry.get("changes"))):
-            if not isinstance(raw_change, dict) or raw_change.get("field") != SMB_MESSAGE_ECHOES:
+            if not isinstance(raw_change, dict) or raw_change.get("field") != field_name:
                 continue
             path = f"entry[{entry_index}].changes[{change_index}]"
             try:
                 change = _parse_change(path, _text(entry.get("id")), raw_change)
             except PayloadError:
-                continue  # already reported by parse_delivery
-            for index, raw in enumerate(_list(raw_change["value"].get("message_echoes"))):
-                try:
-                    items.append(EchoItem(f"{path}.message_echoes[{index}]", change, parse_echo(raw)))
-                except PayloadError as exc:
-                    broken.append((f"{path}.message_echoes[{index}]", str(exc)))
+                continue
+            yield path, change, raw_change["value"]
+
+
+def parse_echoes(payload: dict[str, Any]) -> tuple[list[EchoItem], list[tuple[str, str]]]:
+    """The echoes of a delivery and those that cannot be read as (path, reason)."""
+    items: list[EchoItem] = []
+    broken: list[tuple[str, str]] = []
+    for path, change, value in _changes_of_field(payload, SMB_MESSAGE_ECHOES):
+        for index, raw in enumerate(_list(value.get("message_echoes"))):
+            try:
+                items.append(EchoItem(f"{path}.message_echoes[{index}]", change, parse_echo(raw)))
+            except PayloadError as exc:
+                broken.append((f"{path}.message_echoes[{index}]", str(exc)))
     return items, broken
 
 
@@ -891,3 +905,100 @@ def parse_echo(raw: Any) -> InboundMessage:
     if not isinstance(raw, dict):
         raise PayloadError("echo is not an object")
     return parse_message({**raw, "from": raw.get("to"), "from_user_id": raw.get("to_user_id")})
+
+
+# The history's statuses as Meta writes them (upper-case), to ours; any other (PENDING, one not known yet)
+# counts as sent: the business's message left the phone.
+_HISTORY_STATUSES = {"SENT": "sent", "DELIVERED": "delivered", "READ": "read", "PLAYED": "played", "ERROR": "failed"}
+
+
+def parse_history(payload: dict[str, Any]) -> tuple[list[tuple[Change, HistoryChunk]], list[tuple[str, str]]]:
+    """The ``history`` chunks of a delivery (each with its change, for its number) and the messages in them that
+    cannot be read as (path, reason). A thread's message is the business's when it has a ``to`` (Meta: "only
+    included if SMB message echo") or is not ``from`` the thread's customer."""
+    chunks: list[tuple[Change, HistoryChunk]] = []
+    broken: list[tuple[str, str]] = []
+    for path, change, value in _changes_of_field(payload, HISTORY):
+        for index, raw_chunk in enumerate(_list(value.get("history"))):
+            chunk_path = f"{path}.history[{index}]"
+            if not isinstance(raw_chunk, dict):
+                broken.append((chunk_path, "history item is not an object"))
+                continue
+            metadata = raw_chunk.get("metadata") if isinstance(raw_chunk.get("metadata"), dict) else {}
+            threads = []
+            for thread_index, raw_thread in enumerate(_list(raw_chunk.get("threads"))):
+                thread_path = f"{chunk_path}.threads[{thread_index}]"
+                wa_id = _digits_or_none(raw_thread.get("id")) if isinstance(raw_thread, dict) else None
+                if wa_id is None:
+                    broken.append((thread_path, "thread has no customer phone number (id)"))
+                    continue
+                messages = []
+                for message_index, raw in enumerate(_list(raw_thread.get("messages"))):
+                    try:
+                        messages.append(_history_message(raw, customer=wa_id))
+                    except PayloadError as exc:
+                        broken.append((f"{thread_path}.messages[{message_index}]", str(exc)))
+                threads.append((wa_id, tuple(messages)))
+            chunks.append(
+                (
+                    change,
+                    HistoryChunk(
+                        path=chunk_path,
+                        phase=_bounded_int(metadata.get("phase"), low=0, high=2),
+                        chunk_order=_bounded_int(metadata.get("chunk_order"), low=0, high=_MAX_QUANTITY),
+                        progress=_bounded_int(metadata.get("progress"), low=0, high=100),
+                        threads=tuple(threads),
+                        errors=tuple(_errors(raw_chunk.get("errors"))),
+                    ),
+                )
+            )
+    return chunks, broken
+
+
+def _history_message(raw: Any, *, customer: str) -> HistoryMessage:
+    if not isinstance(raw, dict):
+        raise PayloadError("message is not an object")
+    outbound = "to" in raw or _digits_or_none(raw.get("from")) != customer
+    # Read as a message whose other party is the thread's customer, whichever way it went.
+    message = parse_message({**raw, "from": customer, "from_user_id": None})
+    context = raw.get("history_context") if isinstance(raw.get("history_context"), dict) else {}
+    status = _HISTORY_STATUSES.get(_text(context.get("status")).upper(), "sent")
+    return HistoryMessage(message=message, outbound=outbound, status=status)
+
+
+def parse_address_book(payload: dict[str, Any]) -> tuple[list[tuple[Change, AddressBookChange]], list[tuple[str, str]]]:
+    """The ``smb_app_state_sync`` contact changes of a delivery (each with its change, for its number) and those
+    that cannot be read as (path, reason). Items of another ``type`` than ``contact`` are left alone."""
+    items: list[tuple[Change, AddressBookChange]] = []
+    broken: list[tuple[str, str]] = []
+    for path, change, value in _changes_of_field(payload, SMB_APP_STATE_SYNC):
+        for index, raw in enumerate(_list(value.get("state_sync"))):
+            item_path = f"{path}.state_sync[{index}]"
+            if not isinstance(raw, dict) or raw.get("type") != "contact":
+                continue
+            contact = raw.get("contact") if isinstance(raw.get("contact"), dict) else {}
+            metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+            wa_id = _digits_or_none(contact.get("phone_number"))
+            action = _text(raw.get("action"))
+            if wa_id is None or action not in ("add", "remove"):
+                broken.append((item_path, f"contact sync item without a phone_number or action {_shown(action)}"))
+                continue
+            try:
+                timestamp = _timestamp(metadata.get("timestamp"))
+            except PayloadError as exc:
+                broken.append((item_path, str(exc)))
+                continue
+            items.append(
+                (
+                    change,
+                    AddressBookChange(
+                        path=item_path,
+                        wa_id=wa_id,
+                        full_name=_text(contact.get("full_name"))[:_NAME_WIDTH],
+                        first_name=_text(contact.get("first_name"))[:_NAME_WIDTH],
+                        removed=action == "remove",
+                        timestamp=timestamp,
+                    ),
+                )
+            )
+    return items, broken

@@ -152,7 +152,7 @@ def _apply_quality(*, update: QualityUpdate, waba_id, number, numbers, at) -> bo
             at=at,
             fields={"messaging_limit": update.portfolio_limit},
         )
-    _publish_numbers(numbers if account_applied else [number] if applied else [], waba_id=waba_id)
+    publish_numbers(numbers if account_applied else [number] if applied else [], waba_id=waba_id)
     return applied or account_applied
 
 
@@ -163,7 +163,7 @@ def _apply_name(*, update: NameUpdate, waba_id, number, numbers, at) -> bool:
         if update.decision == "APPROVED":
             fields["verified_name"] = update.requested_name
     applied = _forward(BusinessNumber, pk=number.pk, stamp="name_updated_at", at=at, fields=fields)
-    _publish_numbers([number] if applied else [], waba_id=waba_id)
+    publish_numbers([number] if applied else [], waba_id=waba_id)
     return applied
 
 
@@ -180,7 +180,7 @@ def _apply_account_update(*, update: AccountUpdate, waba_id, number, numbers, at
     if update.ban_state:
         fields.update(ban_state=update.ban_state, ban_date=update.ban_date)
     applied = _forward(BusinessAccount, pk=_account(waba_id).pk, stamp="status_updated_at", at=at, fields=fields)
-    _publish_numbers(numbers if applied else [], waba_id=waba_id)
+    publish_numbers(numbers if applied else [], waba_id=waba_id)
     return applied
 
 
@@ -196,7 +196,7 @@ def _apply_alert(*, update: AccountAlert, waba_id, number, numbers, at) -> bool:
     applied = _forward(
         BusinessAccount, pk=_account(waba_id).pk, stamp="alert_updated_at", at=at, fields={"last_alert": alert}
     )
-    _publish_numbers(numbers if applied else [], waba_id=waba_id)
+    publish_numbers(numbers if applied else [], waba_id=waba_id)
     return applied
 
 
@@ -205,7 +205,7 @@ def _apply_capability(*, update: CapabilityUpdate, waba_id, number, numbers, at)
     if update.max_phone_numbers is not None:
         fields["max_phone_numbers"] = update.max_phone_numbers
     applied = _forward(BusinessAccount, pk=_account(waba_id).pk, stamp="limit_updated_at", at=at, fields=fields)
-    _publish_numbers(numbers if applied else [], waba_id=waba_id)
+    publish_numbers(numbers if applied else [], waba_id=waba_id)
     return applied
 
 
@@ -401,7 +401,7 @@ def apply_number_snapshot(
         numbers = [number]
         if "portfolio_limit" in changed:
             numbers = list(BusinessNumber.objects.filter(waba_id=number.waba_id).order_by("pk"))
-        _publish_numbers(numbers, waba_id=number.waba_id)
+        publish_numbers(numbers, waba_id=number.waba_id)
         review_number_alerts(change=record, numbers=numbers)
     return record
 
@@ -424,7 +424,8 @@ def poll_numbers() -> int:
 # --- events ---------------------------------------------------------------------------------------
 
 
-def _publish_numbers(numbers: list[BusinessNumber], *, waba_id: str) -> None:
+def publish_numbers(numbers: list[BusinessNumber], *, waba_id: str) -> None:
+    """A ``number.updated`` for each number (of one account) as it now is: the Numbers page redraws it."""
     if not numbers:
         return
     account = BusinessAccount.objects.filter(waba_id=waba_id).first() if waba_id else None

@@ -9,6 +9,12 @@
   have is stored as its own message (it is shown as "✏️ ..." or "Deleted a message"): the hot path of
   ordinary messages never looks for amendments waiting for them.
 
+- ``import_history``: the phone app's past chats (Meta's ``history``, once after onboarding, in chunks that may
+  come in any order): each message stored once, in its customer's conversation; a conversation the import
+  creates starts resolved (past work, not new work), one that exists keeps its status; nothing counts as
+  unread and the customer service window does not move. The number keeps Meta's progress, or the refusal.
+- ``sync_address_book``: the phone app's contacts (``smb_app_state_sync``), per number, newest change wins.
+
 Idempotent and order-safe: the unique wamid keeps one echo; the target is locked, an edit already in its
 history is not applied again, and the newest edit (by Meta's timestamp, then wamid) is the text shown,
 whatever order they come in.
@@ -16,19 +22,26 @@ whatever order they come in.
 
 from dataclasses import dataclass
 
+from django.db.models import F
+from django.db.models.functions import Coalesce, Greatest
+
 from contacts.models import Contact
-from conversations.incoming import InboundMessage
+from contacts.services import Sender, resolve_contacts
+from conversations.incoming import AddressBookChange, HistoryChunk, InboundMessage
 from conversations.models import (
     STATUS_RANK,
     SUMMARY_FIELDS,
+    AddressBookEntry,
     BusinessNumber,
     Conversation,
+    ConversationStatus,
     Direction,
     Message,
     MessageStatus,
     MessageStatusEvent,
 )
 from conversations.selectors import labels_by_conversation
+from conversations.services.account import publish_numbers
 from conversations.services.inbound import (
     InboundItem,
     locked_conversations,
@@ -41,8 +54,10 @@ from database.bulk import insert_rows, update_rows
 from realtime import events
 from realtime.publish import publish_events
 
-# A key of our own in an echo's content: the thread says it was sent from the phone app.
+# Keys of our own in a message's content: the thread says it was sent from the phone app, or imported from
+# the phone app's history.
 PHONE_APP = "phone_app"
+FROM_HISTORY = "history"
 
 
 def receive_echoes(*, items: list[InboundItem]) -> list[Message]:
@@ -88,6 +103,7 @@ def receive_echoes(*, items: list[InboundItem]) -> list[Message]:
             )
         )
     stored = insert_rows(objects=rows)
+    _mark_on_business_app(number_ids={item.number.pk for item in fresh.values()})
     for message in stored:
         Message.media.related.set_cached_value(message, expect_inbound_media(message=message))
     touched = {message.conversation_id: message.conversation for message in stored}
@@ -208,3 +224,135 @@ def _apply(target: Message, message: InboundMessage) -> bool:
     target.content = content
     target.body, target.preview = edits[-1]["body"], edits[-1]["preview"]
     return True
+
+
+def import_history(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Message]:
+    """Store a history chunk's messages not stored yet, note Meta's progress (or the refusal) on the number, and
+    tell the Numbers page; returns the messages stored. A message stored concurrently makes the INSERT raise
+    IntegrityError: the caller's savepoint handles it (the chunk is applied again message by message)."""
+    stored: list[Message] = []
+    if chunk.threads:
+        stored = _import_threads(number=number, chunk=chunk)
+    declined = "; ".join(f"{e.code}: {e.title}".strip(": ") for e in chunk.errors)[:300]
+    progress = {}
+    if chunk.progress is not None:
+        progress["history_progress"] = Greatest(Coalesce(F("history_progress"), 0), chunk.progress)
+    if chunk.phase is not None:
+        progress["history_phase"] = Greatest(Coalesce(F("history_phase"), 0), chunk.phase)
+    BusinessNumber.objects.filter(pk=number.pk).update(
+        on_business_app=True,
+        history_messages=F("history_messages") + len(stored),
+        **progress,
+        **({"history_declined": declined} if declined else {}),
+    )
+    publish_numbers([number], waba_id=number.waba_id)
+    return stored
+
+
+def _import_threads(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Message]:
+    contacts = resolve_contacts(senders=[Sender(wa_id=wa_id, user_id=None) for wa_id, _messages in chunk.threads])
+    wamids = {m.message.wamid for _wa_id, messages in chunk.threads for m in messages}
+    known = set(Message.objects.filter(wamid__any=wamids).values_list("wamid", flat=True))
+    existing = set(
+        Conversation.objects.filter(number=number, contact_id__any=[c.pk for c in contacts]).values_list(
+            "contact_id", flat=True
+        )
+    )
+    fresh: dict[str, tuple[Contact, object]] = {}
+    for contact, (_wa_id, messages) in zip(contacts, chunk.threads, strict=True):
+        for item in messages:
+            if item.message.wamid not in known:
+                fresh.setdefault(item.message.wamid, (contact, item))
+    if not fresh:
+        return []
+    conversations = locked_conversations(
+        items=[InboundItem(number=number, contact=contact, message=item.message) for contact, item in fresh.values()]
+    )
+    rows = []
+    for wamid, (contact, item) in fresh.items():
+        message = item.message
+        rows.append(
+            Message(
+                conversation=conversations[(number.pk, contact.pk)],
+                wamid=wamid,
+                direction=Direction.OUTBOUND if item.outbound else Direction.INBOUND,
+                type=message.type,
+                body=message.body,
+                preview=message.preview[:300],
+                content={**message.content, FROM_HISTORY: True, **({PHONE_APP: True} if item.outbound else {})},
+                context=message.context,
+                reply_to_wamid=message.reply_to_wamid,
+                timestamp=message.timestamp,
+                status=item.status if item.outbound else MessageStatus.RECEIVED,
+                status_at=message.timestamp,
+            )
+        )
+    stored = insert_rows(objects=rows)
+    for message in stored:
+        expect_inbound_media(message=message)
+    touched = {message.conversation_id: message.conversation for message in stored}
+    for message in sorted(stored, key=lambda m: m.timestamp):
+        conversation = touched[message.conversation_id]
+        # Past messages move the list's line forward only; the window stays as the API's own messages set it.
+        if conversation.last_message_at <= message.timestamp:
+            conversation.last_message_at = message.timestamp
+            conversation.last_message_preview = message.preview[:300]
+            conversation.last_message_direction = message.direction
+    created = [c for c in touched.values() if c.contact_id not in existing]
+    for conversation in created:
+        conversation.status = ConversationStatus.RESOLVED
+    update_rows(objects=list(touched.values()), fields=SUMMARY_FIELDS[:3])
+    if created:
+        update_rows(objects=created, fields=["status"])
+    labels = labels_by_conversation(touched)
+    contacts_by_id = {c.pk: c for c in contacts}
+    for conversation in touched.values():
+        conversation.contact = contacts_by_id[conversation.contact_id]
+    publish_events(
+        number_id=number.pk,
+        events=[
+            (events.CONVERSATION_UPDATED, {"conversation": conversation_snapshot(c, labels=labels[c.pk])})
+            for c in touched.values()
+        ],
+    )
+    return stored
+
+
+def sync_address_book(*, number: BusinessNumber, changes: list[AddressBookChange]) -> int:
+    """Apply the phone app's contact changes to the number's address book, an older change never over a newer
+    one (a removal is kept as one); returns how many changed an entry."""
+    if not changes:
+        return 0
+    contacts = resolve_contacts(senders=[Sender(wa_id=change.wa_id, user_id=None) for change in changes])
+    newest: dict[int, AddressBookChange] = {}
+    for contact, change in zip(contacts, changes, strict=True):
+        if contact.pk not in newest or newest[contact.pk].timestamp <= change.timestamp:
+            newest[contact.pk] = change
+    entries = {
+        entry.contact_id: entry
+        for entry in AddressBookEntry.objects.select_for_update()
+        .filter(number=number, contact_id__any=list(newest))
+        .order_by("pk")
+    }
+    changed = 0
+    for contact_id, change in newest.items():
+        names = {} if change.removed else {"full_name": change.full_name, "first_name": change.first_name}
+        entry = entries.get(contact_id)
+        if entry is None:
+            AddressBookEntry.objects.create(
+                number=number, contact_id=contact_id, removed=change.removed, changed_at=change.timestamp, **names
+            )
+        elif entry.changed_at <= change.timestamp:
+            AddressBookEntry.objects.filter(pk=entry.pk).update(
+                removed=change.removed, changed_at=change.timestamp, **names
+            )
+        else:
+            continue
+        changed += 1
+    _mark_on_business_app(number_ids={number.pk})
+    return changed
+
+
+def _mark_on_business_app(*, number_ids: set[int]) -> None:
+    """Only a Coexistence number gets echoes, history and contact sync: say so on the Numbers page."""
+    BusinessNumber.objects.filter(pk__any=number_ids, on_business_app=False).update(on_business_app=True)

@@ -62,7 +62,7 @@ export class ContactPanel {
   async load() {
     try {
       const panel = await getJson(`/api/conversations/${this.conversation.id}/contact/`);
-      this.showContact(panel.contact);
+      this.showContact(panel.contact, panel.saved_as);
       this.showConversations(panel.conversations);
       this.setNotes(panel.notes);
       await this.loadMarketing();
@@ -72,11 +72,12 @@ export class ContactPanel {
     }
   }
 
-  showContact(contact) {
+  showContact(contact, savedAs = "") {
     this.$("#contact-panel-name").textContent = contact.name || contact.phone || contact.username || "Unknown";
     const facts = this.$("#contact-facts");
     facts.replaceChildren();
-    for (const [term, value] of [["Phone", contact.phone], ["Username", contact.username]]) {
+    const rows = [["Phone", contact.phone], ["Username", contact.username], ["Saved in the phone app as", savedAs]];
+    for (const [term, value] of rows) {
       if (!value) continue;
       facts.append(element("dt", null, term), element("dd", null, value));
     }

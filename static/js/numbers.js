@@ -59,6 +59,8 @@ function redraw(health) {
     ? `${limit.used_24h} of ${limit.limit} customers in 24 h`
     : `${limit.used_24h} customers in 24 h (${limit.tier || "limit not known"})`);
   fact(card, "throughput", health.throughput_level || "not known");
+  fact(card, "phone-app", health.phone_app);
+  fact(card, "history", health.history);
   fact(card, "backlog", String(health.webhook_backlog));
   fact(card, "last-in", health.last_inbound_at || "none");
   fact(card, "last-out", health.last_outbound_at || "none");

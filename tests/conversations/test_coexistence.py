@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from conversations.models import Direction, Message, MessageStatus
-from conversations.selectors import message_search
+from conversations.models import AddressBookEntry, Direction, Message, MessageStatus
+from conversations.selectors import history_import_text, message_search, saved_name
 from conversations.snapshots import message_snapshot
 from realtime import events
 from realtime.models import Event
 from sandbox.simulation import (
+    contact_sync_change,
     echo_change,
     edit_content,
     envelope,
+    history_change,
+    history_declined_change,
     message_change,
     new_wamid,
     revoke_content,
@@ -287,3 +290,138 @@ def test_a_revoke_from_the_phone_app_shows_the_businesss_message_as_deleted(phon
     assert message_snapshot(phone_app_reply)["text"] == "This message was deleted"
     assert Message.objects.count() == 1
     assert list(message_search(user=staff, search="morning")) == []
+
+
+# --- the history of the phone app's chats -----------------------------------------------------------------
+
+PAST = 1_760_000_000  # Oct 2025: before the number joined the API
+
+
+def history(*threads: dict, phase: int = 2, chunk_order: int = 1, progress: int = 100) -> dict:
+    change = history_change(**NUMBER, threads=list(threads), phase=phase, chunk_order=chunk_order, progress=progress)
+    return envelope(waba_id="318273645502211", changes=[change])
+
+
+def past_chat(wa_id: str = CUSTOMER) -> dict:
+    return {
+        "wa_id": wa_id,
+        "messages": [
+            {"text": "Do you ship to Leeds?", "timestamp": PAST, "wamid": f"wamid.{wa_id}-1"},
+            {"text": "We do, next day.", "timestamp": PAST + 60, "wamid": f"wamid.{wa_id}-2", "from_business": True},
+        ],
+    }
+
+
+def test_the_history_imports_past_chats_once_as_resolved_conversations_with_both_sides(number):
+    event = deliver(history(past_chat()))
+
+    assert (event.state, event.item_errors) == (WebhookEventState.PROCESSED, [])
+    first, reply = Message.objects.order_by("timestamp")
+    assert (first.direction, first.body, first.status) == (Direction.INBOUND, "Do you ship to Leeds?", "received")
+    assert (reply.direction, reply.body, reply.status) == (Direction.OUTBOUND, "We do, next day.", "read")
+    assert message_snapshot(reply)["content"]["phone_app"] is True
+    conversation = first.conversation
+    assert conversation.contact.wa_id == CUSTOMER
+    # Past work, not new work: resolved, nothing unread, the reply window not opened by a months-old message.
+    assert (conversation.status, conversation.last_inbound_at) == ("resolved", None)
+    assert conversation.last_message_preview == "We do, next day."
+    number.refresh_from_db()
+    assert (number.on_business_app, number.history_progress, number.history_messages) == (True, 100, 2)
+
+    again = deliver(history(past_chat()))  # Meta redelivers
+    assert again.state == WebhookEventState.PROCESSED
+    assert Message.objects.count() == 2
+    number.refresh_from_db()
+    assert number.history_messages == 2
+
+
+def test_an_imported_past_never_moves_an_existing_conversation_back_nor_changes_its_status(number):
+    conversation = ConversationFactory(number=number, contact__wa_id=CUSTOMER)
+    MessageFactory(conversation=conversation, body="Where is my parcel?")
+    conversation.refresh_from_db()
+    line, status = conversation.last_message_preview, conversation.status
+
+    deliver(history(past_chat()))
+
+    conversation.refresh_from_db()
+    assert (conversation.last_message_preview, conversation.status) == (line, status)
+    assert conversation.messages.count() == 3
+
+
+def test_chunks_in_any_order_leave_the_highest_progress_and_the_numbers_page_says_it(number, client, staff):
+    deliver(history(past_chat("447700900462"), phase=2, chunk_order=3, progress=100))
+    deliver(history(past_chat("447700900463"), phase=0, chunk_order=1, progress=30))
+
+    number.refresh_from_db()
+    assert (number.history_progress, number.history_phase, number.history_messages) == (100, 2, 4)
+    assert published(events.NUMBER_UPDATED)
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    page = client.get("/numbers/").content.decode()
+    assert "Imported: 100 % (4 messages)" in page
+    assert "Yes: the WhatsApp Business app answers too" in page
+
+
+def test_a_declined_history_is_said_on_the_numbers_health(number):
+    change = history_declined_change(**NUMBER)
+    event = deliver(envelope(waba_id="318273645502211", changes=[change]))
+
+    assert event.state == WebhookEventState.PROCESSED
+    number.refresh_from_db()
+    assert number.history_declined.startswith("2593109: History sync is turned off")
+    assert history_import_text(number).startswith("Declined by the business (Meta: 2593109")
+    assert Message.objects.count() == 0
+
+
+def test_a_history_message_that_cannot_be_read_is_recorded_and_the_others_are_imported(number):
+    payload = history(past_chat())
+    thread = payload["entry"][0]["changes"][0]["value"]["history"][0]["threads"][0]
+    thread["messages"].append({"id": "wamid.broken", "type": "text", "timestamp": "soon"})
+    thread["messages"][0]["unknown_field"] = {"nested": True}  # Meta adds fields: ignored
+
+    event = deliver(payload)
+
+    assert event.state == WebhookEventState.PROCESSED
+    assert [e["path"] for e in event.item_errors] == ["entry[0].changes[0].history[0].threads[0].messages[2]"]
+    assert Message.objects.count() == 2
+
+
+def test_a_history_for_an_unknown_number_is_unroutable(db):
+    event = deliver(history(past_chat()))
+    assert event.state == WebhookEventState.UNROUTABLE
+    assert Message.objects.count() == 0
+
+
+# --- the phone app's contacts ----------------------------------------------------------------------------
+
+
+def contact_sync(*contacts: dict) -> dict:
+    change = contact_sync_change(**NUMBER, contacts=list(contacts))
+    return envelope(waba_id="318273645502211", changes=[change])
+
+
+def test_the_phone_apps_contacts_name_the_customer_for_this_number_only_and_the_newest_change_wins(number, api):
+    conversation = ConversationFactory(number=number, contact__wa_id=CUSTOMER)
+    elsewhere = ConversationFactory(contact=conversation.contact)
+
+    deliver(contact_sync({"phone_number": CUSTOMER, "full_name": "Pablo Morales", "timestamp": PAST}))
+    assert api.get(f"/api/conversations/{conversation.pk}/contact/").json()["saved_as"] == "Pablo Morales"
+    assert saved_name(conversation=elsewhere) == ""
+
+    deliver(contact_sync({"phone_number": CUSTOMER, "full_name": "Pablo M. (Leeds)", "timestamp": PAST + 10}))
+    deliver(contact_sync({"phone_number": CUSTOMER, "full_name": "Pablo (old)", "timestamp": PAST + 5}))  # late
+    assert saved_name(conversation=conversation) == "Pablo M. (Leeds)"
+
+    deliver(contact_sync({"phone_number": CUSTOMER, "action": "remove", "timestamp": PAST + 20}))
+    deliver(contact_sync({"phone_number": CUSTOMER, "full_name": "Pablo", "timestamp": PAST + 15}))  # late
+    assert saved_name(conversation=conversation) == ""
+    number.refresh_from_db()
+    assert number.on_business_app is True
+
+
+def test_a_contact_sync_item_without_a_phone_number_is_recorded_and_the_others_apply(number):
+    payload = contact_sync({"phone_number": "447700900470", "full_name": "Ana"}, {"phone_number": "", "full_name": "?"})
+    event = deliver(payload)
+    assert [e["path"] for e in event.item_errors] == ["entry[0].changes[0].state_sync[1]"]
+    assert AddressBookEntry.objects.get().full_name == "Ana"

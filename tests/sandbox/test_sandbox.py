@@ -24,7 +24,14 @@ import pytest
 import requests
 
 from sandbox.customers import png_bytes
-from webhooks.payloads import parse_delivery, parse_echoes, parse_message, parse_status
+from webhooks.payloads import (
+    parse_address_book,
+    parse_delivery,
+    parse_echoes,
+    parse_history,
+    parse_message,
+    parse_status,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sandbox-test-secret"
@@ -771,3 +778,44 @@ def test_the_phone_app_sends_an_echo_and_the_customer_an_edit_and_a_revoke_as_si
     assert (revoked.type, revoked.amendment.kind, revoked.amendment.target_wamid) == ("revoke", "revoke", "wamid.IN2")
 
     assert sandbox.http.post(f"{sandbox.base_url}/_sandbox/edit", json=party).status_code == 400
+
+
+def test_the_phone_app_sends_its_past_chats_in_chunks_and_its_contacts_as_signed_webhooks(sandbox, recorder):
+    threads = [
+        {"wa_id": CUSTOMER, "messages": [{"text": "Hello?"}, {"text": "Hi! How can we help?", "from_business": True}]},
+        {"wa_id": "447700900124", "messages": [{"text": "Open on Sunday?"}]},
+    ]
+    sent = sandbox.control("POST", "history", {"phone_number_id": PHONE_NUMBER_ID, "threads": threads})
+    assert len(sent["webhook_ids"]) == 2
+    wait_until(lambda: len(recorder.bodies) == 2, what="the history webhooks")
+    chunks = [chunk for body in recorder.bodies for _change, chunk in parse_history(json.loads(body))[0]]
+    assert sorted((c.chunk_order, c.progress) for c in chunks) == [(1, 50), (2, 100)]
+    assert max(c.phase for c in chunks) == 2
+    first = next(c for c in chunks if c.chunk_order == 1)
+    [(wa_id, (hello, reply))] = first.threads
+    assert (wa_id, hello.outbound, reply.outbound, reply.status) == (CUSTOMER, False, True, "read")
+    assert recorder.rejected == []
+
+    recorder.clear()
+    contacts = [
+        {"phone_number": CUSTOMER, "full_name": "Pablo Morales"},
+        {"phone_number": "447700900124", "action": "remove"},
+    ]
+    sandbox.control("POST", "contact_sync", {"phone_number_id": PHONE_NUMBER_ID, "contacts": contacts})
+    wait_until(lambda: recorder.bodies, what="the contact sync webhook")
+    items, broken = parse_address_book(json.loads(recorder.bodies[0]))
+    assert broken == []
+    assert [(i.wa_id, i.full_name, i.first_name, i.removed) for _c, i in items] == [
+        (CUSTOMER, "Pablo Morales", "Pablo", False),
+        ("447700900124", "", "", True),
+    ]
+
+    recorder.clear()
+    sandbox.control("POST", "history", {"phone_number_id": PHONE_NUMBER_ID, "declined": True})
+    wait_until(lambda: recorder.bodies, what="the declined history webhook")
+    [(_change, declined)] = parse_history(json.loads(recorder.bodies[0]))[0]
+    assert [e.code for e in declined.errors] == [2593109]
+    assert (
+        sandbox.http.post(f"{sandbox.base_url}/_sandbox/history", json={"phone_number_id": PHONE_NUMBER_ID}).status_code
+        == 400
+    )
