@@ -573,7 +573,9 @@ class NotificationAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def rows_of_numbers(self, queryset, *, numbers):
-        return queryset.filter(conversation__number_id__in=[n.pk for n in numbers])
+        # A mention is of a conversation's number; a number alert's notification of the alert's.
+        ids = [n.pk for n in numbers]
+        return queryset.filter(Q(conversation__number_id__in=ids) | Q(alert__number_id__in=ids))
 
 
 def _accounts_of(numbers) -> set[str]:

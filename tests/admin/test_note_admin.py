@@ -4,9 +4,11 @@ none of them."""
 import pytest
 from django.contrib.auth.models import Permission
 
+from conversations.models import MemberRole, NumberAlertKind, NumberMembership
 from conversations.services.notes import create_note
+from conversations.services.number_alerts import settle_number_alerts
 from tests.conversations.team import make_team
-from tests.factories import ConversationFactory, UserFactory
+from tests.factories import BusinessNumberFactory, ConversationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -37,3 +39,21 @@ def test_staff_of_another_number_see_no_notes_nor_notifications(client, note):
     assert "the refund is approved" not in client.get("/admin/conversations/conversationnote/").content.decode()
     assert client.get(f"/admin/conversations/conversationnote/{note.pk}/change/").status_code == 302
     assert "sue" not in client.get("/admin/conversations/notification/").content.decode()
+
+
+def test_a_supervisor_with_view_permission_sees_their_numbers_alert_notifications_not_another_numbers(client, number):
+    supervisor = UserFactory(username="sam", is_staff=True)
+    NumberMembership.objects.create(number=number, user=supervisor, role=MemberRole.SUPERVISOR)
+    other_number = BusinessNumberFactory(name="Other line")
+    NumberMembership.objects.create(number=other_number, user=UserFactory(username="otto"), role=MemberRole.SUPERVISOR)
+    for each in (number, other_number):
+        settle_number_alerts(
+            number_ids=[each.pk], kind=NumberAlertKind.QUALITY, condition="RED", detail=f"quality of {each.name}"
+        )
+    supervisor.user_permissions.add(*Permission.objects.filter(codename="view_notification"))
+    client.force_login(supervisor)
+
+    page = client.get("/admin/conversations/notification/").content.decode()
+
+    assert page.count('class="field-recipient') == 1
+    assert "sam" in page and "otto" not in page
