@@ -17,6 +17,7 @@ PHONE_NUMBER_QUALITY_UPDATE = "phone_number_quality_update"
 PHONE_NUMBER_NAME_UPDATE = "phone_number_name_update"
 ACCOUNT_UPDATE = "account_update"
 ACCOUNT_ALERTS = "account_alerts"
+ACCOUNT_REVIEW_UPDATE = "account_review_update"
 BUSINESS_CAPABILITY_UPDATE = "business_capability_update"
 MESSAGE_TEMPLATE_STATUS_UPDATE = "message_template_status_update"
 MESSAGE_TEMPLATE_QUALITY_UPDATE = "message_template_quality_update"
@@ -31,6 +32,7 @@ ACCOUNT_FIELDS = frozenset(
         PHONE_NUMBER_NAME_UPDATE,
         ACCOUNT_UPDATE,
         ACCOUNT_ALERTS,
+        ACCOUNT_REVIEW_UPDATE,
         BUSINESS_CAPABILITY_UPDATE,
         MESSAGE_TEMPLATE_STATUS_UPDATE,
         MESSAGE_TEMPLATE_QUALITY_UPDATE,
@@ -88,6 +90,14 @@ class AccountAlert:
     status: str
     type: str
     description: str  # free text: shown, never branched on
+
+
+@dataclass(frozen=True)
+class ReviewUpdate:
+    """``account_review_update``: Meta's review of the account against its policies; only an ``APPROVED``
+    account can use the APIs."""
+
+    decision: str  # APPROVED, REJECTED, PENDING, DEFERRED, ... as received
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,7 @@ AccountUpdateValue = (
     | NameUpdate
     | AccountUpdate
     | AccountAlert
+    | ReviewUpdate
     | CapabilityUpdate
     | TemplateStatusUpdate
     | TemplateQualityUpdate

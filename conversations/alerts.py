@@ -45,6 +45,11 @@ _WORDS: dict[str, dict[str, tuple[str, str]]] = {
             "Meta will disable this WhatsApp Business Account for a policy violation. Stop what Meta objects to "
             "and appeal in Meta Business Suite before the date Meta gave.",
         ),
+        "REVIEW_REJECTED": (
+            "Meta rejected the account's review",
+            "The WhatsApp Business Account failed Meta's policy review: its numbers cannot use the API until it "
+            "passes. See why in Meta Business Suite (Business Support Home), fix it and request a new review.",
+        ),
         "OFFBOARDED": (
             "The account was removed",
             "Meta offboarded this WhatsApp Business Account (or its partner was removed): its numbers can no "

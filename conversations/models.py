@@ -799,6 +799,9 @@ class BusinessAccount(models.Model):
     # account_alerts: the last alert ({"type", "severity", "status", "description", "entity_type", "entity_id"}).
     last_alert = models.JSONField(default=dict, blank=True)
     alert_updated_at = models.DateTimeField(null=True, blank=True)
+    # account_review_update: Meta's review of the account (APPROVED, REJECTED, PENDING, DEFERRED, ...).
+    review_decision = models.CharField(max_length=64, blank=True, default="", db_default="")
+    review_updated_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"WhatsApp Business Account {self.waba_id}"

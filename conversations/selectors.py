@@ -723,6 +723,7 @@ def _health_of(number, *, account, templates, history, alerts, used) -> dict:
             "status_event": account.status_event if account else "",
             "restricted": bool(restrictions),
             "ban_state": account.ban_state if account else "",
+            "review_decision": account.review_decision if account else "",
         },
         "webhook_backlog": number.webhook_backlog,
         "last_inbound_at": number.last_inbound.isoformat() if number.last_inbound else None,

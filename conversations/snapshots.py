@@ -371,6 +371,7 @@ def account_snapshot(account: BusinessAccount) -> AccountPayload:
         "messaging_limit": account.messaging_limit,
         "max_phone_numbers": account.max_phone_numbers,
         "last_alert": account.last_alert,
+        "review_decision": account.review_decision,
     }
 
 

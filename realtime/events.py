@@ -263,6 +263,7 @@ class AccountPayload(TypedDict):
     messaging_limit: str  # the portfolio's: TIER_2K ... TIER_UNLIMITED
     max_phone_numbers: int | None
     last_alert: dict
+    review_decision: str  # Meta's review of the account: APPROVED, REJECTED, PENDING, DEFERRED, ...
 
 
 class NumberPayload(TypedDict):

@@ -13,6 +13,7 @@ send an older change late):
 - ``number_name`` ``{phone_number_id, decision, requested_verified_name, rejection_reason?}``.
 - ``account_update`` ``{event, restriction_info? | violation_info? | ban_info? | ...}``: the value as given.
 - ``account_alert`` ``{entity_type, entity_id, alert_info: {...}}``.
+- ``account_review`` ``{decision}``: Meta's review of the account (APPROVED, REJECTED, PENDING, DEFERRED).
 - ``business_capability`` ``{max_daily_conversations_per_business, max_phone_numbers_per_waba?}``.
 - ``template_status`` ``{name, language, event, reason?, rejection_info?, other_info?}``: the template's status too.
 - ``template_quality`` ``{name, language, new_quality_score}``.
@@ -187,6 +188,10 @@ def _account_alert(payload: dict, account: AccountFields, templates: list[dict],
     return "account_alerts", _only(payload, "entity_type", "entity_id", "alert_info")
 
 
+def _account_review(payload: dict, account: AccountFields, templates: list[dict], display_of) -> tuple[str, dict]:
+    return "account_review_update", {"decision": _text(payload, "decision", required=True)}
+
+
 def _business_capability(payload: dict, account: AccountFields, templates: list[dict], display_of) -> tuple[str, dict]:
     limit = payload.get("max_daily_conversations_per_business")
     if limit is None:
@@ -267,6 +272,7 @@ _BUILDERS = {
     "number_name": _number_name,
     "account_update": _account_update,
     "account_alert": _account_alert,
+    "account_review": _account_review,
     "business_capability": _business_capability,
     "template_status": _template_status,
     "template_quality": _template_quality,

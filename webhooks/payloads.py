@@ -24,6 +24,7 @@ from contacts.phones import digits_of
 from conversations.account_events import (
     ACCOUNT_ALERTS,
     ACCOUNT_FIELDS,
+    ACCOUNT_REVIEW_UPDATE,
     ACCOUNT_UPDATE,
     BUSINESS_CAPABILITY_UPDATE,
     MESSAGE_TEMPLATE_QUALITY_UPDATE,
@@ -40,6 +41,7 @@ from conversations.account_events import (
     NameUpdate,
     QualityUpdate,
     Restriction,
+    ReviewUpdate,
     TemplateCategoryUpdate,
     TemplateQualityUpdate,
     TemplateRef,
@@ -664,6 +666,10 @@ def _account_alert(value: _Lenient) -> AccountAlert:
     )
 
 
+def _review_update(value: _Lenient) -> ReviewUpdate:
+    return ReviewUpdate(decision=value.text("decision"))
+
+
 def _capability_update(value: _Lenient) -> CapabilityUpdate:
     # The v24+ key first; the legacy singular one carries the same portfolio limit since 2025-10.
     limit = value.text("max_daily_conversations_per_business") or value.text("max_daily_conversation_per_phone")
@@ -719,6 +725,7 @@ _ACCOUNT_READERS = {
     PHONE_NUMBER_NAME_UPDATE: _name_update,
     ACCOUNT_UPDATE: _account_update,
     ACCOUNT_ALERTS: _account_alert,
+    ACCOUNT_REVIEW_UPDATE: _review_update,
     BUSINESS_CAPABILITY_UPDATE: _capability_update,
     MESSAGE_TEMPLATE_STATUS_UPDATE: _template_status_update,
     MESSAGE_TEMPLATE_QUALITY_UPDATE: _template_quality_update,

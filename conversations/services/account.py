@@ -34,6 +34,7 @@ from conversations.account_events import (
     NameUpdate,
     NumberSnapshot,
     QualityUpdate,
+    ReviewUpdate,
     TemplateCategoryUpdate,
     TemplateQualityUpdate,
     TemplateRef,
@@ -184,6 +185,13 @@ def _apply_account_update(*, update: AccountUpdate, waba_id, number, numbers, at
     return applied
 
 
+def _apply_review(*, update: ReviewUpdate, waba_id, number, numbers, at) -> bool:
+    fields = {"review_decision": update.decision} if update.decision else {}
+    applied = _forward(BusinessAccount, pk=_account(waba_id).pk, stamp="review_updated_at", at=at, fields=fields)
+    publish_numbers(numbers if applied else [], waba_id=waba_id)
+    return applied
+
+
 def _apply_alert(*, update: AccountAlert, waba_id, number, numbers, at) -> bool:
     alert = {
         "type": update.type,
@@ -296,6 +304,7 @@ _APPLIERS = {
     NameUpdate: _apply_name,
     AccountUpdate: _apply_account_update,
     AccountAlert: _apply_alert,
+    ReviewUpdate: _apply_review,
     CapabilityUpdate: _apply_capability,
     TemplateStatusUpdate: _apply_template_status,
     TemplateQualityUpdate: _apply_template_quality,

@@ -5,8 +5,8 @@ inside the change's transaction. Rules, per number:
 
 - quality: a quality event ``FLAGGED`` or ``DOWNGRADE``, or a polled rating ``YELLOW`` or ``RED``, raises it;
   ``UNFLAGGED``/``UPGRADE`` or a polled ``GREEN`` ends it;
-- account: a ban (``DISABLE``, ``SCHEDULE_FOR_DISABLE``), an offboarding, or restrictions in force raise it
-  (the worst of them); none of those ends it;
+- account: a ban (``DISABLE``, ``SCHEDULE_FOR_DISABLE``), an offboarding, a rejected review of the account, or
+  restrictions in force raise it (the worst of them); none of those ends it;
 - template: each of the account's templates ``PAUSED``, ``DISABLED`` or ``REJECTED`` raises one; any other
   status ends it.
 
@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversations.account_events import (
+    ACCOUNT_REVIEW_UPDATE,
     ACCOUNT_UPDATE,
     GRAPH_API_POLL,
     MESSAGE_TEMPLATE_STATUS_UPDATE,
@@ -60,7 +61,7 @@ def review_number_alerts(*, change: AccountChange, numbers: list[BusinessNumber]
             settle_number_alerts(
                 change=change, number_ids=[change.number_id], kind=NumberAlertKind.QUALITY, condition=condition
             )
-    elif change.field == ACCOUNT_UPDATE:
+    elif change.field in (ACCOUNT_UPDATE, ACCOUNT_REVIEW_UPDATE):
         account = BusinessAccount.objects.filter(waba_id=change.waba_id).first()
         condition, detail = _account_condition(account)
         settle_number_alerts(
@@ -108,6 +109,8 @@ def _account_condition(account: BusinessAccount | None) -> tuple[str | None, str
         return account.ban_state, " ".join(p for p in (account.violation_type, account.ban_date) if p)
     if account.status_event in OFFBOARDING_EVENTS:
         return "OFFBOARDED", account.status_event
+    if account.review_decision == "REJECTED":
+        return "REVIEW_REJECTED", ""
     if account.restrictions:
         kinds = ", ".join(str(r.get("type", "")) for r in account.restrictions if isinstance(r, dict))
         return "ACCOUNT_RESTRICTION", " ".join(p for p in (kinds, account.violation_type) if p)

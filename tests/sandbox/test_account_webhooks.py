@@ -156,6 +156,12 @@ CASES = [
         lambda line: account_of(line).last_alert["severity"] == "CRITICAL",
     ),
     (
+        "account_review",
+        {"decision": "REJECTED"},
+        "account_review_update",
+        lambda line: account_of(line).review_decision == "REJECTED",
+    ),
+    (
         "business_capability",
         {"max_daily_conversations_per_business": 100000, "max_phone_numbers_per_waba": 25},
         "business_capability_update",

@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from contacts.models import Contact
+from conversations.alerts import alert_snapshot
 from conversations.models import (
     AccountChange,
     BusinessAccount,
@@ -19,7 +20,9 @@ from conversations.models import (
     ChangeSource,
     MarketingPreference,
     MessageTemplate,
+    NumberAlertKind,
 )
+from conversations.selectors import open_alerts
 from realtime.models import Event
 from tests.factories import BusinessNumberFactory, ContactFactory, UserFactory
 from webhooks.drain import process_webhook_event
@@ -189,6 +192,27 @@ def test_an_account_alert_is_the_accounts_last_alert(post, number):
         "BUSINESS",
     )
     assert alert["description"].startswith("Limits cannot be increased")
+
+
+def review(decision, **extra) -> dict:
+    payload = copy.deepcopy(sample("account_alerts_limit_increase_deferred"))
+    change = payload["entry"][0]["changes"][0]
+    change.update(field="account_review_update", value={"decision": decision, **extra})
+    return payload
+
+
+def test_an_account_review_is_kept_and_a_rejection_raises_the_account_alert_until_approved(post, number):
+    assert processed_cleanly(post(at_time(review("REJECTED"), 1_780_000_000)))
+    assert BusinessAccount.objects.get(waba_id=WABA).review_decision == "REJECTED"
+    [alert] = open_alerts(numbers=[number.pk])
+    assert (alert.kind, alert.condition) == (NumberAlertKind.ACCOUNT, "REVIEW_REJECTED")
+    assert alert_snapshot(alert)["title"] == "Meta rejected the account's review"
+
+    assert processed_cleanly(post(at_time(review("APPROVED", reviewer="someone"), 1_780_000_100)))  # a new key
+    assert BusinessAccount.objects.get(waba_id=WABA).review_decision == "APPROVED"
+    assert list(open_alerts(numbers=[number.pk])) == []
+    assert processed_cleanly(post(at_time(review("REJECTED"), 1_780_000_050)))  # older, late: changes nothing
+    assert BusinessAccount.objects.get(waba_id=WABA).review_decision == "APPROVED"
 
 
 @pytest.mark.parametrize(
