@@ -11,8 +11,7 @@ from rest_framework.views import APIView
 from config.openapi import ErrorOut
 from conversations import selectors
 from conversations.services.errors import WorkflowRefused
-from conversations.services.workflow import require_supervisor
-from conversations.workflow_apis import number_or_404
+from conversations.workflow_apis import supervised_number_or_404
 
 
 def _total() -> dict:
@@ -59,8 +58,7 @@ def parse_month(value: str | None) -> date:
 
 
 def number_costs_for(request, number_id: int):
-    number = number_or_404(request, number_id)
-    require_supervisor(user=request.user, number=number, to="see its costs")
+    number = supervised_number_or_404(request, number_id, to="see its costs")
     return number, selectors.number_costs(number=number, month=parse_month(request.GET.get("month")))
 
 

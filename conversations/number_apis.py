@@ -8,8 +8,8 @@ from rest_framework.views import APIView
 
 from config.openapi import ErrorOut
 from conversations import selectors
-from conversations.services.workflow import require_supervisor
-from conversations.workflow_apis import number_or_404
+from conversations.models import BusinessNumber
+from conversations.workflow_apis import supervised_number_or_404
 
 AlertOut = inline_serializer(
     "NumberAlert",
@@ -64,6 +64,8 @@ NumberHealthOut = inline_serializer(
             },
         ),
         "throughput_level": serializers.CharField(allow_blank=True),
+        "phone_app": serializers.CharField(help_text="whether the WhatsApp Business app answers on the number too"),
+        "history": serializers.CharField(help_text="where the import of the phone app's past chats stands"),
         "account": inline_serializer(
             "NumberAccountState",
             fields={
@@ -71,6 +73,7 @@ NumberHealthOut = inline_serializer(
                 "status_event": serializers.CharField(allow_blank=True),
                 "restricted": serializers.BooleanField(),
                 "ban_state": serializers.CharField(allow_blank=True),
+                "review_decision": serializers.CharField(allow_blank=True),
             },
         ),
         "webhook_backlog": serializers.IntegerField(help_text="webhook deliveries for it not yet processed"),
@@ -105,7 +108,6 @@ class NumberHealthApi(APIView):
 
     @extend_schema(responses={200: NumberHealthOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut})
     def get(self, request, number_id: int):
-        number = number_or_404(request, number_id)
-        require_supervisor(user=request.user, number=number, to="see its health")
-        (health,) = selectors.number_health(numbers=selectors.visible_numbers(user=request.user).filter(pk=number.pk))
+        number = supervised_number_or_404(request, number_id, to="see its health")
+        (health,) = selectors.number_health(numbers=BusinessNumber.objects.filter(pk=number.pk))
         return Response(health)

@@ -16,8 +16,7 @@ from conversations.apis import template_item
 from conversations.models import MessageTemplate
 from conversations.services import template_management
 from conversations.services.errors import WorkflowRefused
-from conversations.services.workflow import require_supervisor
-from conversations.workflow_apis import number_or_404
+from conversations.workflow_apis import number_or_404, supervised_number_or_404
 
 DEFINITION_HELP = (
     '{"name", "language", "category": MARKETING|UTILITY|AUTHENTICATION, "header"?: {"format": TEXT|IMAGE|VIDEO|'
@@ -69,8 +68,8 @@ def definition_of(request) -> tuple[dict, object]:
 
 
 def template_or_404(number, template_id: int) -> MessageTemplate:
-    template = MessageTemplate.objects.filter(waba_id=number.waba_id, pk=template_id).first()
-    if template is None or not number.waba_id:
+    template = selectors.number_template(number=number, template_id=template_id)
+    if template is None:
         raise Http404
     return template
 
@@ -90,8 +89,7 @@ class NumberTemplatesApi(APIView):
         }
     )
     def get(self, request, number_id: int):
-        number = number_or_404(request, number_id)
-        require_supervisor(user=request.user, number=number, to="manage templates")
+        number = supervised_number_or_404(request, number_id, to="manage templates")
         return Response({"results": [managed_item(t) for t in selectors.number_templates(number=number)]})
 
     @extend_schema(

@@ -165,6 +165,13 @@ def number_or_404(request, number_id: int):
     return number
 
 
+def supervised_number_or_404(request, number_id: int, *, to: str):
+    """The number if the user may see it (else 404) and supervises it (else 403 "Only a supervisor ... <to>")."""
+    number = number_or_404(request, number_id)
+    workflow.require_supervisor(user=request.user, number=number, to=to)
+    return number
+
+
 NumberSettingsOut = inline_serializer(
     "NumberAssignmentSettings",
     fields={
