@@ -2,6 +2,8 @@
 template kept; each row links to its number's Templates page."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import MessageTemplateFactory, UserFactory
 
@@ -32,3 +34,16 @@ def test_a_superuser_deletes_a_template_at_meta_and_the_list_links_to_the_templa
         r["path"].split("?")[0].endswith(f"/{number.waba_id}/message_templates") for r in deletes_at_meta(meta_sandbox)
     ] == [True]
     assert not type(template).objects.filter(pk=template.pk).exists()
+
+
+def test_the_template_list_links_every_row_in_a_fixed_number_of_queries(client, number, django_assert_max_num_queries):
+    client.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+    MessageTemplateFactory(waba_id=number.waba_id, name="first")
+    with CaptureQueriesContext(connection) as one_row:
+        client.get("/admin/conversations/messagetemplate/")
+    for n in range(20):
+        MessageTemplateFactory(waba_id=number.waba_id, name=f"offer_{n}")
+
+    with django_assert_max_num_queries(len(one_row)):
+        listed = client.get("/admin/conversations/messagetemplate/").content.decode()
+    assert listed.count(f'href="/numbers/{number.pk}/templates/"') == 21
