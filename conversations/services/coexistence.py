@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce, Greatest
 
 from contacts.models import Contact
 from contacts.services import Sender, resolve_contacts
-from conversations.incoming import AddressBookChange, HistoryChunk, InboundMessage
+from conversations.incoming import AddressBookChange, HistoryChunk, HistoryMessage, InboundMessage
 from conversations.models import (
     STATUS_RANK,
     SUMMARY_FIELDS,
@@ -48,7 +48,7 @@ from conversations.services.inbound import (
     publish_received,
     receive_inbound_messages,
 )
-from conversations.services.media import expect_inbound_media
+from conversations.services.media import INBOUND_MEDIA_TYPES, expect_inbound_media
 from conversations.snapshots import conversation_snapshot, message_snapshot
 from database.bulk import insert_rows, update_rows
 from realtime import events
@@ -258,11 +258,15 @@ def _import_threads(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Mess
             "contact_id", flat=True
         )
     )
-    fresh: dict[str, tuple[Contact, object]] = {}
+    fresh: dict[str, tuple[Contact, HistoryMessage]] = {}
+    late_media: dict[str, HistoryMessage] = {}
     for contact, (_wa_id, messages) in zip(contacts, chunk.threads, strict=True):
         for item in messages:
             if item.message.wamid not in known:
                 fresh.setdefault(item.message.wamid, (contact, item))
+            elif item.message.type in INBOUND_MEDIA_TYPES and item.message.content.get("id"):
+                late_media[item.message.wamid] = item
+    _attach_late_media(late_media)
     if not fresh:
         return []
     conversations = locked_conversations(
@@ -290,6 +294,13 @@ def _import_threads(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Mess
     stored = insert_rows(objects=rows)
     for message in stored:
         expect_inbound_media(message=message)
+    _note_imported(number=number, stored=stored, contacts=contacts, existing=existing)
+    return stored
+
+
+def _note_imported(*, number: BusinessNumber, stored: list[Message], contacts: list[Contact], existing: set[int]):
+    """Move the conversations' list lines forward to the imported messages, resolve those the import created
+    (past work, not new work), and publish them."""
     touched = {message.conversation_id: message.conversation for message in stored}
     for message in sorted(stored, key=lambda m: m.timestamp):
         conversation = touched[message.conversation_id]
@@ -315,7 +326,21 @@ def _import_threads(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Mess
             for c in touched.values()
         ],
     )
-    return stored
+
+
+def _attach_late_media(items: dict[str, HistoryMessage]) -> None:
+    """Meta sends a past media message first without its media id, and the id (for the last 14 days only) in a
+    later history webhook: the stored message gets its file then, once."""
+    if not items:
+        return
+    for message in (
+        Message.objects.select_for_update(of=("self",))
+        .filter(wamid__any=list(items), media__isnull=True, content__has_key=FROM_HISTORY)
+        .order_by("pk")
+    ):
+        message.content = {**message.content, **items[message.wamid].message.content}
+        message.save(update_fields=["content"])
+        expect_inbound_media(message=message)
 
 
 def sync_address_book(*, number: BusinessNumber, changes: list[AddressBookChange]) -> int:

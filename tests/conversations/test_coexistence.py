@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conversations.models import AddressBookEntry, Direction, Message, MessageStatus
+from conversations.models import AddressBookEntry, Direction, MediaFile, Message, MessageStatus
 from conversations.selectors import history_import_text, message_search, saved_name
 from conversations.snapshots import message_snapshot
 from realtime import events
@@ -425,3 +425,25 @@ def test_a_contact_sync_item_without_a_phone_number_is_recorded_and_the_others_a
     event = deliver(payload)
     assert [e["path"] for e in event.item_errors] == ["entry[0].changes[0].state_sync[1]"]
     assert AddressBookEntry.objects.get().full_name == "Ana"
+
+
+def test_a_past_photos_media_id_coming_in_a_later_history_webhook_gets_it_its_file_once(number):
+    def photo_history(image: dict) -> dict:
+        payload = history({"wa_id": CUSTOMER, "messages": [{"text": "-", "wamid": "wamid.photo", "timestamp": PAST}]})
+        [message] = payload["entry"][0]["changes"][0]["value"]["history"][0]["threads"][0]["messages"]
+        del message["text"]
+        message.update(type="image", image=image)
+        return payload
+
+    deliver(photo_history({"caption": "The broken lid", "mime_type": "image/jpeg"}))  # no id at first
+    message = Message.objects.get()
+    assert (message.type, message.body) == ("image", "The broken lid")
+    assert not MediaFile.objects.exists()
+
+    later = {"caption": "The broken lid", "mime_type": "image/jpeg", "id": "1013859600285441", "sha256": "abc="}
+    deliver(photo_history(later))
+    deliver(photo_history(later))  # Meta redelivers
+
+    media = MediaFile.objects.get()
+    assert (media.message_id, media.meta_media_id, media.mime_type) == (message.pk, "1013859600285441", "image/jpeg")
+    assert Message.objects.count() == 1
