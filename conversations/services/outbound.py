@@ -46,6 +46,7 @@ from conversations.selectors import labels_by_conversation, marketing_opted_out
 from conversations.services.errors import RetryLater, SendRefused
 from conversations.services.limits import reserve_business_initiated_send
 from conversations.services.media import check_outbound_media, media_kind, requeue_stranded_media
+from conversations.services.pacing import take_send_slot
 from conversations.services.statuses import advance_message_status, publish_status_changed, register_sent_message
 from conversations.services.workflow import assign_replier
 from conversations.snapshots import conversation_snapshot, message_snapshot, reaction_snapshots
@@ -337,6 +338,11 @@ def deliver_outbound_message(*, message_id: int) -> str:
             message_id=message_id, code=190, title="Access token expired: an admin must set a new one"
         )
         return "failed"
+    try:
+        take_send_slot(number=number)
+    except RetryLater:
+        Message.objects.filter(pk=message_id).update(send_claimed_at=None)
+        raise
     client = GraphClient.for_number(number)
     try:
         payload = _graph_payload(message=message, client=client)

@@ -2,6 +2,7 @@
 schema refuses never leaves the app, throttling answers leave the message queued for a later try, and
 Graph's unknown-object answers (100 and 803) read the same."""
 
+import functools
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from conversations.models import Message, MessageStatus
+from conversations.services import pacing
 from conversations.services.errors import RetryLater
 from conversations.services.numbers import NumberVerificationFailed, verify_phone_number
 from conversations.services.outbound import deliver_outbound_message
@@ -80,3 +82,27 @@ def test_meta_not_knowing_the_number_reads_the_same_for_100_and_803(meta_sandbox
     with pytest.raises(NumberVerificationFailed) as refused:
         verify_phone_number(phone_number_id=phone_number_id, access_token=SANDBOX_TOKEN)
     assert refused.value.reason == "unknown_number", refused.value.detail
+
+
+def test_a_reply_past_its_numbers_messages_a_second_stays_queued_and_goes_in_a_later_second(
+    meta_sandbox, queued, monkeypatch
+):
+    number = queued.conversation.number
+    number.on_business_app = True  # Coexistence: 20 a second
+    number.save()
+    now = [5_000.5]
+    frozen = functools.partial(pacing.take_send_slot, clock=lambda: now[0], sleep=lambda seconds: None)
+    monkeypatch.setattr("conversations.services.outbound.take_send_slot", frozen)
+    monkeypatch.setattr(pacing, "MAX_WAIT_SECONDS", 0.0)
+    for _ in range(20):
+        frozen(number=number)  # twenty other sends took this second
+
+    with pytest.raises(RetryLater):
+        deliver_outbound_message(message_id=queued.pk)
+    queued.refresh_from_db()
+    assert queued.status == MessageStatus.PENDING and queued.send_claimed_at is None
+    assert sent_requests(meta_sandbox) == []
+
+    now[0] += 1  # the next second
+    assert deliver_outbound_message(message_id=queued.pk) == "sent"
+    assert len(sent_requests(meta_sandbox)) == 1
