@@ -23,6 +23,7 @@ Control API (not Meta's; no auth; JSON; for tests and demos), under ``/_sandbox/
   ``duplicate_statuses``, ``shuffle_statuses``, ``fail_next`` (``{"code", "title"?, "details"?,
   "mode": "sync"|"async", "count"?}``), ``server_error_next`` (N, or ``{"count", "code": 131000|2|1|131016}``),
   ``answer_lost_next`` (N, or ``{"mode": "drop"|"delay", "count"?, "seconds"?}``: sends accepted, answers lost),
+  ``media_url_expired_next`` (N: the next N media URLs ``GET /{media-id}`` hands out have already expired),
   ``expire_token``, ``rate_limit_mps``, ``pair_limit``/``pair_window``, ``templates``, ``webhook_url``,
   ``webhook_retry_delays``, ``webhook_timeout``, ``assume_window_open``, ``sniff_media``, ``media_url_ttl``,
   ``numbers`` ({phone_number_id: display}), ``waba_id``, ``app_secret``, ``access_token``. Injected failures
@@ -108,6 +109,7 @@ from .messages import OutboundMessage, ReadReceipt, validate
 from .state import (
     CONFIG_SETTERS,
     AnswerLostNext,
+    ExpiredUrlsNext,
     FailNext,
     SandboxConfig,
     SandboxState,
@@ -126,6 +128,7 @@ INJECTIONS = {
     "fail_next": FailNext.parse,
     "server_error_next": ServerErrorNext.parse,
     "answer_lost_next": AnswerLostNext.parse,
+    "media_url_expired_next": ExpiredUrlsNext.parse,
 }
 TEMPLATE_PAGE_DEFAULT = 25
 
@@ -496,7 +499,7 @@ class MetaSandbox:
                     200,
                     {
                         "messaging_product": "whatsapp",
-                        "url": self._download_url(item),
+                        "url": self._download_url(item, looked_up=True),
                         "mime_type": item.mime_type,
                         "sha256": item.sha256_hex,
                         "file_size": str(len(item.data)),
@@ -527,9 +530,18 @@ class MetaSandbox:
                 raise unsupported("DELETE", media_id)
         return json_reply(200, {"success": True})
 
-    def _download_url(self, item: MediaItem) -> str:
+    def _download_url(self, item: MediaItem, *, looked_up: bool = False) -> str:
+        """A download URL of the media; ``media_url_expired_next`` spends itself on those ``GET /{media-id}``
+        hands out (``looked_up``), not on the one a webhook carries."""
         token = secrets.token_urlsafe(24)
-        self.state.downloads[token] = (item.id, time.monotonic() + self.config.media_url_ttl)
+        ttl = self.config.media_url_ttl
+        expired = self.state.media_url_expired_next if looked_up else None
+        if expired:
+            ttl = -1.0
+            expired.count -= 1
+            if expired.count <= 0:
+                self.state.media_url_expired_next = None
+        self.state.downloads[token] = (item.id, time.monotonic() + ttl)
         return f"{self.base_url}/media-download/{token}"
 
     def _download(self, token: str, headers: Mapping[str, str], query: dict[str, str]) -> Reply:

@@ -204,6 +204,20 @@ class AnswerLostNext:
 
 
 @dataclass
+class ExpiredUrlsNext:
+    """``media_url_expired_next``: the next ``count`` media URLs ``GET /{media-id}`` hands out have already
+    expired (their download answers 404), as one does when it is used past its 5 minutes."""
+
+    count: int
+
+    @classmethod
+    def parse(cls, value: Any) -> ExpiredUrlsNext | None:
+        if value in (None, False, 0):
+            return None
+        return cls(count=_integer(value))
+
+
+@dataclass
 class SandboxState:
     requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
     messages: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
@@ -223,6 +237,7 @@ class SandboxState:
     fail_next: FailNext | None = None
     server_error_next: ServerErrorNext | None = None
     answer_lost_next: AnswerLostNext | None = None
+    media_url_expired_next: ExpiredUrlsNext | None = None
     request_seq: int = 0
     # Numbers' quality, limits and name review, the portfolio's limit (sandbox/account.py).
     account: AccountFields = field(default_factory=AccountFields)

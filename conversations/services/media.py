@@ -139,9 +139,7 @@ def download_inbound_media(*, message_id: int) -> str:
     client = GraphClient.for_number(number)
     MediaFile.objects.filter(pk=media.pk).update(attempts=media.attempts + 1)
     try:
-        # A fresh URL every attempt: Meta's media URLs expire after 5 minutes.
-        info = client.media_info(media_id=media.meta_media_id, phone_number_id=number.phone_number_id)
-        download = client.download(url=info.url, max_bytes=_download_limit(kind=media.message.type, info=info))
+        info, download = _fetch(client=client, media=media, number=number)
     except GraphError as error:
         if error.outcome is Outcome.PERMANENT or error.outcome is Outcome.TOKEN_EXPIRED:
             fail_inbound_media(message_id=message_id, error=str(error))
@@ -168,6 +166,35 @@ def download_inbound_media(*, message_id: int) -> str:
             media.save()
             _publish_message_updated(media.message_id)
     return "ready"
+
+
+# What Meta's media host answers a URL past its 5 minutes (or one it no longer knows).
+EXPIRED_URL_STATUSES = (401, 403, 404)
+
+
+def _fetch(*, client: GraphClient, media: MediaFile, number):
+    """The media's info and its download. A fresh URL every attempt (Meta's media URLs expire after 5 minutes);
+    one that expired before its download (a slow worker, a clock running behind) is asked for once more."""
+    info = client.media_info(media_id=media.meta_media_id, phone_number_id=number.phone_number_id)
+    limit = _download_limit(kind=media.message.type, info=info)
+    try:
+        return info, client.download(url=info.url, max_bytes=limit)
+    except MediaRefused:
+        raise
+    except GraphError as error:
+        if error.http_status not in EXPIRED_URL_STATUSES:
+            raise
+    logger.info("media %s: its URL had expired; asking Meta for a new one", media.meta_media_id)
+    info = client.media_info(media_id=media.meta_media_id, phone_number_id=number.phone_number_id)
+    try:
+        return info, client.download(url=info.url, max_bytes=_download_limit(kind=media.message.type, info=info))
+    except MediaRefused:
+        raise
+    except GraphError as error:
+        if error.http_status not in EXPIRED_URL_STATUSES:
+            raise
+        # Not the file's fault: the task tries again later rather than failing it.
+        raise RetryLater(f"media {media.meta_media_id}: its URL expired twice before its download") from error
 
 
 def _download_limit(*, kind: str, info) -> int:

@@ -53,6 +53,11 @@ def customer_sends(
     return Message.objects.select_related("media").get(wamid=sent["wamid"])
 
 
+def media_lookups(sandbox, message: Message) -> list[str]:
+    """``GET /{media-id}``: each time the app asked Meta for the file's URL."""
+    return [path for path in graph_requests(sandbox) if path.split("?")[0].endswith(f"/{message.content['id']}")]
+
+
 def downloads(sandbox) -> list[str]:
     return [path for path in graph_requests(sandbox) if path.startswith("/media-download/")]
 
@@ -62,6 +67,22 @@ def test_a_customers_photo_is_fetched_verified_and_stored(meta_sandbox, number, 
     assert message.media.state == MediaState.READY, message.media.error
     assert message.media.file.read() == PNG and message.media.size == len(PNG)
     assert len(downloads(meta_sandbox)) == 1
+
+
+def test_a_media_url_that_expired_before_its_download_is_asked_for_again_once(meta_sandbox, number, deliver):
+    meta_sandbox.configure({"media_url_expired_next": 1})
+    message = customer_sends(meta_sandbox, number, deliver, kind="image", mime_type="image/png", data=PNG)
+    assert message.media.state == MediaState.READY, message.media.error
+    assert message.media.file.read() == PNG
+    assert len(media_lookups(meta_sandbox, message)) == 2  # a fresh URL for the one that had expired
+    assert len(downloads(meta_sandbox)) == 2  # the expired URL's 404, then the file
+
+
+def test_a_media_url_expired_twice_is_left_to_the_tasks_next_try_not_failed(meta_sandbox, number, deliver):
+    meta_sandbox.configure({"media_url_expired_next": 2})
+    message = customer_sends(meta_sandbox, number, deliver, kind="image", mime_type="image/png", data=PNG)
+    assert message.media.state == MediaState.READY, message.media.error  # the retry (at once here) fetched it
+    assert len(media_lookups(meta_sandbox, message)) == 3
 
 
 @pytest.mark.parametrize("media_id", ["²³", "١٢٣٤", "123/../106540352240077", "me", "12 3"])
