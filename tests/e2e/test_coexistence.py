@@ -4,7 +4,7 @@ the WhatsApp Business app shows in the open thread, and a customer's edit change
 import pytest
 from playwright.sync_api import expect
 
-from conversations.models import Conversation
+from conversations.models import AddressBookEntry, Conversation, MemberRole, NumberMembership
 from tests.e2e.conftest import NUMBER, Sandbox, logged_in_page, sandbox_stack_overrides, staff_member, wait_for
 from tests.e2e.test_inbox_browser import open_inbox
 
@@ -52,3 +52,39 @@ def test_the_phone_apps_reply_and_the_customers_edit_show_live_in_the_open_threa
     expect(bubble).to_contain_text("This message was deleted")
     expect(bubble).not_to_contain_text("1042")
     page.context.close()
+
+
+def test_the_phone_apps_past_chats_import_live_on_the_numbers_page_and_its_contacts_name_the_customer(
+    sandbox, browser, stack, number
+):
+    sam = staff_member("sam", number)
+    NumberMembership.objects.filter(user=sam, number=number).update(role=MemberRole.SUPERVISOR)
+    numbers_page = logged_in_page(browser, stack.base_url, sam)
+    numbers_page.goto("/numbers/")
+    expect(numbers_page.locator("#connection-state")).to_have_attribute("data-state", "live")
+    card = numbers_page.locator(f"#number-{number.pk}")
+    expect(card.locator('[data-fact="phone-app"]')).to_have_text("No: the API only")
+
+    threads = [
+        {
+            "wa_id": CUSTOMER,
+            "messages": [{"text": "Do you ship to Leeds?"}, {"text": "Next day.", "from_business": True}],
+        },
+        {"wa_id": "447700900462", "messages": [{"text": "Open on Sunday?"}]},
+    ]
+    sandbox.control("POST", "history", {**NUMBER, "threads": threads})
+
+    expect(card.locator('[data-fact="history"]')).to_have_text("Imported: 100 % (3 messages)")
+    expect(card.locator('[data-fact="phone-app"]')).to_contain_text("Yes: the WhatsApp Business app answers too")
+
+    sandbox.control(
+        "POST", "contact_sync", {**NUMBER, "contacts": [{"phone_number": CUSTOMER, "full_name": "Pablo Morales"}]}
+    )
+    conversation = Conversation.objects.get(contact__wa_id=CUSTOMER)
+    assert conversation.status == "resolved"  # past work, not new work
+    wait_for(lambda: AddressBookEntry.objects.filter(contact=conversation.contact).exists(), what="the contact sync")
+    inbox = open_inbox(numbers_page, f"/inbox/{conversation.pk}/?status=resolved")
+    expect(inbox.locator(".message-out").last).to_contain_text("Next day.")
+    inbox.get_by_role("button", name="Contact").click()
+    expect(inbox.locator("#contact-facts")).to_contain_text("Saved in the phone app asPablo Morales")
+    inbox.context.close()
