@@ -176,6 +176,7 @@ def sandbox_stack_overrides(sandbox_process) -> dict[str, str]:
         "META_GRAPH_API_URL": sandbox_process.base_url,
         "META_MEDIA_HOSTS": sandbox_process.base_url,
         "META_ACCESS_TOKEN": SANDBOX_TOKEN,
+        "META_APP_ID": "100000000000001",  # as make run's: media samples of templates go to the app
     }
 
 

@@ -3,12 +3,14 @@ the typing), Meta (the sandbox) approves it with its signed webhook, the row tur
 in another browser sends it from the composer with its values; Meta receives it in its own shape. Headless
 Chromium against real Daphne, Celery, PostgreSQL, Redis and the Meta sandbox."""
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
 
 from conversations.models import MemberRole, MessageTemplate, NumberMembership
+from sandbox.customers import png_bytes
 from tests.e2e import test_inbox_access as inbox
 from tests.e2e.conftest import logged_in_page, sandbox_stack_overrides, staff_member, wait_for
 from tests.e2e.test_inbox_access import assert_meets_wcag, open_page
@@ -94,3 +96,60 @@ def test_a_template_written_on_the_page_is_approved_live_and_sent_from_the_compo
     ]
     for opened in (page, agent):
         opened.context.close()
+
+
+def test_a_template_with_an_image_header_is_uploaded_then_edited_and_deleted_at_meta(
+    stack, browser, axe, sandbox, number, tmp_path
+):
+    boss = staff_member("sam", number)
+    NumberMembership.objects.filter(user=boss, number=number).update(role=MemberRole.SUPERVISOR)
+    photo = tmp_path / "parcel.png"
+    photo.write_bytes(png_bytes(rng=random.Random(5)))
+
+    page = open_page(logged_in_page(browser, stack.base_url, boss, bypass_csp=True), f"/numbers/{number.pk}/templates/")
+    page.get_by_role("button", name="New template").click()
+    page.get_by_label("Name", exact=True).fill("parcel_photo")
+    page.get_by_label("Language", exact=True).fill("en_GB")
+    page.get_by_label("Header", exact=True).select_option("IMAGE")
+    page.get_by_label("Sample file").set_input_files(str(photo))
+    page.get_by_label("Body:").fill("Your parcel is on its way.")
+    page.get_by_role("button", name="Submit to Meta").click()
+    row = page.locator("#template-rows tr", has_text="parcel_photo")
+    expect(row.locator('[data-cell="status"]')).to_have_text("PENDING")
+
+    requests_seen = sandbox.control("GET", "requests")
+    uploads = [r for r in requests_seen if r["method"] == "POST" and "/uploads" in r["path"]]
+    created = [
+        r for r in requests_seen if r["method"] == "POST" and r["path"].split("?")[0].endswith("/message_templates")
+    ]
+    assert uploads, "the sample went up by Meta's Resumable Upload"
+    [header] = [c for c in created[-1]["json"]["components"] if c["type"] == "HEADER"]
+    assert header["format"] == "IMAGE" and header["example"]["header_handle"][0]
+
+    sandbox.control("POST", "template_status", {"name": "parcel_photo", "language": "en_GB", "event": "APPROVED"})
+    expect(row.locator('[data-cell="status"]')).to_have_text("APPROVED", timeout=5000)
+
+    page.get_by_role("button", name="Edit parcel_photo (en_GB)").click()
+    expect(page.get_by_label("Body:")).to_have_value("Your parcel is on its way.")
+    page.get_by_label("Body:").fill("Your parcel left the warehouse.")
+    page.get_by_label("Header", exact=True).select_option("")  # the edit drops the photo
+    page.get_by_role("button", name="Submit the changes to Meta").click()
+    expect(row.locator('[data-cell="status"]')).to_have_text("PENDING")
+    template = MessageTemplate.objects.get(name="parcel_photo")
+    edits = [
+        r
+        for r in sandbox.control("GET", "requests")
+        if r["method"] == "POST" and r["path"].split("?")[0].endswith(f"/{template.meta_template_id}")
+    ]
+    assert [c["type"] for c in edits[-1]["json"]["components"]] == ["BODY"]
+    assert_meets_wcag(page, axe)
+
+    page.get_by_role("button", name="Delete parcel_photo (en_GB)").click()
+    dialog = page.get_by_role("dialog", name="Delete this template?")
+    expect(dialog).to_contain_text("parcel_photo (en_GB) is deleted at Meta")
+    dialog.get_by_role("button", name="Delete at Meta").click()
+    expect(row).to_have_count(0)
+    assert not MessageTemplate.objects.filter(name="parcel_photo").exists()
+    deletes = [r for r in sandbox.control("GET", "requests") if r["method"] == "DELETE"]
+    assert "name=parcel_photo" in deletes[-1]["path"]
+    page.context.close()
