@@ -671,6 +671,12 @@ def number_health(*, numbers: QuerySet[BusinessNumber], now=None) -> list[dict]:
     ]
 
 
+def messaging_limit_tier(*, account: BusinessAccount | None, number: BusinessNumber) -> str:
+    """The messaging limit a number's sends count against: the portfolio's, else what the number last said (the
+    poll of Graph API v23 and older, and the legacy quality events, know only the number's ``messaging_limit_tier``)."""
+    return (account.messaging_limit if account else "") or number.messaging_limit_tier
+
+
 def phone_app_text(number: BusinessNumber) -> str:
     """Whether the WhatsApp Business app answers on the number too (Coexistence), as the Numbers page says it."""
     if not number.on_business_app:
@@ -690,7 +696,7 @@ def history_import_text(number: BusinessNumber) -> str:
 
 
 def _health_of(number, *, account, templates, history, alerts, used) -> dict:
-    tier = (account.messaging_limit if account else "") or number.messaging_limit_tier
+    tier = messaging_limit_tier(account=account, number=number)
     counts: dict[str, int] = defaultdict(int)
     for template in templates:
         counts[template.status or "UNKNOWN"] += 1

@@ -19,7 +19,7 @@ from conversations.models import (
     MessageStatus,
     NumberAlertKind,
 )
-from conversations.selectors import PORTFOLIO_USAGE_WINDOW, portfolio_usage
+from conversations.selectors import PORTFOLIO_USAGE_WINDOW, messaging_limit_tier, portfolio_usage
 from conversations.services.errors import SendRefused
 from conversations.services.number_alerts import settle_number_alerts
 
@@ -39,9 +39,12 @@ def reserve_business_initiated_send(*, conversation: Conversation) -> None:
     if not waba_id:
         return
     account = BusinessAccount.objects.select_for_update().filter(waba_id=waba_id).first()
-    limit = limit_of(account.messaging_limit) if account else None
+    limit = limit_of(messaging_limit_tier(account=account, number=conversation.number))
     if limit is None:
         return
+    if account is None:  # a limit only the number knows: the account's row is still what sends lock
+        BusinessAccount.objects.get_or_create(waba_id=waba_id)
+        account = BusinessAccount.objects.select_for_update().get(waba_id=waba_id)
     now = timezone.now()
     used = portfolio_usage(waba_ids=[waba_id], now=now).get(waba_id, 0)
     reached = (

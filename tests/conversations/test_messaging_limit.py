@@ -134,3 +134,17 @@ def test_two_sends_racing_for_the_last_slot_let_one_through(number, staff, accou
         thread.join()
     assert sorted(outcomes) == ["messaging_limit_reached", "sent"]
     assert Message.objects.filter(business_initiated=True).count() == 1
+
+
+def test_a_limit_only_the_number_knows_is_enforced_as_the_numbers_page_shows_it(number, staff, template):
+    """Graph API v23 and older name the limit only on the number (``messaging_limit_tier``)."""
+    BusinessNumber.objects.filter(pk=number.pk).update(waba_id=WABA, messaging_limit_tier="1")
+    number.refresh_from_db()
+    send_template(user=staff, conversation=closed_window(number), template=template, params=[])
+
+    with pytest.raises(SendRefused) as refused:
+        send_template(user=staff, conversation=closed_window(number), template=template, params=[])
+
+    assert refused.value.code == "messaging_limit_reached"
+    [health] = number_health(numbers=BusinessNumber.objects.filter(pk=number.pk))
+    assert (health["messaging_limit"]["limit"], health["messaging_limit"]["used_24h"]) == (1, 1)
