@@ -25,6 +25,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from sandbox.simulation import signed_request
+from tests.e2e.axe import axe_source
 from tests.factories import BusinessNumberFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,6 +179,27 @@ def sandbox_stack_overrides(sandbox_process) -> dict[str, str]:
         "META_ACCESS_TOKEN": SANDBOX_TOKEN,
         "META_APP_ID": "100000000000001",  # as make run's: media samples of templates go to the app
     }
+
+
+@pytest.fixture(scope="module")
+def sandbox_config() -> dict:
+    """What a test module adds to the sandbox's configuration (``POST /_sandbox/config``) after each reset."""
+    return {}
+
+
+@pytest.fixture
+def sandbox(sandbox_process, stack, sandbox_config) -> Sandbox:
+    """The Meta sandbox, reset, sending its webhooks to this module's stack (which ``sandbox_stack_overrides``
+    points at it)."""
+    sandbox_process.control("POST", "reset")
+    sandbox_process.configure(webhook_url=f"{stack.base_url}/api/webhook", status_delay=0.2, **sandbox_config)
+    return sandbox_process
+
+
+@pytest.fixture(scope="module")
+def axe() -> str:
+    """axe-core's source, for the accessibility checks (tests/e2e/axe.py)."""
+    return axe_source()
 
 
 @dataclass

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conversations.models import AddressBookEntry, Conversation, MemberRole, NumberMembership
-from tests.e2e.conftest import NUMBER, Sandbox, logged_in_page, sandbox_stack_overrides, staff_member, wait_for
+from tests.e2e.conftest import NUMBER, logged_in_page, sandbox_stack_overrides, staff_member, wait_for
 from tests.e2e.test_inbox_browser import open_inbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -13,13 +13,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 stack_overrides = sandbox_stack_overrides
 
 CUSTOMER = "447700900461"
-
-
-@pytest.fixture
-def sandbox(sandbox_process, stack) -> Sandbox:
-    sandbox_process.control("POST", "reset")
-    sandbox_process.configure(webhook_url=f"{stack.base_url}/api/webhook", status_delay=0.2)
-    return sandbox_process
 
 
 def test_the_phone_apps_reply_and_the_customers_edit_show_live_in_the_open_thread(sandbox, browser, stack, number):

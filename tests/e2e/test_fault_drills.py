@@ -29,9 +29,8 @@ from tests.e2e.conftest import (
     stop_process,
     wait_for,
 )
-from tests.e2e.test_replying import (  # noqa: F401 (sandbox and conversation are fixtures)
+from tests.e2e.test_replying import (  # noqa: F401 (conversation is a fixture)
     conversation,
-    sandbox,
     wait_status,
 )
 from webhooks.models import WebhookEvent, WebhookEventState

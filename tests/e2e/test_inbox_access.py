@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, MessageStatus
 from tests.e2e.axe import AXE_INTEGRITY, AXE_VERSION, axe_source, integrity_of, wcag_violations
-from tests.e2e.conftest import Sandbox, logged_in_page, sandbox_stack_overrides, staff_member, wait_for
+from tests.e2e.conftest import logged_in_page, sandbox_stack_overrides, staff_member, wait_for
 from tests.factories import (
     CannedReplyFactory,
     ContactFactory,
@@ -32,17 +32,10 @@ CONTROLS = "a[href], button, select, input:not([type=hidden]), textarea, label.a
 
 
 @pytest.fixture(scope="module")
-def axe() -> str:
-    return axe_source()
-
-
-@pytest.fixture
-def sandbox(sandbox_process, stack) -> Sandbox:
-    sandbox_process.control("POST", "reset")
+def sandbox_config() -> dict:
     # The customers of these tests are made in the database, not written in through the sandbox: its side of the
     # reply window is taken as open, as ours is.
-    sandbox_process.configure(webhook_url=f"{stack.base_url}/api/webhook", status_delay=0.2, assume_window_open=True)
-    return sandbox_process
+    return {"assume_window_open": True}
 
 
 def recent_conversation(number, name: str, *, minutes_ago: int, text: str) -> Conversation:

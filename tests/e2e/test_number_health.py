@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, MemberRole, NumberMembership
-from tests.e2e.axe import axe_source, wcag_violations
+from tests.e2e.axe import wcag_violations
 from tests.e2e.conftest import NUMBER, Sandbox, logged_in_page, sandbox_stack_overrides, staff_member, wait_for
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory, MessageTemplateFactory
 
@@ -31,17 +31,8 @@ ORDER_READY = {
 
 
 @pytest.fixture(scope="module")
-def axe() -> str:
-    return axe_source()
-
-
-@pytest.fixture
-def sandbox(sandbox_process, stack) -> Sandbox:
-    sandbox_process.control("POST", "reset")
-    sandbox_process.configure(
-        webhook_url=f"{stack.base_url}/api/webhook", status_delay=0.2, assume_window_open=True, templates=[ORDER_READY]
-    )
-    return sandbox_process
+def sandbox_config() -> dict:
+    return {"assume_window_open": True, "templates": [ORDER_READY]}
 
 
 def supervisor(username: str, number):

@@ -18,7 +18,6 @@ from tests.e2e.conftest import (
     SANDBOX_TOKEN,
     WABA,
     Api,
-    Sandbox,
     logged_in_page,
     sandbox_stack_overrides,
     staff_member,
@@ -34,13 +33,6 @@ PNG = base64.b64decode(
 
 # The stack with the Meta sandbox as its Graph API (tests/e2e/conftest.py).
 stack_overrides = sandbox_stack_overrides
-
-
-@pytest.fixture
-def sandbox(sandbox_process, stack) -> Sandbox:
-    sandbox_process.control("POST", "reset")
-    sandbox_process.configure(webhook_url=f"{stack.base_url}/api/webhook", status_delay=0.2)
-    return sandbox_process
 
 
 @pytest.fixture

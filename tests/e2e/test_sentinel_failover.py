@@ -39,7 +39,7 @@ from webhooks.models import WebhookEvent, WebhookEventState
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 # The Meta sandbox that records every send, and a conversation a customer opened through it.
-sandbox, conversation = test_replying.sandbox, test_replying.conversation
+conversation = test_replying.conversation
 
 
 @pytest.fixture(scope="module")

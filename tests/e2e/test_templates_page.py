@@ -19,9 +19,8 @@ from tests.factories import ContactFactory, ConversationFactory, MessageFactory
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 stack_overrides = sandbox_stack_overrides
-# The inbox tests' fixtures: axe, and the sandbox wired to this stack's webhook.
-axe = inbox.axe
-sandbox = inbox.sandbox
+# The sandbox as the inbox tests have it: the customers' reply windows taken as open.
+sandbox_config = inbox.sandbox_config
 
 
 def test_a_template_written_on_the_page_is_approved_live_and_sent_from_the_composer(

@@ -15,7 +15,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 # The stack with the Meta sandbox and a customer who wrote in, as the replying tests have them.
 stack_overrides = test_replying.stack_overrides
-sandbox = test_replying.sandbox
 conversation = test_replying.conversation
 
 TEXT = "Your refund is on its way"
