@@ -72,8 +72,9 @@ class BusinessNumber(models.Model):
     verified_name = models.CharField(max_length=256, blank=True, default="", db_default="")
     name_rejection_reason = models.CharField(max_length=64, blank=True, default="", db_default="")
     name_updated_at = models.DateTimeField(null=True, blank=True)
-    # Coexistence (docs/meta.md §3.7): the WhatsApp Business app answers on this number too. Set by the poll
-    # (``is_on_biz_app``) and by anything only such a number receives (an echo, the history, the contact sync).
+    # Coexistence (docs/meta.md §3.7): the WhatsApp Business app answers on this number too. Set by anything
+    # only such a number receives (an echo, the history, the contact sync); the poll does not ask Meta's
+    # ``is_on_biz_app``, whose meaning Meta does not document (and a field Meta does not know fails the poll).
     on_business_app = models.BooleanField(default=False, db_default=False)
     # The import of the phone app's past chats (Meta's ``history`` webhooks): Meta's overall progress (0..100),
     # the newest phase seen, how many messages it brought, and the business's refusal to share, if it refused.
@@ -227,11 +228,12 @@ class Conversation(models.Model):
         closes = self.window_closes_at
         return closes is not None and (at or timezone.now()) < closes
 
-    def note_message(self, message: "Message") -> bool:
+    def note_message(self, message: "Message", *, window: bool = True) -> bool:
         """Move the summary of the last message (``SUMMARY_FIELDS``) forward to ``message``, never back:
         messages arrive out of order; of two with the same timestamp (Meta's are whole seconds) the one noted
         last wins. In memory; whether anything changed. The caller holds the row locked, so its values are
-        current, and saves them; it notes only messages the thread shows (``selectors.thread_messages``)."""
+        current, and saves them; it notes only messages the thread shows (``selectors.thread_messages``).
+        ``window=False``: the message does not move the customer service window (an imported past one)."""
         changed = False
         if self.last_message_at <= message.timestamp:
             self.last_message_at = message.timestamp
@@ -239,7 +241,7 @@ class Conversation(models.Model):
             self.last_message_direction = message.direction
             changed = True
         newer_inbound = self.last_inbound_at is None or self.last_inbound_at < message.timestamp
-        if message.direction == Direction.INBOUND and newer_inbound:
+        if window and message.direction == Direction.INBOUND and newer_inbound:
             self.last_inbound_at = message.timestamp
             changed = True
         return changed

@@ -22,7 +22,7 @@ whatever order they come in.
 
 from dataclasses import dataclass
 
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.db.models.functions import Coalesce, Greatest
 
 from contacts.models import Contact
@@ -253,15 +253,13 @@ def _import_threads(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Mess
     contacts = resolve_contacts(senders=[Sender(wa_id=wa_id, user_id=None) for wa_id, _messages in chunk.threads])
     wamids = {m.message.wamid for _wa_id, messages in chunk.threads for m in messages}
     known = set(Message.objects.filter(wamid__any=wamids).values_list("wamid", flat=True))
-    existing = set(
-        Conversation.objects.filter(number=number, contact_id__any=[c.pk for c in contacts]).values_list(
-            "contact_id", flat=True
-        )
-    )
     fresh: dict[str, tuple[Contact, HistoryMessage]] = {}
     late_media: dict[str, HistoryMessage] = {}
     for contact, (_wa_id, messages) in zip(contacts, chunk.threads, strict=True):
         for item in messages:
+            m = item.message
+            if m.reaction is not None or m.amendment is not None or m.identity_change is not None:
+                continue  # a past reaction, edit or number change: not a message of its own, and long applied
             if item.message.wamid not in known:
                 fresh.setdefault(item.message.wamid, (contact, item))
             elif item.message.type in INBOUND_MEDIA_TYPES and item.message.content.get("id"):
@@ -271,6 +269,12 @@ def _import_threads(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Mess
         return []
     conversations = locked_conversations(
         items=[InboundItem(number=number, contact=contact, message=item.message) for contact, item in fresh.values()]
+    )
+    # Decided with the rows locked: a conversation a live message opened meanwhile has that message.
+    with_messages = set(
+        Conversation.objects.filter(pk__any=[c.pk for c in conversations.values()])
+        .filter(Exists(Message.objects.filter(conversation=OuterRef("pk"))))
+        .values_list("pk", flat=True)
     )
     rows = []
     for wamid, (contact, item) in fresh.items():
@@ -294,22 +298,18 @@ def _import_threads(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Mess
     stored = insert_rows(objects=rows)
     for message in stored:
         expect_inbound_media(message=message)
-    _note_imported(number=number, stored=stored, contacts=contacts, existing=existing)
+    _note_imported(number=number, stored=stored, contacts=contacts, with_messages=with_messages)
     return stored
 
 
-def _note_imported(*, number: BusinessNumber, stored: list[Message], contacts: list[Contact], existing: set[int]):
-    """Move the conversations' list lines forward to the imported messages, resolve those the import created
-    (past work, not new work), and publish them."""
+def _note_imported(*, number: BusinessNumber, stored: list[Message], contacts: list[Contact], with_messages: set[int]):
+    """Move the conversations' list lines forward to the imported messages, resolve those that held no message
+    before (past work, not new work), and publish them."""
     touched = {message.conversation_id: message.conversation for message in stored}
     for message in sorted(stored, key=lambda m: m.timestamp):
-        conversation = touched[message.conversation_id]
         # Past messages move the list's line forward only; the window stays as the API's own messages set it.
-        if conversation.last_message_at <= message.timestamp:
-            conversation.last_message_at = message.timestamp
-            conversation.last_message_preview = message.preview[:300]
-            conversation.last_message_direction = message.direction
-    created = [c for c in touched.values() if c.contact_id not in existing]
+        touched[message.conversation_id].note_message(message, window=False)
+    created = [c for c in touched.values() if c.pk not in with_messages]
     for conversation in created:
         conversation.status = ConversationStatus.RESOLVED
     update_rows(objects=list(touched.values()), fields=SUMMARY_FIELDS[:3])
@@ -345,7 +345,9 @@ def _attach_late_media(items: dict[str, HistoryMessage]) -> None:
 
 def sync_address_book(*, number: BusinessNumber, changes: list[AddressBookChange]) -> int:
     """Apply the phone app's contact changes to the number's address book, an older change never over a newer
-    one (a removal is kept as one); returns how many changed an entry."""
+    one (a removal is kept as one); returns how many entries now hold a change of this batch. Race-safe: every
+    entry exists (``ON CONFLICT DO NOTHING``) and is locked before it is compared, so two workers syncing the same
+    contact apply the newer change whichever commits first. Three queries whatever the batch's size."""
     if not changes:
         return 0
     contacts = resolve_contacts(senders=[Sender(wa_id=change.wa_id, user_id=None) for change in changes])
@@ -353,29 +355,27 @@ def sync_address_book(*, number: BusinessNumber, changes: list[AddressBookChange
     for contact, change in zip(contacts, changes, strict=True):
         if contact.pk not in newest or newest[contact.pk].timestamp <= change.timestamp:
             newest[contact.pk] = change
-    entries = {
-        entry.contact_id: entry
-        for entry in AddressBookEntry.objects.select_for_update()
-        .filter(number=number, contact_id__any=list(newest))
-        .order_by("pk")
-    }
-    changed = 0
-    for contact_id, change in newest.items():
-        names = {} if change.removed else {"full_name": change.full_name, "first_name": change.first_name}
-        entry = entries.get(contact_id)
-        if entry is None:
-            AddressBookEntry.objects.create(
-                number=number, contact_id=contact_id, removed=change.removed, changed_at=change.timestamp, **names
-            )
-        elif entry.changed_at <= change.timestamp:
-            AddressBookEntry.objects.filter(pk=entry.pk).update(
-                removed=change.removed, changed_at=change.timestamp, **names
-            )
-        else:
-            continue
-        changed += 1
+    AddressBookEntry.objects.bulk_create(
+        [_address_book_row(AddressBookEntry(number=number, contact_id=pk), change) for pk, change in newest.items()],
+        ignore_conflicts=True,
+    )
+    entries = (
+        AddressBookEntry.objects.select_for_update().filter(number=number, contact_id__any=list(newest)).order_by("pk")
+    )
+    changed = [
+        _address_book_row(e, newest[e.contact_id]) for e in entries if e.changed_at <= newest[e.contact_id].timestamp
+    ]
+    update_rows(objects=changed, fields=["full_name", "first_name", "removed", "changed_at"])
     _mark_on_business_app(number_ids={number.pk})
-    return changed
+    return len(changed)
+
+
+def _address_book_row(entry: AddressBookEntry, change: AddressBookChange) -> AddressBookEntry:
+    """The entry as ``change`` leaves it (a removal keeps the names it had)."""
+    if not change.removed:
+        entry.full_name, entry.first_name = change.full_name, change.first_name
+    entry.removed, entry.changed_at = change.removed, change.timestamp
+    return entry
 
 
 def _mark_on_business_app(*, number_ids: set[int]) -> None:

@@ -3,12 +3,16 @@ customer's edits and deletions, through the drain as Meta delivers them."""
 
 import copy
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from django.db import connection, transaction
 
-from conversations.models import AddressBookEntry, Direction, MediaFile, Message, MessageStatus
+from conversations.models import AddressBookEntry, Conversation, Direction, MediaFile, Message, MessageStatus
 from conversations.selectors import history_import_text, message_search, saved_name
+from conversations.services.coexistence import sync_address_book
 from conversations.snapshots import message_snapshot
 from realtime import events
 from realtime.models import Event
@@ -25,9 +29,10 @@ from sandbox.simulation import (
     status_change,
 )
 from tests.conversations.team import as_user
-from tests.factories import ConversationFactory, MessageFactory
+from tests.factories import ContactFactory, ConversationFactory, MessageFactory
 from webhooks import drain
 from webhooks.models import WebhookEvent, WebhookEventState
+from webhooks.payloads import parse_address_book
 
 pytestmark = pytest.mark.django_db
 
@@ -447,3 +452,72 @@ def test_a_past_photos_media_id_coming_in_a_later_history_webhook_gets_it_its_fi
     media = MediaFile.objects.get()
     assert (media.message_id, media.meta_media_id, media.mime_type) == (message.pk, "1013859600285441", "image/jpeg")
     assert Message.objects.count() == 1
+
+
+# --- workers racing -------------------------------------------------------------------------------------
+
+
+def in_threads(*work):
+    """Run each callable in a thread of its own (its own database connection), and wait for all."""
+    errors = []
+
+    def run(job):
+        try:
+            job()
+        except Exception as exc:  # reported below, with the thread's traceback lost but its error kept
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_message_opening_the_conversation_while_its_history_imports_leaves_it_open(number):
+    ContactFactory(wa_id=CUSTOMER)  # known already: only the conversation is new, opened by the live message
+    live_committing = threading.Event()
+
+    def customer_writes_now():
+        payload = envelope(
+            waba_id="318273645502211",
+            changes=[message_change(**NUMBER, wa_id=CUSTOMER, content={"text": {"body": "Hello?"}})],
+        )
+        with transaction.atomic():  # the live drain's round, still open when the import starts
+            WebhookEvent.objects.create(raw_body=json.dumps(payload), phone_number_id=NUMBER["phone_number_id"])
+            drain.process_pending_webhook_events(limit=10)
+            live_committing.set()
+            time.sleep(0.5)
+
+    def history_comes():
+        live_committing.wait(10)
+        deliver(history(past_chat()))
+
+    in_threads(customer_writes_now, history_comes)
+
+    conversation = Conversation.objects.get(contact__wa_id=CUSTOMER)
+    assert conversation.status == "open"  # the customer's new message is work to do, whatever the import did
+    assert conversation.messages.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_syncing_the_same_new_contact_keep_the_newer_name(number):
+    ContactFactory(wa_id=CUSTOMER)  # a customer who wrote before: only the address book entry is new
+    older = contact_sync({"phone_number": CUSTOMER, "full_name": "Pablo", "timestamp": PAST})
+    newer = contact_sync({"phone_number": CUSTOMER, "full_name": "Pablo Morales", "timestamp": PAST + 60})
+    both_inside = threading.Barrier(2)
+
+    def sync(payload):
+        [(_change, item)] = parse_address_book(payload)[0]
+        with transaction.atomic():
+            both_inside.wait(10)
+            sync_address_book(number=number, changes=[item])
+
+    in_threads(lambda: sync(newer), lambda: sync(older))
+
+    entry = AddressBookEntry.objects.get()
+    assert (entry.full_name, entry.changed_at.timestamp()) == ("Pablo Morales", PAST + 60)
