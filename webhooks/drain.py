@@ -37,6 +37,7 @@ import traceback
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -388,20 +389,9 @@ def _read_phone_app(*, read: _Delivery, numbers: dict[str, BusinessNumber], chan
 
 
 def _apply_history(delivery: _Delivery) -> None:
-    """Each history chunk in a savepoint; a chunk that fails is recorded on its event (a message stored
-    concurrently: the chunk is applied again, and finds it stored)."""
     for number, chunk in delivery.history:
-        for attempt in range(2):
-            try:
-                with transaction.atomic():
-                    import_history(number=number, chunk=chunk)
-                break
-            except TRANSIENT_DB_ERRORS:
-                raise
-            except Exception as exc:
-                if attempt:
-                    logger.exception("history chunk %s of webhook event %s failed", chunk.path, delivery.event.pk)
-                    delivery.item_errors.append({"path": chunk.path, "error": f"{type(exc).__name__}: {exc}"})
+        apply = partial(import_history, number=number, chunk=chunk)
+        _apply_in_savepoint(delivery, paths=[chunk.path], what=f"history chunk {chunk.path}", apply=apply)
 
 
 def _apply_address_book(delivery: _Delivery) -> None:
@@ -409,14 +399,25 @@ def _apply_address_book(delivery: _Delivery) -> None:
     for number, entry in delivery.address_book:
         by_number.setdefault(number.pk, (number, []))[1].append(entry)
     for number, entries in by_number.values():
+        apply = partial(sync_address_book, number=number, changes=entries)
+        _apply_in_savepoint(delivery, paths=[e.path for e in entries], what="contact sync", apply=apply)
+
+
+def _apply_in_savepoint(delivery: _Delivery, *, paths: list[str], what: str, apply) -> None:
+    """``apply`` in a savepoint, once more if it fails (a row another worker stored meanwhile is found the second
+    time); a failure that stays is recorded on the event's items at ``paths``. Transient database errors go up:
+    the round is tried again."""
+    for attempt in range(2):
         try:
             with transaction.atomic():
-                sync_address_book(number=number, changes=entries)
+                apply()
+            return
         except TRANSIENT_DB_ERRORS:
             raise
         except Exception as exc:
-            logger.exception("contact sync of webhook event %s failed", delivery.event.pk)
-            delivery.item_errors.extend({"path": e.path, "error": f"{type(exc).__name__}: {exc}"} for e in entries)
+            if attempt:
+                logger.exception("%s of webhook event %s failed", what, delivery.event.pk)
+                delivery.item_errors.extend({"path": path, "error": f"{type(exc).__name__}: {exc}"} for path in paths)
 
 
 def _apply_echoes(delivery: _Delivery) -> None:
