@@ -174,27 +174,21 @@ EXPIRED_URL_STATUSES = (401, 403, 404)
 
 def _fetch(*, client: GraphClient, media: MediaFile, number):
     """The media's info and its download. A fresh URL every attempt (Meta's media URLs expire after 5 minutes);
-    one that expired before its download (a slow worker, a clock running behind) is asked for once more."""
-    info = client.media_info(media_id=media.meta_media_id, phone_number_id=number.phone_number_id)
-    limit = _download_limit(kind=media.message.type, info=info)
-    try:
-        return info, client.download(url=info.url, max_bytes=limit)
-    except MediaRefused:
-        raise
-    except GraphError as error:
-        if error.http_status not in EXPIRED_URL_STATUSES:
+    one that expired before its download (a slow worker, a clock running behind) is asked for once more, and
+    a second expired one leaves the file to the task's next try rather than failing it."""
+    for second_url in (False, True):
+        info = client.media_info(media_id=media.meta_media_id, phone_number_id=number.phone_number_id)
+        try:
+            return info, client.download(url=info.url, max_bytes=_download_limit(kind=media.message.type, info=info))
+        except MediaRefused:
             raise
-    logger.info("media %s: its URL had expired; asking Meta for a new one", media.meta_media_id)
-    info = client.media_info(media_id=media.meta_media_id, phone_number_id=number.phone_number_id)
-    try:
-        return info, client.download(url=info.url, max_bytes=_download_limit(kind=media.message.type, info=info))
-    except MediaRefused:
-        raise
-    except GraphError as error:
-        if error.http_status not in EXPIRED_URL_STATUSES:
-            raise
-        # Not the file's fault: the task tries again later rather than failing it.
-        raise RetryLater(f"media {media.meta_media_id}: its URL expired twice before its download") from error
+        except GraphError as error:
+            if error.http_status not in EXPIRED_URL_STATUSES:
+                raise
+            if second_url:
+                raise RetryLater(f"media {media.meta_media_id}: its URL expired twice before its download") from error
+            logger.info("media %s: its URL had expired; asking Meta for a new one", media.meta_media_id)
+    raise AssertionError("not reached: the second URL returns or raises")
 
 
 def _download_limit(*, kind: str, info) -> int:

@@ -2,8 +2,9 @@
 default, 1,000 once it moved to high throughput, 20 on a Coexistence number (the phone app shares it), and
 answers 130429 past it (docs/meta.md §5). Each send takes a slot of the current second from a counter every
 worker shares (the cache: Redis when ``REDIS_URL`` is set); in a full second the send waits for the next one,
-and after ``MAX_WAIT_SECONDS`` its task retries later. A cache that does not answer paces nothing: Meta's own
-limit, and the retry of 130429, still hold."""
+and after ``MAX_WAIT_SECONDS`` its task retries later (one of its retries: only more workers sending for one
+number at once than it takes in those seconds, 60 on a Coexistence number, ever get there). A cache that does not
+answer paces nothing: Meta's own limit, and the retry of 130429, still hold."""
 
 import logging
 import time

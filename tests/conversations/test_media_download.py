@@ -16,6 +16,8 @@ import pytest
 
 from conversations.graph_api import media_url_allowed
 from conversations.models import MediaState, Message
+from conversations.services.errors import RetryLater
+from conversations.services.media import download_inbound_media
 from sandbox.customers import png_bytes
 from sandbox.simulation import message_change
 from tests.conversations.conftest import SANDBOX_TOKEN, graph_requests
@@ -78,10 +80,18 @@ def test_a_media_url_that_expired_before_its_download_is_asked_for_again_once(me
     assert len(downloads(meta_sandbox)) == 2  # the expired URL's 404, then the file
 
 
-def test_a_media_url_expired_twice_is_left_to_the_tasks_next_try_not_failed(meta_sandbox, number, deliver):
-    meta_sandbox.configure({"media_url_expired_next": 2})
+def test_a_media_url_expired_twice_is_left_to_the_tasks_next_try_not_failed(meta_sandbox, number, deliver, monkeypatch):
+    monkeypatch.setattr("conversations.jobs.enqueue", lambda *args, **kwargs: None)  # the test runs the download
     message = customer_sends(meta_sandbox, number, deliver, kind="image", mime_type="image/png", data=PNG)
-    assert message.media.state == MediaState.READY, message.media.error  # the retry (at once here) fetched it
+    meta_sandbox.configure({"media_url_expired_next": 2})
+
+    with pytest.raises(RetryLater):
+        download_inbound_media(message_id=message.pk)
+    message.media.refresh_from_db()
+    assert message.media.state == MediaState.PENDING
+    assert len(media_lookups(meta_sandbox, message)) == 2
+
+    assert download_inbound_media(message_id=message.pk) == "ready"  # the task's next try
     assert len(media_lookups(meta_sandbox, message)) == 3
 
 
