@@ -13,7 +13,8 @@ import { Notifier } from "./notifications.js";
 import { NotificationPanel } from "./notification-panel.js";
 import { MentionPicker } from "./notes.js";
 import { Shortcuts } from "./keyboard.js";
-import { InboxSocket } from "./socket.js";
+import { contactName } from "./format.js";
+import { InboxSocket, showsConnectionIn } from "./socket.js";
 import { Thread } from "./thread.js";
 import { Typing } from "./typing.js";
 import { ViewCounts } from "./view-counts.js";
@@ -80,7 +81,7 @@ if (data.conversation) {
     onChange: (conversation) => list.setLabels(conversation.id, conversation.labels),
   });
   const contact = data.conversation.contact;
-  document.getElementById("thread-title").textContent = contact.name || contact.phone || contact.username || "Unknown";
+  document.getElementById("thread-title").textContent = contactName(contact);
   document.getElementById("thread-subtitle").textContent =
     [contact.phone, contact.username, data.conversation.number.display_phone_number && `via +${data.conversation.number.display_phone_number}`]
       .filter(Boolean).join(" · ");
@@ -152,7 +153,6 @@ if (thread) {
 }
 window.addEventListener("hashchange", showLinkedNote);
 const connection = document.getElementById("connection-state");
-const LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
 
 let pendingRead = false;
 function markOpenConversationRead() {
@@ -185,7 +185,7 @@ const handlers = {
     if (isOpen) markOpenConversationRead();
     notifier.notify({
       conversationId: conversation.id,
-      title: conversation.contact.name || conversation.contact.phone || "New message",
+      title: contactName(conversation.contact, "New message"),
       body: message.preview,
       openConversationId: document.hidden ? null : openId,
     });
@@ -264,10 +264,7 @@ const socket = new InboxSocket({
     const handle = handlers[event.type];
     if (handle) handle(event.payload);
   },
-  onStateChange: (state) => {
-    connection.dataset.state = state;
-    connection.textContent = LABELS[state];
-  },
+  onStateChange: showsConnectionIn(connection),
 });
 
 const typing = openId
@@ -328,4 +325,3 @@ shortcuts.attachDialog({
 });
 
 socket.connect();
-window.inbox = { socket, list, thread };

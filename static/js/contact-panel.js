@@ -3,12 +3,11 @@
 // contact.notes_changed (app.js hands its payload here). On a phone it is a third pane with a back control; on wide
 // screens a side panel the reader toggles (remembered). Notes are staff text, still only ever set as textContent.
 import { deleteJson, getJson, patchJson, postJson, putJson } from "./api.js";
-import { element, listTimeLabel } from "./format.js";
+import { STATUS_LABELS, contactName, element, listTimeLabel } from "./format.js";
 import { labelChips } from "./labels.js";
 
 const REMEMBER = "inbox:contact-panel-open";
 const PHONE = window.matchMedia("(max-width: 767.98px)");
-const STATUS_NAMES = { open: "Open", pending: "Pending", snoozed: "Snoozed", resolved: "Resolved" };
 
 export class ContactPanel {
   constructor({ inbox, panel, toggle, close, conversation, user, role }) {
@@ -73,7 +72,7 @@ export class ContactPanel {
   }
 
   showContact(contact, savedAs = "") {
-    this.$("#contact-panel-name").textContent = contact.name || contact.phone || contact.username || "Unknown";
+    this.$("#contact-panel-name").textContent = contactName(contact);
     const facts = this.$("#contact-facts");
     facts.replaceChildren();
     const rows = [["Phone", contact.phone], ["Username", contact.username], ["Saved in the phone app as", savedAs]];
@@ -91,7 +90,7 @@ export class ContactPanel {
       link.href = `/inbox/${other.id}/`;
       link.append(
         element("span", "contact-conversation-number", `+${other.number.display_phone_number}`),
-        element("span", "status-badge", STATUS_NAMES[other.status] || other.status),
+        element("span", "status-badge", STATUS_LABELS[other.status] || other.status),
         element("span", "contact-conversation-time", listTimeLabel(other.last_message_at)),
       );
       link.querySelector(".status-badge").dataset.status = other.status;

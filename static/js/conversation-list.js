@@ -3,7 +3,7 @@
 // owner or status leaves or joins the list as the server's would. From the keyboard it is one stop in the tab order
 // (a roving tabindex): moveFocus steps through the rows, Enter follows the focused row's link.
 import { getJson } from "./api.js";
-import { element, listTimeLabel } from "./format.js";
+import { contactName, element, listTimeLabel } from "./format.js";
 import { labelChips } from "./labels.js";
 
 // Set when a row is opened from the keyboard: the page it opens focuses that row again, so the reader keeps
@@ -245,7 +245,7 @@ export class ConversationList {
     const params = new URLSearchParams(window.location.search);
     params.delete("message"); // the search hit this page was opened at: a message of another conversation
     link.href = `/inbox/${conversation.id}/${params.toString() ? `?${params}` : ""}`;
-    const name = contact.name || contact.phone || contact.username || "Unknown";
+    const name = contactName(contact);
     link.append(element("span", "avatar", name.trim().charAt(0).toUpperCase()));
     const body = element("span", "row-body");
     const top = element("span", "row-top");

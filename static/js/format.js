@@ -41,6 +41,14 @@ export function appendLinkified(parent, text) {
   if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
 }
 
+// A conversation's status as people read it.
+export const STATUS_LABELS = { open: "Open", pending: "Pending", snoozed: "Snoozed", resolved: "Resolved" };
+
+// A contact as the pages name them: their name, else their phone, else their username.
+export function contactName(contact, fallback = "Unknown") {
+  return contact.name || contact.phone || contact.username || fallback;
+}
+
 export function element(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;

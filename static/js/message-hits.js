@@ -2,9 +2,9 @@
 // message (?message=<id>), with a snippet whose matched words the server marked. Customer text only ever goes into
 // text nodes and <mark> elements built here, never HTML.
 import { getJson } from "./api.js";
-import { element, listTimeLabel } from "./format.js";
+import { contactName, element, listTimeLabel } from "./format.js";
 
-export function snippetNode(parts) {
+function snippetNode(parts) {
   const snippet = element("span", "hit-snippet");
   for (const part of parts) snippet.append(part.match ? element("mark", null, part.text) : document.createTextNode(part.text));
   return snippet;
@@ -35,7 +35,7 @@ export class MessageHits {
       link.href = this.hrefFor(hit);
       if (hit.id === this.focusId) link.setAttribute("aria-current", "true");
       const top = element("span", "hit-top");
-      top.append(element("span", "hit-contact", hit.contact.name || hit.contact.phone || hit.contact.username || "Unknown"));
+      top.append(element("span", "hit-contact", contactName(hit.contact)));
       const time = element("time", "hit-time", listTimeLabel(hit.timestamp));
       time.dateTime = hit.timestamp;
       top.append(time);

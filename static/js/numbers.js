@@ -3,7 +3,8 @@
 // words are set as text only.
 import { getJson } from "./api.js";
 import { EVENTS } from "./events.js";
-import { InboxSocket } from "./socket.js";
+import { element } from "./format.js";
+import { InboxSocket, showsConnectionIn } from "./socket.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const CHART_WIDTH = 160;
@@ -15,18 +16,10 @@ const REDRAWN_BY = new Set([
   EVENTS.NUMBER_ALERTS_CHANGED,
   EVENTS.MESSAGE_CREATED,
 ]);
-const LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
 
 const data = JSON.parse(document.getElementById("numbers-data").textContent);
 const connection = document.getElementById("connection-state");
 const pending = new Map();
-
-function el(tag, text, attributes = {}) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = text;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
 
 // Same geometry as conversations/views.py quality_chart.
 function chartPoints(history) {
@@ -47,9 +40,10 @@ function redraw(health) {
   for (const old of card.querySelectorAll(".number-alert")) old.remove();
   const line = card.querySelector(".number-line");
   for (const alert of [...health.alerts].reverse()) {
-    const p = el("p", null, { class: "number-alert", "data-kind": alert.kind });
-    p.append(el("strong", alert.title), `${alert.template ? ` (${alert.template})` : ""}. ${alert.advice}`);
-    if (alert.detail) p.append(" ", el("span", `Meta: ${alert.detail}`, { class: "alert-detail" }));
+    const p = element("p", "number-alert");
+    p.dataset.kind = alert.kind;
+    p.append(element("strong", null, alert.title), `${alert.template ? ` (${alert.template})` : ""}. ${alert.advice}`);
+    if (alert.detail) p.append(" ", element("span", "alert-detail", `Meta: ${alert.detail}`));
     line.after(p);
   }
   fact(card, "status", health.meta_status || "not known");
@@ -77,7 +71,7 @@ function redraw(health) {
   fact(card, "template-counts", counts.length ? counts.join(", ") : "none");
   const list = card.querySelector(".number-templates ul");
   list.replaceChildren(...health.templates.items.map((t) => {
-    const item = el("li", `${t.name} (${t.language}): ${t.status || "not known"}`);
+    const item = element("li", null, `${t.name} (${t.language}): ${t.status || "not known"}`);
     if (t.stopped) item.className = "stopped";
     return item;
   }));
@@ -102,10 +96,6 @@ const socket = new InboxSocket({
   onEvent: (event) => {
     if (REDRAWN_BY.has(event.type) && typeof event.number_id === "number") scheduleRedraw(event.number_id);
   },
-  onStateChange: (state) => {
-    connection.dataset.state = state;
-    connection.textContent = LABELS[state];
-  },
+  onStateChange: showsConnectionIn(connection),
 });
 socket.connect();
-window.numbersPage = { socket };

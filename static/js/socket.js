@@ -7,6 +7,16 @@ const SEEN_LIMIT = 5000;
 // The consumer's close codes for a user no longer signed in (realtime/consumers.py).
 const SIGNED_OUT_CODES = [4401, 4403];
 
+const CONNECTION_LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
+
+// An onStateChange that keeps the page's connection badge (#connection-state) saying the socket's state.
+export function showsConnectionIn(badge) {
+  return (state) => {
+    badge.dataset.state = state;
+    badge.textContent = CONNECTION_LABELS[state];
+  };
+}
+
 export class InboxSocket {
   constructor({ lastEventId, onEvent, onStateChange }) {
     this.lastEventId = lastEventId || 0;

@@ -3,7 +3,8 @@
 // one being written with its examples. ``values`` are by slot key: "header", "body.1", "body.first_name".
 import { element } from "./format.js";
 
-const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
+// A parameter in a template's text: {{1}} or {{first_name}} (the Templates page reads the names with it too).
+export const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 
 export function renderTemplatePreview(container, template, values = {}) {
   container.replaceChildren();

@@ -4,8 +4,8 @@
 import { deleteJson, getJson, postForm, postJson } from "./api.js";
 import { EVENTS } from "./events.js";
 import { element } from "./format.js";
-import { InboxSocket } from "./socket.js";
-import { renderTemplatePreview } from "./template-preview.js";
+import { InboxSocket, showsConnectionIn } from "./socket.js";
+import { PLACEHOLDER, renderTemplatePreview } from "./template-preview.js";
 
 const data = JSON.parse(document.getElementById("templates-data").textContent);
 const url = `/api/numbers/${data.numberId}/templates/`;
@@ -14,8 +14,6 @@ const REASONED = new Set(["REJECTED", "PAUSED", "DISABLED"]);
 const MEDIA = new Set(["IMAGE", "VIDEO", "DOCUMENT"]);
 const ACCEPTS = { IMAGE: "image/jpeg,image/png", VIDEO: "video/mp4", DOCUMENT: "application/pdf" };
 const BUTTON_LABELS = { QUICK_REPLY: "Quick reply", URL: "Link", PHONE_NUMBER: "Phone number", COPY_CODE: "Copy code" };
-const LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
-const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 
 const $ = (id) => document.getElementById(id);
 const form = $("template-editor");
@@ -364,10 +362,6 @@ const socket = new InboxSocket({
   onEvent: (event) => {
     if (event.type === EVENTS.TEMPLATE_UPDATED && event.number_id === data.numberId) reload();
   },
-  onStateChange: (state) => {
-    $("connection-state").dataset.state = state;
-    $("connection-state").textContent = LABELS[state];
-  },
+  onStateChange: showsConnectionIn($("connection-state")),
 });
 socket.connect();
-window.templatesPage = { socket };

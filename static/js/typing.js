@@ -27,11 +27,6 @@ export class Typing {
     this.render();
   }
 
-  stop(userId) {
-    this.typists.delete(userId);
-    this.render();
-  }
-
   render() {
     if (!this.indicator) return;
     const now = Date.now();

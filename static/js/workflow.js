@@ -3,8 +3,8 @@
 // Each control posts to the conversation's API; the answer, and the conversation.activity events of changes
 // made elsewhere, redraw the header.
 import { getJson, postJson } from "./api.js";
+import { STATUS_LABELS } from "./format.js";
 
-const STATUS_LABELS = { open: "Open", pending: "Pending", snoozed: "Snoozed", resolved: "Resolved" };
 const HOUR_MS = 60 * 60 * 1000;
 
 // A date in the reader's calendar as YYYY-MM-DD (the server puts a date alone at 09:00 in time_zone).
