@@ -131,6 +131,9 @@ INJECTIONS = {
     "media_url_expired_next": ExpiredUrlsNext.parse,
 }
 TEMPLATE_PAGE_DEFAULT = 25
+DAY_SECONDS = 24 * 3600
+TEMPLATE_EDIT_WINDOW_SECONDS = 30 * DAY_SECONDS
+TEMPLATE_EDITS_PER_WINDOW = 10
 
 
 @dataclass
@@ -620,8 +623,24 @@ class MetaSandbox:
                 and payload.get("category", "").upper() != template["category"]
             ):
                 raise GraphError(100, "An approved template's category cannot change.", subcode=2388026)
+            if str(template.get("status")).upper() == "APPROVED":
+                self._spend_approved_edit(template_id)
             template.update(review(payload, templates=[], samples=self.state.samples, creating=False), status="PENDING")
         return json_reply(200, {"success": True})
+
+    def _spend_approved_edit(self, template_id: str) -> None:
+        """Meta lets an approved template be edited once in 24 hours and ten times in 30 days (a rejected or
+        paused one as often as needed); past that the edit is refused and the template stays as it was."""
+        now = time.time()
+        edits = [at for at in self.state.template_edits[template_id] if now - at < TEMPLATE_EDIT_WINDOW_SECONDS]
+        if any(now - at < DAY_SECONDS for at in edits) or len(edits) >= TEMPLATE_EDITS_PER_WINDOW:
+            raise GraphError(
+                100,
+                "Edit limit reached for this template.",
+                user_message="An approved template can be edited once a day and 10 times in 30 days. Try again later, "
+                "or create a new template.",
+            )
+        self.state.template_edits[template_id] = [*edits, now]
 
     def _start_upload(self, query: dict[str, str]) -> Reply:
         try:

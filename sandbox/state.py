@@ -238,6 +238,8 @@ class SandboxState:
     server_error_next: ServerErrorNext | None = None
     answer_lost_next: AnswerLostNext | None = None
     media_url_expired_next: ExpiredUrlsNext | None = None
+    # template id -> Unix times of its edits while approved (Meta: one a day, ten in 30 days)
+    template_edits: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     request_seq: int = 0
     # Numbers' quality, limits and name review, the portfolio's limit (sandbox/account.py).
     account: AccountFields = field(default_factory=AccountFields)

@@ -169,3 +169,31 @@ def test_an_agent_gets_403_and_another_numbers_supervisor_404(sandboxed, team, n
                      outsider.delete(url(number, template))):  # fmt: skip
         assert response.status_code == 404
     assert other.pk != number.pk and created_json(sandboxed) == [] and MessageTemplate.objects.count() == 1
+
+
+def approve(sandbox, template):
+    """Meta approved it (the sandbox's copy and ours)."""
+    MessageTemplate.objects.filter(pk=template.pk).update(status="APPROVED")
+    with sandbox.lock:
+        next(t for t in sandbox.config.templates if t["id"] == template.meta_template_id)["status"] = "APPROVED"
+
+
+def test_an_approved_template_edited_twice_in_a_day_is_refused_with_metas_reason_and_kept(sandboxed, sue, number):
+    definition = {"name": "hello", "language": "en_US", "category": "UTILITY", "body": {"text": "Hello"}}
+    template = MessageTemplate.objects.get(
+        meta_template_id=sue.post(url(number), definition, format="json").json()["meta_template_id"]
+    )
+    approve(sandboxed, template)
+    assert (
+        sue.post(url(number, template), definition | {"body": {"text": "Hello there"}}, format="json").status_code
+        == 200
+    )
+    approve(sandboxed, template)  # reviewed again, the same day
+
+    refused = sue.post(url(number, template), definition | {"body": {"text": "Hi there"}}, format="json")
+
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "meta_refused"
+    assert "once a day and 10 times in 30 days" in refused.json()["error"]["detail"]
+    template.refresh_from_db()
+    assert (template.status, template.body_text) == ("APPROVED", "Hello there")
