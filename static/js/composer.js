@@ -2,7 +2,7 @@
 // templates, aware of the 24-hour window. Sent messages appear through the socket's message.created.
 // Note mode writes a private note for the team instead (to the notes API, never a message), whatever the window.
 import { getJson, postForm, postJson } from "./api.js";
-import { element } from "./format.js";
+import { element, showErrorIn, weekdayTimeLabel } from "./format.js";
 import { renderTemplatePreview } from "./template-preview.js";
 
 const WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -120,7 +120,7 @@ export class Composer {
     const state = this.$("window-state");
     state.dataset.open = String(open);
     state.textContent = open
-      ? `Reply window open until ${new Date(this.closesAt).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" })}${this.closesAt - Date.now() > 3600000 ? "" : " (closing soon)"}`
+      ? `Reply window open until ${weekdayTimeLabel(this.closesAt)}${this.closesAt - Date.now() > 3600000 ? "" : " (closing soon)"}`
       : "The 24-hour reply window is closed: only templates can be sent.";
     this.$("free-form").hidden = !open && !this.noteMode;
     if (!open && !this.noteMode) this.showTemplates(true);
@@ -152,9 +152,7 @@ export class Composer {
   }
 
   showError(text) {
-    const error = this.$("composer-error");
-    error.textContent = text || "";
-    error.hidden = !text;
+    showErrorIn(this.$("composer-error"), text);
   }
 
   async submit(request) {

@@ -3,7 +3,7 @@
 // contact.notes_changed (app.js hands its payload here). On a phone it is a third pane with a back control; on wide
 // screens a side panel the reader toggles (remembered). Notes are staff text, still only ever set as textContent.
 import { deleteJson, getJson, patchJson, postJson, putJson } from "./api.js";
-import { STATUS_LABELS, contactName, element, listTimeLabel } from "./format.js";
+import { STATUS_LABELS, contactName, element, listTimeLabel, showErrorIn } from "./format.js";
 import { labelChips } from "./labels.js";
 
 const REMEMBER = "inbox:contact-panel-open";
@@ -253,8 +253,6 @@ export class ContactPanel {
   }
 
   error(text) {
-    const node = this.$("#contact-note-error");
-    node.textContent = text || "";
-    node.hidden = !text;
+    showErrorIn(this.$("#contact-note-error"), text);
   }
 }

@@ -41,6 +41,17 @@ export function appendLinkified(parent, text) {
   if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
 }
 
+// A time within the coming days, as "Tue 09:00" (a snooze's end, the reply window's close).
+export function weekdayTimeLabel(iso) {
+  return new Date(iso).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" });
+}
+
+// An error line: the text shown, or the line hidden when there is none.
+export function showErrorIn(node, text) {
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
 // A conversation's status as people read it.
 export const STATUS_LABELS = { open: "Open", pending: "Pending", snoozed: "Snoozed", resolved: "Resolved" };
 

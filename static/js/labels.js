@@ -1,7 +1,7 @@
 // Labels: chips on a conversation's row and in its thread, where members set and remove the number's labels.
 // Live through conversation.labels_changed (app.js hands its payload here and to the list).
 import { deleteJson, postJson } from "./api.js";
-import { element } from "./format.js";
+import { element, showErrorIn } from "./format.js";
 
 // A conversation's labels as chips (names are staff text, still only ever set through textContent).
 export function labelChips(labels, { onRemove = null } = {}) {
@@ -49,9 +49,7 @@ export class ThreadLabels {
   }
 
   showError(text) {
-    const error = this.root.querySelector(".label-error");
-    error.textContent = text || "";
-    error.hidden = !text;
+    showErrorIn(this.root.querySelector(".label-error"), text);
   }
 
   render() {

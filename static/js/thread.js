@@ -1,10 +1,9 @@
 // The open conversation: bubbles in Meta's timestamp order, day separators, history loaded upward on
 // scroll, auto-scroll only when the reader is at the bottom (else a "new messages" pill).
 import { getJson } from "./api.js";
-import { dayKey, dayLabel, element } from "./format.js";
+import { dayKey, dayLabel, element, weekdayTimeLabel } from "./format.js";
 import { renderMessage, updateReactions, updateStatus } from "./message-view.js";
 import { renderNote } from "./notes.js";
-import { snoozeLabel } from "./workflow.js";
 
 
 const BOTTOM_SLACK_PX = 48;
@@ -294,7 +293,7 @@ export class Thread {
 function activityText(activity) {
   const { details, actor } = activity;
   if (activity.kind === "status" && details.to === "snoozed" && details.snoozed_until) {
-    return `Snoozed until ${snoozeLabel(details.snoozed_until)}${actor ? ` by ${actor.name}` : ""}`;
+    return `Snoozed until ${weekdayTimeLabel(details.snoozed_until)}${actor ? ` by ${actor.name}` : ""}`;
   }
   return activity.text;
 }

@@ -3,7 +3,7 @@
 // Each control posts to the conversation's API; the answer, and the conversation.activity events of changes
 // made elsewhere, redraw the header.
 import { getJson, postJson } from "./api.js";
-import { STATUS_LABELS } from "./format.js";
+import { STATUS_LABELS, weekdayTimeLabel } from "./format.js";
 
 const HOUR_MS = 60 * 60 * 1000;
 
@@ -11,10 +11,6 @@ const HOUR_MS = 60 * 60 * 1000;
 function localDate(date) {
   const pad = (n) => String(n).padStart(2, "0");
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
-}
-
-export function snoozeLabel(iso) {
-  return new Date(iso).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" });
 }
 
 export class WorkflowControls {
@@ -67,7 +63,7 @@ export class WorkflowControls {
     this.conversation = { ...this.conversation, ...conversation };
     const { status, snoozed_until: until, assignee } = this.conversation;
     const badge = this.$("#status-badge");
-    badge.textContent = status === "snoozed" && until ? `Snoozed until ${snoozeLabel(until)}` : STATUS_LABELS[status] || status;
+    badge.textContent = status === "snoozed" && until ? `Snoozed until ${weekdayTimeLabel(until)}` : STATUS_LABELS[status] || status;
     badge.dataset.status = status;
     this.$("#assignee-name").textContent = assignee ? `Assigned to ${assignee.id === this.user.id ? "you" : assignee.name}` : "Unassigned";
     for (const button of this.root.querySelectorAll("[data-status]")) button.hidden = button.dataset.status === status;
