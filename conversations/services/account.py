@@ -168,6 +168,13 @@ def _apply_name(*, update: NameUpdate, waba_id, number, numbers, at) -> bool:
     return applied
 
 
+def _forward_account(*, waba_id: str, numbers: list[BusinessNumber], stamp: str, at, fields: dict[str, Any]) -> bool:
+    """``_forward`` on the account's row (made on its first news); its numbers are published when it moved."""
+    applied = _forward(BusinessAccount, pk=_account(waba_id).pk, stamp=stamp, at=at, fields=fields)
+    publish_numbers(numbers if applied else [], waba_id=waba_id)
+    return applied
+
+
 def _apply_account_update(*, update: AccountUpdate, waba_id, number, numbers, at) -> bool:
     fields: dict[str, Any] = {"status_event": update.event} if update.event else {}
     if update.event == "ACCOUNT_RESTRICTION":
@@ -180,16 +187,12 @@ def _apply_account_update(*, update: AccountUpdate, waba_id, number, numbers, at
         fields["violation_type"] = update.violation_type
     if update.ban_state:
         fields.update(ban_state=update.ban_state, ban_date=update.ban_date)
-    applied = _forward(BusinessAccount, pk=_account(waba_id).pk, stamp="status_updated_at", at=at, fields=fields)
-    publish_numbers(numbers if applied else [], waba_id=waba_id)
-    return applied
+    return _forward_account(waba_id=waba_id, numbers=numbers, stamp="status_updated_at", at=at, fields=fields)
 
 
 def _apply_review(*, update: ReviewUpdate, waba_id, number, numbers, at) -> bool:
     fields = {"review_decision": update.decision} if update.decision else {}
-    applied = _forward(BusinessAccount, pk=_account(waba_id).pk, stamp="review_updated_at", at=at, fields=fields)
-    publish_numbers(numbers if applied else [], waba_id=waba_id)
-    return applied
+    return _forward_account(waba_id=waba_id, numbers=numbers, stamp="review_updated_at", at=at, fields=fields)
 
 
 def _apply_alert(*, update: AccountAlert, waba_id, number, numbers, at) -> bool:
@@ -201,20 +204,16 @@ def _apply_alert(*, update: AccountAlert, waba_id, number, numbers, at) -> bool:
         "entity_type": update.entity_type,
         "entity_id": update.entity_id,
     }
-    applied = _forward(
-        BusinessAccount, pk=_account(waba_id).pk, stamp="alert_updated_at", at=at, fields={"last_alert": alert}
+    return _forward_account(
+        waba_id=waba_id, numbers=numbers, stamp="alert_updated_at", at=at, fields={"last_alert": alert}
     )
-    publish_numbers(numbers if applied else [], waba_id=waba_id)
-    return applied
 
 
 def _apply_capability(*, update: CapabilityUpdate, waba_id, number, numbers, at) -> bool:
     fields: dict[str, Any] = {"messaging_limit": update.portfolio_limit} if update.portfolio_limit else {}
     if update.max_phone_numbers is not None:
         fields["max_phone_numbers"] = update.max_phone_numbers
-    applied = _forward(BusinessAccount, pk=_account(waba_id).pk, stamp="limit_updated_at", at=at, fields=fields)
-    publish_numbers(numbers if applied else [], waba_id=waba_id)
-    return applied
+    return _forward_account(waba_id=waba_id, numbers=numbers, stamp="limit_updated_at", at=at, fields=fields)
 
 
 def _template(*, waba_id: str, ref: TemplateRef, numbers: list[BusinessNumber]) -> MessageTemplate:
