@@ -286,7 +286,9 @@ class ConversationActivity(models.Model):
 
 
 # What a conversation keeps of its last message, for the inbox list (``Conversation.note_message``).
-SUMMARY_FIELDS = ["last_message_at", "last_message_preview", "last_message_direction", "last_inbound_at"]
+# The inbox list's line of a conversation, and with the customer's last message the whole summary it notes.
+LIST_LINE_FIELDS = ["last_message_at", "last_message_preview", "last_message_direction"]
+SUMMARY_FIELDS = [*LIST_LINE_FIELDS, "last_inbound_at"]
 
 
 class Direction(models.TextChoices):

@@ -29,6 +29,7 @@ from contacts.models import Contact
 from contacts.services import Sender, resolve_contacts
 from conversations.incoming import AddressBookChange, HistoryChunk, HistoryMessage, InboundMessage
 from conversations.models import (
+    LIST_LINE_FIELDS,
     STATUS_RANK,
     SUMMARY_FIELDS,
     AddressBookEntry,
@@ -103,7 +104,7 @@ def receive_echoes(*, items: list[InboundItem]) -> list[Message]:
             )
         )
     stored = insert_rows(objects=rows)
-    _mark_on_business_app(number_ids={item.number.pk for item in fresh.values()})
+    _mark_on_business_app(numbers=[item.number for item in fresh.values()])
     for message in stored:
         Message.media.related.set_cached_value(message, expect_inbound_media(message=message))
     touched = {message.conversation_id: message.conversation for message in stored}
@@ -229,7 +230,7 @@ def _apply(target: Message, message: InboundMessage) -> bool:
 def import_history(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Message]:
     """Store a history chunk's messages not stored yet, note Meta's progress (or the refusal) on the number, and
     tell the Numbers page; returns the messages stored. A message stored concurrently makes the INSERT raise
-    IntegrityError: the caller's savepoint handles it (the chunk is applied again message by message)."""
+    IntegrityError: the caller's savepoint handles it (the chunk applied again finds that message stored)."""
     stored: list[Message] = []
     if chunk.threads:
         stored = _import_threads(number=number, chunk=chunk)
@@ -260,10 +261,10 @@ def _import_threads(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Mess
             m = item.message
             if m.reaction is not None or m.amendment is not None or m.identity_change is not None:
                 continue  # a past reaction, edit or number change: not a message of its own, and long applied
-            if item.message.wamid not in known:
-                fresh.setdefault(item.message.wamid, (contact, item))
-            elif item.message.type in INBOUND_MEDIA_TYPES and item.message.content.get("id"):
-                late_media[item.message.wamid] = item
+            if m.wamid not in known:
+                fresh.setdefault(m.wamid, (contact, item))
+            elif m.type in INBOUND_MEDIA_TYPES and m.content.get("id"):
+                late_media[m.wamid] = item
     _attach_late_media(late_media)
     if not fresh:
         return []
@@ -309,16 +310,14 @@ def _note_imported(*, number: BusinessNumber, stored: list[Message], contacts: l
     for message in sorted(stored, key=lambda m: m.timestamp):
         # Past messages move the list's line forward only; the window stays as the API's own messages set it.
         touched[message.conversation_id].note_message(message, window=False)
-    created = [c for c in touched.values() if c.pk not in with_messages]
-    for conversation in created:
-        conversation.status = ConversationStatus.RESOLVED
-    update_rows(objects=list(touched.values()), fields=SUMMARY_FIELDS[:3])
-    if created:
-        update_rows(objects=created, fields=["status"])
-    labels = labels_by_conversation(touched)
     contacts_by_id = {c.pk: c for c in contacts}
     for conversation in touched.values():
         conversation.contact = contacts_by_id[conversation.contact_id]
+        if conversation.pk not in with_messages:
+            conversation.status = ConversationStatus.RESOLVED
+    # The rows are locked, so every status written back is the current one or the import's.
+    update_rows(objects=list(touched.values()), fields=[*LIST_LINE_FIELDS, "status"])
+    labels = labels_by_conversation(touched)
     publish_events(
         number_id=number.pk,
         events=[
@@ -366,7 +365,7 @@ def sync_address_book(*, number: BusinessNumber, changes: list[AddressBookChange
         _address_book_row(e, newest[e.contact_id]) for e in entries if e.changed_at <= newest[e.contact_id].timestamp
     ]
     update_rows(objects=changed, fields=["full_name", "first_name", "removed", "changed_at"])
-    _mark_on_business_app(number_ids={number.pk})
+    _mark_on_business_app(numbers=[number])
     return len(changed)
 
 
@@ -378,6 +377,9 @@ def _address_book_row(entry: AddressBookEntry, change: AddressBookChange) -> Add
     return entry
 
 
-def _mark_on_business_app(*, number_ids: set[int]) -> None:
-    """Only a Coexistence number gets echoes, history and contact sync: say so on the Numbers page."""
-    BusinessNumber.objects.filter(pk__any=number_ids, on_business_app=False).update(on_business_app=True)
+def _mark_on_business_app(*, numbers: list[BusinessNumber]) -> None:
+    """Only a Coexistence number gets echoes, history and contact sync: say so on the Numbers page (one UPDATE
+    the first time, none once the numbers say so)."""
+    unmarked = {number.pk for number in numbers if not number.on_business_app}
+    if unmarked:
+        BusinessNumber.objects.filter(pk__any=unmarked).update(on_business_app=True)
