@@ -453,6 +453,11 @@ _READERS = {
 # --- Small readers ----------------------------------------------------------------------------------
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """An object field read leniently: anything else as an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -921,8 +926,7 @@ _HISTORY_STATUSES = {"SENT": "sent", "DELIVERED": "delivered", "READ": "read", "
 
 def parse_history(payload: dict[str, Any]) -> tuple[list[tuple[Change, HistoryChunk]], list[tuple[str, str]]]:
     """The ``history`` chunks of a delivery (each with its change, for its number) and the messages in them that
-    cannot be read as (path, reason). A thread's message is the business's when it has a ``to`` (Meta: "only
-    included if SMB message echo") or is not ``from`` the thread's customer."""
+    cannot be read as (path, reason)."""
     chunks: list[tuple[Change, HistoryChunk]] = []
     broken: list[tuple[str, str]] = []
     for path, change, value in _changes_of_field(payload, HISTORY):
@@ -931,45 +935,51 @@ def parse_history(payload: dict[str, Any]) -> tuple[list[tuple[Change, HistoryCh
             if not isinstance(raw_chunk, dict):
                 broken.append((chunk_path, "history item is not an object"))
                 continue
-            metadata = raw_chunk.get("metadata") if isinstance(raw_chunk.get("metadata"), dict) else {}
-            threads = []
-            for thread_index, raw_thread in enumerate(_list(raw_chunk.get("threads"))):
-                thread_path = f"{chunk_path}.threads[{thread_index}]"
-                wa_id = _digits_or_none(raw_thread.get("id")) if isinstance(raw_thread, dict) else None
-                if wa_id is None:
-                    broken.append((thread_path, "thread has no customer phone number (id)"))
-                    continue
-                messages = []
-                for message_index, raw in enumerate(_list(raw_thread.get("messages"))):
-                    try:
-                        messages.append(_history_message(raw, customer=wa_id))
-                    except PayloadError as exc:
-                        broken.append((f"{thread_path}.messages[{message_index}]", str(exc)))
-                threads.append((wa_id, tuple(messages)))
-            chunks.append(
-                (
-                    change,
-                    HistoryChunk(
-                        path=chunk_path,
-                        phase=_bounded_int(metadata.get("phase"), low=0, high=2),
-                        chunk_order=_bounded_int(metadata.get("chunk_order"), low=0, high=_MAX_QUANTITY),
-                        progress=_bounded_int(metadata.get("progress"), low=0, high=100),
-                        threads=tuple(threads),
-                        errors=tuple(_errors(raw_chunk.get("errors"))),
-                    ),
-                )
+            metadata = _object(raw_chunk.get("metadata"))
+            threads = [
+                thread
+                for thread_index, raw_thread in enumerate(_list(raw_chunk.get("threads")))
+                if (thread := _history_thread(raw_thread, path=f"{chunk_path}.threads[{thread_index}]", broken=broken))
+            ]
+            chunk = HistoryChunk(
+                path=chunk_path,
+                phase=_bounded_int(metadata.get("phase"), low=0, high=2),
+                chunk_order=_bounded_int(metadata.get("chunk_order"), low=0, high=_MAX_QUANTITY),
+                progress=_bounded_int(metadata.get("progress"), low=0, high=100),
+                threads=tuple(threads),
+                errors=tuple(_errors(raw_chunk.get("errors"))),
             )
+            chunks.append((change, chunk))
     return chunks, broken
 
 
+def _history_thread(
+    raw: Any, *, path: str, broken: list[tuple[str, str]]
+) -> tuple[str, tuple[HistoryMessage, ...]] | None:
+    """One thread: its customer's phone and the messages that read (the others noted in ``broken``); ``None``
+    (noted too) when it names no customer."""
+    wa_id = _digits_or_none(raw.get("id")) if isinstance(raw, dict) else None
+    if wa_id is None:
+        broken.append((path, "thread has no customer phone number (id)"))
+        return None
+    messages = []
+    for index, item in enumerate(_list(raw.get("messages"))):
+        try:
+            messages.append(_history_message(item, customer=wa_id))
+        except PayloadError as exc:
+            broken.append((f"{path}.messages[{index}]", str(exc)))
+    return wa_id, tuple(messages)
+
+
 def _history_message(raw: Any, *, customer: str) -> HistoryMessage:
+    """A thread's message; the business's when it has a ``to`` (Meta: "only included if SMB message echo") or is
+    not ``from`` the thread's customer."""
     if not isinstance(raw, dict):
         raise PayloadError("message is not an object")
     outbound = "to" in raw or _digits_or_none(raw.get("from")) != customer
     # Read as a message whose other party is the thread's customer, whichever way it went.
     message = parse_message({**raw, "from": customer, "from_user_id": None})
-    context = raw.get("history_context") if isinstance(raw.get("history_context"), dict) else {}
-    status = _HISTORY_STATUSES.get(_text(context.get("status")).upper(), "sent")
+    status = _HISTORY_STATUSES.get(_text(_object(raw.get("history_context")).get("status")).upper(), "sent")
     return HistoryMessage(message=message, outbound=outbound, status=status)
 
 
@@ -983,8 +993,7 @@ def parse_address_book(payload: dict[str, Any]) -> tuple[list[tuple[Change, Addr
             item_path = f"{path}.state_sync[{index}]"
             if not isinstance(raw, dict) or raw.get("type") != "contact":
                 continue
-            contact = raw.get("contact") if isinstance(raw.get("contact"), dict) else {}
-            metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+            contact, metadata = _object(raw.get("contact")), _object(raw.get("metadata"))
             wa_id = _digits_or_none(contact.get("phone_number"))
             action = _text(raw.get("action"))
             if wa_id is None or action not in ("add", "remove"):
