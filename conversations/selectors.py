@@ -1,5 +1,6 @@
 """Reads shared by the inbox pages and the REST API; membership rules live here and only here."""
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -815,7 +816,7 @@ def number_costs(*, number: BusinessNumber, month: date) -> dict:
         .order_by("-valid_from")
     ):
         rates[rate.market, rate.category].append(rate)
-    markets: dict[str, tuple[str, str]] = {}  # a customer's number parsed once, however many messages
+    markets_of = functools.cache(_markets)  # a customer's number parsed once, however many messages
 
     def rate_for(market: str, category: str, day: date) -> RateCardEntry | None:
         return next(
@@ -833,10 +834,7 @@ def number_costs(*, number: BusinessNumber, month: date) -> dict:
     for timestamp, category, phone, wa_id in rows:
         category = (category or "").lower() or "unknown"
         day = timestamp.astimezone(UTC).date()
-        phone = phone or wa_id or ""
-        if phone not in markets:
-            markets[phone] = _markets(phone)
-        country, code = markets[phone]
+        country, code = markets_of(phone or wa_id or "")
         rate = (rate_for(country, category, day) if country else None) or (
             rate_for(code, category, day) if code else None
         )
