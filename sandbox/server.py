@@ -661,6 +661,13 @@ class MetaSandbox:
             self.state.samples[handle] = len(body)
         return json_reply(200, {"h": handle})
 
+    def _control_display(self, phone_number_id: str) -> str:
+        """``_number`` for a control call (the lock held): a phone_number_id that is not digits is the caller's error."""
+        try:
+            return self._number(phone_number_id, method="POST")
+        except GraphError:
+            raise ControlError("phone_number_id must be digits") from None
+
     def _number(self, phone_number_id: str, *, method: str) -> str:
         """The display number of a business number; any numeric id is registered on first use, so an app
         with several numbers needs no sandbox setup (a sandbox convenience: Meta answers 100 for ids it lacks)."""
@@ -713,10 +720,7 @@ class MetaSandbox:
                 if not str(display_phone_number).isdigit():
                     raise ControlError("display_phone_number must be digits")
                 self.config.numbers[phone_number_id] = str(display_phone_number)
-            try:
-                display = self._number(phone_number_id, method="POST")
-            except GraphError:
-                raise ControlError("phone_number_id must be digits") from None
+            display = self._control_display(phone_number_id)
 
             if media is not None:
                 message_type, content = self._inbound_media(phone_number_id, media, corrupt_sha256, result)
@@ -967,10 +971,7 @@ class MetaSandbox:
         if not isinstance(phone_number_id, str) or not phone_number_id:
             raise ControlError("phone_number_id is required")
         with self.lock:
-            try:
-                display = self._number(phone_number_id, method="POST")
-            except GraphError:
-                raise ControlError("phone_number_id must be digits") from None
+            display = self._control_display(phone_number_id)
             where = {"phone_number_id": phone_number_id, "display_phone_number": display}
             if name == "contact_sync":
                 contacts = payload.get("contacts")
@@ -1021,10 +1022,7 @@ class MetaSandbox:
         if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int)):
             raise ControlError("timestamp must be Unix seconds")
         with self.lock:
-            try:
-                display = self._number(party["phone_number_id"], method="POST")
-            except GraphError:
-                raise ControlError("phone_number_id must be digits") from None
+            display = self._control_display(party["phone_number_id"])
             change = echo_change(
                 display_phone_number=display, message_type=message_type, content=content, timestamp=timestamp, **party
             )
