@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from conversations.incoming import Identity, InboundMessage
@@ -13,6 +13,7 @@ from conversations.models import AutoAssignment, Conversation, NumberMembership
 from conversations.services import InboundItem, receive_inbound_messages, workflow
 from realtime.models import SocketPresence
 from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, UserFactory
+from tests.threads import own_connection
 
 
 def online(*users, at=None) -> None:
@@ -61,14 +62,11 @@ def test_fifty_conversations_arriving_at_once_fill_three_agents_to_their_limit_a
         item = InboundItem(
             number=number, contact=contacts[index], message=_text(f"wamid.AUTO{index:03d}", contacts[index])
         )
-        try:
-            with transaction.atomic():
-                receive_inbound_messages(items=[item])
-        finally:
-            connection.close()
+        with transaction.atomic():
+            receive_inbound_messages(items=[item])
 
     with ThreadPoolExecutor(max_workers=10) as pool:
-        list(pool.map(arrive, range(50)))
+        list(pool.map(own_connection(arrive), range(50)))
 
     assert Conversation.objects.filter(number=number).count() == 50
     assert load(number) == {team[0].pk: 10, team[1].pk: 10, team[2].pk: 10, None: 20}
@@ -95,13 +93,10 @@ def test_two_workers_assigning_at_once_never_break_a_limit(transactional_db):
         ConversationFactory(number=number)
 
     def assign(_index: int) -> int:
-        try:
-            return workflow.assign_waiting_conversations(number_id=number.pk)
-        finally:
-            connection.close()
+        return workflow.assign_waiting_conversations(number_id=number.pk)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        assert sum(pool.map(assign, range(8))) == 14
+        assert sum(pool.map(own_connection(assign), range(8))) == 14
     assert load(number) == {team[0].pk: 7, team[1].pk: 7, None: 16}
 
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from conversations.models import AddressBookEntry, Conversation, Direction, MediaFile, Message, MessageStatus
 from conversations.selectors import history_import_text, message_search, saved_name
@@ -30,6 +30,7 @@ from sandbox.simulation import (
 )
 from tests.conversations.team import as_user
 from tests.factories import ContactFactory, ConversationFactory, MessageFactory
+from tests.threads import in_threads
 from webhooks import drain
 from webhooks.models import WebhookEvent, WebhookEventState
 from webhooks.payloads import parse_address_book
@@ -455,26 +456,6 @@ def test_a_past_photos_media_id_coming_in_a_later_history_webhook_gets_it_its_fi
 
 
 # --- workers racing -------------------------------------------------------------------------------------
-
-
-def in_threads(*work):
-    """Run each callable in a thread of its own (its own database connection), and wait for all."""
-    errors = []
-
-    def run(job):
-        try:
-            job()
-        except Exception as exc:  # reported below, with the thread's traceback lost but its error kept
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in work]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
 
 
 @pytest.mark.django_db(transaction=True)

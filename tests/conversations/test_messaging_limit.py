@@ -2,11 +2,11 @@
 account's numbers, refused past the limit before Meta, a warning to supervisors at 80 %, and two sends racing
 for the last slot."""
 
+import functools
 import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from conversations.models import (
@@ -24,6 +24,7 @@ from conversations.services.errors import SendRefused
 from conversations.services.outbound import send_template, send_text
 from realtime.models import Event
 from tests.factories import BusinessNumberFactory, ConversationFactory, UserFactory
+from tests.threads import in_threads
 
 WABA = "318273645502211"
 
@@ -115,23 +116,16 @@ def test_two_sends_racing_for_the_last_slot_let_one_through(number, staff, accou
     account.save()
     racing = [closed_window(number), closed_window(number)]
     barrier = threading.Barrier(2)
-    outcomes: list[str] = []
 
-    def send(conversation):
+    def send(conversation) -> str:
+        barrier.wait()
         try:
-            barrier.wait()
             send_template(user=staff, conversation=conversation, template=template, params=[])
-            outcomes.append("sent")
         except SendRefused as refused:
-            outcomes.append(refused.code)
-        finally:
-            connection.close()
+            return refused.code
+        return "sent"
 
-    threads = [threading.Thread(target=send, args=(conversation,)) for conversation in racing]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = in_threads(*(functools.partial(send, conversation) for conversation in racing))
     assert sorted(outcomes) == ["messaging_limit_reached", "sent"]
     assert Message.objects.filter(business_initiated=True).count() == 1
 

@@ -22,6 +22,7 @@ from conversations.services.errors import WorkflowRefused
 from realtime.models import Event
 from sandbox.simulation import envelope, message_change, new_wamid
 from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, UserFactory
+from tests.threads import in_threads
 from webhooks import drain
 from webhooks.models import WebhookEvent
 
@@ -175,20 +176,13 @@ def test_the_sweep_reopens_ended_snoozes_once_even_when_two_sweeps_run_at_once(t
         for m in range(1, 6)
     ]
     still = ConversationFactory(number=number, status="snoozed", snoozed_until=now + timedelta(hours=1))
-    barrier, counts = threading.Barrier(2), []
+    barrier = threading.Barrier(2)
 
-    def sweep():
-        try:
-            barrier.wait()
-            counts.append(workflow.reopen_due_snoozes(now=now))
-        finally:
-            connection.close()
+    def sweep() -> int:
+        barrier.wait()
+        return workflow.reopen_due_snoozes(now=now)
 
-    threads = [threading.Thread(target=sweep) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    counts = in_threads(sweep, sweep)
     assert sum(counts) == 5
     assert {Conversation.objects.get(pk=c.pk).status for c in ended} == {"open"}
     assert Conversation.objects.get(pk=still.pk).status == "snoozed"
