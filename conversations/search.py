@@ -5,7 +5,16 @@ On PostgreSQL the condition is ``to_tsvector('simple', body) @@ <tsquery>``, the
 ``message_body_search`` (migration 0008), so the planner takes the index. The words before the last are read by
 ``websearch_to_tsquery`` ("quoted phrases", ``or``, ``-excluded``); the last one is a prefix (``ord`` finds
 "order") while the reader is still typing it, which the index serves as well. The embedded SQLite mode has no such
-index: every word must appear in the text, in any case."""
+index: every word must appear in the text, in any case.
+
+Hits are listed newest first, and that is what costs: the full-text index says which messages hold a word, not in
+what order, so the whole search reads every one of them to sort them (a word in one message of twenty of a million
+takes 100-200 ms, a word in all of them seconds). A first page is therefore looked for first among the recent
+messages: those since the numbers' ``selectors.RECENT_SEARCH_CONVERSATIONS`` most recently active conversations
+all were (about as many messages), which the BRIN index ``message_time_ranges`` lets PostgreSQL read alone. When
+they fill the page, it is exactly the page the whole search would give (every older hit comes after them); when
+they do not, the whole search runs (a rare word: its few hits are cheap to sort). ``search_apis.hits_page``
+does both, for the API and the inbox alike."""
 
 import re
 

@@ -2,6 +2,8 @@
 first, each with its conversation's contact and a snippet with the matched words marked. A thin view over
 ``selectors.message_search``; the read replica may answer it, as it may the other searches."""
 
+from functools import partial
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
@@ -10,7 +12,7 @@ from rest_framework.views import APIView
 from config.api import error_response
 from config.openapi import CURSOR_PARAMETERS, ContactOut, ErrorOut, NumberOut, cursor_page
 from conversations import selectors
-from conversations.models import ConversationStatus
+from conversations.models import ConversationStatus, Message
 from conversations.search import message_hit, search_terms
 
 MessageHitOut = inline_serializer(
@@ -42,6 +44,24 @@ class MessageHitCursor(CursorPagination):
     max_page_size = 100
 
 
+def hits_page(
+    request, *, user, search: str, numbers=None, phone_number_id: str | None = None, may_lag: bool = False
+) -> tuple[list[Message], MessageHitCursor]:
+    """The page of found messages ``request`` asks for, and its paginator (for the links to the next). A first
+    page is looked for among the recent messages before all of them (``conversations.search`` says why); what it
+    finds there is the very page the whole search would give whenever it fills the page."""
+    numbers = selectors.searched_numbers(user=user, numbers=numbers, phone_number_id=phone_number_id)
+    find = partial(selectors.message_search, user=user, search=search, numbers=numbers, may_lag=may_lag)
+    paginator = MessageHitCursor()
+    if paginator.cursor_query_param not in request.query_params:
+        since = selectors.recent_search_start(numbers=numbers, may_lag=may_lag)
+        if since is not None:
+            page = paginator.paginate_queryset(find(since=since), request)
+            if paginator.has_next:
+                return page, paginator
+    return paginator.paginate_queryset(find(), request), paginator
+
+
 class MessageSearchApi(APIView):
     """``GET /api/messages/search/?q=<words>``: every word must be in the message (the last may be the start of
     one); quoted phrases, ``or`` and ``-word`` work as in a web search. A ``q`` without a word is a 400 on ``q``."""
@@ -62,12 +82,11 @@ class MessageSearchApi(APIView):
         if not terms:
             detail = "Search for at least one word."
             return error_response(status=400, code="invalid", detail=detail, fields={"q": [detail]})
-        hits = selectors.message_search(
+        page, paginator = hits_page(
+            request,
             user=request.user,
             search=search,
             phone_number_id=request.query_params.get("number") or None,
             may_lag=True,
         )
-        paginator = MessageHitCursor()
-        page = paginator.paginate_queryset(hits, request, view=self)
         return paginator.get_paginated_response([message_hit(m, terms) for m in page])

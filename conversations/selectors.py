@@ -65,6 +65,8 @@ VIEW_MINE = "mine"
 VIEW_UNASSIGNED = "unassigned"
 VIEW_ALL = "all"
 VIEWS = (VIEW_MINE, VIEW_UNASSIGNED, VIEW_ALL)
+# How many recently active conversations a search's first page is looked for in before all of them.
+RECENT_SEARCH_CONVERSATIONS = 1000
 
 
 def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
@@ -369,34 +371,59 @@ def contact_note_for(*, conversation: Conversation, note_id: int) -> ContactNote
     return contact_notes(conversation=conversation).filter(pk=note_id).first()
 
 
+def searched_numbers(
+    *, user, numbers: list[BusinessNumber] | None = None, phone_number_id: str | None = None
+) -> list[BusinessNumber]:
+    """The numbers a message search looks in: ``numbers`` (default: those the user may see), narrowed to one."""
+    if numbers is None:
+        numbers = list(visible_numbers(user=user))
+    if phone_number_id:
+        numbers = [n for n in numbers if n.phone_number_id == phone_number_id]
+    return numbers
+
+
 def message_search(
     *,
     user,
     search: str,
     numbers: list[BusinessNumber] | None = None,
     phone_number_id: str | None = None,
+    since: datetime | None = None,
     may_lag: bool = False,
 ) -> QuerySet[Message]:
     """Messages whose text holds the search's words (``conversations.search``), in conversations of the numbers the
-    user may see, newest first, with their conversation's contact and number; never a revoked one.
+    user may see, newest first, with their conversation's contact and number; never a revoked one. ``since``: only
+    messages from then on (a first page's look among the recent ones, ``recent_search_start``).
 
     ``may_lag``: the read replica may answer, seconds behind the primary (a hit is a link, not kept live)."""
-    if numbers is None:
-        numbers = list(visible_numbers(user=user))
-    if phone_number_id:
-        numbers = [n for n in numbers if n.phone_number_id == phone_number_id]
+    numbers = searched_numbers(user=user, numbers=numbers, phone_number_id=phone_number_id)
     using = read_replica() if may_lag else "default"
     condition = body_matches(search, using=using)
     if condition is None or not numbers:
         return Message.objects.none()
+    hits = Message.objects.using(using).filter(condition, conversation__number_id__in=[n.pk for n in numbers])
+    if since is not None:
+        hits = hits.filter(timestamp__gte=since)
     return (
-        Message.objects.using(using)
-        .filter(condition, conversation__number_id__in=[n.pk for n in numbers])
         # A revoked message keeps its words for the audit trail, never for a search.
-        .exclude(content__has_key="revoked")
+        hits.exclude(content__has_key="revoked")
         .select_related("conversation__contact", "conversation__number")
         .order_by("-timestamp", "-id")
     )
+
+
+def recent_search_start(*, numbers: list[BusinessNumber], may_lag: bool = False) -> datetime | None:
+    """Since when the numbers' ``RECENT_SEARCH_CONVERSATIONS`` most recently active conversations have all been
+    active: the messages since then are about as many (a conversation's last activity is its newest message), few
+    enough to look through for a search's first page (``conversations.search``). ``None`` for fewer conversations."""
+    using = read_replica() if may_lag else "default"
+    last_active = (
+        Conversation.objects.using(using)
+        .filter(number_id__in=[n.pk for n in numbers])
+        .order_by("-last_message_at", "-id")
+        .values_list("last_message_at", flat=True)
+    )
+    return last_active[RECENT_SEARCH_CONVERSATIONS - 1 : RECENT_SEARCH_CONVERSATIONS].first()
 
 
 def reactions_by_wamid(*, wamids: Iterable[str]) -> dict[str, list[Reaction]]:

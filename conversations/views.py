@@ -16,7 +16,7 @@ from conversations.alerts import alert_snapshot
 from conversations.apis import ConversationCursor, conversation_item
 from conversations.models import ConversationStatus, MemberRole
 from conversations.search import message_hit, search_terms
-from conversations.search_apis import MessageHitCursor
+from conversations.search_apis import hits_page
 from conversations.services.media import INLINE_MEDIA_TYPES, base_mime_type
 from conversations.services.template_management import EDITABLE_STATUSES
 from conversations.services.workflow import member_role
@@ -161,11 +161,13 @@ def _message_hits(request, *, numbers, filters) -> tuple[list[dict], str | None]
     terms = search_terms(filters["q"])
     if not terms:
         return [], None
-    hits = selectors.message_search(
-        user=request.user, search=filters["q"], numbers=numbers, phone_number_id=filters["number"] or None
+    page, paginator = hits_page(
+        Request(request),
+        user=request.user,
+        search=filters["q"],
+        numbers=numbers,
+        phone_number_id=filters["number"] or None,
     )
-    paginator = MessageHitCursor()
-    page = paginator.paginate_queryset(hits, Request(request))
     next_link = paginator.get_next_link()
     cursor = parse_qs(urlparse(next_link).query).get("cursor", [None])[0] if next_link else None
     return [message_hit(m, terms) for m in page], cursor

@@ -10,21 +10,13 @@ created on SQLite too.
 
 from django.db import migrations
 
+from database.operations import RunSQLOnPostgreSQL
+
 CREATE = (
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS message_body_search "
     "ON conversations_message USING gin (to_tsvector('simple', body))"
 )
 DROP = "DROP INDEX CONCURRENTLY IF EXISTS message_body_search"
-
-
-def create_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
-
-
-def drop_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP)
 
 
 class Migration(migrations.Migration):
@@ -34,4 +26,4 @@ class Migration(migrations.Migration):
         ("conversations", "0007_labels_canned_replies"),
     ]
 
-    operations = [migrations.RunPython(create_index, drop_index, elidable=False)]
+    operations = [RunSQLOnPostgreSQL(CREATE, DROP, elidable=False)]

@@ -5,7 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from conversations import selectors
 from conversations.models import ConversationStatus
 from conversations.search import snippet
 from conversations.selectors import message_search
@@ -128,6 +131,101 @@ def test_the_search_is_answered_from_the_full_text_index_on_a_filled_table(numbe
         assert len(list(query)) == 20
 
 
+@pytest.fixture
+def busy_inbox(number, monkeypatch):
+    """Eight conversations, the n-th last active n hours after START, each with its messages of that hour;
+    a first page is looked for among the three most recently active."""
+    monkeypatch.setattr(selectors, "RECENT_SEARCH_CONVERSATIONS", 3)
+    conversations = []
+    for n in range(8):
+        at = START + timedelta(hours=n)
+        conversation = ConversationFactory(number=number, last_message_at=at)
+        for minute in range(3):
+            body = f"refund {n}.{minute}" + (" voucher" if n == 0 else "")
+            MessageFactory(conversation=conversation, body=body, timestamp=at - timedelta(minutes=3 - minute))
+        conversations.append(conversation)
+    return conversations
+
+
+def hit_text(hit: dict) -> str:
+    return "".join(part["text"] for part in hit["snippet"])
+
+
+def api_hits(user, url: str) -> list[str]:
+    """Every hit the API lists, following its next links."""
+    bodies = []
+    while url:
+        page = as_user(user).get(url).json()
+        bodies += [hit_text(hit) for hit in page["results"]]
+        url = page["next"]
+    return bodies
+
+
+def test_a_frequent_words_first_page_is_read_from_the_recent_messages_alone(
+    people, busy_inbox, django_assert_num_queries
+):
+    everything = found(people["ana"], "refund")
+    assert len(everything) == 24
+    with CaptureQueriesContext(connection) as queries:
+        page = as_user(people["ana"]).get("/api/messages/search/?q=refund&page_size=4").json()
+    assert [hit_text(hit) for hit in page["results"]] == ["refund 7.2", "refund 7.1", "refund 7.0", "refund 6.2"]
+    searches = [q["sql"] for q in queries if "to_tsvector" in q["sql"]]
+    assert len(searches) == 1 and '"timestamp" >=' in searches[0]
+    # The pages after it come from the whole search: nothing older is left out, nothing repeated.
+    assert api_hits(people["ana"], "/api/messages/search/?q=refund&page_size=4") == everything
+
+
+def test_a_word_the_recent_messages_lack_is_found_in_the_older_ones(people, busy_inbox):
+    assert found(people["ana"], "voucher") == ["refund 0.2 voucher", "refund 0.1 voucher", "refund 0.0 voucher"]
+    page = as_user(people["ana"]).get("/api/messages/search/?q=voucher&page_size=2").json()
+    assert [hit["id"] for hit in page["results"]] == [
+        m.pk for m in message_search(user=people["ana"], search="voucher")[:2]
+    ]
+    # Recent messages that do not fill the page are not the whole answer either.
+    page = as_user(people["ana"]).get("/api/messages/search/?q=refund&page_size=12").json()
+    assert len(page["results"]) == 12 and hit_text(page["results"][-1]) == "refund 4.0"
+
+
+def test_a_recent_message_of_a_long_quiet_conversation_is_listed_where_its_time_puts_it(people, busy_inbox, number):
+    # Its conversation's last activity says otherwise (an import, a clock): the hit's own time decides.
+    quiet = ConversationFactory(number=number, last_message_at=START - timedelta(days=30))
+    late = MessageFactory(conversation=quiet, body="refund late", timestamp=START + timedelta(hours=9))
+    page = as_user(people["ana"]).get("/api/messages/search/?q=refund&page_size=2").json()
+    assert [hit["id"] for hit in page["results"]] == [late.pk, busy_inbox[7].messages.order_by("-timestamp")[0].pk]
+
+
+def test_the_inbox_page_lists_the_same_first_page(client, people, busy_inbox):
+    client.force_login(people["ana"])
+    data = page_data(client.get("/inbox/?q=refund"))
+    assert [h["id"] for h in data["messageHits"]] == [
+        m.pk for m in message_search(user=people["ana"], search="refund")[:20]
+    ]
+    assert data["messageHitsNext"]
+
+
+def test_a_first_page_reads_only_the_recent_messages_on_a_filled_table(number, people):
+    conversations = [ConversationFactory(number=number) for _ in range(4)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO conversations_message (conversation_id, wamid, direction, type, body, preview, content, context,
+                reply_to_wamid, timestamp, status, error_title, send_attempts, created_at)
+            SELECT (%s::bigint[])[1 + i %% 4], 'wamid.FILL' || i, 'in', 'text', 'message ' || i || ' refund', '',
+                   '{}', '{}', '', now() - ((20000 - i) || ' seconds')::interval, 'received', '', 0, now()
+            FROM generate_series(1, 20000) AS i
+            """,
+            [[c.pk for c in conversations]],
+        )
+        cursor.execute("ANALYZE conversations_message")
+        cursor.execute("SELECT brin_summarize_new_values('message_time_ranges')")
+    recent = message_search(user=people["ana"], search="refund", since=timezone.now() - timedelta(minutes=5))[:21]
+    plan = recent.explain()
+    # The time bound picks the rows an index gives (the time ranges, or each thread's), not a filter on them all.
+    conditions = [line for line in plan.splitlines() if "Cond:" in line]
+    assert any('"timestamp" >=' in line for line in conditions), plan
+    assert len(list(recent)) == 21
+
+
 def test_a_hit_opens_the_thread_at_it_with_older_and_newer_messages_to_load(client, people, number):
     conversation = ConversationFactory(number=number)
     for n in range(120):
@@ -163,11 +261,12 @@ def test_the_inbox_lists_message_hits_beside_contact_hits_within_15_queries(
     assert len(data["messageHits"]) == 20 and data["messageHitsNext"]
     hit = amara.messages.get(body="Where is my parcel?")
     # Opened at a hit, the thread's page around it is one read, as the newest page is; the conversation is not on
-    # the list's page (its contact's name does not match), which costs its own two reads, as without a hit.
-    with django_assert_max_num_queries(16):
+    # the list's page (its contact's name does not match), which costs its own two reads, as without a hit; and
+    # the search's first page up to three (when the recent conversations were active, their hits, all hits).
+    with django_assert_max_num_queries(18):
         data = page_data(client.get(f"/inbox/{amara.pk}/?q=parcel&message={hit.pk}"))
     assert data["focusMessageId"] == hit.pk
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(18):
         page_data(client.get(f"/inbox/{amara.pk}/?q=parcel"))
     client.force_login(people["olga"])
     assert page_data(client.get("/inbox/?q=parcel"))["messageHits"] == []
