@@ -23,11 +23,13 @@ from conversations.apis import (
     NumberListApi,
     UnreadTotalApi,
 )
+from conversations.canned_reply_views import canned_replies_view
 from conversations.contact_apis import ContactNoteApi, ContactNotesApi, ContactPanelApi
 from conversations.cost_apis import NumberCostsApi
 from conversations.cost_views import number_costs_view
 from conversations.label_apis import (
-    CannedReplyCreateApi,
+    CannedRepliesApi,
+    CannedReplyApi,
     ConversationCannedRepliesApi,
     ConversationCannedReplyApi,
     ConversationLabelApi,
@@ -155,7 +157,8 @@ api_patterns = [
         ConversationCannedReplyApi.as_view(),
         name="conversation_canned_reply",
     ),
-    path("api/canned-replies/", CannedReplyCreateApi.as_view(), name="canned_reply_create"),
+    path("api/canned-replies/", CannedRepliesApi.as_view(), name="canned_replies"),
+    path("api/canned-replies/<int:canned_reply_id>/", CannedReplyApi.as_view(), name="canned_reply"),
     path("api/conversations/<int:conversation_id>/notes/", ConversationNotesApi.as_view(), name="conversation_notes"),
     path(
         "api/conversations/<int:conversation_id>/mentionable/",
@@ -182,6 +185,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("conversations.urls")),
     path("numbers/", numbers_view, name="numbers"),
+    path("canned-replies/", canned_replies_view, name="canned_replies_page"),
     path("numbers/<int:number_id>/costs/", number_costs_view, name="number_costs_page"),
     path("numbers/<int:number_id>/templates/", number_templates_view, name="number_templates_page"),
     path("media/<int:message_id>/", media_file_view, name="media_file"),

@@ -11,7 +11,12 @@ from config.openapi import ConversationOut, ErrorOut, LabelOut
 from conversations import selectors
 from conversations.apis import conversation_or_404
 from conversations.models import CannedReply, Label, LabelColour
-from conversations.services.canned_replies import create_canned_reply, render_canned_reply
+from conversations.services.canned_replies import (
+    create_canned_reply,
+    delete_canned_reply,
+    render_canned_reply,
+    update_canned_reply,
+)
 from conversations.services.errors import WorkflowRefused
 from conversations.services.labels import add_conversation_label, create_label, remove_conversation_label
 from conversations.snapshots import label_snapshot
@@ -82,26 +87,39 @@ class ConversationLabelApi(APIView):
         return as_listed(request, conversation)
 
 
-CannedReplyOut = inline_serializer(
-    "CannedReply",
-    fields={
+def _canned_reply_fields(**more) -> dict:
+    """A canned reply's fields in the API, and ``more`` of them."""
+    return {
         "id": serializers.IntegerField(),
         "shortcut": serializers.CharField(help_text='typed after "/" in the composer'),
         "scope": serializers.ChoiceField(choices=["personal", "number"]),
+        "number": serializers.IntegerField(allow_null=True, help_text="the number's id, for a number's reply"),
         "template": serializers.CharField(help_text="the text as written, placeholders and all"),
-        "text": serializers.CharField(help_text="the text for this conversation, placeholders filled in"),
-    },
+        **more,
+    }
+
+
+CannedReplyOut = inline_serializer(
+    "CannedReply",
+    fields=_canned_reply_fields(
+        text=serializers.CharField(help_text="the text for this conversation, placeholders filled in")
+    ),
 )
 
 
-def _canned_reply_item(reply: CannedReply, *, conversation, user) -> dict:
+def managed_canned_reply(reply: CannedReply) -> dict:
     return {
         "id": reply.pk,
         "shortcut": reply.shortcut,
         "scope": "personal" if reply.owner_id else "number",
+        "number": reply.number_id,
         "template": reply.text,
-        "text": render_canned_reply(canned_reply=reply, conversation=conversation, user=user),
     }
+
+
+def _canned_reply_item(reply: CannedReply, *, conversation, user) -> dict:
+    text = render_canned_reply(canned_reply=reply, conversation=conversation, user=user)
+    return {**managed_canned_reply(reply), "text": text}
 
 
 class ConversationCannedRepliesApi(APIView):
@@ -142,9 +160,13 @@ class ConversationCannedReplyApi(APIView):
         return Response(_canned_reply_item(reply, conversation=conversation, user=request.user))
 
 
-class CannedReplyCreateApi(APIView):
-    """``POST {"shortcut", "text", "number"?}``: a canned reply of your own, or with ``number`` (a number id) the
-    number's (its supervisors only). A shortcut taken in that scope is a 400 on ``shortcut``."""
+ManagedCannedReplyOut = inline_serializer("ManagedCannedReply", fields=_canned_reply_fields())
+
+
+class CannedRepliesApi(APIView):
+    """``GET``: the canned replies you look after: your own and those of the numbers you see (their supervisors
+    change them). ``POST {"shortcut", "text", "number"?}``: a canned reply of your own, or with ``number`` (a
+    number id) the number's (its supervisors only). A shortcut taken in that scope is a 400 on ``shortcut``."""
 
     class CannedReplyInput(serializers.Serializer):
         shortcut = serializers.CharField(max_length=33)
@@ -152,28 +174,61 @@ class CannedReplyCreateApi(APIView):
         number = serializers.IntegerField(required=False, allow_null=True, default=None)
 
     @extend_schema(
-        request=CannedReplyInput,
+        operation_id="canned_replies_list",
         responses={
-            201: inline_serializer(
-                "CannedReplyCreated",
-                fields={
-                    "id": serializers.IntegerField(),
-                    "shortcut": serializers.CharField(),
-                    "scope": serializers.ChoiceField(choices=["personal", "number"]),
-                    "template": serializers.CharField(),
-                },
+            200: inline_serializer(
+                "ManagedCannedReplyList", fields={"results": ManagedCannedReplyOut.__class__(many=True)}
             ),
-            400: ErrorOut,
             401: ErrorOut,
-            403: ErrorOut,
-            404: ErrorOut,
         },
+    )
+    def get(self, request):
+        replies = selectors.manageable_canned_replies(user=request.user)
+        return Response({"results": [managed_canned_reply(reply) for reply in replies]})
+
+    @extend_schema(
+        request=CannedReplyInput,
+        responses={201: ManagedCannedReplyOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
     )
     def post(self, request):
         data = valid_data(self.CannedReplyInput, request)
         number = number_or_404(request, data["number"]) if data["number"] is not None else None
         reply = create_canned_reply(user=request.user, shortcut=data["shortcut"], text=data["text"], number=number)
-        scope = "personal" if reply.owner_id else "number"
-        return Response(
-            {"id": reply.pk, "shortcut": reply.shortcut, "scope": scope, "template": reply.text}, status=201
+        return Response(managed_canned_reply(reply), status=201)
+
+
+def canned_reply_or_404(request, canned_reply_id: int) -> CannedReply:
+    """One of the canned replies the user looks after; any other id is a 404 ``unknown_canned_reply``."""
+    reply = selectors.manageable_canned_replies(user=request.user).filter(pk=canned_reply_id).first()
+    if reply is None:
+        raise WorkflowRefused("unknown_canned_reply", "No such canned reply.", status=404)
+    return reply
+
+
+class CannedReplyApi(APIView):
+    """``PATCH {"shortcut"?, "text"?}``: change one of your own canned replies, or a number's (its supervisors
+    only: 403). ``DELETE``: remove it, on the same terms. A canned reply you do not see is a 404."""
+
+    class CannedReplyChangeInput(serializers.Serializer):
+        shortcut = serializers.CharField(max_length=33, required=False)
+        text = serializers.CharField(max_length=4096, required=False)
+
+    @extend_schema(
+        request=CannedReplyChangeInput,
+        responses={200: ManagedCannedReplyOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    )
+    def patch(self, request, canned_reply_id: int):
+        reply = canned_reply_or_404(request, canned_reply_id)
+        data = valid_data(self.CannedReplyChangeInput, request)
+        reply = update_canned_reply(
+            user=request.user,
+            canned_reply=reply,
+            shortcut=data.get("shortcut", reply.shortcut),
+            text=data.get("text", reply.text),
         )
+        return Response(managed_canned_reply(reply))
+
+    @extend_schema(responses={204: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut})
+    def delete(self, request, canned_reply_id: int):
+        delete_canned_reply(user=request.user, canned_reply=canned_reply_or_404(request, canned_reply_id))
+        return Response(status=204)

@@ -554,6 +554,13 @@ def canned_replies_for(*, user, conversation: Conversation, search: str = "") ->
     return replies.order_by("shortcut", F("number_id").asc(nulls_first=True), "pk")
 
 
+def manageable_canned_replies(*, user) -> QuerySet[CannedReply]:
+    """The canned replies the user looks after: their own, and those of the numbers they see (a supervisor edits
+    those, an agent reads them), with the number, by scope and shortcut."""
+    replies = CannedReply.objects.filter(Q(owner=user) | Q(number__in=visible_numbers(user=user)))
+    return replies.select_related("number").order_by(F("number_id").asc(nulls_first=True), "shortcut", "pk")
+
+
 def mentionable_members(*, number: BusinessNumber) -> QuerySet:
     """Who a note in the number's conversations may mention (``@username``): its active members, by username."""
     return (

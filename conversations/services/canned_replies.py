@@ -31,6 +31,34 @@ def create_canned_reply(*, user, shortcut: str, text: str, number: BusinessNumbe
     that scope is a 400 on ``shortcut`` (the unique constraints decide)."""
     if number is not None:
         require_supervisor(user=user, number=number, to="create its canned replies")
+    reply = CannedReply(number=number, owner=None if number is not None else user)
+    return _save(reply, shortcut=shortcut, text=text)
+
+
+@transaction.atomic
+def update_canned_reply(*, user, canned_reply: CannedReply, shortcut: str, text: str) -> CannedReply:
+    """A new shortcut and text for one of the user's own canned replies, or a number's (its supervisors only)."""
+    require_may_manage(user=user, canned_reply=canned_reply)
+    return _save(canned_reply, shortcut=shortcut, text=text)
+
+
+@transaction.atomic
+def delete_canned_reply(*, user, canned_reply: CannedReply) -> None:
+    require_may_manage(user=user, canned_reply=canned_reply)
+    canned_reply.delete()
+
+
+def require_may_manage(*, user, canned_reply: CannedReply) -> None:
+    """Its owner manages a personal canned reply, a supervisor of its number a number's (403 otherwise). Who may
+    not even see it never reaches here: ``selectors.manageable_canned_replies`` answers them 404."""
+    if canned_reply.number_id is not None:
+        require_supervisor(user=user, number=canned_reply.number, to="change its canned replies")
+    elif canned_reply.owner_id != user.pk:
+        raise WorkflowRefused("not_allowed", "Only its owner can change a personal canned reply.", status=403)
+
+
+def _save(reply: CannedReply, *, shortcut: str, text: str) -> CannedReply:
+    """The reply with this shortcut and text, validated and saved; a shortcut taken in its scope is a 400."""
     shortcut = shortcut.strip().lstrip("/").lower()
     if not re.match(SHORTCUT_PATTERN, shortcut):
         raise WorkflowRefused(
@@ -38,7 +66,7 @@ def create_canned_reply(*, user, shortcut: str, text: str, number: BusinessNumbe
         )
     if not text.strip():
         raise WorkflowRefused("blank_text", "A canned reply needs a text.", field="text")
-    reply = CannedReply(number=number, owner=None if number is not None else user, shortcut=shortcut, text=text)
+    reply.shortcut, reply.text = shortcut, text
     try:
         reply.full_clean(validate_unique=False, validate_constraints=False)
         with transaction.atomic():
@@ -46,7 +74,7 @@ def create_canned_reply(*, user, shortcut: str, text: str, number: BusinessNumbe
     except ValidationError as error:
         raise WorkflowRefused("invalid", "; ".join(error.messages), field="text") from error
     except IntegrityError as error:
-        scope = "this number" if number is not None else "your own"
+        scope = "this number" if reply.number_id is not None else "your own"
         raise WorkflowRefused(
             "shortcut_taken", f"There is a canned reply /{shortcut} of {scope} already.", field="shortcut"
         ) from error

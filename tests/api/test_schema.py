@@ -138,6 +138,7 @@ def test_real_objects_answer_as_documented(bearer, number):
     canned = CannedReplyFactory(number=number)
     author = get_user_model().objects.get(username="schema-user")
     note = ContactNote.objects.create(number=number, contact=contact, author=author, body="Prefers mornings")
+    own_reply = CannedReplyFactory(number=None, owner=author, shortcut="own")
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     on_conversation = {"conversation_id": conversation.pk}
     calls = [
@@ -160,6 +161,8 @@ def test_real_objects_answer_as_documented(bearer, number):
             None,
         ),
         ("/api/canned-replies/", "POST", {}, None, {"shortcut": "mine", "text": "Hi {{contact_name}}"}),
+        ("/api/canned-replies/", "GET", {}, None, None),
+        ("/api/canned-replies/{canned_reply_id}/", "PATCH", {"canned_reply_id": own_reply.pk}, None, {"text": "Hi"}),
         ("/api/conversations/{conversation_id}/messages/", "GET", {"conversation_id": conversation.pk}, None, None),
         (
             "/api/conversations/{conversation_id}/messages/",

@@ -319,6 +319,46 @@ def test_a_slash_offers_canned_replies_and_the_one_picked_is_sent_filled_in(stac
     page.context.close()
 
 
+def test_a_canned_reply_written_on_its_page_is_offered_by_the_composer(stack, browser, axe, number):
+    conversation = recent_conversation(number, "Amara Okafor", minutes_ago=5, text="When do you open?")
+    ana = staff_member("ana", number)
+    CannedReplyFactory(number=number, shortcut="hours", text="We open at 9.")
+    page = open_page(logged_in_page(browser, stack.base_url, ana, bypass_csp=True, **PHONE), "/inbox/")
+    page.get_by_role("link", name="Canned replies").click()
+    expect(page.get_by_role("heading", name="Canned replies", level=1)).to_be_visible()
+    expect(page.get_by_text("Its supervisors write these.")).to_be_visible()
+    assert_meets_wcag(page, axe)
+    assert small_controls(page) == []
+    new = page.locator("#new-reply")
+    new.get_by_label("Shortcut").fill("soon")
+    new.get_by_label("Text").fill("Back to you soon, {{contact_name}}.")
+    new.get_by_role("button", name="Add").click()
+    expect(page.get_by_role("status")).to_have_text("Canned reply /soon added.")
+    # A shortcut taken is said beside its form, what was typed kept.
+    new.get_by_label("Shortcut").fill("soon")
+    new.get_by_label("Text").fill("Again")
+    new.get_by_role("button", name="Add").click()
+    expect(page.get_by_role("alert")).to_have_text("There is a canned reply /soon of your own already.")
+    expect(new.get_by_label("Text")).to_have_value("Again")
+    assert_meets_wcag(page, axe)
+    saved = page.get_by_role("article", name="/soon")
+    saved.get_by_label("Text").fill("Back to you in a minute, {{contact_name}}.")
+    saved.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Canned reply /soon saved.")
+    open_page(page, f"/inbox/{conversation.pk}/")
+    composer = page.locator("#composer-input")
+    composer.press("/")
+    menu = page.get_by_role("listbox", name="Canned replies")
+    expect(menu.get_by_role("option")).to_have_text([re.compile(r"^/hours"), re.compile(r"^/soon")])
+    menu.get_by_role("option", name=re.compile("in a minute")).click()
+    expect(composer).to_have_value("Back to you in a minute, Amara Okafor.")
+    page.goto("/canned-replies/")
+    page.get_by_role("article", name="/soon").get_by_role("button", name="Delete /soon").click()
+    expect(page.get_by_role("status")).to_have_text("Canned reply /soon deleted.")
+    expect(page.get_by_role("article", name="/soon")).to_have_count(0)
+    page.context.close()
+
+
 def test_a_label_set_in_one_browser_shows_live_in_anothers_list_and_filters_it(stack, browser, axe, number):
     labelled = recent_conversation(number, "Amara Okafor", minutes_ago=5, text="Is my order on its way?")
     other = recent_conversation(number, "Bea Lind", minutes_ago=30, text="Hello")
