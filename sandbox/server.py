@@ -38,8 +38,8 @@ Control API (not Meta's; no auth; JSON; for tests and demos), under ``/_sandbox/
   the phone); ``POST edit`` ``{phone_number_id, wa_id | user_id, original_wamid, text}`` and ``POST revoke``
   ``{phone_number_id, wa_id | user_id, original_wamid}`` send the customer's edit and "delete for everyone"
   as ``messages`` webhooks. Each answers ``{"wamid", "webhook_id"}``. ``POST history`` ``{phone_number_id,
-  threads: [{wa_id, messages: [{text, from_business?, timestamp?, status?, wamid?}]}] | declined: true}``
-  sends the past chats as ``history`` webhooks, one chunk per thread, progress rising to 100;
+  threads: [{wa_id, messages: [{text | type + content, from_business?, timestamp?, status?, wamid?}]}] |
+  declined: true}`` sends the past chats as ``history`` webhooks, one chunk per thread, progress rising to 100;
   ``POST contact_sync`` ``{phone_number_id, contacts: [{phone_number, full_name?, action?, timestamp?}]}``
   sends the phone app's contacts as one ``smb_app_state_sync`` webhook. Both answer ``{"webhook_ids"}``.
 - ``POST number_quality``, ``number_name``, ``account_update``, ``account_alert``, ``business_capability``,

@@ -204,8 +204,9 @@ def history_change(
     progress: int = 100,
 ) -> dict:
     """One ``history`` change: a chunk of a Coexistence number's past chats (docs/meta.md §3.7). ``threads``:
-    ``[{"wa_id", "messages": [{"text", "from_business"?, "timestamp"?, "status"?, "wamid"?}]}]``; the
-    business's messages carry ``to``, as Meta's do."""
+    ``[{"wa_id", "messages": [{"text", "from_business"?, "timestamp"?, "status"?, "wamid"?}]}]``, or instead of
+    ``text`` another ``type`` with its ``content`` (``{"reaction": {...}}``); the business's messages carry
+    ``to``, as Meta's do."""
     raw_threads = []
     for thread in threads:
         messages = []
@@ -214,8 +215,8 @@ def history_change(
                 "from": display_phone_number if item.get("from_business") else thread["wa_id"],
                 "id": item.get("wamid") or new_wamid(),
                 "timestamp": str(item.get("timestamp") or int(time.time())),
-                "type": "text",
-                "text": {"body": item["text"]},
+                "type": item.get("type", "text"),
+                **(item["content"] if "content" in item else {"text": {"body": item["text"]}}),
                 "history_context": {
                     "status": item.get("status") or ("READ" if item.get("from_business") else "DELIVERED")
                 },

@@ -44,6 +44,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
+from contacts.models import Contact
 from contacts.services import Sender, change_contact_identity, resolve_contacts
 from conversations.account_events import ACCOUNT_FIELDS, AccountChangeItem
 from conversations.incoming import AddressBookChange, HistoryChunk, InboundMessage, StatusUpdate
@@ -444,14 +445,30 @@ def _echo_error(items: list[_MessageItem]) -> str | None:
 
 def _apply_echo_items(items: list[_MessageItem]) -> None:
     contacts = resolve_contacts(senders=[item.sender for item in items])
-    echoes, amendments = [], []
+    echoes, amendments, reactions = [], [], []
     for item, contact in zip(items, contacts, strict=True):
         if item.message.amendment is not None:
             amendments.append(AmendItem(number=item.number, contact=contact, message=item.message, echo=True))
+        elif item.message.reaction is not None:
+            reactions.append((item, contact))  # the business's reaction, shown on the message it reacts to
         else:
             echoes.append(InboundItem(number=item.number, contact=contact, message=item.message))
     receive_echoes(items=echoes)
     amend_messages(items=amendments)
+    _apply_reactions(reactions, by_business=True)
+
+
+def _apply_reactions(items: list[tuple[_MessageItem, Contact]], *, by_business: bool = False) -> None:
+    """Each item's reaction, in the delivery's order: the customer's, or with ``by_business`` the business's."""
+    for item, contact in items:
+        apply_reaction(
+            number=item.number,
+            contact=contact,
+            reaction=item.message.reaction,
+            reaction_wamid=item.message.wamid,
+            reacted_at=item.message.timestamp,
+            by_business=by_business,
+        )
 
 
 def _read_change(*, read: _Delivery, number: BusinessNumber, change: Change) -> None:
@@ -541,16 +558,7 @@ def _apply_items(messages: list[_MessageItem], statuses: list[_StatusItem]) -> N
                 if item.message.amendment is not None
             ]
         )
-    for item, contact in reactions:
-        if item.message.reaction is None:
-            continue
-        apply_reaction(
-            number=item.number,
-            contact=contact,
-            reaction=item.message.reaction,
-            reaction_wamid=item.message.wamid,
-            reacted_at=item.message.timestamp,
-        )
+    _apply_reactions([(item, contact) for item, contact in reactions if item.message.reaction is not None])
     record_statuses(statuses=[(item.number, item.status) for item in statuses])
 
 

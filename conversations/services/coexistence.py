@@ -45,6 +45,7 @@ from conversations.selectors import labels_by_conversation
 from conversations.services.account import publish_numbers
 from conversations.services.inbound import (
     InboundItem,
+    apply_reaction,
     locked_conversations,
     publish_received,
     receive_inbound_messages,
@@ -256,18 +257,66 @@ def _import_threads(*, number: BusinessNumber, chunk: HistoryChunk) -> list[Mess
     known = set(Message.objects.filter(wamid__any=wamids).values_list("wamid", flat=True))
     fresh: dict[str, tuple[Contact, HistoryMessage]] = {}
     late_media: dict[str, HistoryMessage] = {}
+    amendments: list[AmendItem] = []
+    reactions: list[tuple[Contact, HistoryMessage]] = []
     for contact, (_wa_id, messages) in zip(contacts, chunk.threads, strict=True):
         for item in messages:
             m = item.message
-            if m.reaction is not None or m.amendment is not None or m.identity_change is not None:
-                continue  # a past reaction, edit or number change: not a message of its own, and long applied
-            if m.wamid not in known:
+            if m.amendment is not None:
+                amendments.append(AmendItem(number=number, contact=contact, message=m, echo=item.outbound))
+            elif m.reaction is not None:
+                reactions.append((contact, item))
+            elif m.identity_change is not None:
+                continue  # a past change of number: who the contact is now is Meta's live word, not the past's
+            elif m.wamid not in known:
                 fresh.setdefault(m.wamid, (contact, item))
             elif m.type in INBOUND_MEDIA_TYPES and m.content.get("id"):
                 late_media[m.wamid] = item
     _attach_late_media(late_media)
-    if not fresh:
-        return []
+    stored = _store_history(number=number, fresh=fresh, contacts=contacts) if fresh else []
+    _apply_past_changes(number=number, amendments=amendments, reactions=reactions)
+    return stored
+
+
+def _apply_past_changes(
+    *, number: BusinessNumber, amendments: list[AmendItem], reactions: list[tuple[Contact, HistoryMessage]]
+) -> None:
+    """A chunk's past edits, deletions and reactions, once its messages are stored: an edit or deletion of a
+    message of ours by its sender (any other is dropped, where a live one is shown as a message of its own), a
+    reaction in a conversation the number has (the business's own too); each idempotent, as the live ones are."""
+    if amendments:
+        wamids = {a.message.amendment.target_wamid for a in amendments}
+        targets = {m.wamid: m for m in Message.objects.filter(wamid__any=wamids).select_related("conversation")}
+        # Only what amends a message of ours: anything else would be stored as a message of its own, new work.
+        amend_messages(
+            items=[
+                a
+                for a in amendments
+                if (target := targets.get(a.message.amendment.target_wamid)) is not None and _amends(a, target)
+            ]
+        )
+    if not reactions:
+        return
+    talking = set(
+        Conversation.objects.filter(
+            number=number, contact_id__any=[contact.pk for contact, _item in reactions]
+        ).values_list("contact_id", flat=True)
+    )
+    for contact, item in sorted(reactions, key=lambda pair: pair[1].message.timestamp):
+        if contact.pk in talking:
+            apply_reaction(
+                number=number,
+                contact=contact,
+                reaction=item.message.reaction,
+                reaction_wamid=item.message.wamid,
+                reacted_at=item.message.timestamp,
+                by_business=item.outbound,
+            )
+
+
+def _store_history(
+    *, number: BusinessNumber, fresh: dict[str, tuple[Contact, HistoryMessage]], contacts: list[Contact]
+) -> list[Message]:
     conversations = locked_conversations(
         items=[InboundItem(number=number, contact=contact, message=item.message) for contact, item in fresh.values()]
     )

@@ -193,18 +193,27 @@ def _inbound_row(*, conversation: Conversation, message: InboundMessage) -> Mess
 
 
 def apply_reaction(
-    *, number: BusinessNumber, contact: Contact, reaction: ReactionChange, reaction_wamid: str, reacted_at: datetime
+    *,
+    number: BusinessNumber,
+    contact: Contact,
+    reaction: ReactionChange,
+    reaction_wamid: str,
+    reacted_at: datetime,
+    by_business: bool = False,
 ) -> Reaction | None:
-    """Set (or clear, with an empty emoji) the contact's reaction on a message; older events lose."""
+    """Set (or clear, with an empty emoji) the contact's reaction on a message, or with ``by_business`` the
+    business's own (one it sent from the phone app of a Coexistence number) in the contact's conversation; older
+    events lose."""
     get_or_create_conversation(number=number, contact=contact, at=reacted_at)
     fields = {"emoji": reaction.emoji, "reaction_wamid": reaction_wamid, "reacted_at": reacted_at}
+    reactor = None if by_business else contact
     try:
         with transaction.atomic():
             stored, created = Reaction.objects.get_or_create(
-                message_wamid=reaction.message_wamid, contact=contact, defaults=fields
+                message_wamid=reaction.message_wamid, contact=reactor, defaults=fields
             )
     except IntegrityError:
-        stored, created = Reaction.objects.get(message_wamid=reaction.message_wamid, contact=contact), False
+        stored, created = Reaction.objects.get(message_wamid=reaction.message_wamid, contact=reactor), False
     if not created:
         changed = (
             Reaction.objects.filter(pk=stored.pk, reacted_at__lte=reacted_at)

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from django.db import transaction
 
-from conversations.models import AddressBookEntry, Conversation, Direction, MediaFile, Message, MessageStatus
+from conversations.models import (
+    AddressBookEntry,
+    Conversation,
+    Direction,
+    MediaFile,
+    Message,
+    MessageStatus,
+    Reaction,
+)
 from conversations.selectors import history_import_text, message_search, saved_name
 from conversations.services.coexistence import sync_address_book
 from conversations.snapshots import message_snapshot
@@ -298,6 +306,26 @@ def test_a_revoke_from_the_phone_app_shows_the_businesss_message_as_deleted(phon
     assert list(message_search(user=staff, search="morning")) == []
 
 
+def test_a_reaction_from_the_phone_app_shows_on_the_message_it_reacts_to(original):
+    content = {"reaction": {"message_id": original.wamid, "emoji": "\U0001f44d"}}
+    payload = phone_app_amends(message_type="reaction", content=content, ts=1767261100)
+    listed_before = Conversation.objects.values("last_message_preview", "last_message_at").get()
+    event = deliver(payload)
+
+    assert (event.state, event.item_errors) == (WebhookEventState.PROCESSED, [])
+    assert Message.objects.count() == 1  # no bubble of its own, as the inbox's own reactions have none
+    [reaction] = Reaction.objects.all()
+    assert (reaction.message_wamid, reaction.contact, reaction.emoji) == (original.wamid, None, "\U0001f44d")
+    [changed] = published(events.MESSAGE_REACTIONS_CHANGED)
+    assert changed["message_id"] == original.pk and [r["emoji"] for r in changed["reactions"]] == ["\U0001f44d"]
+    assert Conversation.objects.values("last_message_preview", "last_message_at").get() == listed_before
+    deliver(payload)  # Meta redelivers
+    assert len(published(events.MESSAGE_REACTIONS_CHANGED)) == 1
+    removed = {"reaction": {"message_id": original.wamid, "emoji": ""}}
+    deliver(phone_app_amends(message_type="reaction", content=removed, ts=1767261200))
+    assert Reaction.objects.get().emoji == ""
+
+
 # --- the history of the phone app's chats -----------------------------------------------------------------
 
 PAST = 1_760_000_000  # Oct 2025: before the number joined the API
@@ -339,6 +367,46 @@ def test_the_history_imports_past_chats_once_as_resolved_conversations_with_both
     assert Message.objects.count() == 2
     number.refresh_from_db()
     assert number.history_messages == 2
+
+
+def test_past_reactions_and_edits_in_the_history_are_applied_to_the_imported_messages_once(number):
+    chat = past_chat()
+    asked, answered = (m["wamid"] for m in chat["messages"])
+    chat["messages"] += [
+        {"type": "reaction", "content": {"reaction": {"message_id": answered, "emoji": "\u2764\ufe0f"}},
+         "timestamp": PAST + 120, "wamid": "wamid.past-reaction"},
+        {"type": "reaction", "content": {"reaction": {"message_id": asked, "emoji": "\U0001f44d"}},
+         "timestamp": PAST + 130, "wamid": "wamid.past-business-reaction", "from_business": True},
+        {"type": "edit", "content": edit_content(original_wamid=asked, text="Do you ship to Leeds and York?"),
+         "timestamp": PAST + 140, "wamid": "wamid.past-edit"},
+        {"type": "revoke", "content": revoke_content(original_wamid="wamid.older-than-the-history"),
+         "timestamp": PAST + 150, "wamid": "wamid.past-revoke"},
+    ]  # fmt: skip
+    event = deliver(history(chat))
+
+    assert (event.state, event.item_errors) == (WebhookEventState.PROCESSED, [])
+    first, _reply = Message.objects.order_by("timestamp")  # the edits and reactions are no messages of their own
+    assert first.body == "Do you ship to Leeds and York?"
+    assert first.content["original"]["body"] == "Do you ship to Leeds?"
+    reactions = {(r.message_wamid, r.contact_id, r.emoji) for r in Reaction.objects.all()}
+    assert reactions == {(answered, first.conversation.contact_id, "\u2764\ufe0f"), (asked, None, "\U0001f44d")}
+    conversation = Conversation.objects.get()
+    assert (conversation.status, conversation.last_inbound_at) == ("resolved", None)  # still past work
+
+    deliver(history(chat))  # Meta redelivers
+    assert Message.objects.count() == 2 and Reaction.objects.count() == 2
+    first.refresh_from_db()
+    assert len(first.content["edits"]) == 1
+
+
+def test_a_past_reaction_of_a_customer_whose_chat_the_history_does_not_hold_opens_nothing(number):
+    lone = {
+        "wa_id": "447700900999",
+        "messages": [{"type": "reaction", "content": {"reaction": {"message_id": "wamid.gone", "emoji": "x"}},
+                      "timestamp": PAST, "wamid": "wamid.lone-reaction"}],
+    }  # fmt: skip
+    assert deliver(history(lone)).state == WebhookEventState.PROCESSED
+    assert not Conversation.objects.exists() and not Reaction.objects.exists()
 
 
 def test_an_imported_past_never_moves_an_existing_conversation_back_nor_changes_its_status(number):
