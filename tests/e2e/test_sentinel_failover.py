@@ -77,6 +77,15 @@ def stack(e2e_database_url, redis_group, sandbox_process) -> Iterator[Stack]:
             shutil.rmtree(logs, ignore_errors=True)
 
 
+def stuck_replies(reply_ids: list[int], stack: Stack) -> str:
+    """What a reply Meta never accepted went through, and the worker's last words, for the failure's message."""
+    rows = Message.objects.filter(pk__in=reply_ids, wamid__isnull=True).values(
+        "pk", "status", "send_attempts", "send_claimed_at", "send_attempted_at", "error_title"
+    )
+    log = (stack.logs / "worker.log").read_text(errors="replace").splitlines()[-60:]
+    return "replies not accepted: " + repr(list(rows)) + "\nworker log:\n" + "\n".join(log)
+
+
 def inbound(text: str) -> tuple[str, dict]:
     wamid = new_wamid()
     change = message_change(**NUMBER, wa_id="447700900461", wamid=wamid, content={"text": {"body": text}})
@@ -175,11 +184,14 @@ def test_the_master_killed_mid_stream_loses_nothing_and_doubles_nothing(
     texts = [text for text, _status in sent]
     reply_ids = list(Message.objects.filter(direction=Direction.OUTBOUND).values_list("pk", flat=True))
     assert len(reply_ids) == len(texts)
-    wait_for(
-        lambda: Message.objects.filter(pk__in=reply_ids, wamid__isnull=False).count() == len(texts),
-        timeout=90,
-        what="every reply accepted by Meta after the failover",
-    )
+    try:
+        wait_for(
+            lambda: Message.objects.filter(pk__in=reply_ids, wamid__isnull=False).count() == len(texts),
+            timeout=90,
+            what="every reply accepted by Meta after the failover",
+        )
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}\n{stuck_replies(reply_ids, stack)}") from None
     time.sleep(3)  # three more sweeps: none sends anything again
     # Meta's status webhooks for the replies arrive after them: each is processed too, none left behind.
     wait_for(
