@@ -11,10 +11,10 @@ Hits are listed newest first, and that is what costs: the full-text index says w
 what order, so the whole search reads every one of them to sort them (a word in one message of twenty of a million
 takes 100-200 ms, a word in all of them seconds). A first page is therefore looked for first among the recent
 messages: those since the numbers' ``selectors.RECENT_SEARCH_CONVERSATIONS`` most recently active conversations
-all were (about as many messages), which the BRIN index ``message_time_ranges`` lets PostgreSQL read alone. When
-they fill the page, it is exactly the page the whole search would give (every older hit comes after them); when
-they do not, the whole search runs (a rare word: its few hits are cheap to sort). ``search_apis.hits_page``
-does both, for the API and the inbox alike."""
+all were (about as many messages), then those ``selectors.SEARCH_REACH_FURTHER`` times as far back, which the BRIN
+index ``message_time_ranges`` lets PostgreSQL read alone. Whenever such messages fill the page, it is exactly the
+page the whole search would give (every older hit comes after them); when none do, the whole search runs (a rare
+word: its few hits are cheap to sort). ``search_apis.hits_page`` does it, for the API and the inbox alike."""
 
 import re
 

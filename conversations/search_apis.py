@@ -54,8 +54,7 @@ def hits_page(
     find = partial(selectors.message_search, user=user, search=search, numbers=numbers, may_lag=may_lag)
     paginator = MessageHitCursor()
     if paginator.cursor_query_param not in request.query_params:
-        since = selectors.recent_search_start(numbers=numbers, may_lag=may_lag)
-        if since is not None:
+        for since in selectors.recent_search_starts(numbers=numbers, may_lag=may_lag):
             page = paginator.paginate_queryset(find(since=since), request)
             if paginator.has_next:
                 return page, paginator

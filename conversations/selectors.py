@@ -67,6 +67,8 @@ VIEW_ALL = "all"
 VIEWS = (VIEW_MINE, VIEW_UNASSIGNED, VIEW_ALL)
 # How many recently active conversations a search's first page is looked for in before all of them.
 RECENT_SEARCH_CONVERSATIONS = 1000
+# ... and then among the messages this many times as far back (words frequent once, not lately).
+SEARCH_REACH_FURTHER = 20
 
 
 def visible_numbers(*, user) -> QuerySet[BusinessNumber]:
@@ -393,7 +395,7 @@ def message_search(
 ) -> QuerySet[Message]:
     """Messages whose text holds the search's words (``conversations.search``), in conversations of the numbers the
     user may see, newest first, with their conversation's contact and number; never a revoked one. ``since``: only
-    messages from then on (a first page's look among the recent ones, ``recent_search_start``).
+    messages from then on (a first page's look among the recent ones, ``recent_search_starts``).
 
     ``may_lag``: the read replica may answer, seconds behind the primary (a hit is a link, not kept live)."""
     numbers = searched_numbers(user=user, numbers=numbers, phone_number_id=phone_number_id)
@@ -412,10 +414,11 @@ def message_search(
     )
 
 
-def recent_search_start(*, numbers: list[BusinessNumber], may_lag: bool = False) -> datetime | None:
-    """Since when the numbers' ``RECENT_SEARCH_CONVERSATIONS`` most recently active conversations have all been
-    active: the messages since then are about as many (a conversation's last activity is its newest message), few
-    enough to look through for a search's first page (``conversations.search``). ``None`` for fewer conversations."""
+def recent_search_starts(*, numbers: list[BusinessNumber], may_lag: bool = False) -> list[datetime]:
+    """Where a search's first page is looked for before all messages, nearest first (``conversations.search``):
+    since the numbers' ``RECENT_SEARCH_CONVERSATIONS`` most recently active conversations have all been active
+    (about as many messages: a conversation's last activity is its newest message), then ``SEARCH_REACH_FURTHER``
+    times as far back. None for fewer conversations: all their messages are searched at once."""
     using = read_replica() if may_lag else "default"
     last_active = (
         Conversation.objects.using(using)
@@ -423,7 +426,11 @@ def recent_search_start(*, numbers: list[BusinessNumber], may_lag: bool = False)
         .order_by("-last_message_at", "-id")
         .values_list("last_message_at", flat=True)
     )
-    return last_active[RECENT_SEARCH_CONVERSATIONS - 1 : RECENT_SEARCH_CONVERSATIONS].first()
+    nearest = last_active[RECENT_SEARCH_CONVERSATIONS - 1 : RECENT_SEARCH_CONVERSATIONS].first()
+    if nearest is None:
+        return []
+    now = timezone.now()
+    return [nearest, now - max(now - nearest, timedelta(minutes=1)) * SEARCH_REACH_FURTHER]
 
 
 def reactions_by_wamid(*, wamids: Iterable[str]) -> dict[str, list[Reaction]]:

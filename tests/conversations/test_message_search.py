@@ -186,6 +186,30 @@ def test_a_word_the_recent_messages_lack_is_found_in_the_older_ones(people, busy
     assert len(page["results"]) == 12 and hit_text(page["results"][-1]) == "refund 4.0"
 
 
+def test_a_word_frequent_once_but_not_lately_is_looked_for_further_back_before_everywhere(people, number, monkeypatch):
+    monkeypatch.setattr(selectors, "RECENT_SEARCH_CONVERSATIONS", 3)
+    now = timezone.now()
+    for minutes in (1, 2, 3):  # the three most recently active: the last 3 minutes, without the word
+        at = now - timedelta(minutes=minutes)
+        MessageFactory(conversation=ConversationFactory(number=number, last_message_at=at), body="hi", timestamp=at)
+    older = ConversationFactory(number=number, last_message_at=now - timedelta(minutes=30))
+    for n in range(5):  # within twenty times as far back (an hour), and long before it
+        MessageFactory(conversation=older, body=f"parcel {n}", timestamp=now - timedelta(minutes=30 + n))
+        MessageFactory(conversation=older, body=f"parcel old {n}", timestamp=now - timedelta(days=2, minutes=n))
+
+    def searched(query: str) -> tuple[list[str], list[str]]:
+        with CaptureQueriesContext(connection) as queries:
+            page = as_user(people["ana"]).get(f"/api/messages/search/?q={query}&page_size=4").json()
+        return [hit_text(hit) for hit in page["results"]], [q["sql"] for q in queries if "to_tsvector" in q["sql"]]
+
+    hits, searches = searched("parcel")
+    assert hits == ["parcel 0", "parcel 1", "parcel 2", "parcel 3"]
+    assert len(searches) == 2 and all('"timestamp" >=' in sql for sql in searches)
+    hits, searches = searched("old")
+    assert hits == ["parcel old 0", "parcel old 1", "parcel old 2", "parcel old 3"]
+    assert len(searches) == 3 and '"timestamp" >=' not in searches[-1]  # then everywhere
+
+
 def test_a_recent_message_of_a_long_quiet_conversation_is_listed_where_its_time_puts_it(people, busy_inbox, number):
     # Its conversation's last activity says otherwise (an import, a clock): the hit's own time decides.
     quiet = ConversationFactory(number=number, last_message_at=START - timedelta(days=30))
