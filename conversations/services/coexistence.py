@@ -130,10 +130,11 @@ class AmendItem:
     echo: bool = False
 
 
-def amend_messages(*, items: list[AmendItem]) -> None:
+def amend_messages(*, items: list[AmendItem], keep_unmatched: bool = True) -> None:
     """Apply edits and revokes to the messages they name, locked in id order; one ``message.updated`` per
     message that changed. A customer amends only their own messages in their conversation, the phone app only
-    the business's; anything else (or a message we do not have) is stored as a message of its own."""
+    the business's; anything else (or a message we do not have) is stored as a message of its own, or with
+    ``keep_unmatched=False`` (the past, where it would be new work) dropped."""
     if not items:
         return
     targets = {
@@ -167,6 +168,8 @@ def amend_messages(*, items: list[AmendItem]) -> None:
             by_number[conversation.number_id].append((events.CONVERSATION_UPDATED, payload))
         for number_id, batch in by_number.items():
             publish_events(number_id=number_id, events=batch)
+    if not keep_unmatched:
+        return
     as_items = [InboundItem(number=i.number, contact=i.contact, message=i.message) for i in unmatched]
     receive_inbound_messages(items=[row for row, i in zip(as_items, unmatched, strict=True) if not i.echo])
     receive_echoes(items=[row for row, i in zip(as_items, unmatched, strict=True) if i.echo])
@@ -284,17 +287,7 @@ def _apply_past_changes(
     """A chunk's past edits, deletions and reactions, once its messages are stored: an edit or deletion of a
     message of ours by its sender (any other is dropped, where a live one is shown as a message of its own), a
     reaction in a conversation the number has (the business's own too); each idempotent, as the live ones are."""
-    if amendments:
-        wamids = {a.message.amendment.target_wamid for a in amendments}
-        targets = {m.wamid: m for m in Message.objects.filter(wamid__any=wamids).select_related("conversation")}
-        # Only what amends a message of ours: anything else would be stored as a message of its own, new work.
-        amend_messages(
-            items=[
-                a
-                for a in amendments
-                if (target := targets.get(a.message.amendment.target_wamid)) is not None and _amends(a, target)
-            ]
-        )
+    amend_messages(items=amendments, keep_unmatched=False)
     if not reactions:
         return
     talking = set(
