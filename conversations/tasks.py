@@ -27,10 +27,14 @@ def _fail_media(self, exc, task_id, args, kwargs, einfo):
     media.fail_inbound_media(message_id=args[0], error=str(exc))
 
 
+# Acknowledged as it starts, unlike the other tasks: Celery cancels the running late-acknowledged tasks of a
+# worker that loses its broker (CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS), and a send cut
+# off after its claim stays claimed, then unconfirmed, whether or not Meta had it. A send lost with its worker
+# is the outbound sweep's, which finds it by its row either way (requeue_stranded_messages).
 @shared_task(
     name=jobs.DELIVER_OUTBOUND_MESSAGE,
     bind=True,
-    acks_late=True,
+    acks_late=False,
     max_retries=8,
     on_failure=_fail_message,
     **RETRY_POLICY,

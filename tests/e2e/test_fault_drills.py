@@ -218,6 +218,29 @@ def test_replies_sent_while_redis_is_down_are_each_delivered_once_it_is_back(sta
     assert len(sandbox.reads()) == 1
 
 
+def test_a_reply_on_its_way_to_meta_when_redis_dies_is_recorded_as_sent(stack, sandbox, api, conversation):
+    """Celery cancels the running late-acknowledged tasks of a worker that loses its broker; a send cancelled
+    during its call to Meta would stay claimed, and turn unconfirmed minutes later, for a message Meta had."""
+    # No status webhooks: only the send's own answer can tell that Meta has it.
+    sandbox.configure(answer_lost_next={"mode": "delay", "seconds": 3.0}, statuses=[])
+    message_id = api.send(conversation.pk, type="text", text="On its way as Redis dies").json()["id"]
+    wait_for(lambda: sandbox.sent(), what="the send to reach Meta")
+    stack.redis.stop()
+    try:
+        time.sleep(4)  # Meta answers while the worker has no broker
+    finally:
+        stack.redis.start()
+    wait_for(
+        lambda: Message.objects.filter(pk=message_id, wamid__isnull=False).exists(),
+        timeout=30,
+        what="the wamid Meta answered with",
+    )
+    message = Message.objects.get(pk=message_id)
+    assert (message.status, message.send_claimed_at, message.send_attempts) == ("pending", None, 1)
+    [sent] = sandbox.sent()
+    assert sent["wamid"] == message.wamid
+
+
 def test_a_send_whose_answer_is_lost_is_not_sent_again_and_its_status_webhook_confirms_it(sandbox, api, conversation):
     # Statuses come late, so a resend after the usual backoff would go out before they could attach the wamid.
     sandbox.configure(answer_lost_next={"mode": "drop"}, status_delay=3.0)

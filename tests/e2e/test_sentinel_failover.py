@@ -82,8 +82,10 @@ def stuck_replies(reply_ids: list[int], stack: Stack) -> str:
     rows = Message.objects.filter(pk__in=reply_ids, wamid__isnull=True).values(
         "pk", "status", "send_attempts", "send_claimed_at", "send_attempted_at", "error_title"
     )
-    log = (stack.logs / "worker.log").read_text(errors="replace").splitlines()[-60:]
-    return "replies not accepted: " + repr(list(rows)) + "\nworker log:\n" + "\n".join(log)
+    lines = (stack.logs / "worker.log").read_text(errors="replace").splitlines()
+    # The sends and whatever went wrong, not the sweeps that run every second.
+    log = [line for line in lines if "deliver_outbound" in line or "WARNING" in line or "ERROR" in line][-60:]
+    return "replies not accepted: " + repr(list(rows)) + "\nworker log (sends, warnings, errors):\n" + "\n".join(log)
 
 
 def inbound(text: str) -> tuple[str, dict]:
