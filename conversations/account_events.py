@@ -23,6 +23,7 @@ MESSAGE_TEMPLATE_STATUS_UPDATE = "message_template_status_update"
 MESSAGE_TEMPLATE_QUALITY_UPDATE = "message_template_quality_update"
 TEMPLATE_CATEGORY_UPDATE = "template_category_update"
 USER_PREFERENCES = "user_preferences"
+SECURITY = "security"
 # Not a webhook field: what a poll of the Graph API found changed (recorded with no delivery).
 GRAPH_API_POLL = "graph_api_poll"
 
@@ -38,10 +39,11 @@ ACCOUNT_FIELDS = frozenset(
         MESSAGE_TEMPLATE_QUALITY_UPDATE,
         TEMPLATE_CATEGORY_UPDATE,
         USER_PREFERENCES,
+        SECURITY,
     }
 )
 # Fields that name one number of the account (by display number, or metadata for user_preferences).
-NUMBER_FIELDS = frozenset({PHONE_NUMBER_QUALITY_UPDATE, PHONE_NUMBER_NAME_UPDATE, USER_PREFERENCES})
+NUMBER_FIELDS = frozenset({PHONE_NUMBER_QUALITY_UPDATE, PHONE_NUMBER_NAME_UPDATE, USER_PREFERENCES, SECURITY})
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,15 @@ class MarketingPreference:
     timestamp: datetime | None
 
 
+@dataclass(frozen=True)
+class SecurityUpdate:
+    """``security``: someone in WhatsApp Manager changed the number's two-step verification PIN, asked for it to be
+    reset, or reset it. Whoever holds the PIN can register the number elsewhere: the team must know."""
+
+    event: str  # PIN_CHANGED, PIN_RESET_REQUEST, PIN_REQUEST_SUCCESS, ... as received
+    requester: str  # the Business Suite user who asked for a reset ("" when Meta does not say)
+
+
 AccountUpdateValue = (
     QualityUpdate
     | NameUpdate
@@ -165,6 +176,7 @@ AccountUpdateValue = (
     | TemplateQualityUpdate
     | TemplateCategoryUpdate
     | MarketingPreference
+    | SecurityUpdate
 )
 
 

@@ -80,12 +80,34 @@ _WORDS: dict[str, dict[str, tuple[str, str]]] = {
             "not limited. Space out marketing sends, or let yesterday's sends age out.",
         ),
     },
+    NumberAlertKind.SECURITY: {
+        "PIN_CHANGED": (
+            "The number's two-step verification PIN was changed",
+            "Someone changed it in WhatsApp Manager. If nobody on your team did, set a new PIN there now and check "
+            "who has access to the business portfolio: with the PIN the number can be registered elsewhere.",
+        ),
+        "PIN_RESET_REQUEST": (
+            "A reset of the number's two-step verification PIN was requested",
+            "Someone in WhatsApp Manager asked to reset it. If nobody on your team did, check who has access to the "
+            "business portfolio and remove anyone who should not have it.",
+        ),
+        "PIN_REQUEST_SUCCESS": (
+            "The number's two-step verification PIN was reset",
+            "The PIN was reset from WhatsApp Manager. If nobody on your team did it, set a new PIN now and check who "
+            "has access to the business portfolio.",
+        ),
+    },
 }
 _DEFAULTS = {
     NumberAlertKind.QUALITY: _WORDS[NumberAlertKind.QUALITY]["RED"],
     NumberAlertKind.ACCOUNT: _WORDS[NumberAlertKind.ACCOUNT]["ACCOUNT_RESTRICTION"],
     NumberAlertKind.TEMPLATE: _WORDS[NumberAlertKind.TEMPLATE]["PAUSED"],
     NumberAlertKind.LIMIT: _WORDS[NumberAlertKind.LIMIT]["NEAR_LIMIT"],
+    NumberAlertKind.SECURITY: (
+        "The number's two-step verification changed",
+        "Meta reported a change to the number's two-step verification in WhatsApp Manager. If nobody on your team "
+        "made it, check who has access to the business portfolio.",
+    ),
 }
 
 

@@ -906,13 +906,16 @@ class NumberAlertKind(models.TextChoices):
     TEMPLATE = "template", "Template stopped"
     # The portfolio reached 80 % of its messaging limit in the last 24 hours (services/limits.py).
     LIMIT = "limit", "Messaging limit nearly reached"
+    # The number's two-step verification PIN was changed or reset: raised and ended at once, a notice.
+    SECURITY = "security", "Two-step verification changed"
 
 
 class NumberAlert(models.Model):
     """Something Meta said that puts a number's messaging at risk (its quality dropped, its account is restricted,
     banned or offboarded, one of its account's templates is paused, disabled or rejected), raised by
     ``services/number_alerts.py`` from the change that said it. Open until the state recovers: every member of the
-    number sees it in the inbox meanwhile. At most one open alert per number, kind and template, and one per change."""
+    number sees it in the inbox meanwhile; a notice (a two-step verification change) is ended as it is raised.
+    At most one open alert per number, kind and template, and one per change."""
 
     number = models.ForeignKey(BusinessNumber, on_delete=models.CASCADE, related_name="alerts", db_index=False)
     kind = models.CharField(max_length=12, choices=NumberAlertKind.choices)

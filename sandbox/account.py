@@ -19,6 +19,8 @@ send an older change late):
 - ``template_quality`` ``{name, language, new_quality_score}``.
 - ``template_category`` ``{name, language, new_category, previous_category? | correct_category + category_update_timestamp}``.
 - ``user_preferences`` ``{phone_number_id, wa_id, user_id?, name?, value: "stop" | "resume"}``.
+- ``security`` ``{phone_number_id, event: "PIN_CHANGED" | "PIN_RESET_REQUEST" | "PIN_REQUEST_SUCCESS", requester?}``:
+  someone changed the number's two-step verification in WhatsApp Manager.
 """
 
 from __future__ import annotations
@@ -267,6 +269,14 @@ def _user_preferences(payload: dict, account: AccountFields, templates: list[dic
     }
 
 
+def _security(payload: dict, account: AccountFields, templates: list[dict], display_of) -> tuple[str, dict]:
+    phone_number_id = _text(payload, "phone_number_id", required=True)
+    value = {"display_phone_number": display_of(phone_number_id), "event": _text(payload, "event", required=True)}
+    if "requester" in payload:  # Meta names who asked only for a reset
+        value["requester"] = _text(payload, "requester", required=True)
+    return "security", value
+
+
 _BUILDERS = {
     "number_quality": _number_quality,
     "number_name": _number_name,
@@ -278,6 +288,7 @@ _BUILDERS = {
     "template_quality": _template_quality,
     "template_category": _template_category,
     "user_preferences": _user_preferences,
+    "security": _security,
 }
 CONTROL_NAMES = frozenset(_BUILDERS)
 

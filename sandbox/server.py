@@ -43,8 +43,8 @@ Control API (not Meta's; no auth; JSON; for tests and demos), under ``/_sandbox/
   ``POST contact_sync`` ``{phone_number_id, contacts: [{phone_number, full_name?, action?, timestamp?}]}``
   sends the phone app's contacts as one ``smb_app_state_sync`` webhook. Both answer ``{"webhook_ids"}``.
 - ``POST number_quality``, ``number_name``, ``account_update``, ``account_alert``, ``business_capability``,
-  ``template_status``, ``template_quality``, ``template_category``, ``user_preferences``: set what Meta knows
-  and send its account-level webhook (``sandbox/account.py``).
+  ``template_status``, ``template_quality``, ``template_category``, ``user_preferences``, ``security``: set what
+  Meta knows and send its account-level webhook (``sandbox/account.py``).
 
 The sha256 of a media file comes in two forms, both of the same bytes and both as Meta sends them:
 

@@ -31,6 +31,7 @@ from conversations.account_events import (
     MESSAGE_TEMPLATE_STATUS_UPDATE,
     PHONE_NUMBER_NAME_UPDATE,
     PHONE_NUMBER_QUALITY_UPDATE,
+    SECURITY,
     TEMPLATE_CATEGORY_UPDATE,
     USER_PREFERENCES,
     AccountAlert,
@@ -42,6 +43,7 @@ from conversations.account_events import (
     QualityUpdate,
     Restriction,
     ReviewUpdate,
+    SecurityUpdate,
     TemplateCategoryUpdate,
     TemplateQualityUpdate,
     TemplateRef,
@@ -725,6 +727,10 @@ def _template_category_update(value: _Lenient) -> TemplateCategoryUpdate:
     )
 
 
+def _security_update(value: _Lenient) -> SecurityUpdate:
+    return SecurityUpdate(event=value.text("event"), requester=value.text("requester"))
+
+
 _ACCOUNT_READERS = {
     PHONE_NUMBER_QUALITY_UPDATE: _quality_update,
     PHONE_NUMBER_NAME_UPDATE: _name_update,
@@ -735,6 +741,7 @@ _ACCOUNT_READERS = {
     MESSAGE_TEMPLATE_STATUS_UPDATE: _template_status_update,
     MESSAGE_TEMPLATE_QUALITY_UPDATE: _template_quality_update,
     TEMPLATE_CATEGORY_UPDATE: _template_category_update,
+    SECURITY: _security_update,
 }
 
 

@@ -35,6 +35,7 @@ from conversations.account_events import (
     NumberSnapshot,
     QualityUpdate,
     ReviewUpdate,
+    SecurityUpdate,
     TemplateCategoryUpdate,
     TemplateQualityUpdate,
     TemplateRef,
@@ -298,6 +299,11 @@ def _apply_preference(*, update: MarketingPreference, waba_id, number, numbers, 
     return applied
 
 
+def _apply_security(*, update: SecurityUpdate, waba_id, number, numbers, at) -> bool:
+    # An event, not a state: the change's record is what is kept, and its alert tells the supervisors.
+    return bool(update.event)
+
+
 _APPLIERS = {
     QualityUpdate: _apply_quality,
     NameUpdate: _apply_name,
@@ -309,6 +315,7 @@ _APPLIERS = {
     TemplateQualityUpdate: _apply_template_quality,
     TemplateCategoryUpdate: _apply_template_category,
     MarketingPreference: _apply_preference,
+    SecurityUpdate: _apply_security,
 }
 
 

@@ -8,7 +8,9 @@ inside the change's transaction. Rules, per number:
 - account: a ban (``DISABLE``, ``SCHEDULE_FOR_DISABLE``), an offboarding, a rejected review of the account, or
   restrictions in force raise it (the worst of them); none of those ends it;
 - template: each of the account's templates ``PAUSED``, ``DISABLED`` or ``REJECTED`` raises one; any other
-  status ends it.
+  status ends it;
+- security: each change of the number's two-step verification (``security``) raises one that ends at once: a
+  notice to the supervisors, no banner (nothing stays wrong that the agents could act on).
 
 An alert is raised once: the same condition again (a redelivery, another poll) keeps the open one; a new
 condition (YELLOW, then RED) ends it and raises another. The database holds that: one open alert per number,
@@ -25,6 +27,7 @@ from conversations.account_events import (
     GRAPH_API_POLL,
     MESSAGE_TEMPLATE_STATUS_UPDATE,
     PHONE_NUMBER_QUALITY_UPDATE,
+    SECURITY,
 )
 from conversations.alerts import alert_snapshot
 from conversations.models import (
@@ -71,6 +74,8 @@ def review_number_alerts(*, change: AccountChange, numbers: list[BusinessNumber]
             condition=condition,
             detail=detail,
         )
+    elif change.field == SECURITY and change.number_id:
+        _notify_security_change(change)
     elif change.field == MESSAGE_TEMPLATE_STATUS_UPDATE:
         ref = change.values.get("template") or {}
         template = MessageTemplate.objects.filter(
@@ -87,6 +92,25 @@ def review_number_alerts(*, change: AccountChange, numbers: list[BusinessNumber]
             condition=status if status in STOPPED_TEMPLATE_STATUSES else None,
             detail=" ".join(part for part in (template.status_reason, template.status_detail) if part != "NONE"),
         )
+
+
+def _notify_security_change(change: AccountChange) -> None:
+    requester = str(change.values.get("requester") or "")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            notice = NumberAlert.objects.create(
+                number_id=change.number_id,
+                kind=NumberAlertKind.SECURITY,
+                condition=str(change.values.get("event", ""))[:64],
+                detail=f"Requested by Business Suite user {requester}" if requester else "",
+                change=change,
+                raised_at=now,
+                resolved_at=now,
+            )
+    except IntegrityError:
+        return  # raised for this change already
+    _notify_supervisors([notice])
 
 
 def _quality_condition(change: AccountChange):

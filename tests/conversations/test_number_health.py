@@ -15,7 +15,13 @@ from conversations.selectors import number_health, supervised_numbers
 from conversations.services.account import apply_number_snapshot, snapshot_of
 from realtime.models import Event
 from tests.conversations.team import as_user
-from tests.factories import BusinessNumberFactory, ContactFactory, ConversationFactory, OutboundMessageFactory
+from tests.factories import (
+    BusinessNumberFactory,
+    ContactFactory,
+    ConversationFactory,
+    OutboundMessageFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -127,6 +133,41 @@ def test_a_paused_template_alerts_and_its_approval_ends_it(post, number, team, c
     approved["entry"][0]["time"] += 60
     value_of(approved)["event"] = "APPROVED"
     post(approved)
+    assert not NumberAlert.objects.filter(resolved_at__isnull=True).exists()
+
+
+def test_a_two_step_verification_reset_request_notifies_the_numbers_supervisors_once_and_raises_no_banner(
+    post, number, team, client
+):
+    other = BusinessNumberFactory(waba_id=number.waba_id)
+    NumberMembership.objects.create(number=other, user=UserFactory(username="vic"), role=MemberRole.SUPERVISOR)
+    post(sample("security_pin_reset_request"))
+    post(sample("security_pin_reset_request"))  # a redelivery
+
+    notice = NumberAlert.objects.get()
+    assert (notice.number, notice.kind, notice.condition) == (number, "security", "PIN_RESET_REQUEST")
+    assert notice.detail == "Requested by Business Suite user 100084421965309"
+    listed = as_user(team["sue"]).get("/api/notifications/").json()["results"]
+    assert [(n["title"], n["url"]) for n in listed] == [
+        ("A reset of the number's two-step verification PIN was requested", f"/numbers/#number-{number.pk}")
+    ]
+    # Not Ana (an agent), Olga (another account's number) nor Vic (the account's other number).
+    assert list(Notification.objects.values_list("recipient__username", flat=True)) == ["sue"]
+    client.force_login(team["ana"])
+    assert 'id="number-alerts" aria-label="Number alerts" hidden' in banners(client)
+
+
+def test_each_two_step_verification_change_is_its_own_notice_and_one_meta_adds_later_reads_plainly(post, number, team):
+    post(sample("security_pin_changed"))
+    later = sample("security_pin_changed")
+    later["entry"][0]["time"] += 60
+    value_of(later)["event"] = "TWO_STEP_VERIFICATION_DISABLED"
+    post(later)
+    titles = {n["title"] for n in as_user(team["sue"]).get("/api/notifications/").json()["results"]}
+    assert titles == {
+        "The number's two-step verification PIN was changed",
+        "The number's two-step verification changed",
+    }
     assert not NumberAlert.objects.filter(resolved_at__isnull=True).exists()
 
 

@@ -9,7 +9,14 @@ import pytest
 import requests
 
 from conversations.graph_api import GraphClient, GraphError
-from conversations.models import AccountChange, BusinessAccount, BusinessNumber, MarketingPreference, MessageTemplate
+from conversations.models import (
+    AccountChange,
+    BusinessAccount,
+    BusinessNumber,
+    MarketingPreference,
+    MessageTemplate,
+    NumberAlert,
+)
 from tests.conftest import SANDBOX_TOKEN
 from tests.e2e.conftest import free_port
 from tests.factories import BusinessNumberFactory
@@ -197,6 +204,12 @@ CASES = [
         "user_preferences",
         lambda line: MarketingPreference.objects.get(number=line).opted_out is True,
     ),
+    (
+        "security",
+        {"event": "PIN_RESET_REQUEST", "requester": "100084421965309"},
+        "security",
+        lambda line: NumberAlert.objects.get(number=line).condition == "PIN_RESET_REQUEST",
+    ),
 ]
 
 
@@ -204,7 +217,7 @@ CASES = [
 def test_each_control_call_sends_metas_signed_webhook_which_the_app_applies(
     sandbox, line, capture, client, django_capture_on_commit_callbacks, name, payload, field, applied
 ):
-    if name in ("number_quality", "number_name", "user_preferences"):
+    if name in ("number_quality", "number_name", "user_preferences", "security"):
         payload = {"phone_number_id": line.phone_number_id, **payload}
     answer = control(sandbox, name, payload)
     assert answer["field"] == field and answer["webhook_id"]

@@ -291,6 +291,33 @@ def test_an_impending_recategorisation_is_announced_then_done(post, number):
     assert (template.category, template.pending_category, template.category_switches_at) == ("MARKETING", "", None)
 
 
+def test_a_two_step_verification_change_is_kept_for_the_number_it_names(post, number):
+    BusinessNumberFactory(waba_id=number.waba_id)  # the account's other number
+    event = post(sample("security_pin_reset_request"))
+    assert processed_cleanly(event)
+    change = AccountChange.objects.get()
+    assert (change.field, change.number, change.applied, change.webhook_event_id) == (
+        "security",
+        number,
+        True,
+        event.pk,
+    )
+    assert change.values == {"event": "PIN_RESET_REQUEST", "requester": "100084421965309"}
+
+
+def test_a_two_step_verification_change_of_the_wrong_type_is_recorded_and_alerts_nobody(post, number):
+    payload = sample("security_pin_changed")
+    value_of(payload).update(event={"what": "PIN_CHANGED"}, requester=["someone"])
+    event = post(payload)
+    assert event.state == WebhookEventState.PROCESSED
+    assert [error["path"] for error in event.item_errors] == [
+        "entry[0].changes[0].event",
+        "entry[0].changes[0].requester",
+    ]
+    assert AccountChange.objects.get().applied is False
+    assert not open_alerts(numbers=[number.pk]).exists()
+
+
 def test_a_marketing_stop_is_kept_for_the_number_and_the_customer(post, number):
     assert processed_cleanly(post(sample("user_preferences_stop_marketing")))
     preference = MarketingPreference.objects.get()
