@@ -198,6 +198,9 @@ class Conversation(models.Model):
         ]
         indexes = [
             models.Index(fields=["number", "-last_message_at", "-id"], name="conversation_activity"),
+            # The same order across numbers: a list of several numbers (a supervisor's, a superuser's) reads its
+            # newest conversations off this one instead of sorting all of theirs (300,000: 46 ms -> 0.2 ms).
+            models.Index(fields=["-last_message_at", "-id"], name="conversation_recent"),
             # The sweep's look for receipts owed: only the few rows that owe one are in it.
             models.Index(
                 fields=["read_receipt_requested_at"],
