@@ -761,54 +761,61 @@ class Bench:
             # A word in one message of len(seed.WORDS): its first page is found among the recent messages.
             (f"/api/messages/search/?q={seed.WORDS[2]}", f"/api/messages/search/?q={seed.WORDS[2]}"),
         )
+        conds = (
+            f"{o.conversations:,} convs, {o.messages:,} msgs (~{per_thread}/thread), superuser, "
+            f"Django test client in-process, median of {o.page_runs}"
+        )
         for label, url in pages:
-            assert client.get(url).status_code == 200, url  # warm-up (templates, caches)
-            queries: list[tuple[float, str]] = []
-            by_database: Counter[str] = Counter()
+            self._page_rows(client, label, url, conds)
+        # The same conversations over three numbers, as a supervisor of several (or a superuser) lists them.
+        with seed.spread_over_numbers(3):
+            self._page_rows(client, "/inbox/ (3 numbers)", "/inbox/", conds + "; a third of them on each number")
 
-            def count(execute, sql, params, many, context, queries=queries, by_database=by_database):
-                by_database[context["connection"].alias] += 1
-                t0 = time.perf_counter()
-                try:
-                    return execute(sql, params, many, context)
-                finally:
-                    queries.append(((time.perf_counter() - t0) * 1000, sql))
+    def _page_rows(self, client: Client, label: str, url: str, conds: str) -> None:
+        o = self.o
+        assert client.get(url).status_code == 200, url  # warm-up (templates, caches)
+        queries: list[tuple[float, str]] = []
+        by_database: Counter[str] = Counter()
 
-            with contextlib.ExitStack() as wrapped:
-                for db in connections.all():
-                    wrapped.enter_context(db.execute_wrapper(count))
-                response = client.get(url)
-            assert response.status_code == 200
-            times = []
-            for _ in range(o.page_runs):
-                t = time.perf_counter()
-                client.get(url)
-                times.append((time.perf_counter() - t) * 1000)
-            med = statistics.median(times)
-            sql_ms = sum(ms for ms, _ in queries)
-            slowest_ms, slowest = max(queries)
-            self.log(f"  {label}: SQL {sql_ms:.0f} ms in total; slowest {slowest_ms:.0f} ms: {slowest[:160]}...")
-            self.log(
-                f"  {label}: {len(queries)} queries, median {med:.1f} ms, max {max(times):.1f} ms ({len(response.content):,} bytes)"
-            )
-            conds = (
-                f"{o.conversations:,} convs, {o.messages:,} msgs (~{per_thread}/thread), superuser, "
-                f"Django test client in-process, median of {o.page_runs}"
-            )
-            if replica_configured():
-                conds += "; queries on " + ", ".join(f"{db} {n}" for db, n in sorted(by_database.items()))
-            self.rows += [
-                Row("4", f"page {label}: SQL queries", len(queries), "", conds, 15, higher_is_better=False),
-                Row(
-                    "4",
-                    f"page {label}: server time",
-                    med,
-                    "ms",
-                    conds + f"; max {max(times):.0f} ms; SQL {sql_ms:.0f} ms of it, slowest query {slowest_ms:.0f} ms",
-                    100,
-                    higher_is_better=False,
-                ),
-            ]
+        def count(execute, sql, params, many, context):
+            by_database[context["connection"].alias] += 1
+            t0 = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                queries.append(((time.perf_counter() - t0) * 1000, sql))
+
+        with contextlib.ExitStack() as wrapped:
+            for db in connections.all():
+                wrapped.enter_context(db.execute_wrapper(count))
+            response = client.get(url)
+        assert response.status_code == 200
+        times = []
+        for _ in range(o.page_runs):
+            t = time.perf_counter()
+            client.get(url)
+            times.append((time.perf_counter() - t) * 1000)
+        med = statistics.median(times)
+        sql_ms = sum(ms for ms, _ in queries)
+        slowest_ms, slowest = max(queries)
+        self.log(f"  {label}: SQL {sql_ms:.0f} ms in total; slowest {slowest_ms:.0f} ms: {slowest[:160]}...")
+        self.log(
+            f"  {label}: {len(queries)} queries, median {med:.1f} ms, max {max(times):.1f} ms ({len(response.content):,} bytes)"
+        )
+        if replica_configured():
+            conds += "; queries on " + ", ".join(f"{db} {n}" for db, n in sorted(by_database.items()))
+        self.rows += [
+            Row("4", f"page {label}: SQL queries", len(queries), "", conds, 15, higher_is_better=False),
+            Row(
+                "4",
+                f"page {label}: server time",
+                med,
+                "ms",
+                conds + f"; max {max(times):.0f} ms; SQL {sql_ms:.0f} ms of it, slowest query {slowest_ms:.0f} ms",
+                100,
+                higher_is_better=False,
+            ),
+        ]
 
     # --- 5. idle websockets ---------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ what the message search finds.
 """
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db import connection
 
@@ -181,3 +183,32 @@ def store_backlog(
         )
         ids = [row[0] for row in cursor.fetchall()]
     return ids[0], ids[-1]
+
+
+@contextmanager
+def spread_over_numbers(count: int) -> Iterator[list[BusinessNumber]]:
+    """Meanwhile, the seeded conversations are over ``count`` numbers of the seeded account, one in ``count``
+    still on the seeded number: a list of several numbers (a supervisor's, a superuser's) is over all of them.
+    Afterwards they are back on the seeded number, as the later phases expect."""
+    first = BusinessNumber.objects.get(phone_number_id=NUMBER["phone_number_id"])
+    others = [
+        BusinessNumber.objects.create(
+            name=f"Bench number {n + 1}",
+            phone_number_id=str(int(NUMBER["phone_number_id"]) + n),
+            display_phone_number=str(int(NUMBER["display_phone_number"]) - n),
+            waba_id=NUMBER["waba_id"],
+        )
+        for n in range(1, count)
+    ]
+    numbers = [first, *others]
+    move = "UPDATE conversations_conversation SET number_id = (%(ids)s::bigint[])[1 + id %% %(count)s]"
+    with connection.cursor() as cursor:
+        cursor.execute(move, {"ids": [number.pk for number in numbers], "count": count})
+        cursor.execute("ANALYZE conversations_conversation")
+    try:
+        yield numbers
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(move, {"ids": [first.pk], "count": 1})
+            cursor.execute("ANALYZE conversations_conversation")
+        BusinessNumber.objects.filter(pk__in=[number.pk for number in others]).delete()

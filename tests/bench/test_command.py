@@ -24,6 +24,7 @@ EVERY_PHASE = {
     "end to end: POST -> WS frame p99",
     "page /inbox/: SQL queries",
     "page /inbox/<id>/: server time",
+    "page /inbox/ (3 numbers): server time",
     "websockets: idle sockets held",
     "scale: updates applied, 2 worker processes",
     "ratio 2 host stacks / 1",
