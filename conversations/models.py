@@ -377,9 +377,11 @@ class Message(Priced):
     send_attempts = models.PositiveSmallIntegerField(default=0)
     # Set while a worker is calling the Graph API for this message: no second worker sends it.
     send_claimed_at = models.DateTimeField(null=True, blank=True)
-    # When a worker last claimed it: a message still pending long after (more than a retry's longest wait)
-    # lost its retry, and the outbound sweep hands it to a worker again.
+    # When a worker last claimed it.
     send_attempted_at = models.DateTimeField(null=True, blank=True)
+    # Meta asked for a send to be tried again: its retry comes by then (the task's backoff for this attempt). Still
+    # pending and unclaimed past it, it lost its retry (Redis down as it was queued): the outbound sweep sends it.
+    send_retry_due_at = models.DateTimeField(null=True, blank=True)
     # A template sent while the customer service window was closed: it counts against the portfolio's
     # messaging limit (services/limits.py).
     business_initiated = models.BooleanField(default=False, db_default=False)

@@ -341,7 +341,7 @@ def deliver_outbound_message(*, message_id: int) -> str:
     try:
         take_send_slot(number=number)
     except RetryLater:
-        Message.objects.filter(pk=message_id).update(send_claimed_at=None)
+        _release_for_retry(message)
         raise
     client = GraphClient.for_number(number)
     try:
@@ -368,7 +368,7 @@ def deliver_outbound_message(*, message_id: int) -> str:
 def _handle_send_error(*, message: Message, error: GraphError) -> str:
     outcome = error.outcome
     if outcome is Outcome.RETRY:
-        Message.objects.filter(pk=message.pk).update(send_claimed_at=None)
+        _release_for_retry(message)
         raise RetryLater(str(error)) from error
     if outcome is Outcome.TOKEN_EXPIRED:
         BusinessNumber.objects.filter(pk=message.conversation.number_id).update(needs_reauthorization=True)
@@ -377,6 +377,18 @@ def _handle_send_error(*, message: Message, error: GraphError) -> str:
         title = f"{error.title}: the 24-hour window closed; send a template"
     fail_outbound_message(message_id=message.pk, code=error.code, title=title)
     return "failed"
+
+
+def _release_for_retry(message: Message) -> None:
+    """Let go of the claim for the task's retry, which Celery schedules within its exponential backoff for this
+    attempt (conversations/tasks.py RETRY_POLICY: at most base * 2^retries seconds, capped): a retry not there by
+    then, and the sweep's grace, was lost with the broker, and the sweep sends the message."""
+    wait = min(
+        settings.TASK_RETRY_BACKOFF_MAX_SECONDS, settings.TASK_RETRY_BACKOFF_SECONDS * 2 ** (message.send_attempts - 1)
+    )
+    Message.objects.filter(pk=message.pk).update(
+        send_claimed_at=None, send_retry_due_at=timezone.now() + timedelta(seconds=wait)
+    )
 
 
 @transaction.atomic
@@ -617,14 +629,13 @@ def sweep_outbound_work() -> dict[str, int]:
 def requeue_stranded_messages() -> int:
     now = timezone.now()
     grace = timedelta(seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS)
-    longest_retry_wait = timedelta(seconds=settings.TASK_RETRY_BACKOFF_MAX_SECONDS)
     stranded = (
         Message.objects.filter(wamid__isnull=True, direction=Direction.OUTBOUND, status=MessageStatus.PENDING)
         .filter(
             # never claimed by a worker: its task was not enqueued (Redis down) or was lost
             Q(send_attempts=0, created_at__lt=now - grace)
-            # tried, and not tried again for longer than a retry ever waits: the retry was lost
-            | Q(send_claimed_at__isnull=True, send_attempted_at__lt=now - grace - longest_retry_wait)
+            # to be tried again, and not tried by the time its retry was due: the retry was lost
+            | Q(send_claimed_at__isnull=True, send_retry_due_at__lt=now - grace)
             # claimed by a worker that died during the call: the task marks it unconfirmed
             | Q(send_claimed_at__lt=now - STALE_CLAIM)
         )

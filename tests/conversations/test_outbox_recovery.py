@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from conversations.models import Conversation, MediaFile, MediaState, Message, MessageStatus
-from conversations.services.outbound import STALE_CLAIM, sweep_outbound_work
+from conversations.services.errors import RetryLater
+from conversations.services.outbound import STALE_CLAIM, deliver_outbound_message, sweep_outbound_work
 from sandbox.customers import png_bytes
 from sandbox.simulation import envelope, message_change, to_wire
 from tests.conversations.conftest import graph_requests
@@ -164,29 +165,44 @@ def test_a_receipt_owed_up_to_a_later_message_stays_owed_when_an_earlier_one_is_
     assert [read["message_id"] for read in reads(meta_sandbox)] == [later.wamid]
 
 
-def test_the_sweep_takes_a_reply_whose_retry_was_lost_and_leaves_one_waiting_for_its_retry(conversation, meta_sandbox):
-    longest_wait = timedelta(
-        seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS + settings.TASK_RETRY_BACKOFF_MAX_SECONDS + 1
+def test_a_reply_meta_asked_to_retry_is_swept_once_its_retry_is_overdue_not_minutes_later(conversation, meta_sandbox):
+    """Meta's transient error makes the task retry within its backoff (2 s, then 4 s, ...); a retry lost with the
+    broker leaves the reply to the sweep, which takes it once that backoff and its grace have passed."""
+    lost = OutboundMessageFactory(conversation=conversation, body="lost", content={"body": "lost"})
+    waiting = OutboundMessageFactory(conversation=conversation, body="waiting", content={"body": "waiting"})
+    meta_sandbox.configure({"server_error_next": 3})
+    for message, tries in ((lost, 1), (waiting, 2)):
+        for _ in range(tries):
+            with pytest.raises(RetryLater):
+                deliver_outbound_message(message_id=message.pk)
+    lost.refresh_from_db()
+    waiting.refresh_from_db()
+    backoff = settings.TASK_RETRY_BACKOFF_SECONDS
+    assert lost.send_claimed_at is None and waiting.send_claimed_at is None
+    assert lost.send_retry_due_at - lost.send_attempted_at == pytest.approx(
+        timedelta(seconds=backoff), abs=timedelta(seconds=0.5)
     )
-    old = timezone.now() - timedelta(hours=1)
-    lost = OutboundMessageFactory(
-        conversation=conversation,
-        body="lost",
-        content={"body": "lost"},
-        send_attempts=1,
-        send_attempted_at=timezone.now() - longest_wait,
+    assert waiting.send_retry_due_at - waiting.send_attempted_at == pytest.approx(
+        timedelta(seconds=2 * backoff), abs=timedelta(seconds=0.5)
     )
-    waiting = OutboundMessageFactory(
-        conversation=conversation,
-        body="waiting",
-        content={"body": "waiting"},
-        send_attempts=1,
-        send_attempted_at=timezone.now() - timedelta(seconds=30),
-    )
-    Message.objects.filter(pk__in=[lost.pk, waiting.pk]).update(created_at=old)
+    assert sweep_outbound_work()["messages"] == 0, "their retries may still come"
+
+    overdue = timezone.now() - timedelta(seconds=settings.OUTBOUND_SWEEP_GRACE_SECONDS + 1)
+    Message.objects.filter(pk=lost.pk).update(send_retry_due_at=overdue)
     assert sweep_outbound_work()["messages"] == 1
     assert [sent["request"]["text"]["body"] for sent in sends(meta_sandbox)] == ["lost"]
     assert Message.objects.get(pk=waiting.pk).wamid is None
+
+
+def test_a_retry_never_waits_longer_than_the_backoffs_cap(conversation, meta_sandbox):
+    message = OutboundMessageFactory(conversation=conversation, content={"body": "hi"}, send_attempts=20)
+    meta_sandbox.configure({"server_error_next": 1})
+    with pytest.raises(RetryLater):
+        deliver_outbound_message(message_id=message.pk)
+    message.refresh_from_db()
+    assert message.send_retry_due_at - message.send_attempted_at == pytest.approx(
+        timedelta(seconds=settings.TASK_RETRY_BACKOFF_MAX_SECONDS), abs=timedelta(seconds=0.5)
+    )
 
 
 def test_the_sweep_hands_a_stale_claim_to_a_worker_that_marks_it_unconfirmed_without_sending(
