@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 from django.contrib.auth.hashers import make_password
+from django.db import connections
 from django.test import override_settings
 from playwright.sync_api import expect, sync_playwright
 
@@ -296,3 +297,6 @@ def test_one_host_killed_and_restarted_loses_and_doubles_nothing(edge, sandbox_p
                 assert sorted(thread_texts(page)) == everything, "nothing missed or doubled in the thread"
         finally:
             browser.close()
+            # The ORM's connection of Playwright's context, which pytest-django's teardown does not see: left
+            # open, it kept the test database from being dropped.
+            connections.close_all()
