@@ -383,9 +383,8 @@ def _release_for_retry(message: Message) -> None:
     """Let go of the claim for the task's retry, which Celery schedules within its exponential backoff for this
     attempt (conversations/tasks.py RETRY_POLICY: at most base * 2^retries seconds, capped): a retry not there by
     then, and the sweep's grace, was lost with the broker, and the sweep sends the message."""
-    wait = min(
-        settings.TASK_RETRY_BACKOFF_MAX_SECONDS, settings.TASK_RETRY_BACKOFF_SECONDS * 2 ** (message.send_attempts - 1)
-    )
+    doublings = min(message.send_attempts - 1, 30)  # the cap is reached long before; a float stays a float
+    wait = min(settings.TASK_RETRY_BACKOFF_MAX_SECONDS, settings.TASK_RETRY_BACKOFF_SECONDS * 2**doublings)
     Message.objects.filter(pk=message.pk).update(
         send_claimed_at=None, send_retry_due_at=timezone.now() + timedelta(seconds=wait)
     )
