@@ -10,8 +10,7 @@ from conversations.services.errors import RetryLater
 
 RETRY_POLICY = {
     "autoretry_for": (RetryLater,),
-    # A retry waits at most base * 2^retries seconds, capped: the outbound sweep counts on it
-    # (services/outbound.py, _release_for_retry).
+    # The outbound sweep counts on a retry coming within this backoff (services/outbound.py, _release_for_retry).
     "retry_backoff": settings.TASK_RETRY_BACKOFF_SECONDS,
     "retry_backoff_max": settings.TASK_RETRY_BACKOFF_MAX_SECONDS,
     "retry_jitter": True,

@@ -95,21 +95,18 @@ def review_number_alerts(*, change: AccountChange, numbers: list[BusinessNumber]
 
 
 def _notify_security_change(change: AccountChange) -> None:
+    # The change was recorded in this transaction (a redelivery never gets here): no alert names it yet.
     requester = str(change.values.get("requester") or "")
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            notice = NumberAlert.objects.create(
-                number_id=change.number_id,
-                kind=NumberAlertKind.SECURITY,
-                condition=str(change.values.get("event", ""))[:64],
-                detail=f"Requested by Business Suite user {requester}" if requester else "",
-                change=change,
-                raised_at=now,
-                resolved_at=now,
-            )
-    except IntegrityError:
-        return  # raised for this change already
+    notice = NumberAlert.objects.create(
+        number_id=change.number_id,
+        kind=NumberAlertKind.SECURITY,
+        condition=str(change.values.get("event", ""))[:64],
+        detail=f"Requested by Business Suite user {requester}" if requester else "",
+        change=change,
+        raised_at=now,
+        resolved_at=now,
+    )
     _notify_supervisors([notice])
 
 

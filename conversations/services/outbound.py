@@ -22,6 +22,7 @@ import logging
 import uuid
 from datetime import timedelta
 
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -381,10 +382,13 @@ def _handle_send_error(*, message: Message, error: GraphError) -> str:
 
 def _release_for_retry(message: Message) -> None:
     """Let go of the claim for the task's retry, which Celery schedules within its exponential backoff for this
-    attempt (conversations/tasks.py RETRY_POLICY: at most base * 2^retries seconds, capped): a retry not there by
-    then, and the sweep's grace, was lost with the broker, and the sweep sends the message."""
-    doublings = min(message.send_attempts - 1, 30)  # the cap is reached long before; a float stays a float
-    wait = min(settings.TASK_RETRY_BACKOFF_MAX_SECONDS, settings.TASK_RETRY_BACKOFF_SECONDS * 2**doublings)
+    attempt (conversations/tasks.py RETRY_POLICY): a retry not there by then, and the sweep's grace, was lost with
+    the broker, and the sweep sends the message."""
+    wait = get_exponential_backoff_interval(
+        factor=int(max(1.0, settings.TASK_RETRY_BACKOFF_SECONDS)),  # as Celery's autoretry reads retry_backoff
+        retries=message.send_attempts - 1,
+        maximum=settings.TASK_RETRY_BACKOFF_MAX_SECONDS,
+    )
     Message.objects.filter(pk=message.pk).update(
         send_claimed_at=None, send_retry_due_at=timezone.now() + timedelta(seconds=wait)
     )
